@@ -1,0 +1,59 @@
+"""Errors poise raises on purpose: each says what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class PoiseError(Exception):
+    """Base class: ``message`` says what went wrong, ``hint`` how to fix it."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """The error as one line for a terminal: what is wrong, then how to fix it."""
+        text = self.message.rstrip(".")
+        if self.hint:
+            text += f". {self.hint.rstrip('.')}"
+        return " ".join((text + ".").split())
+
+
+class CatalogError(PoiseError):
+    """A catalog file or folder is missing or malformed; names the file, line and field."""
+
+
+class UnknownCategoryError(PoiseError):
+    """The catalog has no such category."""
+
+
+class ModelSpecError(PoiseError):
+    """A model spec string names no known backend, or a file that does not exist."""
+
+
+class ModelError(PoiseError):
+    """A model call failed for good (after any retries)."""
+
+
+class ModelUnreachableError(ModelError):
+    """The model server could not be reached."""
+
+
+class EmptyResponseError(ModelError):
+    """The model returned no text."""
+
+
+class TemplateError(PoiseError):
+    """A prompt template is missing, malformed or uses an unknown placeholder."""
+
+
+class StoreError(PoiseError):
+    """The results store cannot be opened or written."""
+
+
+class UnparseableResponse(PoiseError):
+    """No ranking can be read from a response (empty, degenerate or off-topic)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"no ranking can be read from the response: {reason}")
+        self.reason = reason

@@ -1,0 +1,26 @@
+"""Products and their documents: schema, loaders and the bundled sample catalog."""
+
+from ._loaders import (
+    SAMPLE_CATALOG_NAME,
+    iter_products,
+    load_catalog,
+    load_csv,
+    load_html_folder,
+    load_jsonl,
+    sample_catalog,
+)
+from ._schema import Catalog, Category, Document, Product
+
+__all__ = [
+    "SAMPLE_CATALOG_NAME",
+    "Catalog",
+    "Category",
+    "Document",
+    "Product",
+    "iter_products",
+    "load_catalog",
+    "load_csv",
+    "load_html_folder",
+    "load_jsonl",
+    "sample_catalog",
+]

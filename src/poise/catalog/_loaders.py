@@ -1,0 +1,288 @@
+"""Load a catalog from JSONL, CSV or a folder of saved HTML pages.
+
+Every error names the file, the line (or page) and the field at fault.
+
+JSONL: one object per line. A product line has ``category``, ``brand``, ``model``,
+``document`` and optionally ``url``. A line ``{"type": "category", "category": ...,
+"query": ...}`` sets a category's default query.
+
+CSV: a header row with ``category``, ``brand``, ``model`` and either ``document`` (the
+text) or ``document_file`` (a .txt or .html file, relative to the CSV); ``url`` optional.
+
+HTML folder: ``DIR/<category>/<page>.html``. Brand and model come from the folder's
+``index.csv`` (columns ``file``, ``brand``, ``model``, optional ``url``) or, failing that,
+from the page's schema.org Product JSON-LD. The main text is extracted with trafilatura.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .._errors import CatalogError
+from ._schema import Catalog, Category, Document, Product
+
+SAMPLE_CATALOG_NAME = "sample"
+
+_PRODUCT_FIELDS = {"type", "category", "brand", "model", "document", "url"}
+_CATEGORY_FIELDS = {"type", "category", "query"}
+
+
+@dataclass
+class _Builder:
+    """Collects rows in file order, then validates categories as a whole."""
+
+    source: str
+    products: dict[str, list[tuple[str, Product]]] = field(default_factory=lambda: defaultdict(list))
+    queries: dict[str, str] = field(default_factory=dict)
+
+    def add_product(self, where: str, row: dict[str, Any]) -> None:
+        category = _required_text(where, row, "category")
+        text = _required_text(where, row, "document")
+        url = row.get("url") or None
+        if url is not None and not isinstance(url, str):
+            raise CatalogError(f"{where}: field 'url' must be text")
+        try:
+            product = Product(
+                brand=_required_text(where, row, "brand"),
+                model=_required_text(where, row, "model"),
+                document=Document(text=text, source_url=url),
+            )
+        except ValidationError as exc:
+            raise _from_validation(where, exc) from None
+        for other_where, other in self.products[category]:
+            if (other.brand.lower(), other.model.lower()) == (product.brand.lower(), product.model.lower()):
+                raise CatalogError(
+                    f"{where}: product {product.name!r} already listed in category {category!r} at {other_where}",
+                    "give each product of a category once",
+                )
+        self.products[category].append((where, product))
+
+    def add_category(self, where: str, row: dict[str, Any]) -> None:
+        category = _required_text(where, row, "category")
+        self.queries[category] = _required_text(where, row, "query")
+
+    def build(self) -> Catalog:
+        if not self.products:
+            raise CatalogError(f"{self.source}: no products found", "add at least one category of products")
+        categories = {}
+        for name in self.queries:
+            if name not in self.products:
+                raise CatalogError(f"{self.source}: category {name!r} has a query but no products")
+        for name, rows in self.products.items():
+            if len(rows) < 2:
+                raise CatalogError(
+                    f"{rows[0][0]}: category {name!r} has only one product",
+                    "a category needs at least 2 products to rank",
+                )
+            categories[name] = Category(
+                name=name, query=self.queries.get(name), products=tuple(p for _, p in rows)
+            )
+        return Catalog(source=self.source, categories=categories)
+
+
+def _required_text(where: str, row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise CatalogError(f"{where}: field {key!r} is missing or empty")
+    if not isinstance(value, str):
+        raise CatalogError(f"{where}: field {key!r} must be text, not {type(value).__name__}")
+    return value
+
+
+def _from_validation(where: str, exc: ValidationError) -> CatalogError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "row"
+    return CatalogError(f"{where}: field {loc!r}: {err['msg']}")
+
+
+# -- JSONL ---------------------------------------------------------------------------------
+def load_jsonl(path: str | Path) -> Catalog:
+    path = Path(path)
+    builder = _Builder(source=str(path))
+    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CatalogError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})",
+                               "each line must be one JSON object") from None
+        if not isinstance(row, dict):
+            raise CatalogError(f"{where}: expected a JSON object, found {type(row).__name__}")
+        kind = row.get("type", "product")
+        allowed = _CATEGORY_FIELDS if kind == "category" else _PRODUCT_FIELDS
+        if kind not in ("product", "category"):
+            raise CatalogError(f"{where}: field 'type' must be 'product' or 'category', not {kind!r}")
+        unknown = sorted(set(row) - allowed)
+        if unknown:
+            raise CatalogError(f"{where}: unknown field {unknown[0]!r}",
+                               f"a {kind} line has the fields {', '.join(sorted(allowed))}")
+        if kind == "category":
+            builder.add_category(where, row)
+        else:
+            builder.add_product(where, row)
+    return builder.build()
+
+
+# -- CSV -----------------------------------------------------------------------------------
+def load_csv(path: str | Path) -> Catalog:
+    path = Path(path)
+    builder = _Builder(source=str(path))
+    text = _read_text(path)
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if not header:
+        raise CatalogError(f"{path}:1: no header row", "start with a header: category,brand,model,document")
+    missing = [c for c in ("category", "brand", "model") if c not in header]
+    if missing:
+        raise CatalogError(f"{path}:1: header lacks column {missing[0]!r}",
+                           "the header needs category, brand, model and document or document_file")
+    if "document" not in header and "document_file" not in header:
+        raise CatalogError(f"{path}:1: header lacks column 'document' (or 'document_file')")
+    reader.fieldnames = header
+    for row in reader:
+        lineno = reader.line_num
+        where = f"{path}:{lineno}"
+        if None in row:
+            raise CatalogError(f"{where}: more fields than the header has", "quote fields that hold commas")
+        row = {k: (v or "").strip() for k, v in row.items()}
+        if not any(row.values()):
+            continue
+        if not row.get("document") and row.get("document_file"):
+            doc_path = (path.parent / row["document_file"]).resolve()
+            if not doc_path.is_file():
+                raise CatalogError(f"{where}: field 'document_file': no such file {doc_path}")
+            raw = _read_text(doc_path)
+            row["document"] = _html_to_text(raw, doc_path) if doc_path.suffix.lower() in (".html", ".htm") else raw
+        row.pop("document_file", None)
+        builder.add_product(where, {k: v for k, v in row.items() if k in _PRODUCT_FIELDS})
+    return builder.build()
+
+
+# -- HTML folder -----------------------------------------------------------------------------
+def load_html_folder(folder: str | Path) -> Catalog:
+    folder = Path(folder)
+    builder = _Builder(source=str(folder))
+    subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subfolders:
+        raise CatalogError(f"{folder}: no category folders",
+                           "put each category's pages in DIR/<category>/*.html")
+    for sub in subfolders:
+        index = _read_index(sub / "index.csv")
+        for page in sorted(sub.glob("*.htm*")):
+            where = str(page)
+            html = _read_text(page)
+            meta = index.get(page.name) or _json_ld_product(html)
+            if not meta:
+                raise CatalogError(
+                    f"{page}: cannot tell the product's brand and model",
+                    f"list the page in {sub / 'index.csv'} (columns file,brand,model,url)",
+                )
+            builder.add_product(where, {
+                "category": sub.name.replace("_", " "),
+                "brand": meta.get("brand"),
+                "model": meta.get("model"),
+                "url": meta.get("url") or None,
+                "document": _html_to_text(html, page),
+            })
+    return builder.build()
+
+
+def _read_index(path: Path) -> dict[str, dict[str, str]]:
+    if not path.is_file():
+        return {}
+    rows = {}
+    reader = csv.DictReader(_read_text(path).splitlines())
+    for row in reader:
+        where = f"{path}:{reader.line_num}"
+        name = (row.get("file") or "").strip()
+        if not name:
+            raise CatalogError(f"{where}: field 'file' is missing or empty")
+        rows[name] = {k: (v or "").strip() for k, v in row.items() if k}
+        for key in ("brand", "model"):
+            if not rows[name].get(key):
+                raise CatalogError(f"{where}: field {key!r} is missing or empty")
+    return rows
+
+
+def _json_ld_product(html: str) -> dict[str, str] | None:
+    """Brand and model from a schema.org Product block, as many shop pages carry."""
+    import re
+
+    for block in re.findall(r"<script[^>]*application/ld\+json[^>]*>(.*?)</script>", html, re.S | re.I):
+        try:
+            data = json.loads(block)
+        except json.JSONDecodeError:
+            continue
+        for item in data if isinstance(data, list) else [data]:
+            if isinstance(item, dict) and item.get("@type") == "Product" and item.get("name"):
+                brand = item.get("brand")
+                if isinstance(brand, dict):
+                    brand = brand.get("name")
+                if brand:
+                    return {"brand": str(brand), "model": str(item["name"]), "url": str(item.get("url") or "")}
+    return None
+
+
+def _html_to_text(html: str, where: Path) -> str:
+    import trafilatura
+
+    text = trafilatura.extract(html, include_comments=False, include_tables=True, favor_recall=True)
+    if not text or not text.strip():
+        raise CatalogError(f"{where}: no main text could be extracted from the page",
+                           "check that the file is a saved product page, not an empty shell")
+    return text
+
+
+# -- entry points ------------------------------------------------------------------------------
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CatalogError(f"{path}: no such file", "check the path given with --catalog") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start})", "save the file as UTF-8") from None
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def load_catalog(path: str | Path | None = None) -> Catalog:
+    """Load a catalog from a .jsonl or .csv file or an HTML folder; None or 'sample' is the bundled one."""
+    if path is None or str(path) == SAMPLE_CATALOG_NAME:
+        return sample_catalog()
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return load_html_folder(path)
+    if not path.exists():
+        raise CatalogError(f"{path}: no such file or folder", "check the path given with --catalog")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return load_jsonl(path)
+    if suffix == ".csv":
+        return load_csv(path)
+    raise CatalogError(f"{path}: unknown catalog format {suffix or '(no extension)'!r}",
+                       "use a .jsonl or .csv file or a folder of HTML pages")
+
+
+def sample_catalog() -> Catalog:
+    """The bundled sample catalog (10 categories x 8 products; names from the RAGDOLL list)."""
+    ref = resources.files("poise.catalog") / "data" / "sample.jsonl"
+    with resources.as_file(ref) as path:
+        catalog = load_jsonl(path)
+    return catalog.model_copy(update={"source": "the bundled sample catalog"})
+
+
+def iter_products(catalog: Catalog) -> Iterable[tuple[str, Product]]:
+    for name, category in catalog.categories.items():
+        for product in category.products:
+            yield name, product

@@ -1,0 +1,191 @@
+"""The one interface every chat-model backend implements.
+
+``ChatModel.generate`` is the public, final entry point: it validates the request, serves it
+from the cache when it can, bounds concurrency, retries transient failures with exponential
+backoff and records usage. A backend implements only ``_generate`` (one raw call) and
+``_is_retryable`` (which of its own errors are transient).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, final
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from .._errors import EmptyResponseError, ModelError
+from ._cache import RequestCache, cache_key
+from ._types import ChatMessage, ChatResponse, GenerateConfig
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter; only errors the backend calls transient are retried."""
+
+    max_attempts: int = 5
+    initial_wait_s: float = 1.0
+    max_wait_s: float = 30.0
+
+
+@dataclass
+class UsageTotals:
+    """What a model instance has spent so far (cache hits cost nothing)."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+
+class ChatModel(ABC):
+    """A chat model named by a spec string (``local``, ``llamacpp:PATH``, ``openai:MODEL``)."""
+
+    #: How many calls may run at once against this backend.
+    max_concurrency: int = 1
+
+    def __init__(
+        self,
+        spec: str,
+        *,
+        cache: RequestCache | None = None,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int | None = None,
+    ) -> None:
+        self.spec = spec
+        self.cache = cache
+        self.retry = retry or RetryPolicy()
+        if max_concurrency is not None:
+            if max_concurrency < 1:
+                raise ValueError("max_concurrency must be at least 1")
+            self.max_concurrency = max_concurrency
+        self._slots = threading.BoundedSemaphore(self.max_concurrency)
+        self._usage_lock = threading.Lock()
+        self.usage = UsageTotals()
+
+    # -- what a backend provides ---------------------------------------------------------
+    @abstractmethod
+    def identity(self) -> dict[str, Any]:
+        """What identifies this model's outputs (file hash or endpoint + model); no secrets."""
+
+    @abstractmethod
+    def _generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ChatResponse:
+        """Make one raw call. Raise the backend's own errors; ``_is_retryable`` sorts them."""
+
+    def _is_retryable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is transient (timeout, 429, 5xx). Default: nothing is."""
+        return False
+
+    def _describe_failure(self, exc: BaseException) -> ModelError:
+        """Turn a backend error that was not retried (or ran out of retries) into a ModelError."""
+        return ModelError(f"model {self.spec} failed: {exc}")
+
+    def close(self) -> None:
+        """Release what the backend holds (a loaded model, an HTTP client)."""
+
+    # -- the public entry point ----------------------------------------------------------
+    @final
+    def generate(
+        self,
+        messages: Sequence[ChatMessage | dict[str, str]],
+        config: GenerateConfig | None = None,
+    ) -> ChatResponse:
+        """Answer one chat request; from the cache when the identical request was seen."""
+        msgs = [m if isinstance(m, ChatMessage) else ChatMessage.model_validate(m) for m in messages]
+        if not msgs:
+            raise ValueError("a chat request needs at least one message")
+        config = config or GenerateConfig()
+        key = cache_key(self.identity(), msgs, config)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                with self._usage_lock:
+                    self.usage.cache_hits += 1
+                return hit
+
+        with self._slots:
+            start = time.perf_counter()
+            response = self._call_with_retries(msgs, config)
+            elapsed = time.perf_counter() - start
+        if not response.text.strip():
+            raise EmptyResponseError(
+                f"model {self.spec} returned an empty response",
+                "raise max_tokens, change the prompt template, or try another model",
+            )
+        response = response.model_copy(update={"latency_s": elapsed, "cache_key": key})
+        with self._usage_lock:
+            self.usage.calls += 1
+            self.usage.prompt_tokens += response.usage.prompt_tokens
+            self.usage.completion_tokens += response.usage.completion_tokens
+            self.usage.latency_s += elapsed
+        if self.cache is not None:
+            self.cache.put(key, response)
+        return response
+
+    @final
+    def generate_many(
+        self,
+        requests: Iterable[tuple[Sequence[ChatMessage | dict[str, str]], GenerateConfig | None]],
+        *,
+        concurrency: int | None = None,
+    ) -> Iterator[ChatResponse | BaseException]:
+        """Answer many requests, at most ``concurrency`` at once; yields in request order.
+
+        A request that fails yields its exception instead of a response, so one failure
+        does not lose the others.
+        """
+        workers = min(concurrency or self.max_concurrency, self.max_concurrency)
+
+        def one(item: tuple[Sequence[ChatMessage | dict[str, str]], GenerateConfig | None]):
+            try:
+                return self.generate(item[0], item[1])
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller as a value
+                return exc
+
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            yield from pool.map(one, requests)
+
+    def _call_with_retries(self, msgs: list[ChatMessage], config: GenerateConfig) -> ChatResponse:
+        def count_retry(state: RetryCallState) -> None:
+            with self._usage_lock:
+                self.usage.retries += 1
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retry.max_attempts),
+            wait=wait_exponential_jitter(
+                initial=self.retry.initial_wait_s, max=self.retry.max_wait_s
+            ),
+            retry=retry_if_exception(self._is_retryable),
+            before_sleep=count_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(self._generate, msgs, config)
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - classified by the backend below
+            raise self._describe_failure(exc) from exc
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r})"
+
+    def __enter__(self) -> "ChatModel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+ModelFactory = Callable[..., ChatModel]

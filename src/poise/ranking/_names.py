@@ -1,0 +1,227 @@
+"""Find the catalog's products where a free-text answer names them.
+
+Each product gets a set of *keys*: token sequences that name it alone within its category
+(brand + model, the model, the brand, a run of the model's own words, a model number).
+A key shared by two products of the category is dropped, so a name never means two
+products. Matching is on case- and accent-folded tokens; a misspelled token of five or
+more letters is mapped to the nearest name token (rapidfuzz) when it is close enough.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from rapidfuzz import fuzz, process
+
+_TOKEN = re.compile(r"[^\W_]+(?:[.,'’][^\W_]+)*", re.UNICODE)
+_FUZZY_MIN_LEN = 5
+_FUZZY_CUTOFF = 80.0
+
+
+def _word_list(name: str) -> frozenset[str]:
+    text = (resources.files("poise.ranking") / name).read_text(encoding="utf-8")
+    return frozenset(w for line in text.splitlines() if not line.startswith("#") for w in line.split())
+
+
+GENERIC = _word_list("generic_words.txt")
+COMMON = _word_list("common_words.txt")
+_DROP = frozenset({"and", "the"})
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: "Blendtéc" -> "blendtec"."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    text: str  # folded
+    start: int
+    end: int
+    capital: bool  # written with a capital first letter (or digits)
+
+
+def tokenize(text: str) -> list[Token]:
+    """Folded word tokens with their character spans; "and"/"the" dropped (so "&" == "and")."""
+    out: list[Token] = []
+    for m in _TOKEN.finditer(text):
+        raw = m.group()
+        folded = fold(raw).replace("’", "'").replace(",", "")
+        if folded.endswith("'s"):
+            folded = folded[:-2]
+        if not folded or folded in _DROP:
+            continue
+        out.append(Token(folded, m.start(), m.end(), raw[0].isupper() or raw[0].isdigit()))
+    return out
+
+
+def _has_digit(word: str) -> bool:
+    return any(c.isdigit() for c in word)
+
+
+def _is_number(word: str) -> bool:
+    return all(c.isdigit() or c in ".," for c in word)
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    tokens: tuple[str, ...]
+    product: int
+    needs_capital: bool  # ordinary words: only a capitalised use names the product
+    mid_sentence: bool = False  # ... and not the capital every sentence starts with
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    product: int
+    start: int
+    end: int
+
+
+def _sentence_start(text: str, pos: int) -> bool:
+    """Whether ``pos`` starts a sentence, a line or a list item (where any word has a capital)."""
+    before = text[max(0, pos - 12) : pos].rstrip(" \t*_#>-•(\"'“")
+    before = re.sub(r"\d+[.)]$", "", before).rstrip()
+    return not before or before[-1] in ".!?:\n"
+
+
+def _names_tokens(text: str) -> tuple[str, ...]:
+    return tuple(t.text for t in tokenize(text))
+
+
+def _distinctive(tokens: tuple[str, ...]) -> bool:
+    """Whether a run of model words can name a product without its brand."""
+    if len(tokens) == 1:
+        word = tokens[0]
+        if _is_number(word) or word in GENERIC:
+            return False
+        return _has_digit(word) and len(word) >= 2 or len(word) >= 4
+    meaningful = [w for w in tokens if w not in GENERIC and not _is_number(w)]
+    if meaningful:
+        return any(len(w) >= 2 for w in meaningful)
+    # generic words plus a number ("3200 series") name a model; generic words alone do not
+    return any(_is_number(w) for w in tokens) and any(len(w) >= 2 and not _is_number(w) for w in tokens)
+
+
+def _product_keys(index: int, brand: str, model: str) -> set[Key]:
+    b = _names_tokens(brand)
+    m = _names_tokens(model)
+    if m[: len(b)] == b and len(m) > len(b):
+        m = m[len(b):]
+    runs: set[tuple[str, ...]] = set()
+    for i in range(len(m)):
+        for j in range(i + 1, len(m) + 1):
+            runs.add(m[i:j])
+    keys: set[Key] = set()
+
+    def add(tokens: tuple[str, ...], brand_only: bool = False) -> None:
+        if not tokens:
+            return
+        ordinary = all(t in COMMON or t in GENERIC for t in tokens)
+        keys.add(Key(tokens, index, needs_capital=ordinary,
+                       mid_sentence=ordinary and not brand_only and len(tokens) == 1))
+        if len(tokens) > 1:
+            joined = "".join(tokens)
+            keys.add(Key((joined,), index, needs_capital=False))
+
+    add(b, brand_only=True)
+    for run in runs:
+        add(b + run)
+        if _distinctive(run) or (run == m and len(m) > 1):
+            add(run)  # the whole model name names the product even when made of plain words
+    return keys
+
+
+class NameMatcher:
+    """Finds mentions of a fixed list of products (one category) in text."""
+
+    def __init__(self, names: tuple[tuple[str, str], ...]) -> None:
+        owners: dict[tuple[str, ...], set[int]] = {}
+        all_keys: list[Key] = []
+        for i, (brand, model) in enumerate(names):
+            for key in _product_keys(i, brand, model):
+                owners.setdefault(key.tokens, set()).add(i)
+                all_keys.append(key)
+        by_first: dict[str, list[Key]] = {}
+        seen: set[tuple[str, ...]] = set()
+        for key in all_keys:
+            if len(owners[key.tokens]) != 1 or key.tokens in seen:
+                continue  # a name two products share names neither
+            seen.add(key.tokens)
+            by_first.setdefault(key.tokens[0], []).append(key)
+        for keys in by_first.values():
+            keys.sort(key=lambda k: -len(k.tokens))
+        self._by_first = by_first
+        self.vocab = frozenset(t for k in seen for t in k)
+        self._fuzzy_targets = sorted(
+            w for w in self.vocab if len(w) >= _FUZZY_MIN_LEN and not _has_digit(w)
+            and w not in GENERIC and w not in COMMON
+        )
+        self._fuzzy_cache: dict[str, str] = {}
+        self.size = len(names)
+
+    def _canonical(self, word: str) -> str:
+        if word in self.vocab or len(word) < _FUZZY_MIN_LEN or word in COMMON or word in GENERIC \
+                or _has_digit(word) or not self._fuzzy_targets:
+            return word
+        cached = self._fuzzy_cache.get(word)
+        if cached is None:
+            best = process.extractOne(word, self._fuzzy_targets, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
+            cached = best[0] if best else word
+            self._fuzzy_cache[word] = cached
+        return cached
+
+    def _prepare(self, tokens: list[Token]) -> list[Token]:
+        """Join split names ("Roomba j-7", "Quiet Comfort") and correct typos."""
+        out: list[Token] = []
+        i = 0
+        vocab = self.vocab
+        while i < len(tokens):
+            tok = tokens[i]
+            if i + 1 < len(tokens) and tok.text not in vocab:
+                nxt = tokens[i + 1]
+                joined = tok.text + nxt.text
+                if joined in vocab and nxt.start - tok.end <= 1:
+                    out.append(Token(joined, tok.start, nxt.end, tok.capital))
+                    i += 2
+                    continue
+            out.append(Token(self._canonical(tok.text), tok.start, tok.end, tok.capital))
+            i += 1
+        return out
+
+    def find(self, text: str) -> list[Mention]:
+        """Every product mention in ``text``, in order, longest name first at each place."""
+        tokens = self._prepare(tokenize(text))
+        mentions: list[Mention] = []
+        i = 0
+        while i < len(tokens):
+            candidates = self._by_first.get(tokens[i].text)
+            matched = None
+            if candidates:
+                for key in candidates:
+                    n = len(key.tokens)
+                    if i + n <= len(tokens) and all(tokens[i + k].text == key.tokens[k] for k in range(1, n)):
+                        if key.needs_capital and not tokens[i].capital:
+                            continue
+                        if key.mid_sentence and _sentence_start(text, tokens[i].start):
+                            continue
+                        matched = key
+                        break
+            if matched is None:
+                i += 1
+                continue
+            n = len(matched.tokens)
+            mentions.append(Mention(matched.product, tokens[i].start, tokens[i + n - 1].end))
+            i += n
+        return mentions
+
+
+@lru_cache(maxsize=256)
+def matcher_for(names: tuple[tuple[str, str], ...]) -> NameMatcher:
+    """A matcher per product list, built once and reused."""
+    return NameMatcher(names)
