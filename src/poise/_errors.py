@@ -15,8 +15,10 @@ class PoiseError(Exception):
         """The error as one line for a terminal: what is wrong, then how to fix it."""
         text = self.message.rstrip(".")
         if self.hint:
-            text += f". {self.hint.rstrip('.')}"
-        return " ".join((text + ".").split())
+            text += f": {self.hint.rstrip('.')}" if text.endswith(")") else f"; {self.hint.rstrip('.')}"
+        if not text.endswith(("?", "!")):
+            text += "."
+        return " ".join(text.split())
 
 
 class CatalogError(PoiseError):

@@ -1,9 +1,10 @@
 """The search engine under test: prompt templates, context order, one call in, one response out."""
 
-from ._engine import EngineResult, SearchEngine, context_order
+from ._engine import DEFAULT_GENERATE_CONFIG, EngineResult, SearchEngine, context_order
 from ._template import DOCUMENT_FIELDS, PROMPT_FIELDS, PromptTemplate, default_template
 
 __all__ = [
+    "DEFAULT_GENERATE_CONFIG",
     "DOCUMENT_FIELDS",
     "PROMPT_FIELDS",
     "EngineResult",

@@ -11,6 +11,11 @@ from ..models import ChatMessage, ChatModel, ChatResponse, GenerateConfig
 from ._template import PromptTemplate, default_template
 
 
+#: The recommender's sampling: greedy and seeded; a presence penalty keeps small models
+#: from looping on one sentence.
+DEFAULT_GENERATE_CONFIG = GenerateConfig(temperature=0.0, max_tokens=384, presence_penalty=0.6)
+
+
 def context_order(n: int, seed: int) -> list[int]:
     """The order documents appear in the context for a seed: catalog indices, first to last."""
     order = list(range(n))
@@ -45,7 +50,7 @@ class SearchEngine:
     ) -> None:
         self.model = model
         self.template = template or default_template()
-        self.config = config or GenerateConfig()
+        self.config = config or DEFAULT_GENERATE_CONFIG
 
     def build_messages(
         self,

@@ -165,7 +165,7 @@ class ChatModel(ABC):
         retrying = Retrying(
             stop=stop_after_attempt(self.retry.max_attempts),
             wait=wait_exponential_jitter(
-                initial=self.retry.initial_wait_s, max=self.retry.max_wait_s
+                multiplier=self.retry.initial_wait_s, max=self.retry.max_wait_s
             ),
             retry=retry_if_exception(self._is_retryable),
             before_sleep=count_retry,

@@ -72,7 +72,7 @@ def _is_number(word: str) -> bool:
 class Key:
     tokens: tuple[str, ...]
     product: int
-    needs_capital: bool  # ordinary words: only a capitalised use names the product
+    needs_capital: bool  # one ordinary word: only a capitalised use names the product
     mid_sentence: bool = False  # ... and not the capital every sentence starts with
 
 
@@ -122,9 +122,9 @@ def _product_keys(index: int, brand: str, model: str) -> set[Key]:
     def add(tokens: tuple[str, ...], brand_only: bool = False) -> None:
         if not tokens:
             return
-        ordinary = all(t in COMMON or t in GENERIC for t in tokens)
+        ordinary = len(tokens) == 1 and (tokens[0] in COMMON or tokens[0] in GENERIC)
         keys.add(Key(tokens, index, needs_capital=ordinary,
-                       mid_sentence=ordinary and not brand_only and len(tokens) == 1))
+                       mid_sentence=ordinary and not brand_only))
         if len(tokens) > 1:
             joined = "".join(tokens)
             keys.add(Key((joined,), index, needs_capital=False))

@@ -1,0 +1,222 @@
+"""The ``poise`` command line: thin commands over the library, one line per error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.panel import Panel
+
+from .._errors import PoiseError
+from ..catalog import load_catalog
+from ..engine import SearchEngine
+from ..engine import DEFAULT_GENERATE_CONFIG
+from ..engine._template import PromptTemplate, default_template
+from ..experiments import recommend as run_recommend
+from ..models import DEFAULT_MODEL_SPEC, RequestCache, RetryPolicy, get_model
+from ..store import STORE_ENV, Store
+from ._render import inert, make_console, ranking_table, safe
+
+app = typer.Typer(
+    name="poise",
+    help="Measure and harden how LLM-powered search engines rank products.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+catalog_app = typer.Typer(help="List, show and validate catalogs.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+out = make_console()
+
+
+def click_exceptions():
+    """The exception classes of the click that typer runs on (typer may vendor its own)."""
+    try:
+        from typer._click import exceptions  # typer >= 0.24 vendors click
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+# -- shared options -----------------------------------------------------------------------------
+CatalogOpt = Annotated[Optional[str], typer.Option(
+    "--catalog", help="A .jsonl or .csv catalog or a folder of HTML pages (default: the bundled sample).")]
+ModelOpt = Annotated[str, typer.Option(
+    "--model", "-m", help="Model spec: local, llamacpp:PATH or openai:MODEL.")]
+BaseUrlOpt = Annotated[Optional[str], typer.Option(
+    "--base-url", envvar="OPENAI_BASE_URL", show_envvar=True,
+    help="Endpoint for openai:MODEL specs (the key comes from OPENAI_API_KEY).")]
+StoreOpt = Annotated[Optional[Path], typer.Option(
+    "--store", envvar=STORE_ENV, show_envvar=True, help="Results folder (default ./poise-runs).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+MaxAttemptsOpt = Annotated[int, typer.Option(
+    "--max-attempts", min=1, max=20, help="Tries per call on timeouts, 429 and 5xx (exponential backoff).")]
+
+
+def open_model(spec: str, base_url: str | None, store: Store, use_cache: bool = True, max_attempts: int = 5):
+    cache = RequestCache(store.cache_path) if use_cache else None
+    return get_model(spec, base_url=base_url, cache=cache, retry=RetryPolicy(max_attempts=max_attempts))
+
+
+def load_template(path: Path | None) -> PromptTemplate:
+    return PromptTemplate.from_file(path) if path else default_template()
+
+
+def run_config(**items: object) -> dict[str, object]:
+    """What a run records as its configuration: plain values, never a key."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in items.items()}
+
+
+# -- recommend --------------------------------------------------------------------------------
+@app.command()
+def recommend(
+    category: Annotated[str, typer.Option("--category", "-c", help="Category to ask about.")],
+    query: Annotated[Optional[str], typer.Option("--query", "-q", help="The user's query (default: the category's).")] = None,
+    model: ModelOpt = DEFAULT_MODEL_SPEC,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the context order and the model's sampling.")] = 0,
+    catalog: CatalogOpt = None,
+    template: Annotated[Optional[Path], typer.Option("--template", help="A prompt template TOML file.")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = DEFAULT_GENERATE_CONFIG.max_tokens,
+    temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=2.0)] = DEFAULT_GENERATE_CONFIG.temperature,
+    base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the model even if this request was seen.")] = False,
+    max_attempts: MaxAttemptsOpt = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the search engine to recommend products of a category; show the ranking."""
+    cat = load_catalog(catalog).category(category)
+    tmpl = load_template(template)
+    with Store(store) as db:
+        llm = open_model(model, base_url, db, use_cache=not no_cache, max_attempts=max_attempts)
+        config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens, "temperature": temperature})
+        engine = SearchEngine(llm, template=tmpl, config=config)
+        run_id = db.start_run("recommend", run_config(
+            category=cat.name, query=query or cat.default_query, model=model, seed=seed,
+            catalog=catalog or "sample", template=tmpl.name, generate=config.model_dump(mode="json"),
+            base_url=getattr(llm, "identity")().get("base_url")))
+        try:
+            if not as_json:
+                with out.status(f"asking {inert(model)} about {inert(cat.name)} ...", spinner="dots"):
+                    rec = run_recommend(engine, cat, store=db, run_id=run_id, query=query, seed=seed)
+            else:
+                rec = run_recommend(engine, cat, store=db, run_id=run_id, query=query, seed=seed)
+        except BaseException as exc:
+            db.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                          exc.one_line() if isinstance(exc, PoiseError) else type(exc).__name__)
+            raise
+        db.finish_run(run_id)
+        llm.close()
+    if as_json:
+        typer.echo(json.dumps(rec.to_json(), ensure_ascii=False))
+        return
+    show_recommendation(rec)
+
+
+def show_recommendation(rec) -> None:
+    r = rec.result
+    usage = r.response.usage
+    origin = "from cache" if r.response.cached else f"{r.response.latency_s:.1f} s"
+    out.print(Panel(safe(r.response.text), title=safe(f"{r.category}: {r.query}"), title_align="left",
+                    subtitle=safe(f"{r.response.model} | {usage.prompt_tokens}+{usage.completion_tokens} tokens | {origin}"),
+                    subtitle_align="right"))
+    if not rec.ranking.parseable:
+        out.print(safe(f"No ranking could be read: {rec.ranking.reason}. The call is stored as unparseable.", "yellow"))
+    out.print(ranking_table("Extracted ranking (score n - rank + 1; unlisted 0)", rec.ranked_products()))
+    out.print(safe(f"run {rec.run_id}", "dim"))
+
+
+# -- catalog ----------------------------------------------------------------------------------
+@catalog_app.command("list")
+def catalog_list(catalog: CatalogOpt = None, as_json: JsonOpt = False) -> None:
+    """List the categories of a catalog."""
+    cat = load_catalog(catalog)
+    if as_json:
+        typer.echo(json.dumps({name: {"products": len(c.products), "query": c.default_query}
+                               for name, c in cat.categories.items()}, ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table(title=safe(f"{len(cat)} categories in {cat.source}"), title_justify="left")
+    table.add_column("category")
+    table.add_column("products", justify="right")
+    table.add_column("default query")
+    for name, c in cat.categories.items():
+        table.add_row(safe(name), str(len(c.products)), safe(c.default_query))
+    out.print(table)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    category: Annotated[str, typer.Argument(help="Category name.")],
+    catalog: CatalogOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the products and documents of one category."""
+    cat = load_catalog(catalog).category(category)
+    if as_json:
+        typer.echo(json.dumps(cat.model_dump(mode="json"), ensure_ascii=False))
+        return
+    out.print(safe(f"{cat.name}: {len(cat.products)} products; query: {cat.default_query}", "bold"))
+    for i, p in enumerate(cat.products):
+        source = p.document.source_url or "no source URL"
+        out.print(Panel(safe(p.document.text), title=safe(f"[{i}] {p.brand} | {p.model}"), title_align="left",
+                        subtitle=safe(f"{len(p.document.text)} chars | {source}"), subtitle_align="right"))
+
+
+@catalog_app.command("validate")
+def catalog_validate(path: Annotated[str, typer.Argument(help="A .jsonl or .csv file or an HTML folder.")]) -> None:
+    """Check a catalog; name the file, line and field of the first problem."""
+    cat = load_catalog(path)
+    n = sum(len(c.products) for c in cat.categories.values())
+    out.print(safe(f"ok: {len(cat)} categories, {n} products in {cat.source}", "green"))
+
+
+# -- runs -------------------------------------------------------------------------------------
+@app.command()
+def runs(
+    store: StoreOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the runs in the results store, newest first."""
+    with Store(store) as db:
+        records = db.runs(limit)
+        where = db.db_path
+    if as_json:
+        typer.echo(json.dumps([{
+            "id": r.id, "command": r.command, "status": r.status, "created": r.created,
+            "calls": r.calls, "failed_calls": r.failed_calls, "cached_calls": r.cached_calls,
+            "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+            "latency_s": round(r.latency_s, 3), "config": r.config} for r in records], ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    table = Table(title=safe(f"Runs in {where}"), title_justify="left")
+    for col in ("run", "command", "status", "started", "calls", "cached", "failed", "tokens", "model time"):
+        numeric = col in ("calls", "cached", "failed", "tokens", "model time")
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=True)
+    for r in records:
+        style = {"finished": "green", "failed": "red", "interrupted": "yellow"}.get(r.status, "")
+        table.add_row(r.id, r.command, safe(r.status, style), r.created, str(r.calls), str(r.cached_calls),
+                      str(r.failed_calls), str(r.prompt_tokens + r.completion_tokens), f"{r.latency_s:.1f} s")
+    out.print(table if records else safe(f"No runs yet in {where}."))
+
+
+# -- demo ---------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    model: ModelOpt = DEFAULT_MODEL_SPEC,
+    categories: Annotated[int, typer.Option("--categories", min=1, max=10, help="How many categories to tour.")] = 2,
+    base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """A short end-to-end tour on the bundled model: catalog, recommendations, rankings, cache."""
+    from ._demo import run_demo
+
+    run_demo(out, model=model, n_categories=categories, base_url=base_url, store_path=store)

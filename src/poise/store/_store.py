@@ -1,0 +1,322 @@
+"""The SQLite results store: runs, model calls, responses and scores.
+
+Each call is written with its scores in one transaction, so a run stopped at any moment
+(Ctrl-C, kill -9, power cut) leaves every finished call whole and nothing half-written.
+A call that failed is stored too, as a row with its error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .._errors import StoreError
+
+DEFAULT_STORE_DIR = "poise-runs"
+STORE_ENV = "POISE_HOME"
+DB_NAME = "poise.sqlite"
+CACHE_NAME = "cache.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id            TEXT PRIMARY KEY,
+    command       TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    config_json   TEXT NOT NULL,
+    config_hash   TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    finished_at   REAL,
+    error         TEXT,
+    poise_version TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    pid           INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS calls (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id            TEXT NOT NULL REFERENCES runs(id),
+    task_key          TEXT NOT NULL,
+    category          TEXT NOT NULL,
+    query             TEXT NOT NULL,
+    model_spec        TEXT NOT NULL,
+    model_name        TEXT,
+    template          TEXT,
+    seed              INTEGER,
+    context_order     TEXT NOT NULL,
+    messages_json     TEXT NOT NULL,
+    config_json       TEXT NOT NULL,
+    response_text     TEXT,
+    finish_reason     TEXT,
+    prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    latency_s         REAL NOT NULL DEFAULT 0,
+    cached            INTEGER NOT NULL DEFAULT 0,
+    cache_key         TEXT,
+    parseable         INTEGER,
+    unparseable_reason TEXT,
+    ranking_json      TEXT,
+    error             TEXT,
+    created_at        REAL NOT NULL,
+    UNIQUE (run_id, task_key)
+);
+CREATE TABLE IF NOT EXISTS scores (
+    call_id       INTEGER NOT NULL REFERENCES calls(id),
+    product_index INTEGER NOT NULL,
+    brand         TEXT NOT NULL,
+    model         TEXT NOT NULL,
+    position      INTEGER NOT NULL,
+    rank          INTEGER,
+    score         INTEGER NOT NULL,
+    PRIMARY KEY (call_id, product_index)
+);
+CREATE INDEX IF NOT EXISTS calls_run ON calls(run_id);
+"""
+
+
+def store_dir(path: str | Path | None = None) -> Path:
+    """Where results go: ``path``, else $POISE_HOME, else ./poise-runs."""
+    return Path(path or os.environ.get(STORE_ENV) or DEFAULT_STORE_DIR).expanduser()
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run with what it cost: tokens and model time count only calls not served from cache."""
+
+    id: str
+    command: str
+    status: str
+    config: dict[str, Any]
+    created_at: float
+    finished_at: float | None
+    error: str | None
+    calls: int
+    failed_calls: int
+    cached_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+
+    @property
+    def created(self) -> str:
+        return datetime.fromtimestamp(self.created_at).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One model call of a run, as it is written to the store."""
+
+    task_key: str
+    category: str
+    query: str
+    model_spec: str
+    context_order: Sequence[int]
+    messages: Sequence[dict[str, str]]
+    config: dict[str, Any]
+    model_name: str | None = None
+    template: str | None = None
+    seed: int | None = None
+    response_text: str | None = None
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cached: bool = False
+    cache_key: str | None = None
+    parseable: bool | None = None
+    unparseable_reason: str | None = None
+    ranking: Sequence[int] | None = None
+    error: str | None = None
+    # (brand, model) of every product, catalog order; scores are written for each
+    products: Sequence[tuple[str, str]] = ()
+
+
+class Store:
+    """Runs and calls in ``DIR/poise.sqlite``; the request cache lives beside it."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.dir = store_dir(path)
+        self.db_path = self.dir / DB_NAME
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._conn.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"cannot open the results store at {self.db_path}: {exc}",
+                f"pass a writable folder with --store or set {STORE_ENV}",
+            ) from exc
+        self._lock = threading.Lock()
+
+    @property
+    def cache_path(self) -> Path:
+        return self.dir / CACHE_NAME
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                with self._conn:
+                    yield self._conn
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write to the results store at {self.db_path}: {exc}") from exc
+
+    # -- runs --------------------------------------------------------------------------
+    def start_run(self, command: str, config: dict[str, Any], run_id: str | None = None) -> str:
+        from .. import __version__
+
+        run_id = run_id or new_run_id()
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO runs (id, command, status, config_json, config_hash, created_at,"
+                " poise_version, host, pid) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                (run_id, command, json.dumps(config, sort_keys=True, default=str), config_hash(config),
+                 time.time(), __version__, socket.gethostname(), os.getpid()),
+            )
+        return run_id
+
+    def finish_run(self, run_id: str, status: str = "finished", error: str | None = None) -> None:
+        if status not in ("finished", "failed", "interrupted"):
+            raise ValueError(f"unknown run status {status!r}")
+        with self._tx() as c:
+            c.execute("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?",
+                      (status, time.time(), error, run_id))
+
+    def resume_run(self, run_id: str) -> None:
+        """Mark an unfinished run as running again in this process."""
+        with self._tx() as c:
+            c.execute("UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, host = ?, pid = ?"
+                      " WHERE id = ?", (socket.gethostname(), os.getpid(), run_id))
+
+    def find_unfinished(self, command: str, config: dict[str, Any]) -> str | None:
+        """The latest run of the same command and configuration that did not finish."""
+        row = self._query_one(
+            "SELECT id FROM runs WHERE command = ? AND config_hash = ? AND status != 'finished'"
+            " ORDER BY created_at DESC LIMIT 1", (command, config_hash(config)))
+        return row[0] if row else None
+
+    # -- calls --------------------------------------------------------------------------
+    def record_call(self, run_id: str, call: CallRecord) -> int:
+        """Write one call and its per-product scores atomically; returns the call id."""
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO calls (run_id, task_key, category, query, model_spec, model_name, template,"
+                " seed, context_order, messages_json, config_json, response_text, finish_reason,"
+                " prompt_tokens, completion_tokens, latency_s, cached, cache_key, parseable,"
+                " unparseable_reason, ranking_json, error, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, call.task_key, call.category, call.query, call.model_spec, call.model_name,
+                 call.template, call.seed, json.dumps(list(call.context_order)),
+                 json.dumps(list(call.messages)), json.dumps(call.config, sort_keys=True),
+                 call.response_text, call.finish_reason, call.prompt_tokens, call.completion_tokens,
+                 call.latency_s, int(call.cached), call.cache_key,
+                 None if call.parseable is None else int(call.parseable), call.unparseable_reason,
+                 None if call.ranking is None else json.dumps(list(call.ranking)), call.error, time.time()),
+            )
+            call_id = int(cur.lastrowid)
+            if call.parseable and call.ranking is not None:
+                n = len(call.products)
+                ranks = {index: j for j, index in enumerate(call.ranking, start=1)}
+                position = {index: p for p, index in enumerate(call.context_order, start=1)}
+                c.executemany(
+                    "INSERT INTO scores (call_id, product_index, brand, model, position, rank, score)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(call_id, i, brand, model, position.get(i, 0), ranks.get(i),
+                      n - ranks[i] + 1 if i in ranks else 0)
+                     for i, (brand, model) in enumerate(call.products)],
+                )
+        return call_id
+
+    def done_tasks(self, run_id: str) -> set[str]:
+        """Task keys of a run that already have a successful call (what a resume skips)."""
+        rows = self._query("SELECT task_key FROM calls WHERE run_id = ? AND error IS NULL", (run_id,))
+        return {r[0] for r in rows}
+
+    def calls(self, run_id: str) -> list[dict[str, Any]]:
+        cur = self._conn.execute("SELECT * FROM calls WHERE run_id = ? ORDER BY id", (run_id,))
+        names = [d[0] for d in cur.description]
+        with self._lock:
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    # -- listing ------------------------------------------------------------------------
+    def runs(self, limit: int | None = None) -> list[RunRecord]:
+        sql = (
+            "SELECT r.id, r.command, r.status, r.config_json, r.created_at, r.finished_at, r.error,"
+            " r.host, r.pid, COUNT(c.id), SUM(c.error IS NOT NULL), COALESCE(SUM(c.cached), 0),"
+            " COALESCE(SUM(CASE WHEN c.cached THEN 0 ELSE c.prompt_tokens END), 0),"
+            " COALESCE(SUM(CASE WHEN c.cached THEN 0 ELSE c.completion_tokens END), 0),"
+            " COALESCE(SUM(CASE WHEN c.cached THEN 0 ELSE c.latency_s END), 0)"
+            " FROM runs r LEFT JOIN calls c ON c.run_id = r.id GROUP BY r.id ORDER BY r.created_at DESC"
+        )
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        out = []
+        for row in self._query(sql, ()):
+            status = row[2]
+            if status == "running" and not _alive(row[7], row[8]):
+                status = "interrupted"
+            out.append(RunRecord(
+                id=row[0], command=row[1], status=status, config=json.loads(row[3]),
+                created_at=row[4], finished_at=row[5], error=row[6], calls=row[9],
+                failed_calls=row[10] or 0, cached_calls=row[11], prompt_tokens=row[12],
+                completion_tokens=row[13], latency_s=row[14],
+            ))
+        return out
+
+    def run(self, run_id: str) -> RunRecord:
+        for record in self.runs():
+            if record.id == run_id:
+                return record
+        raise StoreError(f"no run {run_id!r} in {self.db_path}", "run `poise runs` to list the runs")
+
+    def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def _query_one(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _alive(host: str, pid: int) -> bool:
+    """Whether the process that owns a 'running' run still exists (on this host)."""
+    if host != socket.gethostname():
+        return True  # cannot tell: trust the record
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
