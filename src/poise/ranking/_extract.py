@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import UnparseableResponse
-from ._names import Mention, NameMatcher, fold, matcher_for
+from ._names import Mention, NameMatcher, matcher_for
 
 # -- what is blanked out before reading -----------------------------------------------------
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
@@ -147,10 +147,15 @@ def _strip_echoes(text: str) -> str:
 
 
 def _degenerate(text: str) -> bool:
-    words = fold(text).split()
+    """One phrase repeated from the start. A clear answer that falls into a loop later
+    (small models do) is still read: its opening says what it recommends."""
+    words = text.lower().split()
     if len(words) < _DEGENERATE_MIN_WORDS:
         return False
-    return len(set(words)) / len(words) < _DEGENERATE_RATIO
+    if len(set(words)) / len(words) >= _DEGENERATE_RATIO:
+        return False
+    opening = words[:_DEGENERATE_MIN_WORDS]
+    return len(set(opening)) / len(opening) < 0.5
 
 
 def _item_head(rest: str) -> str:
@@ -227,12 +232,21 @@ def _units(text: str) -> list[_Unit]:
 
 
 class _Reader:
+    """Reads one response; remembers the mentions of each piece of text it has searched."""
+
     def __init__(self, matcher: NameMatcher) -> None:
-        self.matcher = matcher
+        self._matcher = matcher
+        self._found: dict[str, list[Mention]] = {}
+
+    def find(self, text: str) -> list[Mention]:
+        found = self._found.get(text)
+        if found is None:
+            found = self._found[text] = self._matcher.find(text)
+        return found
 
     def mentions(self, text: str, *, skip_negative: bool) -> list[int]:
         """Products named in ``text`` in order, without comparison (or negative) mentions."""
-        found = self.matcher.find(text)
+        found = self.find(text)
         out: list[int] = []
         prev_comparative: Mention | None = None
         for m in found:
@@ -263,7 +277,7 @@ class _Reader:
         if _NEGATIVE.search(sentence[lo:hi]):
             return True
         # "The Quip looks nice, but I wouldn't recommend it": the only product of the sentence
-        return len({x.product for x in self.matcher.find(sentence)}) == 1
+        return len({x.product for x in self.find(sentence)}) == 1
 
     def subjects(self, unit: _Unit) -> list[int]:
         """The products a unit is about: those in its head, else the first in its body."""
@@ -277,7 +291,7 @@ class _Reader:
 
     def head_products(self, head: str) -> list[int]:
         """The first product a head names, and those joined to it by "and", "," or "/"."""
-        found = [m for m in self.matcher.find(head)
+        found = [m for m in self.find(head)
                  if not _COMPARISON_BEFORE.search(head[max(0, m.start - 60): m.start])]
         if not found:
             return []

@@ -34,6 +34,8 @@ _DROP = frozenset({"and", "the"})
 
 def fold(text: str) -> str:
     """Lower case without accents: "Blendtéc" -> "blendtec"."""
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
 
@@ -49,9 +51,15 @@ class Token:
 def tokenize(text: str) -> list[Token]:
     """Folded word tokens with their character spans; "and"/"the" dropped (so "&" == "and")."""
     out: list[Token] = []
+    ascii_lower = text.lower() if text.isascii() else None
     for m in _TOKEN.finditer(text):
         raw = m.group()
-        folded = fold(raw).replace("’", "'").replace(",", "")
+        if ascii_lower is not None:
+            folded = ascii_lower[m.start() : m.end()]
+        else:
+            folded = fold(raw).replace("’", "'")
+        if "," in folded:
+            folded = folded.replace(",", "")
         if folded.endswith("'s"):
             folded = folded[:-2]
         if not folded or folded in _DROP:
@@ -74,6 +82,7 @@ class Key:
     product: int
     needs_capital: bool  # one ordinary word: only a capitalised use names the product
     mid_sentence: bool = False  # ... and not the capital every sentence starts with
+    brand_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +133,7 @@ def _product_keys(index: int, brand: str, model: str) -> set[Key]:
             return
         ordinary = len(tokens) == 1 and (tokens[0] in COMMON or tokens[0] in GENERIC)
         keys.add(Key(tokens, index, needs_capital=ordinary,
-                       mid_sentence=ordinary and not brand_only))
+                       mid_sentence=ordinary and not brand_only, brand_only=brand_only))
         if len(tokens) > 1:
             joined = "".join(tokens)
             keys.add(Key((joined,), index, needs_capital=False))
@@ -198,6 +207,7 @@ class NameMatcher:
         """Every product mention in ``text``, in order, longest name first at each place."""
         tokens = self._prepare(tokenize(text))
         mentions: list[Mention] = []
+        after_brand: tuple[int, int, int] | None = None
         i = 0
         while i < len(tokens):
             candidates = self._by_first.get(tokens[i].text)
@@ -216,7 +226,13 @@ class NameMatcher:
                 i += 1
                 continue
             n = len(matched.tokens)
-            mentions.append(Mention(matched.product, tokens[i].start, tokens[i + n - 1].end))
+            confused = (after_brand is not None and after_brand[0] == i and after_brand[1] != matched.product
+                        and not text[after_brand[2] : tokens[i].start].strip(" -"))
+            if not confused:
+                mentions.append(Mention(matched.product, tokens[i].start, tokens[i + n - 1].end))
+            # "Philips Sonic-Fusion Professional": a brand followed at once by another
+            # product's model is one (confused) product, named by its brand
+            after_brand = (i + n, matched.product, tokens[i + n - 1].end) if matched.brand_only else None
             i += n
         return mentions
 
