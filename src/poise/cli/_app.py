@@ -192,19 +192,22 @@ def runs(
         typer.echo(json.dumps([{
             "id": r.id, "command": r.command, "status": r.status, "created": r.created,
             "calls": r.calls, "failed_calls": r.failed_calls, "cached_calls": r.cached_calls,
+            "unparseable_calls": r.unparseable_calls,
             "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
             "latency_s": round(r.latency_s, 3), "config": r.config} for r in records], ensure_ascii=False))
         return
     from rich.table import Table
 
-    table = Table(title=safe(f"Runs in {where}"), title_justify="left")
-    for col in ("run", "command", "status", "started", "calls", "cached", "failed", "tokens", "model time"):
-        numeric = col in ("calls", "cached", "failed", "tokens", "model time")
-        table.add_column(col, justify="right" if numeric else "left", no_wrap=True)
+    table = Table(title=safe(f"Runs in {where}"), title_justify="left", box=None, header_style="bold")
+    for col in ("run", "command", "status", "started", "calls", "tokens", "time"):
+        table.add_column(col, justify="right" if col in ("tokens", "time") else "left",
+                         no_wrap=col != "calls", overflow="fold")
     for r in records:
         style = {"finished": "green", "failed": "red", "interrupted": "yellow"}.get(r.status, "")
-        table.add_row(r.id, r.command, safe(r.status, style), r.created, str(r.calls), str(r.cached_calls),
-                      str(r.failed_calls), str(r.prompt_tokens + r.completion_tokens), f"{r.latency_s:.1f} s")
+        counts = [f"{r.calls}"] + [f"{n} {label}" for n, label in (
+            (r.cached_calls, "cached"), (r.failed_calls, "failed"), (r.unparseable_calls, "unparsed")) if n]
+        table.add_row(r.id, r.command, safe(r.status, style), r.created[5:16], ", ".join(counts),
+                      str(r.prompt_tokens + r.completion_tokens), f"{r.latency_s:.1f}s")
     out.print(table if records else safe(f"No runs yet in {where}."))
 
 

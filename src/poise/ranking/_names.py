@@ -72,8 +72,14 @@ def _has_digit(word: str) -> bool:
     return any(c.isdigit() for c in word)
 
 
+_SPEC = re.compile(
+    r"^\d+(?:\.\d+)?(?:v|w|kw|mah|ah|wh|l|ml|hp|mm|cm|in|hz|khz|db|kg|g|lb|lbs|oz|gb|tb|mp|k|nm|rpm|ft|sq|x)$"
+)
+
+
 def _is_number(word: str) -> bool:
-    return all(c.isdigit() or c in ".," for c in word)
+    """A number or a quantity with its unit ("1200", "3.5", "18v", "1600w"): a spec, not a name."""
+    return all(c.isdigit() or c in ".," for c in word) or bool(_SPEC.match(word))
 
 
 @dataclass(frozen=True, slots=True)

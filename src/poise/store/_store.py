@@ -115,6 +115,7 @@ class RunRecord:
     prompt_tokens: int
     completion_tokens: int
     latency_s: float
+    unparseable_calls: int = 0
 
     @property
     def created(self) -> str:
@@ -266,7 +267,8 @@ class Store:
             " r.host, r.pid, COUNT(c.id), SUM(c.error IS NOT NULL), COALESCE(SUM(c.cached), 0),"
             " COALESCE(SUM(CASE WHEN c.cached THEN 0 ELSE c.prompt_tokens END), 0),"
             " COALESCE(SUM(CASE WHEN c.cached THEN 0 ELSE c.completion_tokens END), 0),"
-            " COALESCE(SUM(CASE WHEN c.cached THEN 0 ELSE c.latency_s END), 0)"
+            " COALESCE(SUM(CASE WHEN c.cached THEN 0 ELSE c.latency_s END), 0),"
+            " COALESCE(SUM(c.parseable = 0), 0)"
             " FROM runs r LEFT JOIN calls c ON c.run_id = r.id GROUP BY r.id ORDER BY r.created_at DESC"
         )
         if limit:
@@ -280,7 +282,7 @@ class Store:
                 id=row[0], command=row[1], status=status, config=json.loads(row[3]),
                 created_at=row[4], finished_at=row[5], error=row[6], calls=row[9],
                 failed_calls=row[10] or 0, cached_calls=row[11], prompt_tokens=row[12],
-                completion_tokens=row[13], latency_s=row[14],
+                completion_tokens=row[13], latency_s=row[14], unparseable_calls=row[15],
             ))
         return out
 
