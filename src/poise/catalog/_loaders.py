@@ -17,6 +17,7 @@ from the page's schema.org Product JSON-LD. The main text is extracted with traf
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import defaultdict
 from collections.abc import Iterable
@@ -139,7 +140,7 @@ def load_csv(path: str | Path) -> Catalog:
     path = Path(path)
     builder = _Builder(source=str(path))
     text = _read_text(path)
-    reader = csv.DictReader(text.splitlines())
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # keeps line breaks inside quoted fields
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     if not header:
         raise CatalogError(f"{path}:1: no header row", "start with a header: category,brand,model,document")
@@ -149,10 +150,16 @@ def load_csv(path: str | Path) -> Catalog:
                            "the header needs category, brand, model and document or document_file")
     if "document" not in header and "document_file" not in header:
         raise CatalogError(f"{path}:1: header lacks column 'document' (or 'document_file')")
+    allowed = (_PRODUCT_FIELDS - {"type"}) | {"document_file"}
+    unknown = [h for h in header if h not in allowed]
+    if unknown:
+        raise CatalogError(f"{path}:1: unknown column {unknown[0]!r}",
+                           f"the columns are {', '.join(sorted(allowed))}")
     reader.fieldnames = header
+    first_line = reader.line_num + 1
     for row in reader:
-        lineno = reader.line_num
-        where = f"{path}:{lineno}"
+        where = f"{path}:{first_line}"  # where the record starts (a quoted field may span lines)
+        first_line = reader.line_num + 1
         if None in row:
             raise CatalogError(f"{where}: more fields than the header has", "quote fields that hold commas")
         row = {k: (v or "").strip() for k, v in row.items()}
@@ -202,7 +209,8 @@ def _read_index(path: Path) -> dict[str, dict[str, str]]:
     if not path.is_file():
         return {}
     rows = {}
-    reader = csv.DictReader(_read_text(path).splitlines())
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    reader.fieldnames = [h.strip().lower() for h in (reader.fieldnames or [])]
     for row in reader:
         where = f"{path}:{reader.line_num}"
         name = (row.get("file") or "").strip()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._errors import ModelError
-from ..catalog import Category
+from ..catalog import Category, Document
 from ..engine import EngineResult, SearchEngine, context_order
 from ..ranking import Ranking, parse_ranking
 from ..store import CallRecord, Store
@@ -82,23 +84,29 @@ def recommend(
     run_id: str,
     query: str | None = None,
     seed: int = 0,
+    order: Sequence[int] | None = None,
+    documents: Sequence[Document] | None = None,
     task_key: str | None = None,
+    meta: dict[str, Any] | None = None,
 ) -> Recommendation:
     """Ask the engine once, read the ranking, and record the call (a failure is recorded too)."""
     task_key = task_key or f"{category.name}/seed={seed}"
     try:
-        result = engine.recommend(category, query=query, seed=seed)
+        result = engine.recommend(category, query=query, seed=seed, order=order, documents=documents)
     except ModelError as exc:
-        order = context_order(len(category.products), seed)
-        messages = engine.build_messages(category, query or category.default_query, order)
+        order = list(order) if order is not None else context_order(len(category.products), seed)
+        messages = engine.build_messages(category, query or category.default_query, order, documents)
         store.record_call(run_id, CallRecord(
             task_key=task_key, category=category.name, query=query or category.default_query,
             model_spec=engine.model.spec, template=engine.template.name, seed=seed,
             context_order=order, messages=[m.model_dump() for m in messages],
             config=engine.config.model_dump(mode="json"), error=exc.one_line(),
-            products=[(p.brand, p.model) for p in category.products],
+            products=[(p.brand, p.model) for p in category.products], meta=meta,
         ))
         raise
     ranking = parse_ranking(result.response.text, result.products)
-    call_id = store.record_call(run_id, call_record(task_key, result, ranking, engine.model.spec))
+    record = call_record(task_key, result, ranking, engine.model.spec)
+    if meta is not None:
+        record = dataclasses.replace(record, meta=meta)
+    call_id = store.record_call(run_id, record)
     return Recommendation(run_id=run_id, call_id=call_id, result=result, ranking=ranking)

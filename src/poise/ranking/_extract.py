@@ -53,7 +53,7 @@ _COMPARISON_BEFORE = re.compile(
 _CONNECTOR = re.compile(r"^\s*(?:,|,?\s*(?:or|and|nor|&))?\s*(?:the\s+|a\s+)?$", re.I)
 _HEAD_JOIN = re.compile(r"^\s*(?:,|/|\+|&|\band\b|\bor\b|,\s*and\b)\s*(?:the\s+)?$", re.I)
 _NEGATIVE = re.compile(
-    r"\bavoid|\bskip\b|\bsteer clear|\bstay away|(?:\bnot|n['’]t|\bnever|\bcannot) (?:\w+ )?recommend"
+    r"\bavoid\b|\bskip\b|\bsteer clear|\bstay away|(?:\bnot|n['’]t|\bnever|\bcannot) (?:\w+ )?recommend"
     r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\bleft out|\bexclude|\bnot (?:a )?(?:good|great) (?:choice|pick|option)",
     re.I,
 )
@@ -67,11 +67,25 @@ _PAGE_AFTER = re.compile(
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
 _BOLD_LINE = re.compile(r"^\s*(?:\*\*|__)(.+?)(?:\*\*|__)\s*:?\s*$")
 _NUMBERED = re.compile(
-    r"^(\s*)(?:\*\*|__)?\s*(?:#\s*|rank\s*|no\.\s*)?\(?\d{1,2}(?:\s*[.):\]]|\s+[-–—])(?!\d)\s*(.*)$", re.I
+    r"^(\s*)(?:\*\*|__)?\s*(?:(?:#\s*|rank\s*|no\.\s*)?\(?\d{1,2}(?:\s*[.):\]]|\s+[-–—])|#\d{1,2}(?=\s))(?!\d)\s*(.*)$",
+    re.I
 )
-_BULLET = re.compile(r"^(\s*)[-*•+●▪◦]\s+(.*)$")
+_BULLET = re.compile(r"^(\s*)(?:[-*•+●▪◦]\s+|[🥇🥈🥉🏅🏆]\s*)(.*)$")
 _TABLE_ROW = re.compile(r"^\s*\|(.*)\|?\s*$")
 _TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}")
+# a table column that holds the answer's own ranking ("Rank", "#", "My rank", "Position")
+_RANK_COLUMN = re.compile(r"^(?:my |our |overall |final )?(?:rank(?:ing)?|#|no\.?|position|place)$", re.I)
+_RANK_CELL = re.compile(r"^\W*#?\s*(\d{1,2})(?:st|nd|rd|th)?\b")
+# a line that labels a pick: "Top pick: X", "Runner-up: X", "Also consider: X and Y"
+_PICK_LABEL = re.compile(
+    r"^\s*(?:\*\*|__)?\s*(?:(?:our|my|the)\s+)?(?:top pick|best overall|best (?:value|budget|buy|for [\w\s-]{1,30}|premium|upgrade)"
+    r"|(?:budget|premium|upgrade|value|overall|editor'?s) (?:pick|choice)|runner[- ]up|second (?:choice|place|pick)"
+    r"|third (?:choice|place|pick)|also (?:consider|good|great|solid|recommended|worth (?:considering|a look))"
+    r"|honou?rable mentions?"
+    r"|(?:other |an? )?alternatives?|worth a look|close second)"
+    r"\s*(?:(?:\*\*|__)\s*[:–—-]|[:–—-]\s*(?:\*\*|__)?)\s*(.+)$",
+    re.I,
+)
 _HEAD_END = re.compile(r"\s[-–—]\s|:\s|\.\s|\s\(|\.$|:$|\s[-–—]$")
 _DEGENERATE_MIN_WORDS = 30
 _DEGENERATE_RATIO = 0.2
@@ -83,6 +97,7 @@ class _Unit:
     head: str
     body: list[str] = field(default_factory=list)
     indent: int = 0
+    rank: int | None = None  # a table row's value in the table's own rank column
 
     @property
     def text(self) -> str:
@@ -170,6 +185,7 @@ def _units(text: str) -> list[_Unit]:
     current: _Unit | None = None
     blank_before = True
     table_header_pending = False
+    rank_col: int | None = None
     for line in text.split("\n"):
         if not line.strip():
             blank_before = True
@@ -177,16 +193,22 @@ def _units(text: str) -> list[_Unit]:
         if (m := _TABLE_ROW.match(line)) and line.count("|") >= 2:
             if _TABLE_SEPARATOR.match(line):
                 if units and units[-1].kind == "row" and table_header_pending:
-                    units.pop()  # the row above was the header
+                    header = units.pop().head.split("\n")  # the row above was the header
+                    rank_col = next((i for i, h in enumerate(header) if _RANK_COLUMN.match(h.strip("*_ "))), None)
                 table_header_pending = False
             else:
                 cells = [c.strip() for c in m.group(1).split("|")]
-                current = _Unit("row", "\n".join(cells))
+                rank = None
+                if rank_col is not None and rank_col < len(cells) and (r := _RANK_CELL.match(cells[rank_col])):
+                    rank = int(r.group(1))
+                    cells = cells[:rank_col] + cells[rank_col + 1 :]
+                current = _Unit("row", "\n".join(cells), rank=rank)
                 table_header_pending = not (units and units[-1].kind == "row")
                 units.append(current)
             blank_before = False
             continue
         table_header_pending = False
+        rank_col = None
         if m := _HEADING.match(line):
             current = _Unit("heading", m.group(1).strip("*_ "))
             units.append(current)
@@ -213,6 +235,9 @@ def _units(text: str) -> list[_Unit]:
                 current = _Unit("item", head, [m.group(2)], indent)
                 current.kind = "bullet"
                 units.append(current)
+        elif m := _PICK_LABEL.match(line):
+            current = _Unit("pick", m.group(1))
+            units.append(current)
         elif _BOLD_LINE.match(line) and len(line.split()) <= 14:
             current = _Unit("heading", _BOLD_LINE.match(line).group(1).strip())
             units.append(current)
@@ -228,7 +253,22 @@ def _units(text: str) -> list[_Unit]:
                 current = _Unit("para", "", [stripped])
                 units.append(current)
         blank_before = False
-    return units
+    return _by_rank_column(units)
+
+
+def _by_rank_column(units: list[_Unit]) -> list[_Unit]:
+    """Rows of a table with a rank column, in the order of that column."""
+    out: list[_Unit] = []
+    table: list[_Unit] = []
+    for unit in [*units, None]:
+        if unit is not None and unit.kind == "row" and unit.rank is not None:
+            table.append(unit)
+            continue
+        out.extend(sorted(table, key=lambda u: u.rank or 0))
+        table = []
+        if unit is not None:
+            out.append(unit)
+    return out
 
 
 class _Reader:
@@ -281,6 +321,8 @@ class _Reader:
 
     def subjects(self, unit: _Unit) -> list[int]:
         """The products a unit is about: those in its head, else the first in its body."""
+        if unit.kind == "pick":  # "Also consider: the X and the Y"
+            return self.first_sentence_products(_Unit("para", "", [unit.head]))
         head = self.head_products(unit.head)
         if head:
             return head
@@ -310,10 +352,26 @@ class _Reader:
         return list(dict.fromkeys(self.mentions(first, skip_negative=True)))
 
 
+def _advised_for(units: list[_Unit], reader: _Reader) -> list[_Unit]:
+    """Without the items under a line that advises against them ("What I'd avoid:",
+    "Not recommended:"), up to the next heading or paragraph."""
+    out: list[_Unit] = []
+    against = False
+    for unit in units:
+        if unit.kind in ("para", "heading"):
+            against = bool(_NEGATIVE.search(unit.text)) and not reader.find(unit.text)
+            if against and unit.kind == "para" and len(unit.body) > 1:
+                against = False  # a paragraph with more to say is not a section label
+        elif against and unit.kind in ("item", "bullet", "row"):
+            continue
+        out.append(unit)
+    return out
+
+
 def _read(text: str, matcher: NameMatcher) -> list[int]:
     """Structured answers by their units; otherwise plain prose by first mention."""
     reader = _Reader(matcher)
-    units = _units(text)
+    units = _advised_for(_units(text), reader)
     listed = [ps for u in units if u.kind != "para" and (ps := reader.subjects(u))]
     if len(listed) >= 2 and len({p for ps in listed for p in ps}) >= 2:
         return list(dict.fromkeys(p for ps in listed for p in ps))

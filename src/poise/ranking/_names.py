@@ -86,6 +86,7 @@ def _is_number(word: str) -> bool:
 class Key:
     tokens: tuple[str, ...]
     product: int
+    kind: str  # "brand", "model" or "full" (brand and model)
     needs_capital: bool  # one ordinary word: only a capitalised use names the product
     mid_sentence: bool = False  # ... and not the capital every sentence starts with
     brand_only: bool = False
@@ -96,6 +97,7 @@ class Mention:
     product: int
     start: int
     end: int
+    kind: str = "full"  # how the product was named: "brand", "model" or "full"
 
 
 def _sentence_start(text: str, pos: int) -> bool:
@@ -134,21 +136,24 @@ def _product_keys(index: int, brand: str, model: str) -> set[Key]:
             runs.add(m[i:j])
     keys: set[Key] = set()
 
-    def add(tokens: tuple[str, ...], brand_only: bool = False) -> None:
+    def add(tokens: tuple[str, ...], kind: str) -> None:
         if not tokens:
             return
-        ordinary = len(tokens) == 1 and (tokens[0] in COMMON or tokens[0] in GENERIC)
-        keys.add(Key(tokens, index, needs_capital=ordinary,
-                       mid_sentence=ordinary and not brand_only, brand_only=brand_only))
+        brand_only = kind == "brand"
+        # plain words ("Flip", "Sonic Toothbrush") name the product only when capitalised
+        ordinary = (len(tokens) == 1 and (tokens[0] in COMMON or tokens[0] in GENERIC)) or all(
+            t in GENERIC for t in tokens)
+        keys.add(Key(tokens, index, kind, needs_capital=ordinary,
+                       mid_sentence=ordinary and len(tokens) == 1 and not brand_only, brand_only=brand_only))
         if len(tokens) > 1:
             joined = "".join(tokens)
-            keys.add(Key((joined,), index, needs_capital=False))
+            keys.add(Key((joined,), index, kind, needs_capital=False))
 
-    add(b, brand_only=True)
+    add(b, "brand")
     for run in runs:
-        add(b + run)
+        add(b + run, "full")
         if _distinctive(run) or (run == m and len(m) > 1):
-            add(run)  # the whole model name names the product even when made of plain words
+            add(run, "model")  # the whole model name names the product even when made of plain words
     return keys
 
 
@@ -222,7 +227,7 @@ class NameMatcher:
                 for key in candidates:
                     n = len(key.tokens)
                     if i + n <= len(tokens) and all(tokens[i + k].text == key.tokens[k] for k in range(1, n)):
-                        if key.needs_capital and not tokens[i].capital:
+                        if key.needs_capital and not all(tokens[i + k].capital for k in range(n)):
                             continue
                         if key.mid_sentence and _sentence_start(text, tokens[i].start):
                             continue
@@ -235,7 +240,7 @@ class NameMatcher:
             confused = (after_brand is not None and after_brand[0] == i and after_brand[1] != matched.product
                         and not text[after_brand[2] : tokens[i].start].strip(" -"))
             if not confused:
-                mentions.append(Mention(matched.product, tokens[i].start, tokens[i + n - 1].end))
+                mentions.append(Mention(matched.product, tokens[i].start, tokens[i + n - 1].end, matched.kind))
             # "Philips Sonic-Fusion Professional": a brand followed at once by another
             # product's model is one (confused) product, named by its brand
             after_brand = (i + n, matched.product, tokens[i + n - 1].end) if matched.brand_only else None

@@ -67,8 +67,8 @@ CREATE TABLE IF NOT EXISTS calls (
     unparseable_reason TEXT,
     ranking_json      TEXT,
     error             TEXT,
-    created_at        REAL NOT NULL,
-    UNIQUE (run_id, task_key)
+    meta_json         TEXT,
+    created_at        REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS scores (
     call_id       INTEGER NOT NULL REFERENCES calls(id),
@@ -81,6 +81,8 @@ CREATE TABLE IF NOT EXISTS scores (
     PRIMARY KEY (call_id, product_index)
 );
 CREATE INDEX IF NOT EXISTS calls_run ON calls(run_id);
+-- one successful call per task; failed attempts stay as rows beside it
+CREATE UNIQUE INDEX IF NOT EXISTS calls_done ON calls(run_id, task_key) WHERE error IS NULL;
 """
 
 
@@ -149,6 +151,8 @@ class CallRecord:
     error: str | None = None
     # (brand, model) of every product, catalog order; scores are written for each
     products: Sequence[tuple[str, str]] = ()
+    # what an experiment adds: the document assignment of a natural trial, an injection ...
+    meta: dict[str, Any] | None = None
 
 
 class Store:
@@ -161,8 +165,9 @@ class Store:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30)
             self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
+            _migrate(self._conn)
             self._conn.executescript(_SCHEMA)
+            self._conn.execute("PRAGMA foreign_keys=ON")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open the results store at {self.db_path}: {exc}",
@@ -225,15 +230,16 @@ class Store:
                 "INSERT INTO calls (run_id, task_key, category, query, model_spec, model_name, template,"
                 " seed, context_order, messages_json, config_json, response_text, finish_reason,"
                 " prompt_tokens, completion_tokens, latency_s, cached, cache_key, parseable,"
-                " unparseable_reason, ranking_json, error, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " unparseable_reason, ranking_json, error, meta_json, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, call.task_key, call.category, call.query, call.model_spec, call.model_name,
                  call.template, call.seed, json.dumps(list(call.context_order)),
                  json.dumps(list(call.messages)), json.dumps(call.config, sort_keys=True),
                  call.response_text, call.finish_reason, call.prompt_tokens, call.completion_tokens,
                  call.latency_s, int(call.cached), call.cache_key,
                  None if call.parseable is None else int(call.parseable), call.unparseable_reason,
-                 None if call.ranking is None else json.dumps(list(call.ranking)), call.error, time.time()),
+                 None if call.ranking is None else json.dumps(list(call.ranking)), call.error,
+                 None if call.meta is None else json.dumps(call.meta, sort_keys=True), time.time()),
             )
             call_id = int(cur.lastrowid)
             if call.parseable and call.ranking is not None:
@@ -255,9 +261,21 @@ class Store:
         return {r[0] for r in rows}
 
     def calls(self, run_id: str) -> list[dict[str, Any]]:
-        cur = self._conn.execute("SELECT * FROM calls WHERE run_id = ? ORDER BY id", (run_id,))
-        names = [d[0] for d in cur.description]
+        """Every call of a run, failed ones included, oldest first."""
+        return self._dicts("SELECT * FROM calls WHERE run_id = ? ORDER BY id", (run_id,))
+
+    def scores(self, run_id: str) -> list[dict[str, Any]]:
+        """One row per product of every parseable call of a run: call, task, category,
+        meta, product index, context position (1-based), rank (None: unlisted) and score."""
+        return self._dicts(
+            "SELECT c.id AS call_id, c.task_key, c.category, c.meta_json, s.product_index, s.brand,"
+            " s.model, s.position, s.rank, s.score FROM calls c JOIN scores s ON s.call_id = c.id"
+            " WHERE c.run_id = ? AND c.error IS NULL ORDER BY c.id, s.product_index", (run_id,))
+
+    def _dicts(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
         with self._lock:
+            cur = self._conn.execute(sql, args)
+            names = [d[0] for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
 
     # -- listing ------------------------------------------------------------------------
@@ -309,6 +327,30 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a store written by an earlier poise up to this schema, keeping every row."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "calls" not in tables:
+        return
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(calls)")]
+    old_unique = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = 'calls' AND name LIKE 'sqlite_autoindex_%'"
+    ).fetchone()
+    if "meta_json" in columns and not old_unique:
+        return
+    with conn:  # one transaction: the old table stays whole if anything fails
+        if "meta_json" not in columns:
+            conn.execute("ALTER TABLE calls ADD COLUMN meta_json TEXT")
+            columns.append("meta_json")
+        if old_unique:  # UNIQUE (run_id, task_key) forbade retrying a failed task
+            conn.execute("ALTER TABLE calls RENAME TO calls_old")
+            create = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS calls"):]
+            conn.execute(create[: create.index(");") + 2])
+            cols = ", ".join(columns)
+            conn.execute(f"INSERT INTO calls ({cols}) SELECT {cols} FROM calls_old")
+            conn.execute("DROP TABLE calls_old")
 
 
 def _alive(host: str, pid: int) -> bool:
