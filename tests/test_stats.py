@@ -95,3 +95,21 @@ def test_bootstrap_interval_covers_the_mean_and_resamples_clusters():
     # reproducible from the seed
     again = bootstrap(lambda rows: values[rows].mean(), clusters, n_boot=500, seed=1)
     assert again[0] == ci
+
+
+@pytest.mark.filterwarnings("ignore:The design matrix is rank-deficient")  # nested by design
+def test_pooled_type2_matches_statsmodels_with_categories_nested():
+    # products and documents are levels within their category; position crosses categories
+    df = natural_design(12, seed=5, categories=3)
+    factors = {k: df[k] for k in ("product", "document", "position")}
+    ours = type2(df.score, factors, block=df.category)
+    full = smf.ols("score ~ C(category) + C(product) + C(document) + C(position)", data=df).fit()
+    for k, reduced_formula in {
+        "product": "score ~ C(category) + C(document) + C(position)",
+        "document": "score ~ C(category) + C(product) + C(position)",
+        "position": "score ~ C(category) + C(product) + C(document)",
+    }.items():
+        table = anova_lm(smf.ols(reduced_formula, data=df).fit(), full)
+        assert ours[k].f == pytest.approx(table.loc[1, "F"], rel=1e-9), k
+        assert ours[k].df_effect == int(table.loc[1, "df_diff"]), k
+        assert ours[k].df_resid == int(full.df_resid), k

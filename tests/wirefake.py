@@ -4,8 +4,10 @@ that answers scripted status codes, bodies and delays, for faults a real server 
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -24,8 +26,12 @@ def completion(text: str = "1. Oster Pro 1200") -> dict:
 class WireFake:
     """Answers POST /v1/chat/completions from a script of (status, body, delay_s)."""
 
-    def __init__(self, script: list[tuple[int, dict, float]]) -> None:
+    def __init__(self, script: list[tuple[int, dict, float]],
+                 responder: Callable[[dict], str] | None = None, port: int = 0) -> None:
+        """``script`` answers first, in order; then ``responder`` (the request -> the
+        answer's text) when given, else a fixed completion."""
         self.script = list(script)
+        self.responder = responder
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         fake = self
@@ -35,7 +41,12 @@ class WireFake:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(body)
                 fake.headers.append({k.lower(): v for k, v in self.headers.items()})
-                status, payload, delay = fake.script.pop(0) if fake.script else (200, completion(), 0)
+                if fake.script:
+                    status, payload, delay = fake.script.pop(0)
+                elif fake.responder is not None:
+                    status, payload, delay = 200, completion(fake.responder(body)), 0
+                else:
+                    status, payload, delay = 200, completion(), 0
                 time.sleep(delay)
                 data = json.dumps(payload).encode()
                 try:
@@ -50,7 +61,7 @@ class WireFake:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -61,6 +72,12 @@ class WireFake:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def context_titles(request: dict) -> list[str]:
+    """The product titles of the documents in a request, in context order (default template)."""
+    user = next(m["content"] for m in request["messages"] if m["role"] == "user")
+    return re.findall(r"^\[\d+\] (.+)$", user, re.M)
 
 
 def error(status: int, message: str) -> tuple[int, dict, float]:

@@ -58,9 +58,11 @@ MaxAttemptsOpt = Annotated[int, typer.Option(
     "--max-attempts", min=1, max=20, help="Tries per call on timeouts, 429 and 5xx (exponential backoff).")]
 
 
-def open_model(spec: str, base_url: str | None, store: Store, use_cache: bool = True, max_attempts: int = 5):
+def open_model(spec: str, base_url: str | None, store: Store, use_cache: bool = True, max_attempts: int = 5,
+               concurrency: int | None = None):
     cache = RequestCache(store.cache_path) if use_cache else None
-    return get_model(spec, base_url=base_url, cache=cache, retry=RetryPolicy(max_attempts=max_attempts))
+    return get_model(spec, base_url=base_url, cache=cache, retry=RetryPolicy(max_attempts=max_attempts),
+                     max_concurrency=concurrency)
 
 
 def load_template(path: Path | None) -> PromptTemplate:
@@ -223,3 +225,5 @@ def demo(
     from ._demo import run_demo
 
     run_demo(out, model=model, n_categories=categories, base_url=base_url, store_path=store)
+
+from . import _natural  # noqa: E402,F401  (registers `poise natural`)

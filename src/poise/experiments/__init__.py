@@ -1,6 +1,25 @@
-"""Experiments on the engine under test: single recommendations now; natural analysis,
-attacks, transfer and defenses build on the same recorded calls."""
+"""Experiments on the engine under test: single recommendations and the natural-setting
+analysis; attacks, transfer and defenses build on the same recorded calls."""
 
+from ._natural import Trial, draw_trial, rewrite_document, run_natural, run_trial, trial_documents
+from ._natural_analysis import FACTORS, POOLED, Analysis, NaturalRecords, analyse, analyse_natural, natural_records
 from ._recommend import Recommendation, call_record, recommend
 
-__all__ = ["Recommendation", "call_record", "recommend"]
+__all__ = [
+    "FACTORS",
+    "POOLED",
+    "Analysis",
+    "NaturalRecords",
+    "Recommendation",
+    "Trial",
+    "analyse",
+    "analyse_natural",
+    "call_record",
+    "draw_trial",
+    "natural_records",
+    "recommend",
+    "rewrite_document",
+    "run_natural",
+    "run_trial",
+    "trial_documents",
+]

@@ -96,7 +96,7 @@ class Analysis:
     failed: int
     products: list[str]
     one_way: dict[str, FTest]
-    one_way_ci: dict[str, Interval]
+    one_way_ci: dict[str, Interval]  # of eta squared (partial, within categories, when pooled)
     joint: dict[str, FTest]
     joint_eta_ci: dict[str, Interval]
     position_curve: list[float]  # mean score at context position 1..n
@@ -109,7 +109,7 @@ class Analysis:
 
         def test(t: FTest) -> dict[str, Any]:
             return {"f": num(t.f), "df": [t.df_effect, t.df_resid], "p": num(t.p),
-                    "partial_eta_sq": num(t.partial_eta_sq)}
+                    "eta_sq" if t is self.one_way.get(t.factor) else "partial_eta_sq": num(t.partial_eta_sq)}
 
         def ci(i: Interval) -> list[float | None]:
             return [num(i.low), num(i.high)]
@@ -117,7 +117,7 @@ class Analysis:
         return {
             "trials": self.trials, "unparseable": self.unparseable, "failed": self.failed,
             **{f"f_{k}": num(self.one_way[k].f) for k in FACTORS},
-            "one_way": {k: {**test(self.one_way[k]), "ci95": ci(self.one_way_ci[k])} for k in FACTORS},
+            "one_way": {k: {**test(self.one_way[k]), "eta_sq_ci95": ci(self.one_way_ci[k])} for k in FACTORS},
             "joint_anova": {k: {**test(self.joint[k]), "partial_eta_sq_ci95": ci(self.joint_eta_ci[k])}
                             for k in FACTORS},
             "position_curve": [{"position": p, "mean_score": num(m), "ci95": ci(c)} for p, (m, c)
@@ -140,7 +140,7 @@ def _tests(r: NaturalRecords, pooled: bool) -> tuple[dict[str, FTest], dict[str,
     levels = _levels(r, pooled)
     block = r.category if pooled else None
     ones = {k: one_way(r.score, levels[k], name=k, block=block) for k in FACTORS}
-    return ones, type2(r.score, levels)
+    return ones, type2(r.score, levels, block=block)
 
 
 def _curve(r: NaturalRecords, n: int) -> np.ndarray:
@@ -159,10 +159,16 @@ def analyse(r: NaturalRecords, category: str, *, n_boot: int = 1000, seed: int =
     ones, joint = _tests(r, pooled)
 
     def stat(rows: np.ndarray) -> np.ndarray:
+        # effect sizes and the curve; F is a test statistic and gets its exact p-value instead
         sub = r.subset(rows)
-        o, j = _tests(sub, pooled)
-        return np.array([o[k].f for k in FACTORS] + [j[k].partial_eta_sq for k in FACTORS]
-                        + list(_curve(sub, n)))
+        levels, block = _levels(sub, pooled), sub.category if pooled else None
+        values = [one_way(sub.score, levels[k], block=block).partial_eta_sq for k in FACTORS]
+        if not pooled:  # the pooled joint model is too large to refit a thousand times
+            j = type2(sub.score, levels)
+            values += [j[k].partial_eta_sq for k in FACTORS]
+        else:
+            values += [math.nan] * 3
+        return np.array(values + list(_curve(sub, n)))
 
     if len(r) and n_boot > 0:
         intervals = bootstrap(stat, r.trial, strata=r.category if pooled else None, n_boot=n_boot, seed=seed)

@@ -62,6 +62,7 @@ class LlamaCppModel(ChatModel):
     max_concurrency = 1
 
     def __init__(self, spec: str, path: str | Path, *, n_ctx: int = DEFAULT_N_CTX, **kwargs: Any) -> None:
+        kwargs.pop("max_concurrency", None)  # one model in one process: always one call at a time
         super().__init__(spec, **kwargs)
         self.path = Path(path).expanduser()
         if not self.path.is_file():

@@ -38,6 +38,8 @@ _INJECTION = re.compile(
     r"|\binstructions? (?:says?|tells?|to rank)",
     re.I,
 )
+# the same, for lower-cased text: no re.I, and a cheap look at the first letter (3x faster)
+_INJECTION_LOWER = re.compile(r"(?=[idsn\[amlpr])(?:" + _INJECTION.pattern + ")")
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
 
 # -- cues around a mention ------------------------------------------------------------------
@@ -150,15 +152,34 @@ def _blank(match: re.Match[str]) -> str:
 
 def _strip_echoes(text: str) -> str:
     """Blank out quoted or echoed text, keeping every other character where it was."""
-    text = _FENCE.sub(_blank, text)
-    text = _QUOTE_LINE.sub(_blank, text)
-    text = _INLINE_CODE.sub(_blank, text)
-    text = _QUOTED.sub(lambda m: _blank(m) if len(m.group().split()) >= 6 else m.group(), text)
+    if "`" in text:
+        text = _FENCE.sub(_blank, text)
+        text = _INLINE_CODE.sub(_blank, text)
+    if ">" in text:
+        text = _QUOTE_LINE.sub(_blank, text)
+    if '"' in text or "“" in text or "«" in text:
+        text = _QUOTED.sub(lambda m: _blank(m) if len(m.group().split()) >= 6 else m.group(), text)
+    lowered = text.lower()
+    found = _INJECTION_LOWER.finditer(lowered) if len(lowered) == len(text) else _INJECTION.finditer(text)
+    hits = [m.start() for m in found]
+    if not hits:
+        return text
+    # blank each sentence that holds an instruction to the model
+    chars = list(text)
+    for m in _SENTENCE.finditer(text):
+        if any(m.start() <= h < m.end() for h in hits):
+            chars[m.start() : m.end()] = _blank(m)
+    return "".join(chars)
 
-    def sentence(m: re.Match[str]) -> str:
-        return _blank(m) if _INJECTION.search(m.group()) else m.group()
 
-    return _SENTENCE.sub(sentence, text)
+_NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "recommend", "worth", "pass on", "include",
+                   "left out", "exclude", "good", "great")
+
+
+def _negative_cue(text: str) -> bool:
+    """Whether ``text`` advises against something (a cheap word check before the regex)."""
+    lowered = text.lower()
+    return any(w in lowered for w in _NEGATIVE_WORDS) and bool(_NEGATIVE.search(text))
 
 
 def _degenerate(text: str) -> bool:
@@ -308,7 +329,7 @@ class _Reader:
         start = max(text.rfind(c, 0, m.start) for c in ".!?\n") + 1
         ends = [i for i in (text.find(c, m.end) for c in ".!?\n") if i != -1]
         sentence = text[start : min(ends) if ends else len(text)]
-        if not _NEGATIVE.search(sentence):
+        if not _negative_cue(sentence):
             return False
         begin, end = m.start - start, m.end - start
         cuts = [b for c in _CLAUSE_SPLIT.finditer(sentence) for b in (c.start(), c.end())]
@@ -359,9 +380,9 @@ def _advised_for(units: list[_Unit], reader: _Reader) -> list[_Unit]:
     against = False
     for unit in units:
         if unit.kind in ("para", "heading"):
-            against = bool(_NEGATIVE.search(unit.text)) and not reader.find(unit.text)
-            if against and unit.kind == "para" and len(unit.body) > 1:
-                against = False  # a paragraph with more to say is not a section label
+            # a short line, naming no product, that advises against what follows
+            against = (unit.kind == "heading" or len(unit.body) <= 1) and len(unit.text) <= 120 \
+                and _negative_cue(unit.text) and not reader.find(unit.text)
         elif against and unit.kind in ("item", "bullet", "row"):
             continue
         out.append(unit)

@@ -186,14 +186,17 @@ class NameMatcher:
         self.size = len(names)
 
     def _canonical(self, word: str) -> str:
+        cached = self._fuzzy_cache.get(word)
+        if cached is not None:
+            return cached
+        if len(self._fuzzy_cache) > 100_000:  # bounded, whatever the answers hold
+            self._fuzzy_cache.clear()
         if word in self.vocab or len(word) < _FUZZY_MIN_LEN or word in COMMON or word in GENERIC \
                 or _has_digit(word) or not self._fuzzy_targets:
+            self._fuzzy_cache[word] = word
             return word
-        cached = self._fuzzy_cache.get(word)
-        if cached is None:
-            best = process.extractOne(word, self._fuzzy_targets, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
-            cached = best[0] if best else word
-            self._fuzzy_cache[word] = cached
+        best = process.extractOne(word, self._fuzzy_targets, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
+        cached = self._fuzzy_cache[word] = best[0] if best else word
         return cached
 
     def _prepare(self, tokens: list[Token]) -> list[Token]:

@@ -112,19 +112,52 @@ def one_way(y: Sequence[float] | np.ndarray, groups: Factor, *, name: str = "fac
     if block is None:
         return _f_test(name, y, _group_fit(y, codes), _group_fit(y, np.zeros(len(y), dtype=int)))
     block_codes = _codes(block)
-    pairs = set(zip(codes.tolist(), block_codes.tolist()))
-    if len(pairs) == len(set(codes.tolist())):  # groups nested in blocks: cell means again
+    if _nested(codes, block_codes):  # groups nested in blocks: cell means again
         return _f_test(name, y, _group_fit(y, codes), _group_fit(y, block_codes))
     base = [_dummies(block)]
     return _f_test(name, y, _design(len(y), [*base, _dummies(groups)]), _design(len(y), base))
 
 
-def type2(y: Sequence[float] | np.ndarray, factors: Mapping[str, Factor]) -> dict[str, FTest]:
-    """Type II tests of a main-effects model: each factor against the model of all the others."""
+def _within(levels: Factor, block_codes: np.ndarray) -> np.ndarray:
+    """Dummies of a factor nested in blocks: each block's first level dropped, so that the
+    columns add nothing the block dummies already span (a full-rank design)."""
+    codes = _codes(levels)
+    first: dict[int, int] = {}
+    for c, b in zip(codes.tolist(), block_codes.tolist()):
+        first.setdefault(b, c)
+    keep = sorted(set(codes.tolist()) - set(first.values()))
+    column = {c: j for j, c in enumerate(keep)}
+    out = np.zeros((len(codes), len(keep)))
+    rows = [r for r, c in enumerate(codes.tolist()) if c in column]
+    out[rows, [column[codes[r]] for r in rows]] = 1.0
+    return out
+
+
+def _nested(codes: np.ndarray, block_codes: np.ndarray) -> bool:
+    return len(set(zip(codes.tolist(), block_codes.tolist()))) == len(set(codes.tolist()))
+
+
+def type2(y: Sequence[float] | np.ndarray, factors: Mapping[str, Factor], *,
+          block: Factor | None = None) -> dict[str, FTest]:
+    """Type II tests of a main-effects model: each factor against the model of all the others.
+
+    With ``block`` (categories, when pooling), every model holds the block effects; a
+    factor nested in the blocks (a category's products) is coded within them, one
+    crossing them (context position) as usual.
+    """
     y = np.asarray(y, dtype=float)
-    cols = {name: _dummies(levels) for name, levels in factors.items()}
-    full = _design(len(y), list(cols.values()))
+    base: list[np.ndarray] = []
+    cols: dict[str, np.ndarray] = {}
+    if block is None:
+        cols = {name: _dummies(levels) for name, levels in factors.items()}
+    else:
+        block_codes = _codes(block)
+        base = [_dummies(block)]
+        for name, levels in factors.items():
+            nested = _nested(_codes(levels), block_codes)
+            cols[name] = _within(levels, block_codes) if nested else _dummies(levels)
+    full = _design(len(y), [*base, *cols.values()])
     return {
-        name: _f_test(name, y, full, _design(len(y), [c for other, c in cols.items() if other != name]))
+        name: _f_test(name, y, full, _design(len(y), [*base, *(c for other, c in cols.items() if other != name)]))
         for name in cols
     }

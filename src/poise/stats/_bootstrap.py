@@ -1,4 +1,4 @@
-"""Percentile bootstrap over clusters (trials), optionally stratified (categories).
+"""Bias-corrected percentile bootstrap over clusters (trials), optionally stratified (categories).
 
 Records of one trial share a response, so their scores are not independent: the
 bootstrap resamples whole trials, within each stratum, and recomputes the statistic.
@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import norm as _norm
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,16 @@ def bootstrap(
     level: float = 0.95,
     seed: int = 0,
 ) -> list[Interval]:
-    """Percentile intervals of ``statistic(rows)`` (a number or a vector) over ``n_boot``
-    resamples of whole clusters within strata. Non-finite replicates are left out of the
-    percentiles; an interval with none finite is (nan, nan)."""
+    """Bias-corrected percentile intervals of ``statistic(rows)`` (a number or a vector)
+    over ``n_boot`` resamples of whole clusters within strata.
+
+    The bias correction matters for effect sizes such as eta squared, which resampling
+    inflates: the interval is shifted by how far the replicates sit from the estimate.
+    Non-finite replicates are left out; an interval with none finite is (nan, nan).
+    """
     groups = _cluster_rows(clusters, strata)
+    everything = np.concatenate([rows for stratum in groups for rows in stratum])
+    estimate = np.atleast_1d(np.asarray(statistic(everything), dtype=float))
     rng = np.random.default_rng(seed)
     reps = []
     for _ in range(n_boot):
@@ -51,13 +58,15 @@ def bootstrap(
                 picked.append(stratum[j])
         reps.append(np.atleast_1d(np.asarray(statistic(np.concatenate(picked)), dtype=float)))
     draws = np.vstack(reps)
-    alpha = (1 - level) / 2
+    z = _norm.ppf([(1 - level) / 2, 1 - (1 - level) / 2])
     out = []
-    for column in draws.T:
+    for est, column in zip(estimate, draws.T):
         finite = column[np.isfinite(column)]
-        if len(finite) == 0:
+        if len(finite) == 0 or not np.isfinite(est):
             out.append(Interval(float("nan"), float("nan"), level))
-        else:
-            low, high = np.quantile(finite, [alpha, 1 - alpha])
-            out.append(Interval(float(low), float(high), level))
+            continue
+        below = (np.sum(finite < est) + 0.5 * np.sum(finite == est)) / len(finite)
+        z0 = _norm.ppf(np.clip(below, 1 / (2 * len(finite)), 1 - 1 / (2 * len(finite))))
+        low, high = np.quantile(finite, _norm.cdf(2 * z0 + z))
+        out.append(Interval(float(low), float(high), level))
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -178,6 +179,14 @@ class Store:
     @property
     def cache_path(self) -> Path:
         return self.dir / CACHE_NAME
+
+    def run_dir(self, run_id: str) -> Path:
+        """The folder for a run's files (plots, exports), created on first use."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", run_id):
+            raise StoreError(f"not a run id: {run_id!r}", "run `poise runs` to list the runs")
+        folder = self.dir / "runs" / run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,142 @@
+"""``poise natural``: what drives the rankings when nobody attacks them."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .._errors import PoiseError
+from ..catalog import load_catalog
+from ..engine import DEFAULT_GENERATE_CONFIG, SearchEngine
+from ..experiments import FACTORS, POOLED, analyse_natural, draw_trial, natural_records, run_natural
+from ..models import DEFAULT_MODEL_SPEC
+from ..store import Store
+from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, ModelOpt, StoreOpt, app, load_template,
+                   open_model, out, run_config)
+from ._render import inert, make_console, safe
+
+
+@app.command()
+def natural(
+    category: Annotated[Optional[list[str]], typer.Option(
+        "--category", "-c", help="A category to analyse (repeat for several).")] = None,
+    all_categories: Annotated[bool, typer.Option("--all", help="Analyse every category of the catalog.")] = False,
+    trials: Annotated[int, typer.Option("--trials", "-n", min=2, help="Trials per category.")] = 20,
+    model: ModelOpt = DEFAULT_MODEL_SPEC,
+    seed: Annotated[int, typer.Option("--seed", help="Seeds the trials' assignments and orders.")] = 0,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-k", min=1, max=64,
+                                             help="Trials in flight at once (HTTP backends).")] = 4,
+    catalog: CatalogOpt = None,
+    template: Annotated[Optional[Path], typer.Option("--template", help="A prompt template TOML file.")] = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = DEFAULT_GENERATE_CONFIG.max_tokens,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the intervals.")] = 1000,
+    base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+    max_attempts: MaxAttemptsOpt = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Measure what drives the rankings: product name, document or context position.
+
+    Each trial gives every product a randomly chosen document (rewritten to present it)
+    and a random context order. Running the same command again resumes an interrupted run.
+    """
+    cat = load_catalog(catalog)
+    if all_categories == bool(category):
+        raise typer.BadParameter("name categories with --category, or pass --all", param_hint="--category")
+    categories = list(cat.categories.values()) if all_categories else [cat.category(c) for c in category or []]
+    tmpl = load_template(template)
+    err = make_console(stderr=True)
+    with Store(store) as db:
+        llm = open_model(model, base_url, db, max_attempts=max_attempts, concurrency=concurrency)
+        config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
+        engine = SearchEngine(llm, template=tmpl, config=config)
+        run_cfg = run_config(
+            categories=[c.name for c in categories], trials=trials, model=model, seed=seed,
+            catalog=catalog or "sample", template=tmpl.name, generate=config.model_dump(mode="json"),
+            base_url=llm.identity().get("base_url"))
+        run_id = db.find_unfinished("natural", run_cfg)
+        done = len(db.done_tasks(run_id)) if run_id else 0
+        if run_id:
+            db.resume_run(run_id)
+            err.print(safe(f"resuming run {run_id}: {done} of {trials * len(categories)} trials already done"))
+        else:
+            run_id = db.start_run("natural", run_cfg)
+        total = trials * len(categories)
+        try:
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=err, transient=as_json) as progress:
+                task = progress.add_task(f"natural trials on {inert(model)}", total=total, completed=done)
+                run_natural(engine, categories, trials=trials, store=db, run_id=run_id, seed=seed,
+                            concurrency=concurrency, on_done=lambda *_: progress.advance(task))
+            missing = total - len(db.done_tasks(run_id))
+            if missing:
+                raise PoiseError(f"{missing} of {total} trials failed (stored as failed calls)",
+                                 "run the same command again to retry them")
+        except BaseException as exc:
+            db.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                          exc.one_line() if isinstance(exc, PoiseError) else type(exc).__name__)
+            raise
+        records = natural_records(db, run_id)
+        with err.status("analysing ..."):
+            analyses = analyse_natural(records, n_boot=bootstrap, seed=seed)
+        from ..report import save_natural_plots
+
+        folder = db.run_dir(run_id)
+        plots = save_natural_plots(analyses, folder)
+        result = {"run_id": run_id, "model": model, "trials": trials, "seed": seed,
+                  "categories": {c: a.to_json() for c, a in analyses.items() if c != POOLED},
+                  "pooled": analyses[POOLED].to_json() if POOLED in analyses else None,
+                  "plots": [str(p) for p in plots]}
+        (folder / "natural.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
+        db.finish_run(run_id)
+        llm.close()
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    show_natural(analyses, run_id, plots)
+
+
+def _f(test) -> str:
+    if not math.isfinite(test.f):
+        return "-"
+    stars = "***" if test.p < 0.001 else "**" if test.p < 0.01 else "*" if test.p < 0.05 else ""
+    return f"{test.f:.2f}{stars}"
+
+
+def _eta(value: float) -> str:
+    return f"{value:.2f}" if math.isfinite(value) else "-"
+
+
+def show_natural(analyses, run_id: str, plots: list[Path]) -> None:
+    table = Table(title="What drives the rankings (one-way F; * p<.05 ** p<.01 *** p<.001)",
+                  title_justify="left", header_style="bold")
+    table.add_column("category")
+    table.add_column("trials", justify="right")
+    table.add_column("unparsed", justify="right")
+    for f in FACTORS:
+        table.add_column(f"F {f}", justify="right")
+    for f in FACTORS:
+        table.add_column(f"ηp² {f}", justify="right")
+    for name, a in analyses.items():
+        table.add_row(safe(name, "bold" if name == POOLED else ""), str(a.trials), str(a.unparseable),
+                      *[_f(a.one_way[f]) for f in FACTORS], *[_eta(a.joint[f].partial_eta_sq) for f in FACTORS],
+                      end_section=name != POOLED and POOLED in analyses and name == list(analyses)[-2])
+    out.print(table)
+    out.print(safe("ηp²: partial eta squared of the joint three-factor ANOVA (Type II).", "dim"))
+    curve = Table(title="Position bias: mean score by context position", title_justify="left", header_style="bold")
+    curve.add_column("category")
+    n = max(len(a.position_curve) for a in analyses.values())
+    for p in range(1, n + 1):
+        curve.add_column(str(p), justify="right")
+    for name, a in analyses.items():
+        curve.add_row(safe(name), *[f"{v:.2f}" if math.isfinite(v) else "-" for v in a.position_curve])
+    out.print(curve)
+    for path in plots:
+        out.print(safe(f"plot: {path}", "dim"))
+    out.print(safe(f"run {run_id}", "dim"))
