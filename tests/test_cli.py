@@ -24,7 +24,7 @@ def poise(*args: str, store: Path, timeout: float = 600, env: dict | None = None
     full_env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "poise", *args, "--store", str(store)] if args and args[0] in ("recommend", "runs", "demo", "natural")
+        [sys.executable, "-m", "poise", *args, "--store", str(store)] if args and args[0] in ("recommend", "runs", "demo", "natural", "attack", "transfer")
         else [sys.executable, "-m", "poise", *args],
         capture_output=True, text=True, timeout=timeout, env=full_env,
     )

@@ -32,6 +32,8 @@ class WireFake:
         answer's text) when given, else a fixed completion."""
         self.script = list(script)
         self.responder = responder
+        self.break_after: int | None = None  # answer 500 once this many requests were answered
+        self.answered = 0
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         fake = self
@@ -41,13 +43,17 @@ class WireFake:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(body)
                 fake.headers.append({k.lower(): v for k, v in self.headers.items()})
-                if fake.script:
+                if fake.break_after is not None and fake.answered >= fake.break_after:
+                    status, payload, delay = error(500, "the server broke")
+                elif fake.script:
                     status, payload, delay = fake.script.pop(0)
                 elif fake.responder is not None:
                     status, payload, delay = 200, completion(fake.responder(body)), 0
                 else:
                     status, payload, delay = 200, completion(), 0
                 time.sleep(delay)
+                if status == 200:
+                    fake.answered += 1
                 data = json.dumps(payload).encode()
                 try:
                     self.send_response(status)
@@ -78,6 +84,13 @@ def context_titles(request: dict) -> list[str]:
     """The product titles of the documents in a request, in context order (default template)."""
     user = next(m["content"] for m in request["messages"] if m["role"] == "user")
     return re.findall(r"^\[\d+\] (.+)$", user, re.M)
+
+
+def context_documents(request: dict) -> list[tuple[str, str]]:
+    """(title, text) of each document in a request, in context order (default template)."""
+    user = next(m["content"] for m in request["messages"] if m["role"] == "user")
+    parts = re.split(r"^\[\d+\] (.+)$", user, flags=re.M)
+    return [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts) - 1, 2)]
 
 
 def error(status: int, message: str) -> tuple[int, dict, float]:

@@ -227,3 +227,4 @@ def demo(
     run_demo(out, model=model, n_categories=categories, base_url=base_url, store_path=store)
 
 from . import _natural  # noqa: E402,F401  (registers `poise natural`)
+from . import _attack  # noqa: E402,F401  (registers `poise attack` and `poise transfer`)

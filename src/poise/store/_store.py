@@ -281,6 +281,12 @@ class Store:
             " s.model, s.position, s.rank, s.score FROM calls c JOIN scores s ON s.call_id = c.id"
             " WHERE c.run_id = ? AND c.error IS NULL ORDER BY c.id, s.product_index", (run_id,))
 
+    def done_call(self, run_id: str, task_key: str) -> dict[str, Any] | None:
+        """The successful call of a task, if the run has one (what a replay reads back)."""
+        rows = self._dicts("SELECT * FROM calls WHERE run_id = ? AND task_key = ? AND error IS NULL",
+                           (run_id, task_key))
+        return rows[0] if rows else None
+
     def _dicts(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
         with self._lock:
             cur = self._conn.execute(sql, args)

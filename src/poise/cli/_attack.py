@@ -1,0 +1,258 @@
+"""``poise attack`` and ``poise transfer``: promote a product, then carry the injection over."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .._errors import PoiseError, StoreError
+from ..attacks import METHODS, Budget, find_product, get_method, run_attack, write_attack_json
+from ..attacks._evaluate import Evaluator
+from ..attacks._run import Figures
+from ..catalog import load_catalog
+from ..engine import DEFAULT_GENERATE_CONFIG, SearchEngine
+from ..models import DEFAULT_MODEL_SPEC
+from ..store import Store
+from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, ModelOpt, StoreOpt, app, load_template,
+                   open_model, out, run_config)
+from ._render import inert, make_console, safe
+
+TemplateOpt = Annotated[Optional[Path], typer.Option("--template", help="A prompt template TOML file.")]
+
+
+def _params(items: list[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--param")
+        try:
+            params[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key.strip()] = value
+    return params
+
+
+def _progress(console, as_json: bool) -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=as_json)
+
+
+@app.command()
+def attack(
+    category: Annotated[str, typer.Option("--category", "-c", help="The category to attack.")],
+    product: Annotated[Optional[str], typer.Option(
+        "--product", "-p", help="The product to promote (default: the one ranked lowest without injection).")] = None,
+    method: Annotated[str, typer.Option("--method", help=f"One of: {', '.join(METHODS)}.")] = "strategies",
+    model: ModelOpt = DEFAULT_MODEL_SPEC,
+    attacker: Annotated[Optional[str], typer.Option(
+        "--attacker", help="The attacker model spec for --method tap (default: the --model).")] = None,
+    budget: Annotated[int, typer.Option("--budget", min=1, help="Recommender queries the search may spend.")] = 46,
+    attacker_budget: Annotated[int, typer.Option("--attacker-budget", min=1, help="Attacker queries (tap).")] = 100,
+    token_budget: Annotated[Optional[int], typer.Option("--token-budget", min=1,
+                                                        help="Tokens the search may spend (all models).")] = None,
+    responses: Annotated[int, typer.Option("--responses", min=1, help="Answers per candidate.")] = 2,
+    final_orders: Annotated[int, typer.Option("--final-orders", min=1,
+                                              help="Fresh context orders for the final figures.")] = 10,
+    selection_orders: Annotated[int, typer.Option("--selection-orders", min=1,
+                                                  help="Orders to find the lowest-ranked product.")] = 4,
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="A method parameter KEY=VALUE.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    catalog: CatalogOpt = None,
+    template: TemplateOpt = None,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = DEFAULT_GENERATE_CONFIG.max_tokens,
+    base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+    max_attempts: MaxAttemptsOpt = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Search for a text that, prepended to one product's page, makes the engine rank it first."""
+    cat = load_catalog(catalog).category(category)
+    params = _params(param)
+    if method not in METHODS:
+        raise PoiseError(f"unknown attack method {method!r}", f"choose one of {', '.join(METHODS)}")
+    get_method(method, **params)  # validates the parameters before any model loads
+    if product is not None:
+        find_product(cat, product)
+    tmpl = load_template(template)
+    err = make_console(stderr=True)
+    with Store(store) as db:
+        llm = open_model(model, base_url, db, max_attempts=max_attempts)
+        attacker_llm = None
+        if METHODS[method].needs_attacker:
+            attacker_llm = llm if (attacker or model) == model else open_model(attacker, base_url, db,
+                                                                               max_attempts=max_attempts)
+            params["attacker"] = attacker_llm
+        config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
+        engine = SearchEngine(llm, template=tmpl, config=config)
+        the_budget = Budget(recommender_queries=budget, attacker_queries=attacker_budget, tokens=token_budget)
+        run_cfg = run_config(
+            category=cat.name, product=product, method=method, params=_params(param), model=model,
+            attacker=(attacker or model) if attacker_llm else None, budget=budget, attacker_budget=attacker_budget,
+            token_budget=token_budget, responses=responses, final_orders=final_orders,
+            selection_orders=selection_orders, seed=seed, catalog=catalog or "sample", template=tmpl.name,
+            generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"))
+        run_id = db.find_unfinished("attack", run_cfg)
+        if run_id:
+            db.resume_run(run_id)
+            err.print(safe(f"resuming run {run_id}: {len(db.done_tasks(run_id))} queries already made"))
+        else:
+            run_id = db.start_run("attack", run_cfg)
+        most = (0 if product else selection_orders) + budget + 2 * final_orders
+        try:
+            with _progress(err, as_json) as progress:
+                task = progress.add_task(f"{method} on {inert(cat.name)}", total=most)
+                result = run_attack(engine, cat, get_method(method, **params), store=db, run_id=run_id,
+                                    product=product, seed=seed, budget=the_budget, responses_per_candidate=responses,
+                                    selection_orders=selection_orders, final_orders=final_orders,
+                                    on_query=lambda: progress.advance(task))
+                progress.update(task, total=progress.tasks[0].completed)
+        except BaseException as exc:
+            db.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                          exc.one_line() if isinstance(exc, PoiseError) else type(exc).__name__)
+            raise
+        data = write_attack_json(result, db, seed)
+        db.finish_run(run_id)
+        llm.close()
+    if as_json:
+        typer.echo(json.dumps(_brief(data), ensure_ascii=False))
+        return
+    show_attack(data)
+
+
+def _brief(data: dict[str, Any]) -> dict[str, Any]:
+    """The JSON a terminal gets: everything but the candidates' full answers."""
+    return {**data, "candidates": [{k: v for k, v in c.items() if k != "responses"} for c in data["candidates"]]}
+
+
+def _finite(value: Any) -> Any:
+    """NaN (no parseable answer) as null: JSON has no NaN."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _num(x: float | None, fmt: str = "{:.2f}") -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+def show_attack(d: dict[str, Any]) -> None:
+    product = f"{d['product']['brand']} {d['product']['model']}"
+    table = Table(title=safe(f"{d['category']}: promoting {product} ({d['method']}, {d['final_orders']} fresh orders)"),
+                  title_justify="left", header_style="bold")
+    for col in ("", "mean score (95% CI)", "mean rank", "ranked first", "unparsed"):
+        table.add_column(col, justify="right" if col else "left")
+    for side in ("before", "after"):
+        lo, hi = d[f"score_{side}_ci"]
+        table.add_row(side, f"{_num(d[f'score_{side}'])} ({_num(lo)}-{_num(hi)})", _num(d[f"rank_{side}"]),
+                      f"{d[f'first_rate_{side}']:.0%}", str(d[f"unparseable_{side}"]))
+    out.print(table)
+    out.print(Panel(safe(d["injection"] or "(no injection)"), title="best injection", title_align="left"))
+    first = d["queries_to_first_success"]
+    out.print(safe(
+        f"{'success' if d['success'] else 'no success'}: {d['recommender_queries']} recommender queries "
+        f"({d['search_queries']} in the search; stop score first reached after "
+        f"{first if first is not None else '-'}), {d['attacker_queries']} attacker queries, "
+        f"{len(d['candidates'])} candidates; stopped: {d['stopped_by']}."))
+    out.print(safe(f"run {d['run_id']}", "dim"))
+
+
+# -- transfer -----------------------------------------------------------------------------------
+@app.command()
+def transfer(
+    run_ids: Annotated[list[str], typer.Argument(help="Attack runs whose best injections to carry over.")],
+    model: ModelOpt = DEFAULT_MODEL_SPEC,
+    template: TemplateOpt = None,
+    final_orders: Annotated[int, typer.Option("--final-orders", min=1)] = 10,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = DEFAULT_GENERATE_CONFIG.max_tokens,
+    base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+    max_attempts: MaxAttemptsOpt = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-score attack runs' best injections on another model or prompt template, without searching."""
+    tmpl = load_template(template)
+    err = make_console(stderr=True)
+    with Store(store) as db:
+        sources = []
+        for rid in run_ids:
+            record = db.run(rid)
+            path = db.run_dir(rid) / "attack.json"
+            if record.command != "attack" or not path.is_file():
+                raise StoreError(f"run {rid} is not a finished attack run", "pass the id of a run of `poise attack`")
+            sources.append((record, json.loads(path.read_text())))
+        llm = open_model(model, base_url, db, max_attempts=max_attempts)
+        config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
+        engine = SearchEngine(llm, template=tmpl, config=config)
+        run_cfg = run_config(source_runs=list(run_ids), model=model, template=tmpl.name, final_orders=final_orders,
+                             generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"))
+        run_id = db.find_unfinished("transfer", run_cfg) or db.start_run("transfer", run_cfg)
+        db.resume_run(run_id)
+        items = []
+        try:
+            with _progress(err, as_json) as progress:
+                task = progress.add_task(f"transfer to {inert(model)}", total=2 * final_orders * len(sources))
+                for record, src in sources:
+                    items.append(_transfer_one(engine, db, run_id, record, src, final_orders,
+                                               lambda: progress.advance(task)))
+        except BaseException as exc:
+            db.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                          exc.one_line() if isinstance(exc, PoiseError) else type(exc).__name__)
+            raise
+        data = {"run_id": run_id, "source_runs": list(run_ids), "model": model, "template": tmpl.name, "items": items}
+        (db.run_dir(run_id) / "transfer.json").write_text(json.dumps(data, ensure_ascii=False, indent=1))
+        db.finish_run(run_id)
+        llm.close()
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False))
+        return
+    table = Table(title=safe(f"Transfer to {model} ({tmpl.name} template)"), title_justify="left", header_style="bold")
+    for col in ("category", "product", "source before→after", "target before→after", "target first"):
+        table.add_column(col)
+    for it in items:
+        table.add_row(safe(it["category"]), safe(it["product"]),
+                      f"{_num(it['source_before'])} → {_num(it['source_after'])}",
+                      f"{_num(it['target_before'])} → {_num(it['target_after'])}",
+                      f"{it['target_first_rate_after']:.0%}")
+    out.print(table)
+    out.print(safe(f"run {run_id}", "dim"))
+
+
+def _transfer_one(engine: SearchEngine, db: Store, run_id: str, record, src: dict[str, Any], final_orders: int,
+                  tick) -> dict[str, Any]:
+    catalog = record.config.get("catalog")
+    cat = load_catalog(None if catalog in (None, "sample") else catalog).category(src["category"])
+    index = src["product"]["index"]
+    p = cat.products[index]
+    if (p.brand, p.model) != (src["product"]["brand"], src["product"]["model"]):
+        raise PoiseError(f"the catalog of run {src['run_id']} has changed: product {index} is now {p.name!r}")
+    ev = Evaluator(engine, cat, store=db, run_id=run_id, query=src.get("query"), seed=record.config.get("seed", 0))
+    ev.target = index
+    before, after, unp = [], [], {"before": 0, "after": 0}
+    for k, order in enumerate(ev.fresh_orders("final", final_orders)):
+        for side, text, scores in (("before", None, before), ("after", src["injection"] or None, after)):
+            ranking, _ = ev.ask(f"{src['run_id']}/{side}/order={k}", order, text, f"transfer_{side}",
+                                {"source_run": src["run_id"]})
+            tick()
+            s = ev.score(ranking)
+            if s is None:
+                unp[side] += 1
+            else:
+                scores.append(s)
+    fb, fa = Figures(before, unp["before"], ev.n), Figures(after, unp["after"], ev.n)
+    return {k: _finite(v) for k, v in {"category": cat.name, "product": p.name, "source_run": src["run_id"], "injection": src["injection"],
+            "source_before": src["score_before"], "source_after": src["score_after"],
+            "target_before": fb.mean_score, "target_after": fa.mean_score,
+            "target_before_ci": fb.ci(0), "target_after_ci": fa.ci(1),
+            "target_rank_before": fb.mean_rank, "target_rank_after": fa.mean_rank,
+            "target_first_rate_after": fa.first_rate,
+            "target_unparseable_before": unp["before"], "target_unparseable_after": unp["after"]}.items()}
