@@ -397,6 +397,11 @@ CREATE TABLE calls (
     parseable INTEGER, unparseable_reason TEXT, ranking_json TEXT, error TEXT,
     created_at REAL NOT NULL, UNIQUE (run_id, task_key)
 );
+CREATE TABLE scores (
+    call_id INTEGER NOT NULL REFERENCES calls(id), product_index INTEGER NOT NULL, brand TEXT NOT NULL,
+    model TEXT NOT NULL, position INTEGER NOT NULL, rank INTEGER, score INTEGER NOT NULL,
+    PRIMARY KEY (call_id, product_index)
+);
 """
 
 
@@ -409,3 +414,11 @@ def test_store_from_the_previous_schema_still_records_calls(tmp_path):
         s.record_call(run_id, call("t1", meta={"k": 1}))
         assert s.done_tasks(run_id) == {"t1"}
         assert json.loads(s.calls(run_id)[-1]["meta_json"]) == {"k": 1}
+        assert s.scores(run_id)  # scores still reference the calls table
+    # opening it again changes nothing and loses nothing
+    with Store(tmp_path) as s:
+        assert s.done_tasks(run_id) == {"t1"} and len(s.calls(run_id)) == 2
+        with sqlite3.connect(tmp_path / DB_NAME) as conn:
+            tables = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall())
+        assert "calls_old" not in tables and "calls_new" not in tables
+        assert "REFERENCES calls(id)" in tables["scores"].replace('"', "")

@@ -344,28 +344,42 @@ class Store:
         self.close()
 
 
+def _table_sql(name: str) -> str:
+    create = _SCHEMA[_SCHEMA.index(f"CREATE TABLE IF NOT EXISTS {name} "):]
+    return create[: create.index(");") + 2]
+
+
+def _rebuild(conn: sqlite3.Connection, name: str, columns: list[str]) -> None:
+    """Recreate a table with this schema, keeping its rows (SQLite's documented way:
+    create the new table, copy, drop the old one, rename; references by name survive)."""
+    conn.execute(_table_sql(name).replace(f"EXISTS {name} ", f"EXISTS {name}_new ", 1))
+    cols = ", ".join(columns)
+    conn.execute(f"INSERT INTO {name}_new ({cols}) SELECT {cols} FROM {name}")
+    conn.execute(f"DROP TABLE {name}")
+    conn.execute(f"ALTER TABLE {name}_new RENAME TO {name}")
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a store written by an earlier poise up to this schema, keeping every row."""
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    """Bring a store written by an earlier poise up to this schema, keeping every row.
+    Runs with foreign keys off, in one transaction."""
+    tables = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")}
     if "calls" not in tables:
         return
     columns = [r[1] for r in conn.execute("PRAGMA table_info(calls)")]
-    old_unique = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = 'calls' AND name LIKE 'sqlite_autoindex_%'"
-    ).fetchone()
-    if "meta_json" in columns and not old_unique:
+    old_unique = "UNIQUE (run_id, task_key)" in (tables["calls"] or "")
+    # an earlier migration renamed through a temporary table and left scores pointing at it
+    stale_scores = "scores" in tables and "calls_old" in (tables["scores"] or "")
+    if "meta_json" in columns and not old_unique and not stale_scores and "calls_old" not in tables:
         return
-    with conn:  # one transaction: the old table stays whole if anything fails
+    with conn:
         if "meta_json" not in columns:
             conn.execute("ALTER TABLE calls ADD COLUMN meta_json TEXT")
             columns.append("meta_json")
         if old_unique:  # UNIQUE (run_id, task_key) forbade retrying a failed task
-            conn.execute("ALTER TABLE calls RENAME TO calls_old")
-            create = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS calls"):]
-            conn.execute(create[: create.index(");") + 2])
-            cols = ", ".join(columns)
-            conn.execute(f"INSERT INTO calls ({cols}) SELECT {cols} FROM calls_old")
-            conn.execute("DROP TABLE calls_old")
+            _rebuild(conn, "calls", columns)
+        if stale_scores:
+            _rebuild(conn, "scores", [r[1] for r in conn.execute("PRAGMA table_info(scores)")])
+        conn.execute("DROP TABLE IF EXISTS calls_old")
 
 
 def _alive(host: str, pid: int) -> bool:
