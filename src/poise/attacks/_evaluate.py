@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,7 +98,7 @@ class Evaluator:
     def __init__(self, engine: SearchEngine, category: Category, *, store: Store, run_id: str,
                  query: str | None = None, seed: int = 0, budget: Budget | None = None,
                  responses_per_candidate: int = 2, stop_score: float | None = None,
-                 search_pool: int = 400) -> None:
+                 search_pool: int = 400, on_query: Callable[[], None] | None = None) -> None:
         self.engine = engine
         self.category = category
         self.store = store
@@ -117,6 +118,7 @@ class Evaluator:
         self.attacker_queries = 0
         self.tokens = 0
         self.first_success: int | None = None  # search queries spent when the stop score was first reached
+        self.on_query = on_query or (lambda: None)
 
     # -- orders ---------------------------------------------------------------------------------
     def fresh_orders(self, stream: str, count: int) -> list[tuple[int, ...]]:
@@ -155,6 +157,7 @@ class Evaluator:
             self.search_queries += 1
         else:
             self.other_queries += 1
+        self.on_query()
         return ranking, text
 
     def documents(self, injection: str | None) -> list[Document]:

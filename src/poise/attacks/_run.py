@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,20 +132,18 @@ def run_attack(
     responses_per_candidate: int = 2,
     selection_orders: int = 4,
     final_orders: int = 10,
-    on_query: Any = None,
+    on_query: Callable[[], None] | None = None,
 ) -> AttackResult:
     """Run one attack; resumable: a query the run already made is read back, not asked."""
     if final_orders < 1:
         raise PoiseError("--final-orders must be at least 1")
     ev = Evaluator(engine, category, store=store, run_id=run_id, query=query, seed=seed, budget=budget,
-                   responses_per_candidate=responses_per_candidate)
-    tick = on_query or (lambda: None)
+                   responses_per_candidate=responses_per_candidate, on_query=on_query)
     # 1. selection
     n = ev.n
     sums = np.zeros(n)
     for k, order in enumerate(ev.fresh_orders("select", selection_orders) if product is None else []):
         ranking, _ = ev.ask(f"select/order={k}", order, None, "select")
-        tick()
         if ranking is not None:
             sums += [n - ranking.index(i) if i in ranking else 0 for i in range(n)]
     selection = [round(float(x) / max(selection_orders, 1), 4) for x in sums] if product is None else []
@@ -158,25 +157,12 @@ def run_attack(
     tgt = Target(p.name, category.name, ev.query, others)
     # 2. search
     stopped_by = "method finished"
-    original_evaluate = ev.evaluate
-
-    def counted(cand, responses=None):  # progress per query
-        before = ev.search_queries
-        try:
-            return original_evaluate(cand, responses)
-        finally:
-            for _ in range(ev.search_queries - before):
-                tick()
-
-    ev.evaluate = counted  # type: ignore[method-assign]
     try:
         method.search(ev, tgt, random.Random(f"attack/{seed}/{method.name}"))
     except StopSearch:
         stopped_by = "stop score reached"
     except BudgetExhausted as exc:
         stopped_by = f"budget: {exc}"
-    finally:
-        ev.evaluate = original_evaluate  # type: ignore[method-assign]
     best = ev.best()
     injection = best.injection if best is not None else ""
     # 3. final figures, paired, on orders the search never saw
@@ -185,11 +171,9 @@ def run_attack(
     unparseable = {"before": 0, "after": 0}
     for k, order in enumerate(ev.fresh_orders("final", final_orders)):
         ranking, _ = ev.ask(f"final/before/order={k}", order, None, "final_before")
-        tick()
         results = {"before": ranking}
         if injection:
             results["after"], _ = ev.ask(f"final/after/order={k}", order, injection, "final_after")
-            tick()
         else:
             results["after"] = ranking  # no injection: the same answer, not asked twice
         for side, scores in (("before", before), ("after", after)):
