@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sqlite3
 
 import numpy as np
@@ -19,7 +20,7 @@ from poise.ranking._names import matcher_for
 from poise.store import Store
 
 from .test_cli import poise
-from .wirefake import WireFake, completion, context_titles, error
+from .wirefake import WireFake, completion, context_documents, context_titles, error
 
 CATALOG = sample_catalog()
 
@@ -199,3 +200,34 @@ def test_bad_input_is_one_line(tmp_path):
 
     assert_one_line_error(poise("natural", store=tmp_path), "--category", "--all")
     assert_one_line_error(poise("natural", "--category", "blendr", store=tmp_path), "blendr")
+
+
+def test_documents_can_be_rewritten_by_a_model(tmp_path):
+    """--rewrite-model: a model writes document j about product i; a rewrite that still
+    names the source (or never the target) is replaced by the substitution and counted."""
+    blender = CATALOG.category("blender").products
+
+    def answer(request: dict) -> str:
+        prompt = request["messages"][-1]["content"]
+        if not prompt.startswith("Rewrite the product page"):
+            return by_position()(request)
+        target = re.search(r"presents the (.+?) \(brand: (.+?); model: (.+?)\) instead of the (.+?)\. ", prompt)
+        source = next(p for p in blender if p.name == target.group(4))
+        page = prompt.split("\n\n", 1)[1]
+        if "Oster" in target.group(1):
+            return "Sorry, I cannot help with that."  # no target named: replaced
+        return page.replace(source.brand, target.group(2)).replace(source.model, target.group(3)) + " [rw]"
+
+    with WireFake([], responder=answer) as fake:
+        result = poise("natural", "-c", "blender", "--trials", "3", "--model", "openai:fake", "--base-url", fake.url,
+                       "--rewrite-model", "openai:rewriter", "--bootstrap", "0", "--json", store=tmp_path,
+                       env={"OPENAI_API_KEY": "k"})
+        rewrites = [r for r in fake.requests if r["model"] == "openai:rewriter" or r["model"] == "rewriter"]
+        asks = [r for r in fake.requests if r["model"] == "fake"]
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["rewrite"] == "llm:openai:rewriter"
+    assert out["llm_rewrites_kept"] > 0 and out["llm_rewrites_replaced"] > 0
+    assert len(rewrites) == out["llm_rewrites_kept"] + out["llm_rewrites_replaced"]
+    assert len(asks) == 3
+    assert any("[rw]" in text for r in asks for _, text in context_documents(r))

@@ -14,7 +14,7 @@ from rich.table import Table
 from .._errors import PoiseError
 from ..catalog import load_catalog
 from ..engine import DEFAULT_GENERATE_CONFIG, SearchEngine
-from ..experiments import FACTORS, POOLED, analyse_natural, draw_trial, natural_records, run_natural
+from ..experiments import FACTORS, POOLED, Rewriter, analyse_natural, draw_trial, natural_records, run_natural
 from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store
 from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, ModelOpt, StoreOpt, app, load_template,
@@ -36,6 +36,8 @@ def natural(
     template: Annotated[Optional[Path], typer.Option("--template", help="A prompt template TOML file.")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = DEFAULT_GENERATE_CONFIG.max_tokens,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the intervals.")] = 1000,
+    rewrite_model: Annotated[Optional[str], typer.Option(
+        "--rewrite-model", help="Rewrite documents with this model spec instead of substituting names.")] = None,
     base_url: BaseUrlOpt = None,
     store: StoreOpt = None,
     max_attempts: MaxAttemptsOpt = 5,
@@ -56,8 +58,10 @@ def natural(
         llm = open_model(model, base_url, db, max_attempts=max_attempts, concurrency=concurrency)
         config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
         engine = SearchEngine(llm, template=tmpl, config=config)
+        rewriter = Rewriter(None if rewrite_model is None else llm if rewrite_model == model else
+                            open_model(rewrite_model, base_url, db, max_attempts=max_attempts))
         run_cfg = run_config(
-            categories=[c.name for c in categories], trials=trials, model=model, seed=seed,
+            categories=[c.name for c in categories], trials=trials, model=model, seed=seed, rewrite=rewriter.kind,
             catalog=catalog or "sample", template=tmpl.name, generate=config.model_dump(mode="json"),
             base_url=llm.identity().get("base_url"))
         run_id = db.find_unfinished("natural", run_cfg)
@@ -73,7 +77,7 @@ def natural(
                           TimeElapsedColumn(), console=err, transient=as_json) as progress:
                 task = progress.add_task(f"natural trials on {inert(model)}", total=total, completed=done)
                 run_natural(engine, categories, trials=trials, store=db, run_id=run_id, seed=seed,
-                            concurrency=concurrency, on_done=lambda *_: progress.advance(task))
+                            concurrency=concurrency, on_done=lambda *_: progress.advance(task), rewriter=rewriter)
             missing = total - len(db.done_tasks(run_id))
             if missing:
                 raise PoiseError(f"{missing} of {total} trials failed (stored as failed calls)",
@@ -89,7 +93,8 @@ def natural(
 
         folder = db.run_dir(run_id)
         plots = save_natural_plots(analyses, folder)
-        result = {"run_id": run_id, "model": model, "trials": trials, "seed": seed,
+        result = {"run_id": run_id, "model": model, "trials": trials, "seed": seed, "rewrite": rewriter.kind,
+                  "llm_rewrites_kept": rewriter.llm_kept, "llm_rewrites_replaced": rewriter.fell_back,
                   "categories": {c: a.to_json() for c, a in analyses.items() if c != POOLED},
                   "pooled": analyses[POOLED].to_json() if POOLED in analyses else None,
                   "plots": [str(p) for p in plots]}

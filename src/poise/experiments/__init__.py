@@ -1,7 +1,7 @@
 """Experiments on the engine under test: single recommendations and the natural-setting
 analysis; attacks, transfer and defenses build on the same recorded calls."""
 
-from ._natural import Trial, draw_trial, rewrite_document, run_natural, run_trial, trial_documents
+from ._natural import Rewriter, Trial, draw_trial, rewrite_document, run_natural, run_trial, trial_documents
 from ._natural_analysis import FACTORS, POOLED, Analysis, NaturalRecords, analyse, analyse_natural, natural_records
 from ._recommend import Recommendation, call_record, recommend
 
@@ -11,6 +11,7 @@ __all__ = [
     "Analysis",
     "NaturalRecords",
     "Recommendation",
+    "Rewriter",
     "Trial",
     "analyse",
     "analyse_natural",

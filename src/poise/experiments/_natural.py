@@ -10,6 +10,7 @@ of a category draws the same assignment and order on every run.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from .._errors import ModelError
 from ..catalog import Category, Document, Product
 from ..engine import SearchEngine
+from ..models import ChatMessage, ChatModel, GenerateConfig
 from ..ranking._names import matcher_for
 from ..store import Store
 from ._recommend import Recommendation, recommend
@@ -71,23 +73,69 @@ def draw_trial(category: Category, index: int, seed: int = 0) -> Trial:
     return Trial(category.name, index, trial_seed, tuple(assignment), tuple(order))
 
 
-def trial_documents(category: Category, trial: Trial) -> list[Document]:
+REWRITE_PROMPT = """Rewrite the product page below so that it presents the {target} (brand: {target_brand}; \
+model: {target_model}) instead of the {source}. Replace every mention of the {source}, of its brand and of its \
+model, including shortened mentions, with the matching name of the {target}. Change nothing else: keep the \
+features, specifications, price and warranty exactly as they are. Reply with the rewritten page only.
+
+{text}"""
+
+
+class Rewriter:
+    """Writes document j about product i: by substituting names (the default), or through
+    a model when one is given. A model's rewrite is kept only if it names the target and
+    no longer names the source; otherwise the substitution is used and counted."""
+
+    def __init__(self, model: ChatModel | None = None) -> None:
+        self.model = model
+        self.kind = "substitute" if model is None else f"llm:{model.spec}"
+        self.llm_kept = 0
+        self.fell_back = 0
+        self._memo: dict[tuple[str, int, int], str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, category: Category, source: int, target: int) -> str:
+        products = category.products
+        src, tgt = products[source], products[target]
+        if source == target or self.model is None:
+            return rewrite_document(src.document.text, src, tgt, products)
+        key = (category.name, source, target)
+        with self._lock:
+            if key in self._memo:
+                return self._memo[key]
+        prompt = REWRITE_PROMPT.format(target=tgt.name, target_brand=tgt.brand, target_model=tgt.model,
+                                       source=src.name, text=src.document.text)
+        text = self.model.generate([ChatMessage(role="user", content=prompt)],
+                                   GenerateConfig(temperature=0.0, max_tokens=1024, seed=0)).text.strip()
+        found = {m.product for m in matcher_for(tuple((p.brand, p.model) for p in products)).find(text)}
+        with self._lock:
+            if target in found and source not in found:
+                self.llm_kept += 1
+            else:
+                text = rewrite_document(src.document.text, src, tgt, products)
+                self.fell_back += 1
+            self._memo[key] = text
+        return text
+
+
+def trial_documents(category: Category, trial: Trial, rewriter: Rewriter | None = None) -> list[Document]:
+    """The documents of a trial, in catalog order: product i gets document assignment[i],
+    rewritten to present it."""
+    rewrite = rewriter or Rewriter()
     products = category.products
-    docs = []
-    for i, product in enumerate(products):
-        source = products[trial.assignment[i]]
-        docs.append(Document(
-            text=rewrite_document(source.document.text, source, product, products),
-            source_url=source.document.source_url,
-        ))
-    return docs
+    return [Document(text=rewrite(category, trial.assignment[i], i),
+                     source_url=products[trial.assignment[i]].document.source_url)
+            for i in range(len(products))]
 
 
-def run_trial(engine: SearchEngine, category: Category, trial: Trial, *, store: Store, run_id: str) -> Recommendation:
+def run_trial(engine: SearchEngine, category: Category, trial: Trial, *, store: Store, run_id: str,
+              rewriter: Rewriter | None = None) -> Recommendation:
+    rewriter = rewriter or Rewriter()
     return recommend(
         engine, category, store=store, run_id=run_id, seed=trial.seed, order=trial.order,
-        documents=trial_documents(category, trial), task_key=trial.task_key,
-        meta={"experiment": "natural", "trial": trial.index, "assignment": list(trial.assignment)},
+        documents=trial_documents(category, trial, rewriter), task_key=trial.task_key,
+        meta={"experiment": "natural", "trial": trial.index, "assignment": list(trial.assignment),
+              "rewrite": rewriter.kind},
     )
 
 
@@ -101,6 +149,7 @@ def run_natural(
     seed: int = 0,
     concurrency: int = 1,
     on_done: Callable[[Trial, Recommendation | None], None] | None = None,
+    rewriter: Rewriter | None = None,
 ) -> int:
     """Run the trials not yet done in ``run_id``; returns how many were run now.
 
@@ -123,7 +172,7 @@ def run_natural(
                 if trial is None:
                     break
                 pending[pool.submit(run_trial, engine, by_name[trial.category], trial,
-                                    store=store, run_id=run_id)] = trial
+                                    store=store, run_id=run_id, rewriter=rewriter)] = trial
             if not pending:
                 break
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
