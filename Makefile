@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: setup demo test bench clean
+.PHONY: setup browser demo test bench clean
 
 setup: $(VENV)/.installed
 
@@ -17,10 +17,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# Headless Chromium for the report's browser test (tests/test_report.py skips it without one):
+# installed with apt-get when it is missing and we are root; never fails the build.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium for the browser test ..."; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } || \
+	    echo "note: could not install chromium; the browser test will be skipped"; \
+	  else echo "note: no chromium; the browser test will be skipped (apt-get install chromium)"; fi; }
+
 demo: setup
 	$(BIN)/poise demo
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
 
 bench: setup

@@ -228,3 +228,4 @@ def demo(
 
 from . import _natural  # noqa: E402,F401  (registers `poise natural`)
 from . import _attack  # noqa: E402,F401  (registers `poise attack` and `poise transfer`)
+from . import _report  # noqa: E402,F401  (registers `poise report`)

@@ -1,5 +1,23 @@
-"""Reports built from the store: figures now, HTML and Markdown reports next."""
+"""Reports built from the store: one self-contained HTML file or Markdown, and the figures."""
 
+from ._attack_plots import attack_queries_figure, attack_rank_figure, transfer_figure
+from ._data import ReportData, RunView, gather_report, resolve_runs
+from ._html import render_html
+from ._markdown import render_markdown
 from ._natural_plots import f_statistics_figure, heatmap_figure, position_bias_figure, save_natural_plots
 
-__all__ = ["f_statistics_figure", "heatmap_figure", "position_bias_figure", "save_natural_plots"]
+__all__ = [
+    "ReportData",
+    "RunView",
+    "attack_queries_figure",
+    "attack_rank_figure",
+    "f_statistics_figure",
+    "gather_report",
+    "heatmap_figure",
+    "position_bias_figure",
+    "render_html",
+    "render_markdown",
+    "resolve_runs",
+    "save_natural_plots",
+    "transfer_figure",
+]

@@ -29,7 +29,7 @@ def f_statistics_figure(analyses: Mapping[str, Analysis]):
         values = [v if math.isfinite(v) else 0.0 for v in values]
         ax.bar(x + (k - 1) * width, values, width, label=factor, color=COLORS[factor])
     ax.axhline(1.0, color="#888", lw=0.8, ls="--")
-    ax.set_xticks(x, cats, rotation=30, ha="right")
+    ax.set_xticks(x, [_short(c, 30) for c in cats], rotation=30, ha="right")
     ax.set_ylabel("one-way F")
     ax.set_title("What drives the ranking: F-statistic per factor")
     ax.legend(frameon=False)
@@ -48,7 +48,7 @@ def position_bias_figure(analyses: Mapping[str, Analysis]):
             ax.fill_between(positions, low, high, color="black", alpha=0.12, lw=0)
             ax.plot(positions, a.position_curve, color="black", lw=2.2, marker="o", label="pooled (95% CI)")
         else:
-            ax.plot(positions, a.position_curve, lw=1, alpha=0.6, marker=".", label=name)
+            ax.plot(positions, a.position_curve, lw=1, alpha=0.6, marker=".", label=_short(name, 30))
     ax.set_xlabel("context position of the product's document (1 = first)")
     ax.set_ylabel("mean ranking score")
     ax.set_title("Position bias")
@@ -70,7 +70,7 @@ def heatmap_figure(analyses: Mapping[str, Analysis]):
         a = analyses[c]
         table = np.asarray(a.heatmap, dtype=float)
         image = ax.imshow(table, cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
-        ax.set_title(c, fontsize=9)
+        ax.set_title(_short(c, 40), fontsize=9)
         ax.set_xticks(range(table.shape[1]), [str(p + 1) for p in range(table.shape[1])], fontsize=7)
         ax.set_yticks(range(table.shape[0]), [_short(n) for n in a.products], fontsize=7)
         ax.set_xlabel("context position", fontsize=8)
@@ -83,7 +83,9 @@ def heatmap_figure(analyses: Mapping[str, Analysis]):
 
 
 def _short(name: str, width: int = 22) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
+    """A label for a figure: shortened, and with '$' escaped so matplotlib never reads it as math."""
+    name = name if len(name) <= width else name[: width - 1] + "…"
+    return name.replace("$", r"\$")
 
 
 def save_natural_plots(analyses: Mapping[str, Analysis], folder: Path) -> list[Path]:

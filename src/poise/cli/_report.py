@@ -1,0 +1,80 @@
+"""``poise report``: one HTML file (or Markdown) a person opens and understands in a minute."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .._errors import PoiseError
+from ..store import Store
+from ._app import StoreOpt, app
+
+FORMATS = {"html": "html", "md": "md", "markdown": "md"}
+
+
+@app.command()
+def report(
+    run_ids: Annotated[Optional[list[str]], typer.Argument(
+        help="Runs to report (ids or unique prefixes; default: the latest run).", metavar="RUN_ID",
+        show_default=False)] = None,
+    out_path: Annotated[Optional[str], typer.Option(
+        "--out", "-o", help="File to write (default poise-report-RUN.html or .md here; '-' for stdout).")] = None,
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", "-f", help="html (one self-contained file) or md (Markdown); default from --out, else html.",
+        show_default=False)] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Write a report of runs: configuration, cost, rankings and the paper's figures."""
+    from ..report import gather_report, render_html, render_markdown
+
+    kind = report_format(fmt, out_path)
+    with Store(store) as db:
+        data = gather_report(db, run_ids)
+        text = render_html(data) if kind == "html" else render_markdown(data)
+    if out_path == "-":
+        sys.stdout.write(text)
+        return
+    ids = [r.id for r in data.runs]
+    name = f"poise-report-{ids[0]}" + (f"-and-{len(ids) - 1}-more" if len(ids) > 1 else "") + f".{kind}"
+    path = Path(out_path or name)
+    write_text(path, text)
+    typer.echo(str(path))
+
+
+def report_format(fmt: str | None, out_path: str | None) -> str:
+    if fmt is None:
+        return "md" if out_path and out_path.lower().endswith((".md", ".markdown")) else "html"
+    if fmt.lower() not in FORMATS:
+        raise PoiseError(f"unknown report format {fmt!r}", "use --format html or --format md")
+    return FORMATS[fmt.lower()]
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write the whole file or nothing (a temporary file beside it, renamed)."""
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder")
+        folder = path.parent
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o644 & ~_umask())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise PoiseError(f"cannot write the report to {path}: {reason}", "pass a writable path with --out") from exc
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,371 @@
+"""What a report shows, gathered from the store into plain data.
+
+Every run gets its configuration and cost; then what its kind provides: the calls and
+rankings of ``recommend`` and ``demo`` runs, the analysis of ``natural`` runs, the
+``attack.json`` of attack runs and the ``transfer.json`` of transfer runs. Text in here
+(responses, injections, product names) is untrusted: the renderers escape it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import __version__
+from .._errors import StoreError
+from ..store import RunRecord, Store
+
+MAX_CALLS_SHOWN = 100  # calls listed per run; the rest are counted
+NATURAL_BOOTSTRAP = 200  # resamples when a natural run has no natural.json to take intervals from
+
+
+@dataclass(frozen=True)
+class Cost:
+    calls: int
+    cached: int
+    failed: int
+    unparsed: int
+    prompt_tokens: int
+    completion_tokens: int
+    model_time_s: float  # summed latency of the calls not served from cache
+    wall_time_s: float | None  # start to finish (None while unfinished)
+
+
+@dataclass(frozen=True)
+class ProductScore:
+    product: str
+    position: int | None  # context position, 1 = first
+    rank: int | None  # None: not listed
+    score: int
+
+
+@dataclass(frozen=True)
+class CallView:
+    id: int
+    category: str
+    query: str
+    model: str
+    seed: int | None
+    response: str | None
+    parseable: bool | None
+    reason: str | None
+    error: str | None
+    cached: bool
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    ranking: list[ProductScore]  # best first, unlisted last; empty when unparseable
+
+
+@dataclass(frozen=True)
+class CategoryRanking:
+    """Mean score of each product over a run's parseable calls of one category."""
+
+    category: str
+    calls: int
+    rows: list[dict[str, Any]]  # product, mean_score, mean_rank (listed only), listed, first
+
+
+@dataclass(frozen=True)
+class NaturalView:
+    analyses: dict[str, Any]  # category (and 'pooled') -> experiments.Analysis
+    intervals: str  # where the 95% intervals come from
+
+
+@dataclass
+class RunView:
+    record: RunRecord
+    config: list[tuple[str, str]]
+    cost: Cost
+    rankings: list[CategoryRanking] = field(default_factory=list)
+    calls: list[CallView] = field(default_factory=list)
+    calls_hidden: int = 0
+    natural: NaturalView | None = None
+    attack: dict[str, Any] | None = None
+    transfer: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def kind(self) -> str:
+        return self.record.command
+
+
+@dataclass
+class ReportData:
+    runs: list[RunView]
+    store: str
+    generated: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S"))
+    version: str = __version__
+
+    @property
+    def attacks(self) -> list[dict[str, Any]]:
+        return [r.attack for r in self.runs if r.attack is not None]
+
+    @property
+    def title(self) -> str:
+        ids = [r.id for r in self.runs]
+        return "poise report: " + (ids[0] if len(ids) == 1 else f"{len(ids)} runs")
+
+
+# -- which runs -----------------------------------------------------------------------------------
+def resolve_runs(store: Store, run_ids: list[str] | None = None) -> list[RunRecord]:
+    """The runs named (an exact id or a unique prefix of one), or the latest run."""
+    records = store.runs()
+    if not records:
+        raise StoreError(f"no runs yet in {store.db_path}", "run an experiment first, or pass --store")
+    if not run_ids:
+        return [records[0]]
+    chosen: list[RunRecord] = []
+    for wanted in run_ids:
+        exact = [r for r in records if r.id == wanted]
+        matches = exact or [r for r in records if wanted and r.id.startswith(wanted)]
+        if not matches:
+            raise StoreError(f"no run {wanted!r} in {store.db_path}", "run `poise runs` to list the runs")
+        if len(matches) > 1:
+            raise StoreError(f"{wanted!r} matches {len(matches)} runs", "give more of the run id")
+        if matches[0] not in chosen:
+            chosen.append(matches[0])
+    return chosen
+
+
+def gather_report(store: Store, run_ids: list[str] | None = None) -> ReportData:
+    """Everything a report of these runs (default: the latest) shows."""
+    return ReportData(runs=[gather_run(store, r) for r in resolve_runs(store, run_ids)], store=str(store.dir))
+
+
+def gather_run(store: Store, record: RunRecord) -> RunView:
+    view = RunView(record=record, config=flatten(record.config), cost=cost_of(record))
+    kind = record.command
+    if kind == "attack":
+        view.attack = _read_json(store, view, "attack.json", _check_attack)
+    elif kind == "transfer":
+        view.transfer = _read_json(store, view, "transfer.json", _check_transfer)
+    else:
+        scores = store.scores(record.id)
+        view.rankings = category_rankings(scores)
+        if kind == "natural":
+            view.natural = natural_view(store, record.id)
+        else:
+            calls = store.calls(record.id)
+            view.calls = [call_view(c, scores) for c in calls[:MAX_CALLS_SHOWN]]
+            view.calls_hidden = max(0, len(calls) - MAX_CALLS_SHOWN)
+    if record.status != "finished":
+        view.notes.append(f"this run is {record.status}" + (f": {record.error}" if record.error else "")
+                          + "; the report shows what the store holds so far")
+    return view
+
+
+def cost_of(r: RunRecord) -> Cost:
+    wall = r.finished_at - r.created_at if r.finished_at else None
+    return Cost(calls=r.calls, cached=r.cached_calls, failed=r.failed_calls, unparsed=r.unparseable_calls,
+                prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
+                model_time_s=r.latency_s, wall_time_s=wall)
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """A run's configuration as (dotted key, value) rows."""
+    rows: list[tuple[str, str]] = []
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows += flatten(value, name + ".")
+        else:
+            rows.append((name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)))
+    return rows
+
+
+# -- recommend, demo and any run with scored calls -------------------------------------------------
+def category_rankings(scores: list[dict[str, Any]]) -> list[CategoryRanking]:
+    by_cat: dict[str, dict[int, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for row in scores:
+        by_cat[row["category"]][row["product_index"]].append(row)
+    out = []
+    for category in sorted(by_cat):
+        products = by_cat[category]
+        rows = []
+        for rows_of in products.values():
+            ranks = [r["rank"] for r in rows_of if r["rank"] is not None]
+            rows.append({
+                "product": f"{rows_of[0]['brand']} {rows_of[0]['model']}",
+                "mean_score": sum(r["score"] for r in rows_of) / len(rows_of),
+                "mean_rank": sum(ranks) / len(ranks) if ranks else None,
+                "listed": len(ranks), "first": sum(1 for r in ranks if r == 1)})
+        rows.sort(key=lambda r: (-r["mean_score"], r["product"]))
+        calls = len({r["call_id"] for rows_of in products.values() for r in rows_of})
+        out.append(CategoryRanking(category=category, calls=calls, rows=rows))
+    return out
+
+
+def call_view(call: dict[str, Any], scores: list[dict[str, Any]]) -> CallView:
+    mine = [s for s in scores if s["call_id"] == call["id"]]
+    ranking = sorted((ProductScore(f"{s['brand']} {s['model']}", s["position"] or None, s["rank"], s["score"])
+                      for s in mine), key=lambda p: (p.rank is None, p.rank or 0, p.position or 0))
+    return CallView(
+        id=call["id"], category=call["category"], query=call["query"],
+        model=call["model_name"] or call["model_spec"], seed=call["seed"], response=call["response_text"],
+        parseable=None if call["parseable"] is None else bool(call["parseable"]),
+        reason=call["unparseable_reason"], error=call["error"], cached=bool(call["cached"]),
+        prompt_tokens=call["prompt_tokens"], completion_tokens=call["completion_tokens"],
+        latency_s=call["latency_s"], ranking=ranking)
+
+
+# -- natural --------------------------------------------------------------------------------------
+def natural_view(store: Store, run_id: str) -> NaturalView | None:
+    """The analysis of a natural run: exact F-tests and curves recomputed from the records;
+    the bootstrap intervals taken from the run's natural.json when it covers the same trials."""
+    from ..experiments import analyse_natural, natural_records
+
+    records = natural_records(store, run_id)
+    if not len(records):
+        return None
+    analyses = analyse_natural(records, n_boot=0)
+    saved = _natural_json(store, run_id)
+    if saved is not None and all(c in saved and saved[c].get("trials") == a.trials for c, a in analyses.items()):
+        return NaturalView({c: _with_intervals(a, saved[c]) for c, a in analyses.items()},
+                           "the run's own bootstrap (natural.json)")
+    analyses = analyse_natural(records, n_boot=NATURAL_BOOTSTRAP)
+    return NaturalView(analyses, f"a bootstrap of {NATURAL_BOOTSTRAP} resamples over trials")
+
+
+def _natural_json(store: Store, run_id: str) -> dict[str, Any] | None:
+    path = store.run_dir(run_id) / "natural.json"
+    try:
+        data = json.loads(path.read_text())
+        by_name = dict(data.get("categories") or {})
+        if data.get("pooled"):
+            by_name["pooled"] = data["pooled"]
+        return by_name
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+
+
+def _with_intervals(a: Any, saved: dict[str, Any]) -> Any:
+    from ..stats import Interval
+
+    def interval(pair: Any) -> Interval:
+        lo, hi = pair if isinstance(pair, (list, tuple)) and len(pair) == 2 else (None, None)
+        return Interval(math.nan if lo is None else float(lo), math.nan if hi is None else float(hi))
+
+    try:
+        return dataclasses.replace(
+            a,
+            one_way_ci={k: interval(v["eta_sq_ci95"]) for k, v in saved["one_way"].items()},
+            joint_eta_ci={k: interval(v["partial_eta_sq_ci95"]) for k, v in saved["joint_anova"].items()},
+            position_curve_ci=[interval(p["ci95"]) for p in saved["position_curve"]])
+    except (KeyError, TypeError, ValueError):
+        return a
+
+
+# -- attack and transfer --------------------------------------------------------------------------
+_ATTACK_KEYS = ("category", "product", "method", "score_before", "score_after", "success", "injection")
+_ATTACK_OPTIONAL = ("model", "score_before_ci", "score_after_ci", "rank_before", "rank_after",
+                    "recommender_queries", "attacker_queries", "queries_to_first_success",
+                    "unparseable_before", "unparseable_after", "first_rate_before", "first_rate_after",
+                    "stopped_by")
+_CANDIDATE_KEYS = ("id", "parent", "strategy", "injection", "mean_score")
+_TRANSFER_ITEM_KEYS = ("category", "product", "injection", "source_before", "source_after", "target_before",
+                       "target_after")
+
+
+def _read_json(store: Store, view: RunView, name: str, check) -> dict[str, Any] | None:
+    path = store.run_dir(view.id) / name
+    if not path.exists():
+        view.notes.append(f"{name} is not written yet: nothing to show but the run's cost")
+        return None
+    try:
+        data = json.loads(path.read_text())
+        problem = check(data)
+    except (OSError, ValueError) as exc:
+        problem = str(exc)
+    if problem:
+        view.notes.append(f"{name} cannot be read ({problem}): nothing to show but the run's cost")
+        return None
+    data["run_id"] = view.id
+    return data
+
+
+def _missing(data: Any, keys: tuple[str, ...], what: str) -> str | None:
+    if not isinstance(data, dict):
+        return f"{what} is not an object"
+    lacking = [k for k in keys if k not in data]
+    return f"{what} lacks {', '.join(lacking)}" if lacking else None
+
+
+def _check_attack(data: Any) -> str | None:
+    problem = _missing(data, _ATTACK_KEYS, "the attack")
+    if problem:
+        return problem
+    product = data["product"]
+    data["product_name"] = (f"{product.get('brand', '')} {product.get('model', '')}".strip()
+                            if isinstance(product, dict) else str(product))
+    for key in _ATTACK_OPTIONAL:
+        data.setdefault(key, None)
+    _floats(data, ("score_before", "score_after", "rank_before", "rank_after"))
+    candidates = data["candidates"] = data.get("candidates") or []
+    if not isinstance(candidates, list):
+        return "candidates is not a list"
+    for c in candidates:
+        problem = _missing(c, _CANDIDATE_KEYS, "a candidate")
+        if problem:
+            return problem
+        c.setdefault("depth", None)
+        c.setdefault("queries_so_far", None)
+        c["scores"] = c.get("scores") or []
+        _floats(c, ("mean_score",))
+        c["responses"] = c.get("responses") or []
+    data["tree"] = candidate_tree(candidates, data["injection"])
+    return None
+
+
+def _check_transfer(data: Any) -> str | None:
+    problem = _missing(data, ("items",), "the transfer")
+    if problem or not isinstance(data["items"], list):
+        return problem or "items is not a list"
+    data["source_runs"] = data.get("source_runs") or []
+    data.setdefault("model", None)
+    data.setdefault("template", None)
+    for item in data["items"]:
+        problem = _missing(item, _TRANSFER_ITEM_KEYS, "an item")
+        if problem:
+            return problem
+        item.setdefault("target_before_ci", None)
+        item.setdefault("target_after_ci", None)
+        _floats(item, ("source_before", "source_after", "target_before", "target_after"))
+    return None
+
+
+def _floats(data: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Scores and ranks are means: a JSON 2 is shown as 2.00 like its neighbours."""
+    for key in keys:
+        if isinstance(data.get(key), int) and not isinstance(data[key], bool):
+            data[key] = float(data[key])
+
+
+def candidate_tree(candidates: list[dict[str, Any]], final: str) -> list[dict[str, Any]]:
+    """Candidates nested by parent: [{"c": candidate, "children": [...], "best", "final", "open"}],
+    "open" on the path to the injection the attack kept."""
+    scored = [c["mean_score"] for c in candidates if isinstance(c["mean_score"], (int, float))]
+    best = max(scored) if scored else None
+    roots: list[dict[str, Any]] = []
+    by_id: dict[Any, dict[str, Any]] = {}
+    for c in candidates:  # a parent listed later (or a cycle) cannot nest: the node becomes a root
+        node = {"c": c, "children": [], "best": best is not None and c["mean_score"] == best,
+                "final": c["injection"] == final, "open": False}
+        parent = by_id.get(c["parent"])
+        (parent["children"] if parent else roots).append(node)
+        by_id.setdefault(c["id"], node)
+        node["parent_node"] = parent
+    for node in by_id.values():  # open the path to the injection the attack kept
+        if node["final"]:
+            while node is not None:
+                node["open"], node = True, node["parent_node"]
+    return roots

@@ -1,0 +1,204 @@
+"""The report as Markdown, for terminals and CI logs: the same tables, no figures.
+
+Run text is untrusted. Everything written from a run goes through ``md_text`` or
+``md_block``: terminal escape sequences and control characters are dropped, ``& < >`` become
+entities (no HTML passes through), and the characters Markdown acts on are backslash-escaped
+(brackets, emphasis, code, table pipes, headings; list markers at the start of a line), so an
+answer cannot open a link, an image, a table cell, a list or a heading of its own.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ..experiments import FACTORS, POOLED
+from ._data import CallView, ReportData, RunView
+from ._html import fmt_ci, fmt_num, fmt_p, fmt_secs, stars
+
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")  # '&' that would start an entity reference
+_SPECIAL = re.compile(r"[\\`*_\[\]#|~]")
+_LINE_START = re.compile(r"^(\s*)(\d+)([.)])")
+
+
+def md_text(text: Any) -> str:
+    """Untrusted text for one line of Markdown (a table cell, a heading, a list item)."""
+    text = _CONTROLS.sub(" ", _ESCAPES.sub("", str(text)))
+    text = " ".join(text.split())
+    text = _ENTITY.sub("&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
+    return _SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+
+
+def md_block(text: str, width: int = 0) -> str:
+    """Untrusted multi-line text as a block quote that shows every line literally."""
+    lines = []
+    for raw in str(text).splitlines() or [""]:
+        line = md_text(raw)
+        line = _LINE_START.sub(r"\1\2\\\3", line)  # "1." would start a list
+        if line.startswith(("=", "-", "+")):
+            line = "\\" + line
+        lines.append(line)
+    out = []
+    for k, line in enumerate(lines):
+        last = k == len(lines) - 1 or not lines[k + 1]
+        out.append("> " + line + ("" if last or not line else "\\") if line else ">")
+    return "\n".join(out)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
+    """A pipe table; cells must already be escaped (numbers, or ``md_text``)."""
+    align = ["---:" if k in right else "---" for k in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(data: ReportData) -> str:
+    """The report of ``data`` (see ``gather_report``) as Markdown."""
+    parts = [f"# {md_text(data.title)}", "",
+             f"poise {md_text(data.version)}, generated {md_text(data.generated)}, store {md_text(data.store)}", ""]
+    if data.attacks:
+        parts += _attacks_summary(data.attacks)
+    for run in data.runs:
+        parts += _run(run)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _run(run: RunView) -> list[str]:
+    r, c = run.record, run.cost
+    out = [f"## {md_text(run.kind)} run {md_text(run.id)} ({md_text(r.status)})", ""]
+    out += [f"*Note: {md_text(n)}*\n" for n in run.notes]
+    out += ["### Configuration", "", table(["setting", "value"], [["started", md_text(r.created)]]
+                                            + [[md_text(k), md_text(v)] for k, v in run.config]), ""]
+    out += ["### Cost", "", table(
+        ["calls", "cached", "failed", "unparseable", "prompt tokens", "completion tokens", "model time", "wall time"],
+        [[fmt_num(c.calls), fmt_num(c.cached), fmt_num(c.failed), fmt_num(c.unparsed), fmt_num(c.prompt_tokens),
+          fmt_num(c.completion_tokens), fmt_secs(c.model_time_s), fmt_secs(c.wall_time_s)]],
+        right=range(8)), ""]
+    if run.rankings:
+        out += ["### Rankings per category", "",
+                "Mean score over the run's parseable answers (n - rank + 1; unlisted 0), best first.", ""]
+        for cat in run.rankings:
+            out += [f"**{md_text(cat.category)}** ({cat.calls} answer{'' if cat.calls == 1 else 's'})", "", table(
+                ["#", "product", "mean score", "mean rank", "listed", "first"],
+                [[str(k), md_text(row["product"]), fmt_num(row["mean_score"]), fmt_num(row["mean_rank"]),
+                  str(row["listed"]), str(row["first"])] for k, row in enumerate(cat.rows, start=1)],
+                right=(0, 2, 3, 4, 5)), ""]
+    if run.natural is not None:
+        out += _natural(run)
+    if run.attack is not None:
+        out += _attack(run.attack)
+    if run.transfer is not None:
+        out += _transfer(run.transfer)
+    if run.calls:
+        out += ["### Calls", ""]
+        for call in run.calls:
+            out += _call(call)
+        if run.calls_hidden:
+            out += [f"{run.calls_hidden} more calls are in the store.", ""]
+    return out
+
+
+def _call(call: CallView) -> list[str]:
+    state = "failed" if call.error else "unparseable" if call.parseable is False else "parsed"
+    out = [f"#### {md_text(call.category)}: {md_text(call.query)}", "",
+           f"call {call.id}, {md_text(call.model)}, seed {fmt_num(call.seed)}, "
+           f"{call.prompt_tokens}+{call.completion_tokens} tokens, {fmt_secs(call.latency_s)}"
+           f"{', cached' if call.cached else ''}, {state}", ""]
+    if call.error:
+        out += [f"Error: {md_text(call.error)}", ""]
+    if call.parseable is False:
+        out += [f"No ranking could be read: {md_text(call.reason or '')}", ""]
+    if call.ranking:
+        out += [table(["rank", "product", "score", "context position"],
+                      [[fmt_num(p.rank), md_text(p.product), str(p.score), fmt_num(p.position)] for p in call.ranking],
+                      right=(0, 2, 3)), ""]
+    if call.response is not None:
+        out += ["Response:", "", md_block(call.response), ""]
+    return out
+
+
+def _natural(run: RunView) -> list[str]:
+    analyses = run.natural.analyses
+    header = ["category", "trials", "unparsed"] + [f"F {f}" for f in FACTORS] + [f"ηp² {f}" for f in FACTORS]
+
+    def f_cell(test: Any) -> str:
+        return f"{fmt_num(test.f)}{md_text(stars(test.p))} (p {fmt_p(test.p)})"
+
+    rows = [[("**pooled**" if name == POOLED else md_text(name)), str(a.trials), str(a.unparseable)]
+            + [f_cell(a.one_way[f]) for f in FACTORS]
+            + [f"{fmt_num(a.joint[f].partial_eta_sq)} {fmt_ci(a.joint_eta_ci[f])}" for f in FACTORS]
+            for name, a in analyses.items()]
+    n = max(len(a.position_curve) for a in analyses.values())
+    curve = [[md_text(name), _spark(a.position_curve)] + [fmt_num(v) for v in a.position_curve]
+             + [""] * (n - len(a.position_curve)) for name, a in analyses.items()]
+    return ["### What drives the rankings", "",
+            "One-way F (\\* p<.05, \\*\\* p<.01, \\*\\*\\* p<.001) and the partial eta squared of the joint "
+            f"three-factor ANOVA (Type II) with its 95% interval from {md_text(run.natural.intervals)}.", "",
+            table(header, rows, right=range(1, len(header))), "",
+            "### Position bias: mean score by context position", "",
+            table(["category", "curve"] + [str(p) for p in range(1, n + 1)], curve, right=range(2, n + 2)), ""]
+
+
+def _spark(values: Sequence[float]) -> str:
+    bars = "▁▂▃▄▅▆▇█"
+    finite = [v for v in values if math.isfinite(v)]
+    top = max(finite) if finite else 0
+    return "".join(" " if not math.isfinite(v) else bars[min(7, int(7 * v / top))] if top > 0 else bars[0]
+                   for v in values)
+
+
+def _attacks_summary(attacks: list[dict[str, Any]]) -> list[str]:
+    rows = [[md_text(a["category"]), md_text(a["product_name"]), md_text(a["method"]), fmt_num(a["rank_before"]),
+             fmt_num(a["rank_after"]), fmt_num(a["score_before"]), fmt_num(a["score_after"]),
+             "yes" if a["success"] else "no", fmt_num(a["recommender_queries"]), md_text(a["run_id"])]
+            for a in sorted(attacks, key=lambda a: str(a["category"]))]
+    return ["## Attacks", "",
+            "Rank of the promoted product: n + 1 - its mean score (1 = recommended first).", "",
+            table(["category", "promoted product", "method", "rank before", "rank after", "score before",
+                   "score after", "success", "recommender queries", "run"], rows, right=(3, 4, 5, 6, 8)), ""]
+
+
+def _attack(a: dict[str, Any]) -> list[str]:
+    rows = [
+        ["method", md_text(a["method"])], ["recommender", md_text(a["model"] or "-")],
+        ["mean score before", f"{fmt_num(a['score_before'])} {fmt_ci(a['score_before_ci'])}"],
+        ["mean score after", f"{fmt_num(a['score_after'])} {fmt_ci(a['score_after_ci'])}"],
+        ["mean rank before, after", f"{fmt_num(a['rank_before'])}, {fmt_num(a['rank_after'])}"],
+        ["success", "yes" if a["success"] else "no"],
+        ["recommender queries", fmt_num(a["recommender_queries"])],
+        ["attacker queries", fmt_num(a["attacker_queries"])],
+        ["queries to first success", fmt_num(a["queries_to_first_success"])]]
+    if a["stopped_by"]:
+        rows.append(["search stopped by", md_text(a["stopped_by"])])
+    out = [f"### Attack on {md_text(a['product_name'])} ({md_text(a['category'])})", "", table(["", ""], rows), "",
+           "The injection:", "", md_block(a["injection"]), "",
+           f"#### Candidate injections ({len(a['candidates'])})", ""]
+    out += _tree(a["tree"], 0)
+    return out + [""]
+
+
+def _tree(nodes: list[dict[str, Any]], depth: int) -> list[str]:
+    out = []
+    for node in nodes:
+        c = node["c"]
+        mark = " (kept)" if node["final"] else ""
+        out.append(f"{'  ' * depth}- \\#{md_text(c['id'])} {md_text(c['strategy'])}, mean score "
+                   f"{fmt_num(c['mean_score'])}{mark}: {md_text(c['injection'][:300]) or '(no injection)'}")
+        out += _tree(node["children"], depth + 1)
+    return out
+
+
+def _transfer(t: dict[str, Any]) -> list[str]:
+    rows = [[md_text(i["category"]), md_text(i["product"]), fmt_num(i["source_before"]), fmt_num(i["source_after"]),
+             f"{fmt_num(i['target_before'])} {fmt_ci(i['target_before_ci'])}",
+             f"{fmt_num(i['target_after'])} {fmt_ci(i['target_after_ci'])}"] for i in t["items"]]
+    sources = ", ".join(md_text(s) for s in t["source_runs"]) or "-"
+    return [f"### Transfer to {md_text(t['model'] or 'the target model')}", "",
+            f"Source runs: {sources}.", "",
+            table(["category", "product", "source before", "source after", "target before", "target after"],
+                  rows, right=(2, 3, 4, 5)), ""]
