@@ -119,21 +119,25 @@ def _eta(value: float) -> str:
 
 
 def show_natural(analyses, run_id: str, plots: list[Path]) -> None:
-    table = Table(title="What drives the rankings (one-way F; * p<.05 ** p<.01 *** p<.001)",
+    table = Table(title="What drives the rankings: one-way F (* p<.05 ** p<.01 *** p<.001)",
                   title_justify="left", header_style="bold")
-    table.add_column("category")
-    table.add_column("trials", justify="right")
-    table.add_column("unparsed", justify="right")
-    for f in FACTORS:
-        table.add_column(f"F {f}", justify="right")
-    for f in FACTORS:
-        table.add_column(f"ηp² {f}", justify="right")
+    table.add_column("category", no_wrap=True)
+    table.add_column("trials", justify="right", no_wrap=True)
+    for f, label in zip(FACTORS, ("F prod", "F doc", "F pos")):
+        table.add_column(label, justify="right", no_wrap=True)
+    table.add_column("ηp² p/d/p", justify="right", no_wrap=True)
+    names = list(analyses)
     for name, a in analyses.items():
-        table.add_row(safe(name, "bold" if name == POOLED else ""), str(a.trials), str(a.unparseable),
-                      *[_f(a.one_way[f]) for f in FACTORS], *[_eta(a.joint[f].partial_eta_sq) for f in FACTORS],
-                      end_section=name != POOLED and POOLED in analyses and name == list(analyses)[-2])
+        table.add_row(safe(name, "bold" if name == POOLED else ""), str(a.trials),
+                      *[_f(a.one_way[f]) for f in FACTORS],
+                      "/".join(_eta(a.joint[f].partial_eta_sq) for f in FACTORS),
+                      end_section=POOLED in analyses and len(names) > 1 and name == names[-2])
     out.print(table)
-    out.print(safe("ηp²: partial eta squared of the joint three-factor ANOVA (Type II).", "dim"))
+    lost = {n: (a.unparseable, a.failed) for n, a in analyses.items() if n != POOLED and (a.unparseable or a.failed)}
+    for n, (unparsed, failed) in lost.items():
+        out.print(safe(f"{n}: {unparsed} unparseable answers left out, {failed} failed trials", "yellow"))
+    out.print(safe("F: one-way ANOVA of product name, document, context position (as in the paper). "
+                   "ηp²: partial eta squared of product/document/position in the joint Type II ANOVA.", "dim"))
     curve = Table(title="Position bias: mean score by context position", title_justify="left", header_style="bold")
     curve.add_column("category")
     n = max(len(a.position_curve) for a in analyses.values())

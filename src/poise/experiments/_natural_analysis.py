@@ -107,8 +107,11 @@ class Analysis:
         def num(x: float) -> float | None:
             return None if not math.isfinite(x) else round(x, 6)
 
+        def pval(x: float) -> float | None:  # three significant digits, however small
+            return None if not math.isfinite(x) else float(f"{x:.3g}")
+
         def test(t: FTest) -> dict[str, Any]:
-            return {"f": num(t.f), "df": [t.df_effect, t.df_resid], "p": num(t.p),
+            return {"f": num(t.f), "df": [t.df_effect, t.df_resid], "p": pval(t.p),
                     "eta_sq" if t is self.one_way.get(t.factor) else "partial_eta_sq": num(t.partial_eta_sq)}
 
         def ci(i: Interval) -> list[float | None]:

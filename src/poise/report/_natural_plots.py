@@ -62,7 +62,7 @@ def heatmap_figure(analyses: Mapping[str, Analysis]):
     cats = [c for c, a in analyses.items() if a.heatmap is not None]
     cols = min(3, max(1, len(cats)))
     rows = max(1, math.ceil(len(cats) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.4 * cols + 0.8, 3.6 * rows), squeeze=False, layout="constrained")
     vmax = max([np.nanmax(np.asarray(analyses[c].heatmap, dtype=float)) for c in cats
                 if np.isfinite(np.asarray(analyses[c].heatmap, dtype=float)).any()] or [1.0])
     image = None
@@ -78,7 +78,7 @@ def heatmap_figure(analyses: Mapping[str, Analysis]):
         ax.axis("off")
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.8, label="mean score")
-    fig.suptitle("Mean score by product and context position")
+    fig.suptitle("Mean score by product and context position (white: no trial put it there)")
     return fig
 
 
