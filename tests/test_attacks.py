@@ -174,3 +174,16 @@ def test_bad_input_is_one_line(tmp_path):
     assert_one_line_error(poise("attack", "--category", "blender", "--param", "depth=3", store=tmp_path),
                           "no parameter 'depth'")
     assert_one_line_error(poise("transfer", "nope", store=tmp_path), "no run 'nope'")
+
+
+def test_tap_branches_ask_the_attacker_apart(tmp_path):
+    """Sibling branches share their history: each still gets its own sampling seed, so
+    the request cache cannot hand all of them one answer."""
+    with WireFake([], responder=attacker_and(immune)) as fake:
+        result = run_attack_cli(fake, tmp_path, "--method", "tap", "--attacker", "openai:attacker", "--budget", "12",
+                                "--param", "roots=1", "--param", "branching=3")
+        seeds = [r.get("seed") for r in fake.requests if r["model"] == "attacker"]
+    assert result.returncode == 0, result.stderr
+    assert len(seeds) >= 4 and len(set(seeds)) == len(seeds)
+    out = json.loads(result.stdout)
+    assert len({c["injection"] for c in out["candidates"]}) == len(out["candidates"])

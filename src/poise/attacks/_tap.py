@@ -3,6 +3,7 @@ history of its branch, the recommender scores them, the weakest branches are pru
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -116,7 +117,7 @@ class TreeOfAttacks(AttackMethod):
             messages.append(ChatMessage(role="user", content="Write your first text. Reply with the JSON object only."))
         key = f"attacker/parent={parent}/depth={depth}/{tag}"
         for attempt in range(self.params["retries"] + 1):
-            reply = self._ask(evaluator, messages, f"{key}/try={attempt}", attempt)
+            reply = self._ask(evaluator, messages, f"{key}/try={attempt}")
             parsed = parse_attacker_reply(reply)
             if parsed is not None:
                 _improvement, injection = parsed
@@ -124,7 +125,7 @@ class TreeOfAttacks(AttackMethod):
             self.bad_replies += 1
         return None
 
-    def _ask(self, evaluator: Evaluator, messages: list[ChatMessage], task_key: str, attempt: int) -> str:
+    def _ask(self, evaluator: Evaluator, messages: list[ChatMessage], task_key: str) -> str:
         done = evaluator.store.done_call(evaluator.run_id, task_key)
         if done is not None:
             evaluator.attacker_queries += 1
@@ -135,8 +136,9 @@ class TreeOfAttacks(AttackMethod):
         if evaluator.budget.tokens is not None and evaluator.tokens >= evaluator.budget.tokens:
             raise BudgetExhausted("tokens")
         assert self.attacker is not None
-        config = GenerateConfig(temperature=self.params["temperature"], max_tokens=400,
-                                seed=evaluator.seed * 1000 + attempt)
+        # a seed per node and try: sibling branches sample differently (and are cached apart)
+        seed = int(hashlib.sha256(f"{evaluator.seed}/{task_key}".encode()).hexdigest()[:8], 16)
+        config = GenerateConfig(temperature=self.params["temperature"], max_tokens=400, seed=seed)
         evaluator.attacker_queries += 1
         record = dict(task_key=task_key, category=evaluator.category.name, query=evaluator.query,
                       model_spec=self.attacker.spec, template="attacker", seed=config.seed, context_order=[],
