@@ -16,7 +16,7 @@ from ..models import RequestCache, get_model
 from ..store import Store
 from ._render import inert, ranking_table, safe
 
-DEMO_CATEGORIES = ("blender", "portable speaker", "hair dryer", "laptop", "coffee maker",
+DEMO_CATEGORIES = ("blender", "laptop", "hair dryer", "portable speaker", "coffee maker",
                    "robot vacuum", "air purifier", "electric toothbrush", "cordless drill",
                    "noise-canceling headphone")
 
