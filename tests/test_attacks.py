@@ -173,6 +173,14 @@ def test_bad_input_is_one_line(tmp_path):
                           "no single product 'Vitamix'")
     assert_one_line_error(poise("attack", "--category", "blender", "--param", "depth=3", store=tmp_path),
                           "no parameter 'depth'")
+    assert_one_line_error(poise("attack", "--category", "blender", "--attacker", "local", store=tmp_path),
+                          "--attacker is used only by", "--method tap")
+    # a command that only reads never creates a store where there is none ...
+    assert_one_line_error(poise("transfer", "nope", store=tmp_path / "none"), "no results store at", "--store")
+    assert not (tmp_path / "none").exists()
+    # ... and says which run it cannot find where there is one
+    with Store(tmp_path):
+        pass
     assert_one_line_error(poise("transfer", "nope", store=tmp_path), "no run 'nope'")
 
 

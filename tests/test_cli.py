@@ -168,6 +168,15 @@ def test_kill_9_mid_call_leaves_the_store_consistent(tmp_path):
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
+def test_listing_runs_where_there_is_no_store_creates_none(tmp_path):
+    missing = tmp_path / "nothing-here"
+    listed = poise("runs", "--json", store=missing)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+    shown = poise("runs", store=missing)
+    assert shown.returncode == 0 and "No results store" in shown.stdout
+    assert not missing.exists()
+
+
 def test_catalog_commands(tmp_path):
     listed = poise("catalog", "list", "--json", store=tmp_path)
     assert listed.returncode == 0

@@ -316,6 +316,10 @@ def test_bad_input_is_one_line(runs, tmp_path, capsys, monkeypatch):
                           "cannot write the report to", "nowhere")
     assert_one_line_error(report_main(run, "--out", str(tmp_path), store=store, capsys=capsys),
                           "cannot write the report to")
+    assert_one_line_error(report_main(store=tmp_path / "none", capsys=capsys), "no results store at", "--store")
+    assert not (tmp_path / "none").exists()
+    with Store(tmp_path / "empty"):
+        pass
     assert_one_line_error(report_main(store=tmp_path / "empty", capsys=capsys), "no runs yet")
     assert_one_line_error(report_main(run[:6], store=store, capsys=capsys), "matches", "give more of the run id")
     assert not list(tmp_path.glob("*.html")) and not list(tmp_path.glob(".*"))

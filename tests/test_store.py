@@ -360,6 +360,20 @@ def test_store_opens_where_store_dir_says(tmp_path, monkeypatch):
     assert (tmp_path / "arg" / DB_NAME).is_file()
 
 
+def test_reading_a_missing_store_creates_nothing(tmp_path):
+    target = tmp_path / "results"
+    assert not Store.exists(target)
+    with pytest.raises(StoreError) as info:
+        Store(target, create=False)
+    assert f"no results store at {target}" in info.value.one_line() and "--store" in info.value.one_line()
+    assert not target.exists()
+    with Store(target):
+        pass
+    assert Store.exists(target)
+    with Store(target, create=False) as s:
+        assert s.runs(5) == []
+
+
 def test_unwritable_store_path_is_a_one_line_store_error(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder", encoding="utf-8")

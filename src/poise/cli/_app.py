@@ -16,7 +16,7 @@ from ..engine import DEFAULT_GENERATE_CONFIG
 from ..engine._template import PromptTemplate, default_template
 from ..experiments import recommend as run_recommend
 from ..models import DEFAULT_MODEL_SPEC, RequestCache, RetryPolicy, get_model
-from ..store import STORE_ENV, Store
+from ..store import STORE_ENV, Store, store_dir
 from ._render import inert, make_console, ranking_table, safe
 
 app = typer.Typer(
@@ -187,7 +187,10 @@ def runs(
     as_json: JsonOpt = False,
 ) -> None:
     """List the runs in the results store, newest first."""
-    with Store(store) as db:
+    if not Store.exists(store):  # listing must not create an empty store
+        typer.echo("[]") if as_json else out.print(safe(f"No results store in {store_dir(store)} yet."))
+        return
+    with Store(store, create=False) as db:
         records = db.runs(limit)
         where = db.db_path
     if as_json:

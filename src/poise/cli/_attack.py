@@ -79,6 +79,9 @@ def attack(
     if method not in METHODS:
         raise PoiseError(f"unknown attack method {method!r}", f"choose one of {', '.join(METHODS)}")
     get_method(method, **params)  # validates the parameters before any model loads
+    if attacker is not None and not METHODS[method].needs_attacker:
+        raise PoiseError(f"--attacker is used only by methods that ask an attacker model, not by {method!r}",
+                         f"drop --attacker, or choose --method {' or '.join(m for m in METHODS if METHODS[m].needs_attacker)}")
     if product is not None:
         find_product(cat, product)
     tmpl = load_template(template)
@@ -182,7 +185,7 @@ def transfer(
     """Re-score attack runs' best injections on another model or prompt template, without searching."""
     tmpl = load_template(template)
     err = make_console(stderr=True)
-    with Store(store) as db:
+    with Store(store, create=False) as db:
         sources = []
         for rid in run_ids:
             record = db.run(rid)

@@ -33,7 +33,7 @@ def report(
     from ..report import gather_report, render_html, render_markdown
 
     kind = report_format(fmt, out_path)
-    with Store(store) as db:
+    with Store(store, create=False) as db:
         data = gather_report(db, run_ids)
         text = render_html(data) if kind == "html" else render_markdown(data)
     if out_path == "-":

@@ -159,9 +159,20 @@ class CallRecord:
 class Store:
     """Runs and calls in ``DIR/poise.sqlite``; the request cache lives beside it."""
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, create: bool = True) -> None:
+        """Open the store in ``path`` (default ``$POISE_HOME`` or ``./poise-runs``).
+
+        With ``create=False`` (commands that only read: ``runs``, ``report``, ``transfer``)
+        a missing store is an error rather than a new empty folder.
+        """
         self.dir = store_dir(path)
         self.db_path = self.dir / DB_NAME
+        if not create and not self.db_path.is_file():
+            raise StoreError(
+                f"no results store at {self.dir}",
+                f"run `poise recommend`, `poise natural` or `poise attack` first, "
+                f"or point --store / {STORE_ENV} at an existing store",
+            )
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30)
@@ -175,6 +186,11 @@ class Store:
                 f"pass a writable folder with --store or set {STORE_ENV}",
             ) from exc
         self._lock = threading.Lock()
+
+    @staticmethod
+    def exists(path: str | Path | None = None) -> bool:
+        """Whether a store has been created in ``path`` (same default as the constructor)."""
+        return (store_dir(path) / DB_NAME).is_file()
 
     @property
     def cache_path(self) -> Path:
