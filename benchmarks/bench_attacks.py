@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="*", default=["none", "single", "strategies"])
     ap.add_argument("--budget", type=int, default=46, help="search queries per attack (138 / 3)")
     ap.add_argument("--final-orders", type=int, default=10)
+    ap.add_argument("--confirm", type=int, default=3, help="best candidates re-asked before choosing (0: off)")
     ap.add_argument("--max-tokens", type=int, default=DEFAULT_GENERATE_CONFIG.max_tokens)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--store", default="poise-runs/bench-attacks")
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             for method in args.methods:
                 params = {"attacker": attacker} if METHODS[method].needs_attacker else {}
                 run_cfg = {"bench": "attacks", "category": name, "method": method, "model": args.model,
-                           "attacker": args.attacker, "budget": args.budget, "final_orders": args.final_orders,
+                           "attacker": args.attacker, "budget": args.budget, "final_orders": args.final_orders, "confirm": args.confirm,
                            "seed": args.seed, "generate": config.model_dump(mode="json")}
                 run_id = store.find_unfinished("attack", run_cfg)
                 if run_id:
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 start = time.perf_counter()
                 result = run_attack(engine, category, get_method(method, **params), store=store, run_id=run_id,
                                     seed=args.seed, budget=Budget(recommender_queries=args.budget),
-                                    final_orders=args.final_orders)
+                                    final_orders=args.final_orders, confirm=args.confirm)
                 data = write_attack_json(result, store, args.seed)
                 store.finish_run(run_id)
                 data["wall_s"] = time.perf_counter() - start

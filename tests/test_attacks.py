@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from poise.attacks import METHODS, Budget, Evaluator, parse_attacker_reply
+from poise.attacks import METHODS, AttackMethod, Budget, Evaluator, parse_attacker_reply, run_attack
 from poise.catalog import sample_catalog
 from poise.engine import SearchEngine
 from poise.models import get_model
@@ -79,7 +79,7 @@ def test_every_method_runs_records_and_reports(tmp_path, method):
         rows = conn.execute("SELECT task_key, meta_json FROM calls WHERE run_id = ? AND error IS NULL",
                             (out["run_id"],)).fetchall()
     metas = [json.loads(m) for _, m in rows]
-    search = [m for m in metas if m["phase"] == "search"]
+    search = [m for m in metas if m["phase"] in ("search", "confirm")]  # both spend the search budget
     assert len(search) == out["search_queries"] <= 20
     for m in search:  # every query traces back to its exact injection
         cand = data["candidates"][m["candidate"]]
@@ -155,6 +155,75 @@ def test_transfer_rescores_without_searching(tmp_path):
     assert item["injection"] == src["injection"] and item["source_after"] == src["score_after"]
     assert item["target_after"] == item["target_before"]  # the immune engine ignores it
     assert (tmp_path / "runs" / out["run_id"] / "transfer.json").is_file()
+
+
+class FixedProposals(AttackMethod):
+    """Proposes the given injections in turn (a test method, not registered)."""
+
+    name = "fixed"
+
+    def __init__(self, *texts: str) -> None:
+        super().__init__()
+        self.texts = texts
+
+    def search(self, evaluator, target, rng) -> None:
+        for text in self.texts:
+            evaluator.evaluate(evaluator.new_candidate(text, "fixed"))
+
+
+def lucky_then_steady():
+    """The promoted page with LUCKY wins its first two answers, then is dropped; with STEADY
+    it is always second; without either it is never listed."""
+    lucky = {"asked": 0}
+
+    def answer(request: dict) -> str:
+        docs = context_documents(request)
+        pushed = [t for t, text in docs if text.startswith(("LUCKY", "STEADY"))]
+        others = [t for t, _ in docs if t not in pushed]
+        if not pushed:
+            return numbered(others)
+        page = next(text for t, text in docs if t == pushed[0])
+        if page.startswith("STEADY"):
+            return numbered(others[:1] + pushed + others[1:])
+        lucky["asked"] += 1
+        return numbered(pushed + others if lucky["asked"] <= 2 else others)
+    return answer
+
+
+@pytest.mark.parametrize("confirm", [3, 0])
+def test_confirmation_sees_through_a_lucky_candidate(tmp_path, confirm):
+    blender = CATALOG.category("blender")
+    with WireFake([], responder=lucky_then_steady()) as fake, Store(tmp_path) as store:
+        engine = SearchEngine(get_model("openai:fake", base_url=fake.url, api_key="k"))
+        run_id = store.start_run("attack", {"confirm": confirm})
+        result = run_attack(engine, blender, FixedProposals("STEADY: a fine blender.", "LUCKY: a fine blender."),
+                            store=store, run_id=run_id, product=blender.products[0].name, budget=Budget(46),
+                            confirm=confirm)
+        out = result.to_json()
+    steady, lucky = out["candidates"]
+    assert steady["scores"][:2] == [7, 7] and lucky["scores"][:2] == [8, 8]  # the search saw LUCKY win
+    assert out["queries_to_first_success"] == 4 and out["stopped_by"] == "stop score reached"
+    if confirm:
+        # both re-asked to six answers within the budget; LUCKY's luck runs out, STEADY is kept
+        assert out["confirmed"] == [lucky["id"], steady["id"]]
+        assert out["search_queries"] == 4 + 2 * 4
+        assert lucky["mean_score"] < 3 and lucky["search_mean_score"] == 8 and lucky["confirmed"]
+        assert out["injection"].startswith("STEADY") and out["score_after"] == 7
+    else:  # without confirmation the search's lucky winner is kept, and the fresh orders show it
+        assert out["confirmed"] == [] and out["search_queries"] == 4
+        assert out["injection"].startswith("LUCKY") and out["score_after"] == 0
+
+
+def test_confirmation_stays_within_the_budget(tmp_path):
+    blender = CATALOG.category("blender")
+    with WireFake([], responder=lucky_then_steady()) as fake, Store(tmp_path) as store:
+        engine = SearchEngine(get_model("openai:fake", base_url=fake.url, api_key="k"))
+        run_id = store.start_run("attack", {})
+        result = run_attack(engine, blender, FixedProposals("STEADY: one.", "LUCKY: two."), store=store,
+                            run_id=run_id, product=blender.products[0].name, budget=Budget(7))
+    # 4 search answers leave 3 for confirmation: one each in turn, then the budget is spent
+    assert result.evaluator.search_queries == 7
+    assert [c.asked for c in result.evaluator.candidates] == [3, 4]
 
 
 def test_attacker_replies_are_validated():

@@ -367,3 +367,15 @@ def test_report_in_headless_chromium(runs, tmp_path):
     ran = _browse(control, tmp_path / "profile", "--dump-dom", "--enable-logging=stderr", "--v=0")
     assert "<title>PWNED</title>" in ran.stdout
     assert [line for line in ran.stderr.splitlines() if "CONSOLE" in line and "notAFunction" in line]
+
+
+def test_a_re_asked_candidate_shows_what_the_search_saw():
+    from poise.report._attack_plots import _search_point
+    from poise.report._markdown import _tree
+
+    c = {"id": 1, "strategy": "direct", "injection": "x", "mean_score": 3.0, "queries_so_far": 20,
+         "confirmed": True, "search_mean_score": 8.0, "search_queries_so_far": 6}
+    assert _search_point(c) == (6, 8.0)  # the progress chart plots the search's view
+    assert _search_point({"mean_score": 5.0, "queries_so_far": 4, "search_mean_score": None}) == (4, 5.0)
+    (line,) = _tree([{"c": c, "final": True, "children": []}], 0)
+    assert "re-asked; search mean 8" in line and "(kept)" in line and "mean score 3" in line

@@ -29,6 +29,10 @@ class StopSearch(Exception):
     """A candidate reached the stop score."""
 
 
+# phases whose queries use the search orders and spend the search budget
+SEARCH_PHASES = ("search", "confirm")
+
+
 def injection_sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -44,6 +48,9 @@ class Candidate:
     responses: list[str] = field(default_factory=list)
     unparseable: int = 0
     queries_so_far: int = 0  # search queries spent when it was last scored
+    # the search's view of it, kept when confirmation re-asks it (None: never re-asked)
+    search_mean: float | None = None
+    search_queries_so_far: int | None = None
 
     @property
     def asked(self) -> int:
@@ -59,6 +66,10 @@ class Candidate:
                 "injection": self.injection, "sha": injection_sha(self.injection),
                 "mean_score": round(self.mean_score, 4), "scores": self.scores,
                 "unparseable": self.unparseable, "queries_so_far": self.queries_so_far,
+                "confirmed": self.search_mean is not None,
+                "search_mean_score": round(self.mean_score if self.search_mean is None else self.search_mean, 4),
+                "search_queries_so_far": self.queries_so_far if self.search_queries_so_far is None
+                else self.search_queries_so_far,
                 "responses": self.responses}
 
 
@@ -118,6 +129,7 @@ class Evaluator:
         self.attacker_queries = 0
         self.tokens = 0
         self.first_success: int | None = None  # search queries spent when the stop score was first reached
+        self.confirmed: list[int] = []  # candidates re-asked before the best was chosen (see confirm)
         self.on_query = on_query or (lambda: None)
 
     # -- orders ---------------------------------------------------------------------------------
@@ -130,7 +142,7 @@ class Evaluator:
             meta: dict[str, Any] | None = None) -> tuple[list[int] | None, str]:
         """The ranking (None: unparseable) and response for one query, recorded or read back."""
         done = self.store.done_call(self.run_id, task_key)
-        if done is None and phase == "search":
+        if done is None and phase in SEARCH_PHASES:
             if self.search_queries >= self.budget.recommender_queries:
                 raise BudgetExhausted("recommender queries")
             if self.budget.tokens is not None and self.tokens >= self.budget.tokens:
@@ -153,7 +165,7 @@ class Evaluator:
             usage = rec.result.response.usage
             tokens = usage.prompt_tokens + usage.completion_tokens
         self.tokens += tokens
-        if phase == "search":
+        if phase in SEARCH_PHASES:
             self.search_queries += 1
         else:
             self.other_queries += 1
@@ -179,14 +191,15 @@ class Evaluator:
         self.candidates.append(cand)
         return cand
 
-    def evaluate(self, cand: Candidate, responses: int | None = None) -> Candidate:
-        """Ask about ``cand`` until it has ``responses`` answers; raises StopSearch when it
-        reaches the stop score with a full set of answers, BudgetExhausted when spent."""
+    def evaluate(self, cand: Candidate, responses: int | None = None, *, phase: str = "search") -> Candidate:
+        """Ask about ``cand`` until it has ``responses`` answers; in the search, raises
+        StopSearch when it reaches the stop score with a full set of answers; raises
+        BudgetExhausted when the search budget is spent."""
         want = responses or self.responses_per_candidate
         while cand.asked < want:
             order = self.search_orders[self._next_order % len(self.search_orders)]
             self._next_order += 1
-            ranking, text = self.ask(f"search/cand={cand.id}/r={cand.asked}", order, cand.injection, "search",
+            ranking, text = self.ask(f"{phase}/cand={cand.id}/r={cand.asked}", order, cand.injection, phase,
                                      {"candidate": cand.id, "parent": cand.parent, "strategy": cand.strategy,
                                       "depth": cand.depth})
             s = self.score(ranking)
@@ -196,15 +209,41 @@ class Evaluator:
                 cand.scores.append(s)
             cand.responses.append(text)
             cand.queries_so_far = self.search_queries
-        if cand.asked >= self.responses_per_candidate and cand.mean_score >= self.stop_score:
+        if phase == "search" and cand.asked >= self.responses_per_candidate and cand.mean_score >= self.stop_score:
             if self.first_success is None:
                 self.first_success = self.search_queries
             raise StopSearch
         return cand
 
+    def confirm(self, top: int, responses: int) -> None:
+        """Re-ask the ``top`` best candidates on further search orders, one answer each in
+        turn, until each has ``responses`` answers or the search budget is spent; the best
+        is then chosen among them only.
+
+        A search keeps the maximum of many noisy means, so its winner is often the luck of
+        two context orders (the winner's curse); a few more answers for the front-runners
+        make the choice on evidence, and the fresh final orders then measure it honestly.
+        """
+        full = [c for c in self.candidates if c.asked >= self.responses_per_candidate and c.injection]
+        front = sorted(full, key=lambda c: (-c.mean_score, c.id))[:top]
+        if len(front) < 2:
+            return  # nothing to choose between
+        self.confirmed = [c.id for c in front]
+        for cand in front:
+            cand.search_mean, cand.search_queries_so_far = cand.mean_score, cand.queries_so_far
+        try:
+            for answers in range(self.responses_per_candidate + 1, responses + 1):
+                for cand in front:
+                    self.evaluate(cand, answers, phase="confirm")
+        except BudgetExhausted:
+            pass
+
     def best(self) -> Candidate | None:
-        full = [c for c in self.candidates if c.asked >= self.responses_per_candidate] or self.candidates
-        return max(full, key=lambda c: (c.mean_score, -c.id), default=None)
+        if self.confirmed:
+            pool = [self.candidates[i] for i in self.confirmed]
+        else:
+            pool = [c for c in self.candidates if c.asked >= self.responses_per_candidate] or self.candidates
+        return max(pool, key=lambda c: (c.mean_score, -c.id), default=None)
 
 
 def _order_seed(order: tuple[int, ...]) -> int:

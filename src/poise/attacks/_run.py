@@ -3,7 +3,9 @@
 1. **Selection** (no injection, its own context orders): the product to promote is the
    one with the lowest mean score, as in the paper, unless one is named.
 2. **Search**: the method proposes injections; the evaluator scores them on search
-   orders within the budget and stops at the stop score.
+   orders within the budget and stops at the stop score. Then, within what is left of the
+   budget, the few best candidates get more answers and the best is chosen among them
+   (:meth:`Evaluator.confirm`), so the choice is not the luck of two orders.
 3. **Final figures**: the promoted product's score without and with the best injection
    on fresh context orders the search never saw (paired), with bootstrap intervals.
    Unparseable answers are counted apart and are never a success.
@@ -101,6 +103,7 @@ class AttackResult:
             "recommender_queries": ev.search_queries + ev.other_queries, "search_queries": ev.search_queries,
             "attacker_queries": ev.attacker_queries, "tokens": ev.tokens,
             "queries_to_first_success": ev.first_success, "stopped_by": self.stopped_by,
+            "confirmed": ev.confirmed,
             "bad_attacker_replies": self.bad_attacker_replies, "selection_scores": self.selection_scores,
             "candidates": [c.to_json() for c in ev.candidates],
         }
@@ -132,9 +135,14 @@ def run_attack(
     responses_per_candidate: int = 2,
     selection_orders: int = 4,
     final_orders: int = 10,
+    confirm: int = 3,
     on_query: Callable[[], None] | None = None,
 ) -> AttackResult:
-    """Run one attack; resumable: a query the run already made is read back, not asked."""
+    """Run one attack; resumable: a query the run already made is read back, not asked.
+
+    ``confirm``: how many of the best candidates get up to three times
+    ``responses_per_candidate`` answers before the best is chosen (0 or 1: none).
+    """
     if final_orders < 1:
         raise PoiseError("--final-orders must be at least 1")
     ev = Evaluator(engine, category, store=store, run_id=run_id, query=query, seed=seed, budget=budget,
@@ -163,6 +171,7 @@ def run_attack(
         stopped_by = "stop score reached"
     except BudgetExhausted as exc:
         stopped_by = f"budget: {exc}"
+    ev.confirm(confirm, 3 * responses_per_candidate)
     best = ev.best()
     injection = best.injection if best is not None else ""
     # 3. final figures, paired, on orders the search never saw

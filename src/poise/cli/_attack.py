@@ -63,6 +63,9 @@ def attack(
                                               help="Fresh context orders for the final figures.")] = 10,
     selection_orders: Annotated[int, typer.Option("--selection-orders", min=1,
                                                   help="Orders to find the lowest-ranked product.")] = 4,
+    confirm: Annotated[int, typer.Option(
+        "--confirm", min=0, help="Re-ask the best K candidates (up to 3 x --responses answers, within --budget) "
+                                 "before choosing the best; 0 turns it off.")] = 3,
     param: Annotated[Optional[list[str]], typer.Option("--param", help="A method parameter KEY=VALUE.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     catalog: CatalogOpt = None,
@@ -100,7 +103,8 @@ def attack(
             category=cat.name, product=product, method=method, params=_params(param), model=model,
             attacker=(attacker or model) if attacker_llm else None, budget=budget, attacker_budget=attacker_budget,
             token_budget=token_budget, responses=responses, final_orders=final_orders,
-            selection_orders=selection_orders, seed=seed, catalog=catalog or "sample", template=tmpl.name,
+            selection_orders=selection_orders, confirm=confirm, seed=seed, catalog=catalog or "sample",
+            template=tmpl.name,
             generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"))
         run_id = db.find_unfinished("attack", run_cfg)
         if run_id:
@@ -115,7 +119,7 @@ def attack(
                 result = run_attack(engine, cat, get_method(method, **params), store=db, run_id=run_id,
                                     product=product, seed=seed, budget=the_budget, responses_per_candidate=responses,
                                     selection_orders=selection_orders, final_orders=final_orders,
-                                    on_query=lambda: progress.advance(task))
+                                    confirm=confirm, on_query=lambda: progress.advance(task))
                 progress.update(task, total=progress.tasks[0].completed)
         except BaseException as exc:
             db.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
@@ -163,7 +167,7 @@ def show_attack(d: dict[str, Any]) -> None:
     first = d["queries_to_first_success"]
     out.print(safe(
         f"{'success' if d['success'] else 'no success'}: {d['recommender_queries']} recommender queries "
-        f"({d['search_queries']} in the search; stop score first reached after "
+        f"({d['search_queries']} in the search and confirmation; stop score first reached after "
         f"{first if first is not None else '-'}), {d['attacker_queries']} attacker queries, "
         f"{len(d['candidates'])} candidates; stopped: {d['stopped_by']}."))
     out.print(safe(f"run {d['run_id']}", "dim"))

@@ -56,13 +56,20 @@ def attack_rank_figure(attacks: Sequence[Mapping[str, Any]]):
     return fig
 
 
+def _search_point(c: Mapping[str, Any]) -> tuple[int, float | None]:
+    """(queries spent, mean score) as the search saw a candidate: confirmation re-asks a few
+    of them afterwards, and files written before it have no search_* keys."""
+    def pick(key: str, fallback: str) -> Any:
+        return c.get(key) if c.get(key) is not None else c.get(fallback)
+    return int(pick("search_queries_so_far", "queries_so_far") or 0), _num(pick("search_mean_score", "mean_score"))
+
+
 def attack_queries_figure(attacks: Sequence[Mapping[str, Any]]):
     """Left: the best mean score found so far against the recommender queries spent, per
     attack (dashed: the score before). Right: the share of attacks that had succeeded."""
     traces = []
     for a in attacks:
-        points = sorted((int(c.get("queries_so_far") or 0), _num(c.get("mean_score")))
-                        for c in a.get("candidates") or [] if _num(c.get("mean_score")) is not None)
+        points = sorted(p for p in map(_search_point, a.get("candidates") or []) if p[1] is not None)
         if points:
             q, s = zip(*points)
             traces.append((a, list(q), list(np.maximum.accumulate(s))))

@@ -319,6 +319,8 @@ def _check_attack(data: Any) -> str | None:
             return problem
         c.setdefault("depth", None)
         c.setdefault("queries_so_far", None)
+        c.setdefault("confirmed", False)
+        c.setdefault("search_mean_score", None)
         c["scores"] = c.get("scores") or []
         _floats(c, ("mean_score",))
         c["responses"] = c.get("responses") or []

@@ -186,7 +186,8 @@ def _tree(nodes: list[dict[str, Any]], depth: int) -> list[str]:
     out = []
     for node in nodes:
         c = node["c"]
-        mark = " (kept)" if node["final"] else ""
+        mark = (f" (re-asked; search mean {fmt_num(c.get('search_mean_score'))})" if c.get("confirmed") else "") \
+            + (" (kept)" if node["final"] else "")
         out.append(f"{'  ' * depth}- \\#{md_text(c['id'])} {md_text(c['strategy'])}, mean score "
                    f"{fmt_num(c['mean_score'])}{mark}: {md_text(c['injection'][:300]) or '(no injection)'}")
         out += _tree(node["children"], depth + 1)
