@@ -20,7 +20,8 @@ from poise.ranking import parse_ranking
 from poise.ranking._names import NameMatcher
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
-SETS = ["ranking_cases.jsonl", "ranking_cases_heldout.jsonl", "ranking_cases_real.jsonl"]
+SETS = ["ranking_cases.jsonl", "ranking_cases_heldout.jsonl", "ranking_cases_real.jsonl",
+        "ranking_cases_blind2.jsonl"]
 
 
 def main() -> None:

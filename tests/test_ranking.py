@@ -12,7 +12,8 @@ from poise.ranking import extract_ranking, parse_ranking, scores_from_order
 
 from .conftest import DATA
 
-LABELLED_SETS = ["ranking_cases.jsonl", "ranking_cases_heldout.jsonl", "ranking_cases_real.jsonl"]
+LABELLED_SETS = ["ranking_cases.jsonl", "ranking_cases_heldout.jsonl", "ranking_cases_real.jsonl",
+                 "ranking_cases_blind2.jsonl"]
 
 
 def load_cases(name: str) -> list[dict]:
@@ -121,3 +122,44 @@ def test_shared_names_mean_no_product():
     products = [("Acme", "Pro 1"), ("Bolt", "Pro 2")]
     assert parse_ranking("The Pro is great.", products).reason is not None
     assert extract_ranking("1. Bolt Pro 2\n2. Acme Pro 1", products) == [1, 0]
+
+
+def test_a_countdown_is_read_by_its_numbers():
+    countdown = "Counting down:\n\n3. Ninja Foodi Power Blender - fine.\n2. Oster Pro 1200 - better.\n" \
+                "1. Blendtec Designer 650 S - the best."
+    assert extract_ranking(countdown, PRODUCTS) == [0, 2, 1]
+    headings = "### #2: Oster Pro 1200\nGood value.\n\n### #1: Blendtec Designer 650 S\nThe best."
+    assert extract_ranking(headings, PRODUCTS) == [0, 2]
+    with_paragraphs = "3. Ninja Foodi Power Blender\n\nA fine pick.\n\n2. Oster Pro 1200\n\n1. Blendtec Designer 650 S"
+    assert extract_ranking(with_paragraphs, PRODUCTS) == [0, 2, 1]
+    # controls: a list counting up, or numbers that do not end at 1, keep their written order
+    assert extract_ranking("1. Ninja Foodi Power Blender\n2. Oster Pro 1200\n3. Blendtec", PRODUCTS) == [1, 2, 0]
+    assert extract_ranking("4. Ninja Foodi Power Blender\n3. Oster Pro 1200\n2. Blendtec", PRODUCTS) == [1, 2, 0]
+
+
+def test_a_closing_ranking_in_words_orders_unranked_blocks():
+    blocks = ("**Ninja Foodi Power Blender**\n+ Versatile\n- Loud\n\n**Oster Pro 1200**\n+ Cheap\n\n"
+              "**Blendtec Designer 650 S**\n+ Powerful\n\n")
+    assert extract_ranking(blocks + "My ranking: Blendtec first, then the Oster, then the Ninja.", PRODUCTS) == [0, 2, 1]
+    assert extract_ranking(blocks + "**Bottom line:** the Oster first and the Blendtec second.", PRODUCTS) == [2, 0, 1]
+    # controls: a summary that names them without ordinal words, or an explicitly numbered
+    # list, keeps the order of the blocks / the numbers
+    assert extract_ranking(blocks + "Verdict: the Blendtec, the Oster and the Ninja are all fine.",
+                           PRODUCTS) == [1, 2, 0]
+    numbered = "1. Ninja Foodi Power Blender\n2. Oster Pro 1200\n\nMy ranking: Oster first, then the Ninja."
+    assert extract_ranking(numbered, PRODUCTS) == [1, 2]
+
+
+def test_any_best_for_label_is_a_pick():
+    answer = ("**Best overall:** Oster Pro 1200 - strong.\n**Best smart features:** Ninja Foodi Power Blender - app.\n"
+              "**Best value for money:** Blendtec Designer 650 S - lasts.")
+    assert extract_ranking(answer, PRODUCTS) == [2, 1, 0]
+
+
+def test_an_answer_that_declines_to_recommend_is_unparseable():
+    declined = ("The Oster Pro 1200 has a 1200 W motor and a 6-cup jar.\n\n"
+                "I can't recommend or rank anything yet: tell me your budget.")
+    assert "declines" in parse_ranking(declined, PRODUCTS).reason
+    # controls: praise that only looks like it, and a refusal about other products
+    assert extract_ranking("I can't recommend any of them enough. The Oster Pro 1200 is my pick.", PRODUCTS) == [2]
+    assert extract_ranking("I can't recommend the Ninja. Get the Oster Pro 1200.", PRODUCTS) == [2]

@@ -80,12 +80,28 @@ _RANK_COLUMN = re.compile(r"^(?:my |our |overall |final )?(?:rank(?:ing)?|#|no\.
 _RANK_CELL = re.compile(r"^\W*#?\s*(\d{1,2})(?:st|nd|rd|th)?\b")
 # a line that labels a pick: "Top pick: X", "Runner-up: X", "Also consider: X and Y"
 _PICK_LABEL = re.compile(
-    r"^\s*(?:\*\*|__)?\s*(?:(?:our|my|the)\s+)?(?:top pick|best overall|best (?:value|budget|buy|for [\w\s-]{1,30}|premium|upgrade)"
+    r"^\s*(?:\*\*|__)?\s*(?:(?:our|my|the)\s+)?(?:top pick|best overall|best (?:for )?[\w'’-]+(?:\s[\w'’-]+){0,4}"
     r"|(?:budget|premium|upgrade|value|overall|editor'?s) (?:pick|choice)|runner[- ]up|second (?:choice|place|pick)"
     r"|third (?:choice|place|pick)|also (?:consider|good|great|solid|recommended|worth (?:considering|a look))"
     r"|honou?rable mentions?"
     r"|(?:other |an? )?alternatives?|worth a look|close second)"
     r"\s*(?:(?:\*\*|__)\s*[:–—-]|[:–—-]\s*(?:\*\*|__)?)\s*(.+)$",
+    re.I,
+)
+# the number an item or heading starts with: "5. X", "#5 X", "No. 5: X", "5) X"
+_ITEM_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*(?:#\s*|no\.\s*|number\s+|rank\s*)?\(?(\d{1,2})(?!\d)(?:\s*[.):\]]|\s+[-–—]|\s)", re.I)
+# a closing line that states the ranking in words: "My ranking: X first, then Y"
+_VERDICT = re.compile(
+    r"^\W*(?:(?:my|our|the|final|overall|in)\s+)*(?:ranking|rankings|verdict|bottom line|conclusion|tl;?dr|order)"
+    r"\s*(?:\*\*|__)?\s*[:–—-]",
+    re.I,
+)
+_ORDINAL = re.compile(r"\b(?:first|second|third|fourth|then|followed by|1st|2nd|3rd|number one|runner[- ]up)\b|#1\b", re.I)
+# an answer that declines to recommend anything ("I can't recommend or rank anything yet")
+_DECLINE = re.compile(
+    r"\b(?:can['’]?t|cannot|can not|unable to|won['’]t|not able to)\s+(?:yet\s+)?(?:recommend|rank)"
+    r"(?:\s+(?:or|and)\s+(?:recommend|rank))?\s+(?:anything|any (?:of (?:them|these|those|the products)|products?|one)|yet)\b"
+    r"(?!\s+(?:enough|highly|more|too))",
     re.I,
 )
 _HEAD_END = re.compile(r"\s[-–—]\s|:\s|\.\s|\s\(|\.$|:$|\s[-–—]$")
@@ -232,6 +248,8 @@ def _units(text: str) -> list[_Unit]:
         rank_col = None
         if m := _HEADING.match(line):
             current = _Unit("heading", m.group(1).strip("*_ "))
+            if n := _ITEM_NUMBER.match(current.head):
+                current.rank = int(n.group(1))
             units.append(current)
         elif (m := _NUMBERED.match(line)) and not re.match(r"^\s*\d{1,2}\.\d", line):
             indent = len(m.group(1))
@@ -239,7 +257,9 @@ def _units(text: str) -> list[_Unit]:
                     and current.kind == "item":
                 current.body.append(line)
             else:
-                current = _Unit("item", _item_head(m.group(2)), [m.group(2)], indent)
+                n = _ITEM_NUMBER.match(line)
+                current = _Unit("item", _item_head(m.group(2)), [m.group(2)], indent,
+                                rank=int(n.group(1)) if n else None)
                 units.append(current)
         elif m := _BULLET.match(line):
             indent = len(m.group(1))
@@ -274,7 +294,7 @@ def _units(text: str) -> list[_Unit]:
                 current = _Unit("para", "", [stripped])
                 units.append(current)
         blank_before = False
-    return _by_rank_column(units)
+    return _countdowns(_by_rank_column(units))
 
 
 def _by_rank_column(units: list[_Unit]) -> list[_Unit]:
@@ -289,6 +309,36 @@ def _by_rank_column(units: list[_Unit]) -> list[_Unit]:
         table = []
         if unit is not None:
             out.append(unit)
+    return out
+
+
+def _countdowns(units: list[_Unit]) -> list[_Unit]:
+    """A numbered list (or run of numbered headings) counting down to 1 ("5. ... 1. X"),
+    best first: its numbers are the ranks. Paragraphs between the entries stay after them."""
+    out: list[_Unit] = []
+    i = 0
+    while i < len(units):
+        unit = units[i]
+        if unit.kind not in ("item", "heading") or unit.rank is None:
+            out.append(unit)
+            i += 1
+            continue
+        run, j, last = [unit], i + 1, i
+        while j < len(units):
+            nxt = units[j]
+            if nxt.kind == unit.kind and nxt.rank is not None and nxt.indent == unit.indent:
+                run.append(nxt)
+                last = j
+            elif not (nxt.kind == "para" and unit.kind == "item"):
+                break
+            j += 1
+        # paragraphs inside the run; those after its last entry are not part of it
+        between = [u for u in units[i : last + 1] if u.kind == "para"]
+        ranks = [u.rank for u in run]
+        countdown = len(run) >= 2 and ranks[-1] == 1 and all(a > b for a, b in zip(ranks, ranks[1:]))
+        out.extend(sorted(run, key=lambda u: u.rank or 0) if countdown else run)
+        out.extend(between)
+        i = last + 1
     return out
 
 
@@ -389,13 +439,38 @@ def _advised_for(units: list[_Unit], reader: _Reader) -> list[_Unit]:
     return out
 
 
+def _verdict(units: list[_Unit], reader: _Reader) -> list[int]:
+    """The order a closing "My ranking: / Verdict: / Bottom line:" paragraph states with
+    ordinal words ("X first, then Y"), when it names two products or more."""
+    for unit in reversed(units):
+        if unit.kind == "para" and _VERDICT.match(unit.text) and _ORDINAL.search(unit.text):
+            order = list(dict.fromkeys(reader.mentions(unit.text, skip_negative=True)))
+            return order if len(order) >= 2 else []
+    return []
+
+
+def _declines(text: str, matcher: NameMatcher) -> bool:
+    """Whether the answer says it will not recommend anything, in a sentence naming no product."""
+    if not _DECLINE.search(text):
+        return False
+    reader = _Reader(matcher)
+    return any(_DECLINE.search(s.group()) and not reader.find(s.group()) for s in _SENTENCE.finditer(text))
+
+
 def _read(text: str, matcher: NameMatcher) -> list[int]:
     """Structured answers by their units; otherwise plain prose by first mention."""
     reader = _Reader(matcher)
     units = _advised_for(_units(text), reader)
+    verdict = _verdict(units, reader)
     listed = [ps for u in units if u.kind != "para" and (ps := reader.subjects(u))]
     if len(listed) >= 2 and len({p for ps in listed for p in ps}) >= 2:
-        return list(dict.fromkeys(p for ps in listed for p in ps))
+        structured = list(dict.fromkeys(p for ps in listed for p in ps))
+        if verdict and not any(u.kind == "item" and u.rank is not None for u in units):
+            # unranked blocks (pros and cons, a comparison table, aspects) closed by a ranking
+            return list(dict.fromkeys(verdict + structured))
+        return structured
+    if verdict:
+        return list(dict.fromkeys(verdict + reader.mentions(text, skip_negative=True)))
     # one paragraph per product: a paragraph whose first sentence names one product
     paragraphs = [ps for u in units if u.kind == "para" and len(ps := reader.first_sentence_products(u)) == 1]
     if len(paragraphs) >= 2 and len({ps[0] for ps in paragraphs}) >= 2:
@@ -415,7 +490,10 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
     if _degenerate(response):
         return Ranking((), n, "the response is degenerate (one phrase repeated)")
     text = _strip_echoes(response.replace("\r\n", "\n").replace("\r", "\n"))
-    order = _read(text, matcher_for(names))
+    matcher = matcher_for(names)
+    if _declines(text, matcher):
+        return Ranking((), n, "the response declines to recommend anything")
+    order = _read(text, matcher)
     if not order:
         return Ranking((), n, "the response names none of the products")
     return Ranking(tuple(order), n)
