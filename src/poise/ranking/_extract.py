@@ -4,8 +4,10 @@ The answer is cut into units: list items, headings with their sections, table ro
 paragraphs. When the answer is structured (two or more units each about its own product)
 the ranking is the order of those units' products; an intro, a closing summary or a
 comparison inside another item ("cheaper than the Ninja") changes nothing, and products
-named only after the list ("also consider ...") come last. Plain prose is read by first
-mention, skipping comparisons and products the answer advises against.
+named only after the list ("also consider ...") come last. Explicit ranks win over the
+written order: a table's rank column, a countdown ("5. ... 1. X"), and, for unranked
+blocks, a closing "My ranking: X first, then Y". Plain prose is read by first mention,
+skipping comparisons and products the answer advises against.
 
 Text the answer quotes or echoes from a page (code, block quotes, long quotations, a
 sentence that tells the model to ignore its instructions) is blanked out first, so an
