@@ -135,6 +135,9 @@ def test_a_countdown_is_read_by_its_numbers():
     # controls: a list counting up, or numbers that do not end at 1, keep their written order
     assert extract_ranking("1. Ninja Foodi Power Blender\n2. Oster Pro 1200\n3. Blendtec", PRODUCTS) == [1, 2, 0]
     assert extract_ranking("4. Ninja Foodi Power Blender\n3. Oster Pro 1200\n2. Blendtec", PRODUCTS) == [1, 2, 0]
+    # and a line advising against what follows still applies inside an ordinary list
+    rejects = "1. Oster Pro 1200\n2. Blendtec Designer 650 S\n\nWhat I'd avoid:\n\n3. Ninja Foodi Power Blender - loud."
+    assert extract_ranking(rejects, PRODUCTS) == [2, 0]
 
 
 def test_a_closing_ranking_in_words_orders_unranked_blocks():

@@ -334,12 +334,13 @@ def _countdowns(units: list[_Unit]) -> list[_Unit]:
             elif not (nxt.kind == "para" and unit.kind == "item"):
                 break
             j += 1
-        # paragraphs inside the run; those after its last entry are not part of it
-        between = [u for u in units[i : last + 1] if u.kind == "para"]
         ranks = [u.rank for u in run]
-        countdown = len(run) >= 2 and ranks[-1] == 1 and all(a > b for a, b in zip(ranks, ranks[1:]))
-        out.extend(sorted(run, key=lambda u: u.rank or 0) if countdown else run)
-        out.extend(between)
+        if len(run) >= 2 and ranks[-1] == 1 and all(a > b for a, b in zip(ranks, ranks[1:])):
+            out.extend(sorted(run, key=lambda u: u.rank or 0))
+            # paragraphs inside the run; those after its last entry are not part of it
+            out.extend(u for u in units[i : last + 1] if u.kind == "para")
+        else:  # any other list keeps every unit where it was
+            out.extend(units[i : last + 1])
         i = last + 1
     return out
 
