@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             for method in args.methods:
                 params = {"attacker": attacker} if METHODS[method].needs_attacker else {}
                 run_cfg = {"bench": "attacks", "category": name, "method": method, "model": args.model,
-                           "attacker": args.attacker, "budget": args.budget, "final_orders": args.final_orders, "confirm": args.confirm,
+                           "attacker": args.attacker, "budget": args.budget, "final_orders": args.final_orders,
+                           "confirm": args.confirm,
                            "seed": args.seed, "generate": config.model_dump(mode="json")}
                 run_id = store.find_unfinished("attack", run_cfg)
                 if run_id:

@@ -54,6 +54,8 @@ StoreOpt = Annotated[Optional[Path], typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 
 
+TemplateOpt = Annotated[Optional[Path], typer.Option("--template", help="A prompt template TOML file.")]
+MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")]
 MaxAttemptsOpt = Annotated[int, typer.Option(
     "--max-attempts", min=1, max=20, help="Tries per call on timeouts, 429 and 5xx (exponential backoff).")]
 
@@ -82,8 +84,8 @@ def recommend(
     model: ModelOpt = DEFAULT_MODEL_SPEC,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the context order and the model's sampling.")] = 0,
     catalog: CatalogOpt = None,
-    template: Annotated[Optional[Path], typer.Option("--template", help="A prompt template TOML file.")] = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = DEFAULT_GENERATE_CONFIG.max_tokens,
+    template: TemplateOpt = None,
+    max_tokens: MaxTokensOpt = DEFAULT_GENERATE_CONFIG.max_tokens,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=2.0)] = DEFAULT_GENERATE_CONFIG.temperature,
     base_url: BaseUrlOpt = None,
     store: StoreOpt = None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -20,12 +19,9 @@ from ..catalog import load_catalog
 from ..engine import DEFAULT_GENERATE_CONFIG, SearchEngine
 from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store
-from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, ModelOpt, StoreOpt, app, load_template,
-                   open_model, out, run_config)
+from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt, StoreOpt, TemplateOpt, app,
+                   load_template, open_model, out, run_config)
 from ._render import inert, make_console, safe
-
-TemplateOpt = Annotated[Optional[Path], typer.Option("--template", help="A prompt template TOML file.")]
-
 
 def _params(items: list[str] | None) -> dict[str, Any]:
     params: dict[str, Any] = {}
@@ -70,7 +66,7 @@ def attack(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     catalog: CatalogOpt = None,
     template: TemplateOpt = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = DEFAULT_GENERATE_CONFIG.max_tokens,
+    max_tokens: MaxTokensOpt = DEFAULT_GENERATE_CONFIG.max_tokens,
     base_url: BaseUrlOpt = None,
     store: StoreOpt = None,
     max_attempts: MaxAttemptsOpt = 5,
@@ -180,7 +176,7 @@ def transfer(
     model: ModelOpt = DEFAULT_MODEL_SPEC,
     template: TemplateOpt = None,
     final_orders: Annotated[int, typer.Option("--final-orders", min=1)] = 10,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = DEFAULT_GENERATE_CONFIG.max_tokens,
+    max_tokens: MaxTokensOpt = DEFAULT_GENERATE_CONFIG.max_tokens,
     base_url: BaseUrlOpt = None,
     store: StoreOpt = None,
     max_attempts: MaxAttemptsOpt = 5,

@@ -14,11 +14,11 @@ from rich.table import Table
 from .._errors import PoiseError
 from ..catalog import load_catalog
 from ..engine import DEFAULT_GENERATE_CONFIG, SearchEngine
-from ..experiments import FACTORS, POOLED, Rewriter, analyse_natural, draw_trial, natural_records, run_natural
+from ..experiments import FACTORS, POOLED, Rewriter, analyse_natural, natural_records, run_natural
 from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store
-from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, ModelOpt, StoreOpt, app, load_template,
-                   open_model, out, run_config)
+from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt, StoreOpt, TemplateOpt, app,
+                   load_template, open_model, out, run_config)
 from ._render import inert, make_console, safe
 
 
@@ -33,8 +33,8 @@ def natural(
     concurrency: Annotated[int, typer.Option("--concurrency", "-k", min=1, max=64,
                                              help="Trials in flight at once (HTTP backends).")] = 4,
     catalog: CatalogOpt = None,
-    template: Annotated[Optional[Path], typer.Option("--template", help="A prompt template TOML file.")] = None,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = DEFAULT_GENERATE_CONFIG.max_tokens,
+    template: TemplateOpt = None,
+    max_tokens: MaxTokensOpt = DEFAULT_GENERATE_CONFIG.max_tokens,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the intervals.")] = 1000,
     rewrite_model: Annotated[Optional[str], typer.Option(
         "--rewrite-model", help="Rewrite documents with this model spec instead of substituting names.")] = None,

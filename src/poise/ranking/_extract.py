@@ -452,27 +452,24 @@ def _verdict(units: list[_Unit], reader: _Reader) -> list[int]:
     return []
 
 
-def _declines(text: str, matcher: NameMatcher) -> bool:
+def _declines(text: str, reader: _Reader) -> bool:
     """Whether the answer says it will not recommend anything, in a sentence naming no product."""
     if not _DECLINE.search(text):
         return False
-    reader = _Reader(matcher)
     return any(_DECLINE.search(s.group()) and not reader.find(s.group()) for s in _SENTENCE.finditer(text))
 
 
-def _read(text: str, matcher: NameMatcher) -> list[int]:
+def _read(text: str, reader: _Reader) -> list[int]:
     """Structured answers by their units; otherwise plain prose by first mention."""
-    reader = _Reader(matcher)
     units = _advised_for(_units(text), reader)
-    verdict = _verdict(units, reader)
     listed = [ps for u in units if u.kind != "para" and (ps := reader.subjects(u))]
     if len(listed) >= 2 and len({p for ps in listed for p in ps}) >= 2:
         structured = list(dict.fromkeys(p for ps in listed for p in ps))
-        if verdict and not any(u.kind == "item" and u.rank is not None for u in units):
-            # unranked blocks (pros and cons, a comparison table, aspects) closed by a ranking
-            return list(dict.fromkeys(verdict + structured))
-        return structured
-    if verdict:
+        if any(u.kind == "item" and u.rank is not None for u in units):
+            return structured  # numbered: the numbers are the ranking
+        # unranked blocks (pros and cons, a comparison table, aspects) closed by a ranking
+        return list(dict.fromkeys(_verdict(units, reader) + structured))
+    if verdict := _verdict(units, reader):
         return list(dict.fromkeys(verdict + reader.mentions(text, skip_negative=True)))
     # one paragraph per product: a paragraph whose first sentence names one product
     paragraphs = [ps for u in units if u.kind == "para" and len(ps := reader.first_sentence_products(u)) == 1]
@@ -493,10 +490,10 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
     if _degenerate(response):
         return Ranking((), n, "the response is degenerate (one phrase repeated)")
     text = _strip_echoes(response.replace("\r\n", "\n").replace("\r", "\n"))
-    matcher = matcher_for(names)
-    if _declines(text, matcher):
+    reader = _Reader(matcher_for(names))
+    if _declines(text, reader):
         return Ranking((), n, "the response declines to recommend anything")
-    order = _read(text, matcher)
+    order = _read(text, reader)
     if not order:
         return Ranking((), n, "the response names none of the products")
     return Ranking(tuple(order), n)
