@@ -5,10 +5,17 @@
 Prints accuracy per labelled set and per style, and the extraction time per response
 (median and 95th percentile over many repeats, matcher warm), plus the one-off cost of
 building a category's name matcher.
+
+First-sight accuracy of a set is the extractor as it was before the set was written: run
+this script against that commit's source, e.g.
+
+    git worktree add /tmp/before 0ce6578
+    PYTHONPATH=/tmp/before/src python benchmarks/bench_ranking.py --sets ranking_cases_heldout.jsonl
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import time
@@ -24,11 +31,15 @@ SETS = ["ranking_cases.jsonl", "ranking_cases_heldout.jsonl", "ranking_cases_rea
         "ranking_cases_blind2.jsonl"]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sets", nargs="+", default=SETS, metavar="FILE",
+                    help="labelled sets in tests/data (default: all of them)")
+    args = ap.parse_args(argv)
     catalog = sample_catalog()
     all_cases = []
     print("exact-order accuracy")
-    for name in SETS:
+    for name in args.sets:
         path = DATA / name
         if not path.exists():
             continue
