@@ -1,16 +1,26 @@
-"""Ranking extraction: exact-order accuracy on the labelled sets and time per response.
+"""Ranking reader: accuracy on labelled sets, how often it abstains, and time per answer.
 
-    python benchmarks/bench_ranking.py
+    python benchmarks/bench_ranking.py                      # every set in tests/data
+    python benchmarks/bench_ranking.py --sets train_5_engines.jsonl
+    python benchmarks/bench_ranking.py --files /tmp/new_set.jsonl --misses
 
-Prints accuracy per labelled set and per style, and the extraction time per response
-(median and 95th percentile over many repeats, matcher warm), plus the one-off cost of
-building a category's name matcher.
+A labelled case is one JSON object per line: ``category``, ``response``, ``expected`` (the
+recommended products best first as [brand, model], or null when the answer recommends none
+of them) and ``style`` or ``family``; a case may carry its own ``products`` list
+([brand, model] pairs in context order), otherwise the bundled sample catalog's category is
+used.
 
-First-sight accuracy of a set is the extractor as it was before the set was written: run
+For each set it prints:
+  correct    exact order, or "no ranking" (unparseable) where the label is null
+  committed  answers the reader did not call ambiguous; precision = correct / committed
+  ambiguous  answers the reader declined to read because its signals conflict
+and the time per answer (median, p95 and worst over typical answers, matcher warm).
+
+First-sight accuracy of a set is the reader as it was before the set was written: run
 this script against that commit's source, e.g.
 
-    git worktree add /tmp/before 0ce6578
-    PYTHONPATH=/tmp/before/src python benchmarks/bench_ranking.py --sets ranking_cases_heldout.jsonl
+    git worktree add /tmp/before 100a559
+    PYTHONPATH=/tmp/before/src python benchmarks/bench_ranking.py --files NEW.jsonl
 """
 
 from __future__ import annotations
@@ -21,71 +31,122 @@ import statistics
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from poise.catalog import sample_catalog
 from poise.ranking import parse_ranking
 from poise.ranking._names import NameMatcher
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
-SETS = ["ranking_cases.jsonl", "ranking_cases_heldout.jsonl", "ranking_cases_real.jsonl",
-        "ranking_cases_blind2.jsonl"]
+
+
+def default_sets() -> list[Path]:
+    return sorted((DATA / "reader").glob("*.jsonl"))
+
+
+def load(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def products_of(case: dict[str, Any], catalog: Any) -> list[tuple[str, str]]:
+    if case.get("products"):
+        return [(str(b), str(m)) for b, m in case["products"]]
+    return [(p.brand, p.model) for p in catalog.category(case["category"]).products]
+
+
+def status_of(ranking: Any) -> str:
+    """"ranked", "unparseable" or "ambiguous" (older readers know only the first two)."""
+    status = getattr(ranking, "status", None)
+    if status is not None:
+        return str(status)
+    return "ranked" if ranking.parseable else "unparseable"
+
+
+def judge(case: dict[str, Any], products: list[tuple[str, str]]) -> tuple[str, bool, Any]:
+    ranking = parse_ranking(case["response"], products)
+    status = status_of(ranking)
+    got = [list(products[i]) for i in ranking.order] if status == "ranked" else None
+    expected = case["expected"]
+    correct = (status == "ranked" and got == expected) or (status == "unparseable" and expected is None)
+    return status, correct, got if status == "ranked" else f"<{status}: {ranking.reason}>"
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sets", nargs="+", default=SETS, metavar="FILE",
-                    help="labelled sets in tests/data (default: all of them)")
+    ap.add_argument("--sets", nargs="+", metavar="FILE", help="labelled sets, relative to tests/data/reader")
+    ap.add_argument("--files", nargs="+", type=Path, metavar="PATH", help="labelled sets anywhere")
+    ap.add_argument("--misses", action="store_true", help="print every miss")
+    ap.add_argument("--no-timing", action="store_true")
     args = ap.parse_args(argv)
+    paths = [DATA / "reader" / s for s in args.sets or []] + list(args.files or [])
+    if not paths:
+        paths = default_sets()
     catalog = sample_catalog()
-    all_cases = []
-    print("exact-order accuracy")
-    for name in args.sets:
-        path = DATA / name
-        if not path.exists():
-            continue
-        cases = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        right = 0
-        by_style: dict[str, list[bool]] = defaultdict(list)
+    everything: list[tuple[dict[str, Any], list[tuple[str, str]]]] = []
+    totals = defaultdict(int)
+    print(f"{'set':40s} {'correct':>15s} {'precision':>17s} {'ambiguous':>13s}")
+    for path in paths:
+        cases = load(path)
+        counts = defaultdict(int)
+        by_family: dict[str, list[bool]] = defaultdict(list)
         for case in cases:
-            products = catalog.category(case["category"]).products
-            ranking = parse_ranking(case["response"], products)
-            got = [[products[i].brand, products[i].model] for i in ranking.order] if ranking.parseable else None
-            ok = got == case["expected"]
-            right += ok
-            by_style[case["style"]].append(ok)
-            all_cases.append((case, products))
-        print(f"  {name:32s} {right:3d}/{len(cases):3d} = {right / len(cases):6.1%}")
-        worst = sorted(by_style.items(), key=lambda kv: sum(kv[1]) / len(kv[1]))[:3]
-        for style, oks in worst:
+            products = products_of(case, catalog)
+            status, correct, got = judge(case, products)
+            counts["n"] += 1
+            counts["correct"] += correct
+            counts["ambiguous"] += status == "ambiguous"
+            counts["committed_correct"] += correct and status != "ambiguous"
+            by_family[case.get("family") or case.get("style", "?")].append(correct)
+            everything.append((case, products))
+            if args.misses and not correct:
+                print(f"  MISS {case['id']}: expected {case['expected']}\n       got      {got}")
+        for k, v in counts.items():
+            totals[k] += v
+        print(line(path.name, counts))
+        weak = sorted(by_family.items(), key=lambda kv: sum(kv[1]) / len(kv[1]))[:4]
+        for family, oks in weak:
             if not all(oks):
-                print(f"      weakest style {style}: {sum(oks)}/{len(oks)}")
-    total = sum(
-        ([[p[i].brand, p[i].model] for i in r.order] if (r := parse_ranking(c["response"], p)).parseable else None)
-        == c["expected"] for c, p in all_cases
-    )
-    print(f"  {'all':32s} {total:3d}/{len(all_cases):3d} = {total / len(all_cases):6.1%}")
+                print(f"      weak family {family}: {sum(oks)}/{len(oks)}")
+    if len(paths) > 1:
+        print(line("all", totals))
+    if not args.no_timing:
+        timing(everything)
 
-    typical = [(c, p) for c, p in all_cases if c["expected"] and 300 <= len(c["response"]) <= 2500]
-    repeats = 200
+
+def line(name: str, c: dict[str, int]) -> str:
+    n = c["n"] or 1
+    committed = c["n"] - c["ambiguous"]
+    precision = c["committed_correct"] / committed if committed else 1.0
+    return (f"{name:40s} {c['correct']:4d}/{c['n']:4d} {c['correct'] / n:6.1%}"
+            f" {c['committed_correct']:4d}/{committed:4d} {precision:6.1%} {c['ambiguous']:4d} {c['ambiguous'] / n:6.1%}")
+
+
+def timing(cases: list[tuple[dict[str, Any], list[tuple[str, str]]]]) -> None:
+    typical = [(c, p) for c, p in cases if c["expected"] and 300 <= len(c["response"]) <= 2500]
+    repeats = 50
     times = []
     for case, products in typical:
-        parse_ranking(case["response"], products)  # warm the matcher for this category
+        parse_ranking(case["response"], products)  # warm the matcher for this product list
         start = time.perf_counter()
         for _ in range(repeats):
             parse_ranking(case["response"], products)
         times.append((time.perf_counter() - start) / repeats * 1e3)
+    worst = 0.0
+    for case, products in cases:
+        start = time.perf_counter()
+        parse_ranking(case["response"], products)
+        worst = max(worst, (time.perf_counter() - start) * 1e3)
     times.sort()
     chars = statistics.median(len(c["response"]) for c, _ in typical)
-    print(f"\nextraction time per response ({len(typical)} typical responses, median {chars:.0f} chars, "
-          f"{repeats} repeats each, matcher warm)")
+    print(f"\ntime per answer ({len(typical)} typical answers, median {chars:.0f} chars, {repeats} repeats, "
+          f"matcher warm)")
     print(f"  median {statistics.median(times):.3f} ms   p95 {times[int(0.95 * (len(times) - 1))]:.3f} ms"
-          f"   max {times[-1]:.3f} ms")
-
-    names = tuple((p.brand, p.model) for p in catalog.category("blender").products)
+          f"   worst typical {times[-1]:.3f} ms   worst of all {len(cases)} (one pass) {worst:.3f} ms")
+    names = tuple(cases[0][1])
     start = time.perf_counter()
     for _ in range(50):
         NameMatcher(names)
-    print(f"  building one category's name matcher (once per category): "
+    print(f"  building one product list's name matcher (once per list): "
           f"{(time.perf_counter() - start) / 50 * 1e3:.2f} ms")
 
 

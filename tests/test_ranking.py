@@ -12,16 +12,17 @@ from poise.ranking import extract_ranking, parse_ranking, scores_from_order
 
 from .conftest import DATA
 
-LABELLED_SETS = ["ranking_cases.jsonl", "ranking_cases_heldout.jsonl", "ranking_cases_real.jsonl",
-                 "ranking_cases_blind2.jsonl"]
+# every labelled set the reader has been tuned on (each was measured once, on first sight,
+# before it was looked at: docs/measurements.md); they are training sets now
+LABELLED_SETS = sorted(p.name for p in (DATA / "reader").glob("train_*.jsonl"))
 
 
 def load_cases(name: str) -> list[dict]:
-    return [json.loads(line) for line in (DATA / name).read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in (DATA / "reader" / name).read_text().splitlines() if line.strip()]
 
 
 def all_cases() -> list[dict]:
-    return [c for name in LABELLED_SETS if (DATA / name).exists() for c in load_cases(name)]
+    return [c for name in LABELLED_SETS if (DATA / "reader" / name).exists() for c in load_cases(name)]
 
 
 CATALOG = sample_catalog()
@@ -51,7 +52,7 @@ def test_exact_order_accuracy_is_at_least_99_percent():
     assert accuracy >= 0.99, f"{accuracy:.3f} exact-order accuracy; wrong: {wrong}"
 
 
-@pytest.mark.parametrize("case", load_cases("ranking_cases.jsonl"), ids=lambda c: c["id"])
+@pytest.mark.parametrize("case", load_cases("train_1_styles.jsonl"), ids=lambda c: c["id"])
 def test_each_case_of_the_first_set(case):
     assert read(case) == case["expected"]
 
