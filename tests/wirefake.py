@@ -23,10 +23,15 @@ def completion(text: str = "1. Oster Pro 1200") -> dict:
     }
 
 
-class WireFake:
-    """Answers POST /v1/chat/completions from a script of (status, body, delay_s)."""
+Reply = tuple  # (status, body, delay_s) or (status, body, delay_s, headers); body: a dict (sent as
+# JSON) or str/bytes (sent as they are); a script entry may also be a function of the request
+# (body, headers) that returns such a tuple.
 
-    def __init__(self, script: list[tuple[int, dict, float]],
+
+class WireFake:
+    """Answers POST /v1/chat/completions from a script of replies (see ``Reply``)."""
+
+    def __init__(self, script: list[Reply | Callable[[dict, dict], Reply]],
                  responder: Callable[[dict], str] | None = None, port: int = 0) -> None:
         """``script`` answers first, in order; then ``responder`` (the request -> the
         answer's text) when given, else a fixed completion."""
@@ -36,28 +41,29 @@ class WireFake:
         self.answered = 0
         self.requests: list[dict] = []
         self.headers: list[dict] = []
+        self.times: list[float] = []  # time.monotonic() of each request's arrival
+        self.closed = threading.Event()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
+                fake.times.append(time.monotonic())
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                headers = {k.lower(): v for k, v in self.headers.items()}
                 fake.requests.append(body)
-                fake.headers.append({k.lower(): v for k, v in self.headers.items()})
-                if fake.break_after is not None and fake.answered >= fake.break_after:
-                    status, payload, delay = error(500, "the server broke")
-                elif fake.script:
-                    status, payload, delay = fake.script.pop(0)
-                elif fake.responder is not None:
-                    status, payload, delay = 200, completion(fake.responder(body)), 0
-                else:
-                    status, payload, delay = 200, completion(), 0
-                time.sleep(delay)
+                fake.headers.append(headers)
+                status, payload, delay, extra = fake._next_reply(body, headers)
+                if fake.closed.wait(delay):
+                    return  # the fake is shutting down: a hung reply never comes
                 if status == 200:
                     fake.answered += 1
-                data = json.dumps(payload).encode()
+                data = payload if isinstance(payload, bytes) else (
+                    payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    extra = {"Content-Type": "application/json", **extra}
+                    for name, value in extra.items():
+                        self.send_header(name, value)
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
@@ -71,11 +77,25 @@ class WireFake:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    def _next_reply(self, body: dict, headers: dict) -> tuple[int, object, float, dict]:
+        if self.break_after is not None and self.answered >= self.break_after:
+            reply = error(500, "the server broke")
+        elif self.script:
+            reply = self.script.pop(0)
+            reply = reply(body, headers) if callable(reply) else reply
+        elif self.responder is not None:
+            reply = 200, completion(self.responder(body)), 0
+        else:
+            reply = 200, completion(), 0
+        status, payload, delay, *rest = reply
+        return status, payload, delay, dict(rest[0]) if rest else {}
+
     def __enter__(self) -> "WireFake":
         self.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closed.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -97,3 +117,27 @@ def error(status: int, message: str) -> tuple[int, dict, float]:
     return (status, {"error": {"message": message, "type": "x", "code": status}}, 0)
 
 
+def raw(status: int, body: str | bytes, content_type: str = "application/json", delay: float = 0) -> Reply:
+    """A reply whose body is sent as it is (not JSON-encoded)."""
+    return (status, body, delay, {"Content-Type": content_type})
+
+
+def retry_after(status: int, value: str, message: str = "slow down") -> Reply:
+    """An error reply that asks the client to wait (a Retry-After header)."""
+    return (status, error(status, message)[1], 0, {"Retry-After": value})
+
+
+def hang(seconds: float = 60.0) -> Reply:
+    """A reply that takes ``seconds`` to start (a hung server); cut short when the fake closes."""
+    return (200, completion(), seconds)
+
+
+def echo_secrets(status: int = 500) -> Callable[[dict, dict], Reply]:
+    """An error reply that quotes the request's Authorization header back, as some proxies do."""
+    def reply(body: dict, headers: dict) -> Reply:
+        auth = headers.get("authorization", "")
+        key = auth.removeprefix("Bearer ")
+        message = (f"upstream rejected request with headers {{'Authorization': '{auth}'}}; "
+                   f"retry at https://user:{key}@proxy.example/v1?api_key={key} (key={key})")
+        return (status, {"error": {"message": message, "type": "x", "code": status}}, 0)
+    return reply

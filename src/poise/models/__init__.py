@@ -1,10 +1,12 @@
 """Chat models behind one interface, named by spec strings (``local``, ``llamacpp:PATH``,
 ``openai:MODEL``)."""
 
-from ._base import ChatModel, RetryPolicy, UsageTotals
+from ._base import ChatModel, UsageTotals
 from ._cache import RequestCache, cache_key
 from ._llamacpp import LlamaCppModel, default_model_path
 from ._openai import OpenAIModel, redact_url
+from ._redact import inert_excerpt, redact_secrets, register_secret
+from ._retry import RetryPolicy, parse_retry_after
 from ._registry import DEFAULT_MODEL_SPEC, backends, get_model, register_backend
 from ._types import ChatMessage, ChatResponse, GenerateConfig, TokenLogprob, TopLogprob, Usage
 
@@ -26,6 +28,10 @@ __all__ = [
     "cache_key",
     "default_model_path",
     "get_model",
+    "inert_excerpt",
+    "parse_retry_after",
+    "redact_secrets",
     "redact_url",
     "register_backend",
+    "register_secret",
 ]

@@ -16,26 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, final
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import RetryCallState
 
 from .._errors import EmptyResponseError, ModelError
 from ._cache import RequestCache, cache_key
+from ._redact import redact_secrets
+from ._retry import CallClock, RetryPolicy
 from ._types import ChatMessage, ChatResponse, GenerateConfig
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter; only errors the backend calls transient are retried."""
-
-    max_attempts: int = 5
-    initial_wait_s: float = 1.0
-    max_wait_s: float = 30.0
 
 
 @dataclass
@@ -73,6 +60,7 @@ class ChatModel(ABC):
             self.max_concurrency = max_concurrency
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
         self._usage_lock = threading.Lock()
+        self._calls = threading.local()  # the running call's clock, per thread
         self.usage = UsageTotals()
 
     # -- what a backend provides ---------------------------------------------------------
@@ -87,6 +75,15 @@ class ChatModel(ABC):
     def _is_retryable(self, exc: BaseException) -> bool:
         """Whether ``exc`` is transient (timeout, 429, 5xx). Default: nothing is."""
         return False
+
+    def _retry_after(self, exc: BaseException) -> float | None:
+        """Seconds the server asked to wait before retrying ``exc`` (Retry-After); None if it did not."""
+        return None
+
+    def _attempt_timeout(self) -> float:
+        """Seconds the running attempt may take: the policy's timeout, within the call's deadline."""
+        clock: CallClock | None = getattr(self._calls, "clock", None)
+        return clock.attempt_timeout() if clock is not None else self.retry.timeout_s
 
     def _describe_failure(self, exc: BaseException) -> ModelError:
         """Turn a backend error that was not retried (or ran out of retries) into a ModelError."""
@@ -120,10 +117,7 @@ class ChatModel(ABC):
             response = self._call_with_retries(msgs, config)
             elapsed = time.perf_counter() - start
         if not response.text.strip():
-            raise EmptyResponseError(
-                f"model {self.spec} returned an empty response",
-                "raise max_tokens, change the prompt template, or try another model",
-            )
+            raise _empty(self.spec, response)
         response = response.model_copy(update={"latency_s": elapsed, "cache_key": key})
         with self._usage_lock:
             self.usage.calls += 1
@@ -162,21 +156,19 @@ class ChatModel(ABC):
             with self._usage_lock:
                 self.usage.retries += 1
 
-        retrying = Retrying(
-            stop=stop_after_attempt(self.retry.max_attempts),
-            wait=wait_exponential_jitter(
-                multiplier=self.retry.initial_wait_s, max=self.retry.max_wait_s
-            ),
-            retry=retry_if_exception(self._is_retryable),
-            before_sleep=count_retry,
-            reraise=True,
-        )
+        clock = CallClock(self.retry, self._retry_after)
+        self._calls.clock = clock
         try:
-            return retrying(self._generate, msgs, config)
-        except ModelError:
-            raise
+            return clock.retrying(self._is_retryable, count_retry)(self._generate, msgs, config)
+        except ModelError as exc:
+            raise _redacted(exc) from None
         except Exception as exc:  # noqa: BLE001 - classified by the backend below
-            raise self._describe_failure(exc) from exc
+            error = self._describe_failure(exc)
+            if clock.gave_up():
+                error.message = f"{error.message.rstrip('.')} ({clock.gave_up()})"
+            raise _redacted(error) from None  # the backend's exception may quote a secret
+        finally:
+            self._calls.clock = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"
@@ -189,3 +181,20 @@ class ChatModel(ABC):
 
 
 ModelFactory = Callable[..., ChatModel]
+
+
+def _empty(spec: str, response: ChatResponse) -> EmptyResponseError:
+    if response.finish_reason == "length":
+        return EmptyResponseError(f"model {spec} used up max_tokens before writing any text",
+                                  "raise max_tokens (--max-tokens)")
+    why = f" (finish_reason {response.finish_reason})" if response.finish_reason else ""
+    return EmptyResponseError(f"model {spec} returned an empty response{why}",
+                              "change the prompt template, or try another model")
+
+
+def _redacted(error: ModelError) -> ModelError:
+    """``error`` with every secret taken out of its message and hint."""
+    error.message = redact_secrets(error.message)
+    error.hint = redact_secrets(error.hint) if error.hint else error.hint
+    error.args = (error.message,)
+    return error

@@ -4,14 +4,17 @@ kept only in the client: it is never part of the identity, the cache or the stor
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .._errors import ModelError, ModelSpecError, ModelUnreachableError
 from ._base import ChatModel
-from ._llamacpp import _parse_logprobs
-from ._types import ChatMessage, ChatResponse, GenerateConfig, Usage
+from ._redact import inert_excerpt, register_secret
+from ._reply import read_completion
+from ._retry import parse_retry_after
+from ._types import ChatMessage, ChatResponse, GenerateConfig
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -39,10 +42,12 @@ class OpenAIModel(ChatModel):
         *,
         base_url: str | None = None,
         api_key: str | None = None,
-        timeout_s: float = 120.0,
+        timeout_s: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(spec, **kwargs)
+        if timeout_s is not None:  # seconds per attempt; the deadline follows unless set
+            self.retry = dataclasses.replace(self.retry, timeout_s=timeout_s)
         if not model:
             raise ModelSpecError(
                 "the openai model spec names no model",
@@ -64,13 +69,19 @@ class OpenAIModel(ChatModel):
                     f"set {API_KEY_ENV} in the environment, or pass --base-url for a local server",
                 )
             key = "no-key"  # local OpenAI-compatible servers accept any key
-        self.timeout_s = timeout_s
+        register_secret(key)  # redacted from every error text from now on
+        register_secret(urlsplit(self.base_url).password)
         import openai  # lazy: only this backend needs the SDK
 
         self._openai = openai
         self._client = openai.OpenAI(
-            api_key=key, base_url=self.base_url, max_retries=0, timeout=timeout_s
+            api_key=key, base_url=self.base_url, max_retries=0, timeout=self.retry.timeout_s
         )
+
+    @property
+    def timeout_s(self) -> float:
+        """Seconds one attempt may take."""
+        return self.retry.timeout_s
 
     def identity(self) -> dict[str, Any]:
         return {"backend": "openai", "base_url": redact_url(self.base_url), "model": self.model}
@@ -93,24 +104,8 @@ class OpenAIModel(ChatModel):
             kwargs["logprobs"] = True
             if config.top_logprobs:
                 kwargs["top_logprobs"] = config.top_logprobs
-        out = self._client.chat.completions.create(**kwargs)
-        if not out.choices:
-            return ChatResponse(text="", model=out.model or self.model)
-        choice = out.choices[0]
-        logprobs = None
-        if config.logprobs and choice.logprobs is not None:
-            logprobs = _parse_logprobs(choice.logprobs.model_dump())
-        usage = out.usage
-        return ChatResponse(
-            text=choice.message.content or "",
-            model=out.model or self.model,
-            finish_reason=choice.finish_reason,
-            usage=Usage(
-                prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-                completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            ),
-            logprobs=logprobs,
-        )
+        raw = self._client.chat.completions.with_raw_response.create(**kwargs, timeout=self._attempt_timeout())
+        return read_completion(raw.text, redact_url(self.base_url), self.model, config.logprobs)
 
     def _is_retryable(self, exc: BaseException) -> bool:
         o = self._openai
@@ -120,14 +115,21 @@ class OpenAIModel(ChatModel):
             return exc.status_code == 429 or exc.status_code >= 500
         return False
 
+    def _retry_after(self, exc: BaseException) -> float | None:
+        response = getattr(exc, "response", None) if isinstance(exc, self._openai.APIStatusError) else None
+        if response is None:
+            return None
+        millis = parse_retry_after(response.headers.get("retry-after-ms"))
+        return millis / 1000 if millis is not None else parse_retry_after(response.headers.get("retry-after"))
+
     def _describe_failure(self, exc: BaseException) -> ModelError:
         o = self._openai
         where = redact_url(self.base_url)
         if isinstance(exc, o.APITimeoutError):
             return ModelUnreachableError(
-                f"the server at {where} did not answer within {self.timeout_s:g} s "
-                f"({self.retry.max_attempts} attempts)",
-                "check that it is up and not overloaded",
+                f"the server at {where} did not answer within {self.timeout_s:g} s per attempt "
+                f"(deadline {self.retry.deadline:g} s per call)",
+                "check that it is up and not overloaded, or allow it longer with --timeout SECONDS",
             )
         if isinstance(exc, o.APIConnectionError):
             return ModelUnreachableError(
@@ -162,5 +164,4 @@ def _error_detail(exc: Any) -> str:
         message = err.get("message") if isinstance(err, dict) else str(err)
     if not message:
         return ""
-    message = " ".join(str(message).split())[:200]
-    return f": {message}"
+    return f": {inert_excerpt(str(message), 200)}"
