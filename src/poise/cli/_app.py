@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,8 +15,8 @@ from ..engine import DEFAULT_GENERATE_CONFIG
 from ..engine._template import PromptTemplate, default_template
 from ..experiments import recommend as run_recommend
 from ..models import DEFAULT_MODEL_SPEC, RequestCache, RetryPolicy, get_model
-from ..store import STORE_ENV, Store, store_dir
-from ._render import inert, make_console, ranking_table, safe
+from ..store import STORE_ENV, Store, content_hash, store_dir
+from ._render import emit_json, make_console, ranking_table, runs_table, safe
 
 app = typer.Typer(
     name="poise",
@@ -32,14 +31,6 @@ app.add_typer(catalog_app, name="catalog")
 
 out = make_console()
 
-
-def click_exceptions():
-    """The exception classes of the click that typer runs on (typer may vendor its own)."""
-    try:
-        from typer._click import exceptions  # typer >= 0.24 vendors click
-    except ImportError:
-        from click import exceptions
-    return exceptions
 
 # -- shared options -----------------------------------------------------------------------------
 CatalogOpt = Annotated[Optional[str], typer.Option(
@@ -60,11 +51,52 @@ MaxAttemptsOpt = Annotated[int, typer.Option(
     "--max-attempts", min=1, max=20, help="Tries per call on timeouts, 429 and 5xx (exponential backoff).")]
 
 
-def open_model(spec: str, base_url: str | None, store: Store, use_cache: bool = True, max_attempts: int = 5,
+def open_model(spec: str, base_url: str | None, store: Store | None, use_cache: bool = True, max_attempts: int = 5,
                concurrency: int | None = None):
-    cache = RequestCache(store.cache_path) if use_cache else None
+    """The model a spec names. Building it checks the spec, the file or URL and the key without
+    loading or calling anything, so commands build their models before they create a store
+    (``store=None``) and attach the store's request cache after (``attach_cache``)."""
+    cache = RequestCache(store.cache_path) if use_cache and store is not None else None
     return get_model(spec, base_url=base_url, cache=cache, retry=RetryPolicy(max_attempts=max_attempts),
                      max_concurrency=concurrency)
+
+
+def attach_cache(store: Store, *models, use_cache: bool = True) -> None:
+    """Give models built before the store (see ``open_model``) the store's request cache."""
+    if use_cache:
+        cache = RequestCache(store.cache_path)
+        for llm in models:
+            if llm is not None:
+                llm.cache = cache
+
+
+def inputs_hash(*parts: object) -> str:
+    """The content hash a run records of everything that shapes its prompts (the categories
+    with their products and documents, the template's text, the query, the model's identity,
+    the sampling ...): a resume adopts only a run with the same inputs, never one whose
+    catalog or template was edited, reordered or swapped for another of the same name."""
+    return content_hash(*parts)
+
+
+def catalog_ref(catalog: str | None) -> str:
+    """How a run records its catalog: an absolute path (so a later `poise transfer` finds it
+    from any folder), or 'sample' for the bundled one."""
+    return str(Path(catalog).expanduser().resolve()) if catalog else "sample"
+
+
+def claim_or_start(db: Store, command: str, config: dict[str, object], err) -> tuple[str, bool]:
+    """Resume the latest unfinished run of this configuration whose owner is gone, or start
+    a new one; a run another live process is working on is never adopted (one line says so).
+    Returns the run id and whether it was resumed."""
+    run_id, live = db.claim_unfinished(command, config)
+    if run_id:
+        return run_id, True
+    run_id = db.start_run(command, config)
+    if live:
+        other = live[0]
+        err.print(safe(f"run {other.id} with the same configuration is still running (pid {other.pid} on "
+                       f"{other.host}); starting a new run {run_id}"))
+    return run_id, False
 
 
 def load_template(path: Path | None) -> PromptTemplate:
@@ -96,17 +128,19 @@ def recommend(
     """Ask the search engine to recommend products of a category; show the ranking."""
     cat = load_catalog(catalog).category(category)
     tmpl = load_template(template)
+    llm = open_model(model, base_url, None, max_attempts=max_attempts)
+    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens, "temperature": temperature})
     with Store(store) as db:
-        llm = open_model(model, base_url, db, use_cache=not no_cache, max_attempts=max_attempts)
-        config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens, "temperature": temperature})
+        attach_cache(db, llm, use_cache=not no_cache)
         engine = SearchEngine(llm, template=tmpl, config=config)
         run_id = db.start_run("recommend", run_config(
             category=cat.name, query=query or cat.default_query, model=model, seed=seed,
-            catalog=catalog or "sample", template=tmpl.name, generate=config.model_dump(mode="json"),
-            base_url=getattr(llm, "identity")().get("base_url")))
+            catalog=catalog_ref(catalog), template=tmpl.name, generate=config.model_dump(mode="json"),
+            base_url=getattr(llm, "identity")().get("base_url"),
+            inputs=inputs_hash(cat, query or cat.default_query, tmpl, llm.identity(), config, seed)))
         try:
             if not as_json:
-                with out.status(f"asking {inert(model)} about {inert(cat.name)} ...", spinner="dots"):
+                with out.status(safe(f"asking {model} about {cat.name} ..."), spinner="dots"):
                     rec = run_recommend(engine, cat, store=db, run_id=run_id, query=query, seed=seed)
             else:
                 rec = run_recommend(engine, cat, store=db, run_id=run_id, query=query, seed=seed)
@@ -117,7 +151,7 @@ def recommend(
         db.finish_run(run_id)
         llm.close()
     if as_json:
-        typer.echo(json.dumps(rec.to_json(), ensure_ascii=False))
+        emit_json(rec.to_json())
         return
     show_recommendation(rec)
 
@@ -141,8 +175,8 @@ def catalog_list(catalog: CatalogOpt = None, as_json: JsonOpt = False) -> None:
     """List the categories of a catalog."""
     cat = load_catalog(catalog)
     if as_json:
-        typer.echo(json.dumps({name: {"products": len(c.products), "query": c.default_query}
-                               for name, c in cat.categories.items()}, ensure_ascii=False))
+        emit_json({name: {"products": len(c.products), "query": c.default_query}
+                   for name, c in cat.categories.items()})
         return
     from rich.table import Table
 
@@ -164,7 +198,7 @@ def catalog_show(
     """Show the products and documents of one category."""
     cat = load_catalog(catalog).category(category)
     if as_json:
-        typer.echo(json.dumps(cat.model_dump(mode="json"), ensure_ascii=False))
+        emit_json(cat.model_dump(mode="json"))
         return
     out.print(safe(f"{cat.name}: {len(cat.products)} products; query: {cat.default_query}", "bold"))
     for i, p in enumerate(cat.products):
@@ -190,32 +224,20 @@ def runs(
 ) -> None:
     """List the runs in the results store, newest first."""
     if not Store.exists(store):  # listing must not create an empty store
-        typer.echo("[]") if as_json else out.print(safe(f"No results store in {store_dir(store)} yet."))
+        emit_json([]) if as_json else out.print(safe(f"No results store in {store_dir(store)} yet."))
         return
-    with Store(store, create=False) as db:
+    with Store(store, read_only=True) as db:
         records = db.runs(limit)
         where = db.db_path
     if as_json:
-        typer.echo(json.dumps([{
+        emit_json([{
             "id": r.id, "command": r.command, "status": r.status, "created": r.created,
             "calls": r.calls, "failed_calls": r.failed_calls, "cached_calls": r.cached_calls,
             "unparseable_calls": r.unparseable_calls,
             "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
-            "latency_s": round(r.latency_s, 3), "config": r.config} for r in records], ensure_ascii=False))
+            "latency_s": round(r.latency_s, 3), "config": r.config} for r in records])
         return
-    from rich.table import Table
-
-    table = Table(title=safe(f"Runs in {where}"), title_justify="left", box=None, header_style="bold")
-    for col in ("run", "command", "status", "started", "calls", "tokens", "time"):
-        table.add_column(col, justify="right" if col in ("tokens", "time") else "left",
-                         no_wrap=col != "calls", overflow="fold")
-    for r in records:
-        style = {"finished": "green", "failed": "red", "interrupted": "yellow"}.get(r.status, "")
-        counts = [f"{r.calls}"] + [f"{n} {label}" for n, label in (
-            (r.cached_calls, "cached"), (r.failed_calls, "failed"), (r.unparseable_calls, "unparsed")) if n]
-        table.add_row(r.id, r.command, safe(r.status, style), r.created[5:16], ", ".join(counts),
-                      str(r.prompt_tokens + r.completion_tokens), f"{r.latency_s:.1f}s")
-    out.print(table if records else safe(f"No runs yet in {where}."))
+    out.print(runs_table(records, where, out.width) if records else safe(f"No runs yet in {where}."))
 
 
 # -- demo ---------------------------------------------------------------------------------------

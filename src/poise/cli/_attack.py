@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .._errors import PoiseError, StoreError
+from .._errors import CatalogError, PoiseError, StoreError
 from ..attacks import METHODS, Budget, find_product, get_method, run_attack, write_attack_json
 from ..attacks._evaluate import Evaluator
 from ..attacks._run import Figures
@@ -20,8 +20,8 @@ from ..engine import DEFAULT_GENERATE_CONFIG, SearchEngine
 from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store
 from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt, StoreOpt, TemplateOpt, app,
-                   load_template, open_model, out, run_config)
-from ._render import inert, make_console, safe
+                   attach_cache, catalog_ref, claim_or_start, inputs_hash, load_template, open_model, out, run_config)
+from ._render import emit_json, make_console, progress_bar, safe
 
 def _params(items: list[str] | None) -> dict[str, Any]:
     params: dict[str, Any] = {}
@@ -34,11 +34,6 @@ def _params(items: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             params[key.strip()] = value
     return params
-
-
-def _progress(console, as_json: bool) -> Progress:
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=as_json)
 
 
 @app.command()
@@ -85,13 +80,15 @@ def attack(
         find_product(cat, product)
     tmpl = load_template(template)
     err = make_console(stderr=True)
+    # every model is built (spec, file, URL, key checked) before anything is created
+    llm = open_model(model, base_url, None, max_attempts=max_attempts)
+    attacker_llm = None
+    if METHODS[method].needs_attacker:
+        attacker_llm = llm if (attacker or model) == model else open_model(attacker, base_url, None,
+                                                                           max_attempts=max_attempts)
+        params["attacker"] = attacker_llm
     with Store(store) as db:
-        llm = open_model(model, base_url, db, max_attempts=max_attempts)
-        attacker_llm = None
-        if METHODS[method].needs_attacker:
-            attacker_llm = llm if (attacker or model) == model else open_model(attacker, base_url, db,
-                                                                               max_attempts=max_attempts)
-            params["attacker"] = attacker_llm
+        attach_cache(db, llm, attacker_llm)
         config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
         engine = SearchEngine(llm, template=tmpl, config=config)
         the_budget = Budget(recommender_queries=budget, attacker_queries=attacker_budget, tokens=token_budget)
@@ -99,19 +96,18 @@ def attack(
             category=cat.name, product=product, method=method, params=_params(param), model=model,
             attacker=(attacker or model) if attacker_llm else None, budget=budget, attacker_budget=attacker_budget,
             token_budget=token_budget, responses=responses, final_orders=final_orders,
-            selection_orders=selection_orders, confirm=confirm, seed=seed, catalog=catalog or "sample",
+            selection_orders=selection_orders, confirm=confirm, seed=seed, catalog=catalog_ref(catalog),
             template=tmpl.name,
-            generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"))
-        run_id = db.find_unfinished("attack", run_cfg)
-        if run_id:
-            db.resume_run(run_id)
+            generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
+            inputs=inputs_hash(cat, tmpl, llm.identity(), config,
+                               attacker_llm.identity() if attacker_llm is not None else None))
+        run_id, resumed = claim_or_start(db, "attack", run_cfg, err)
+        if resumed:
             err.print(safe(f"resuming run {run_id}: {len(db.done_tasks(run_id))} queries already made"))
-        else:
-            run_id = db.start_run("attack", run_cfg)
         most = (0 if product else selection_orders) + budget + 2 * final_orders
         try:
-            with _progress(err, as_json) as progress:
-                task = progress.add_task(f"{method} on {inert(cat.name)}", total=most)
+            with progress_bar(err, transient=as_json) as progress:
+                task = progress.add_task(f"{method} on {cat.name}", total=most)
                 result = run_attack(engine, cat, get_method(method, **params), store=db, run_id=run_id,
                                     product=product, seed=seed, budget=the_budget, responses_per_candidate=responses,
                                     selection_orders=selection_orders, final_orders=final_orders,
@@ -125,7 +121,7 @@ def attack(
         db.finish_run(run_id)
         llm.close()
     if as_json:
-        typer.echo(json.dumps(_brief(data), ensure_ascii=False))
+        emit_json(_brief(data))
         return
     show_attack(data)
 
@@ -185,27 +181,23 @@ def transfer(
     """Re-score attack runs' best injections on another model or prompt template, without searching."""
     tmpl = load_template(template)
     err = make_console(stderr=True)
+    with Store(store, read_only=True) as sources_db:  # the reading side: the attack runs, never written
+        sources = [_source(sources_db, rid) for rid in run_ids]
+    llm = open_model(model, base_url, None, max_attempts=max_attempts)
+    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
     with Store(store, create=False) as db:
-        sources = []
-        for rid in run_ids:
-            record = db.run(rid)
-            path = db.run_dir(rid) / "attack.json"
-            if record.command != "attack" or not path.is_file():
-                raise StoreError(f"run {rid} is not a finished attack run", "pass the id of a run of `poise attack`")
-            sources.append((record, json.loads(path.read_text())))
-        llm = open_model(model, base_url, db, max_attempts=max_attempts)
-        config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
+        attach_cache(db, llm)
         engine = SearchEngine(llm, template=tmpl, config=config)
         run_cfg = run_config(source_runs=list(run_ids), model=model, template=tmpl.name, final_orders=final_orders,
-                             generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"))
-        run_id = db.find_unfinished("transfer", run_cfg) or db.start_run("transfer", run_cfg)
-        db.resume_run(run_id)
+                             generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
+                             inputs=inputs_hash([(src, cat) for _, src, cat in sources], tmpl, llm.identity(), config))
+        run_id, _ = claim_or_start(db, "transfer", run_cfg, err)
         items = []
         try:
-            with _progress(err, as_json) as progress:
-                task = progress.add_task(f"transfer to {inert(model)}", total=2 * final_orders * len(sources))
-                for record, src in sources:
-                    items.append(_transfer_one(engine, db, run_id, record, src, final_orders,
+            with progress_bar(err, transient=as_json) as progress:
+                task = progress.add_task(f"transfer to {model}", total=2 * final_orders * len(sources))
+                for record, src, cat in sources:
+                    items.append(_transfer_one(engine, db, run_id, record, src, cat, final_orders,
                                                lambda: progress.advance(task)))
         except BaseException as exc:
             db.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
@@ -216,7 +208,7 @@ def transfer(
         db.finish_run(run_id)
         llm.close()
     if as_json:
-        typer.echo(json.dumps(data, ensure_ascii=False))
+        emit_json(data)
         return
     table = Table(title=safe(f"Transfer to {model} ({tmpl.name} template)"), title_justify="left", header_style="bold")
     for col in ("category", "product", "source before→after", "target before→after", "target first"):
@@ -230,10 +222,38 @@ def transfer(
     out.print(safe(f"run {run_id}", "dim"))
 
 
-def _transfer_one(engine: SearchEngine, db: Store, run_id: str, record, src: dict[str, Any], final_orders: int,
+def _source(db: Store, rid: str) -> tuple[Any, dict[str, Any], Any]:
+    """An attack run to carry over: its record, its attack.json and its category, read back
+    from the catalog the attack ran on."""
+    record = db.run(rid)
+    path = db.run_dir(rid) / "attack.json"
+    if record.command != "attack" or not path.is_file():
+        raise StoreError(f"run {rid} is not a finished attack run", "pass the id of a run of `poise attack`")
+    src = json.loads(path.read_text(encoding="utf-8"))
+    return record, src, load_catalog(attack_catalog(record, db.dir)).category(src["category"])
+
+
+def attack_catalog(record, store_dir: Path) -> str | None:
+    """The catalog an attack ran on: the bundled one (None), or its path. Runs since this
+    version record an absolute path; an older run's relative path is tried against the folder
+    the store lives in (where the attack most likely ran), the store itself, then here."""
+    ref = record.config.get("catalog")
+    if ref in (None, "sample"):
+        return None
+    path = Path(ref).expanduser()
+    tried = [path] if path.is_absolute() else list(dict.fromkeys(
+        p.resolve() for p in (store_dir.parent / path, store_dir / path, Path.cwd() / path)))
+    for candidate in tried:
+        if candidate.exists():
+            return str(candidate)
+    raise CatalogError(
+        f"the catalog of attack run {record.id} is not found: {ref!r} (looked at "
+        + ", ".join(str(p) for p in tried) + ")",
+        "put the catalog back where the attack read it, or run `poise transfer` from the folder the attack ran in")
+
+
+def _transfer_one(engine: SearchEngine, db: Store, run_id: str, record, src: dict[str, Any], cat, final_orders: int,
                   tick) -> dict[str, Any]:
-    catalog = record.config.get("catalog")
-    cat = load_catalog(None if catalog in (None, "sample") else catalog).category(src["category"])
     index = src["product"]["index"]
     p = cat.products[index]
     if (p.brand, p.model) != (src["product"]["brand"], src["product"]["model"]):

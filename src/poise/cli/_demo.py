@@ -14,7 +14,7 @@ from ..engine import DEFAULT_GENERATE_CONFIG
 from ..experiments import recommend
 from ..models import RequestCache, get_model
 from ..store import Store
-from ._render import inert, ranking_table, safe
+from ._render import ranking_table, safe
 
 DEMO_CATEGORIES = ("blender", "laptop", "hair dryer", "portable speaker", "coffee maker",
                    "robot vacuum", "air purifier", "electric toothbrush", "cordless drill",
@@ -29,8 +29,9 @@ def run_demo(console: Console, *, model: str, n_categories: int, base_url: str |
     console.print(safe(
         f"Catalog: {catalog.source}, {len(catalog)} categories x 8 products "
         "(names from the RAGDOLL list, CC BY 4.0; documents written for poise)."))
+    llm = get_model(model, base_url=base_url)  # checks the spec before anything is created
     with Store(store_path) as store:
-        llm = get_model(model, base_url=base_url, cache=RequestCache(store.cache_path))
+        llm.cache = RequestCache(store.cache_path)
         engine = SearchEngine(llm, config=DEFAULT_GENERATE_CONFIG)
         console.print(safe(f"Model: {model} ({llm.identity().get('file') or llm.identity().get('model')}); "
                            f"results in {store.dir}"))
@@ -38,12 +39,12 @@ def run_demo(console: Console, *, model: str, n_categories: int, base_url: str |
                                           "generate": engine.config.model_dump(mode="json")})
         results = []
         try:
-            with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            with Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
                           TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                           console=console, transient=False) as progress:
                 task = progress.add_task("recommending", total=len(names))
                 for name in names:
-                    progress.update(task, description=f"asking about {inert(name)}")
+                    progress.update(task, description=f"asking about {name}")
                     results.append(recommend(engine, catalog.category(name), store=store, run_id=run_id, seed=0))
                     progress.advance(task)
             for rec in results:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .._errors import PoiseError
@@ -18,8 +17,8 @@ from ..experiments import FACTORS, POOLED, Rewriter, analyse_natural, natural_re
 from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store
 from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt, StoreOpt, TemplateOpt, app,
-                   load_template, open_model, out, run_config)
-from ._render import inert, make_console, safe
+                   attach_cache, catalog_ref, claim_or_start, inputs_hash, load_template, open_model, out, run_config)
+from ._render import emit_json, make_console, progress_bar, safe
 
 
 @app.command()
@@ -54,28 +53,29 @@ def natural(
     categories = list(cat.categories.values()) if all_categories else [cat.category(c) for c in category or []]
     tmpl = load_template(template)
     err = make_console(stderr=True)
+    # every model is built (spec, file, URL, key checked) before anything is created
+    llm = open_model(model, base_url, None, max_attempts=max_attempts, concurrency=concurrency)
+    rewrite_llm = (None if rewrite_model is None else llm if rewrite_model == model else
+                   open_model(rewrite_model, base_url, None, max_attempts=max_attempts))
+    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
     with Store(store) as db:
-        llm = open_model(model, base_url, db, max_attempts=max_attempts, concurrency=concurrency)
-        config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
+        attach_cache(db, llm, rewrite_llm)
         engine = SearchEngine(llm, template=tmpl, config=config)
-        rewriter = Rewriter(None if rewrite_model is None else llm if rewrite_model == model else
-                            open_model(rewrite_model, base_url, db, max_attempts=max_attempts))
+        rewriter = Rewriter(rewrite_llm)
         run_cfg = run_config(
             categories=[c.name for c in categories], trials=trials, model=model, seed=seed, rewrite=rewriter.kind,
-            catalog=catalog or "sample", template=tmpl.name, generate=config.model_dump(mode="json"),
-            base_url=llm.identity().get("base_url"))
-        run_id = db.find_unfinished("natural", run_cfg)
-        done = len(db.done_tasks(run_id)) if run_id else 0
-        if run_id:
-            db.resume_run(run_id)
+            catalog=catalog_ref(catalog), template=tmpl.name, generate=config.model_dump(mode="json"),
+            base_url=llm.identity().get("base_url"),
+            inputs=inputs_hash(categories, tmpl, llm.identity(), config,
+                               rewrite_llm.identity() if rewrite_llm is not None else None))
+        run_id, resumed = claim_or_start(db, "natural", run_cfg, err)
+        done = len(db.done_tasks(run_id)) if resumed else 0
+        if resumed:
             err.print(safe(f"resuming run {run_id}: {done} of {trials * len(categories)} trials already done"))
-        else:
-            run_id = db.start_run("natural", run_cfg)
         total = trials * len(categories)
         try:
-            with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=err, transient=as_json) as progress:
-                task = progress.add_task(f"natural trials on {inert(model)}", total=total, completed=done)
+            with progress_bar(err, transient=as_json) as progress:
+                task = progress.add_task(f"natural trials on {model}", total=total, completed=done)
                 run_natural(engine, categories, trials=trials, store=db, run_id=run_id, seed=seed,
                             concurrency=concurrency, on_done=lambda *_: progress.advance(task), rewriter=rewriter)
             missing = total - len(db.done_tasks(run_id))
@@ -102,7 +102,7 @@ def natural(
         db.finish_run(run_id)
         llm.close()
     if as_json:
-        typer.echo(json.dumps(result, ensure_ascii=False))
+        emit_json(result)
         return
     show_natural(analyses, run_id, plots)
 

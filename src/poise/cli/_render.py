@@ -1,23 +1,34 @@
 """Terminal views. Product pages, responses and injections are untrusted: they are shown
 as plain rich ``Text`` (never parsed as markup) with control characters removed, so an
-answer cannot style, move or clear the terminal."""
+answer cannot style, move or clear the terminal, open a link or crash a view with ``[/]``.
+Spinners and progress bars too: their texts are ``Text`` or columns with markup off."""
 
 from __future__ import annotations
 
-import re
+import json
+import os
+import sys
+from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-# ANSI/VT escape sequences, C0/C1 controls (but \n and \t), and bidi overrides/isolates.
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+from .._text import escape_unsafe_json, strip_unsafe
+
+
+class OutputClosed(Exception):
+    """stdout was closed by its reader (``poise ... | head``): the command stops quietly.
+
+    Not an ``OSError``, so click's own EPIPE handling (exit 1, stdout left half-closed)
+    never sees it; ``poise.cli.main`` ends such a run with exit code 0 and no message.
+    """
 
 
 def inert(text: str) -> str:
-    """Untrusted text with every escape sequence and control character removed."""
-    return _CONTROLS.sub("", _ESCAPES.sub("", text))
+    """Untrusted text with every escape sequence and control, bidi and invisible character removed."""
+    return strip_unsafe(str(text))
 
 
 def safe(text: str, style: str = "") -> Text:
@@ -40,5 +51,65 @@ def ranking_table(title: str, rows: list[dict]) -> Table:
     return table
 
 
+def runs_table(records: list, where: object, width: int) -> Table:
+    """The runs, one row each, readable at any width: the counts cell wraps by words, and
+    below 90 columns the tokens and time columns (also in --json and the report) are left out."""
+    table = Table(title=safe(f"Runs in {where}"), title_justify="left", box=None, header_style="bold",
+                  pad_edge=False)
+    extra = [c for c, least in (("tokens", 90), ("time", 100)) if width >= least]
+    for col in ("run", "command", "status", "started"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("calls", min_width=9, overflow="fold")
+    for col in extra:
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in records:
+        style = {"finished": "green", "failed": "red", "interrupted": "yellow"}.get(r.status, "")
+        counts = [f"{r.calls}"] + [f"{n} {label}" for n, label in (
+            (r.cached_calls, "cached"), (r.failed_calls, "failed"), (r.unparseable_calls, "unparsed")) if n]
+        cells = {"tokens": str(r.prompt_tokens + r.completion_tokens), "time": f"{r.latency_s:.1f}s"}
+        table.add_row(safe(r.id), safe(r.command), safe(r.status, style), r.created[5:16], ", ".join(counts),
+                      *[cells[c] for c in extra])
+    return table
+
+
+def progress_bar(console: Console, transient: bool = False) -> Progress:
+    """A progress bar whose description is never read as markup (it often names a category)."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=transient)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader closed stdout: stop quietly (rich's default exits 1)."""
+        self.quiet = True
+        _stdout_to_devnull()
+        raise OutputClosed()
+
+
 def make_console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    return _Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def emit_json(data: Any) -> None:
+    """One JSON document on stdout; unsafe characters (bidi overrides, C1 controls ...) are
+    written as \\u escapes, so the JSON decodes to the same data and shows nothing raw."""
+    emit(escape_unsafe_json(json.dumps(data, ensure_ascii=False)))
+
+
+def emit(text: str) -> None:
+    """A line on stdout; a closed pipe ends the command quietly (``OutputClosed``)."""
+    try:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        raise OutputClosed() from None
+
+
+def _stdout_to_devnull() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,6 +12,7 @@ import typer
 from .._errors import PoiseError
 from ..store import Store
 from ._app import StoreOpt, app
+from ._render import emit
 
 FORMATS = {"html": "html", "md": "md", "markdown": "md"}
 
@@ -33,17 +33,17 @@ def report(
     from ..report import gather_report, render_html, render_markdown
 
     kind = report_format(fmt, out_path)
-    with Store(store, create=False) as db:
+    with Store(store, read_only=True) as db:
         data = gather_report(db, run_ids)
         text = render_html(data) if kind == "html" else render_markdown(data)
     if out_path == "-":
-        sys.stdout.write(text)
+        emit(text)
         return
     ids = [r.id for r in data.runs]
     name = f"poise-report-{ids[0]}" + (f"-and-{len(ids) - 1}-more" if len(ids) > 1 else "") + f".{kind}"
     path = Path(out_path or name)
     write_text(path, text)
-    typer.echo(str(path))
+    emit(str(path))
 
 
 def report_format(fmt: str | None, out_path: str | None) -> str:

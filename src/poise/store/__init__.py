@@ -6,9 +6,11 @@ from ._store import (
     DEFAULT_STORE_DIR,
     STORE_ENV,
     CallRecord,
+    LiveRun,
     RunRecord,
     Store,
     config_hash,
+    content_hash,
     store_dir,
 )
 
@@ -18,8 +20,10 @@ __all__ = [
     "DEFAULT_STORE_DIR",
     "STORE_ENV",
     "CallRecord",
+    "LiveRun",
     "RunRecord",
     "Store",
     "config_hash",
+    "content_hash",
     "store_dir",
 ]

@@ -24,67 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import StoreError
+from ._schema import SCHEMA, _alive, _connect_read_only, _migrate, process_start
 
 DEFAULT_STORE_DIR = "poise-runs"
 STORE_ENV = "POISE_HOME"
 DB_NAME = "poise.sqlite"
 CACHE_NAME = "cache.sqlite"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id            TEXT PRIMARY KEY,
-    command       TEXT NOT NULL,
-    status        TEXT NOT NULL,
-    config_json   TEXT NOT NULL,
-    config_hash   TEXT NOT NULL,
-    created_at    REAL NOT NULL,
-    finished_at   REAL,
-    error         TEXT,
-    poise_version TEXT NOT NULL,
-    host          TEXT NOT NULL,
-    pid           INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS calls (
-    id                INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id            TEXT NOT NULL REFERENCES runs(id),
-    task_key          TEXT NOT NULL,
-    category          TEXT NOT NULL,
-    query             TEXT NOT NULL,
-    model_spec        TEXT NOT NULL,
-    model_name        TEXT,
-    template          TEXT,
-    seed              INTEGER,
-    context_order     TEXT NOT NULL,
-    messages_json     TEXT NOT NULL,
-    config_json       TEXT NOT NULL,
-    response_text     TEXT,
-    finish_reason     TEXT,
-    prompt_tokens     INTEGER NOT NULL DEFAULT 0,
-    completion_tokens INTEGER NOT NULL DEFAULT 0,
-    latency_s         REAL NOT NULL DEFAULT 0,
-    cached            INTEGER NOT NULL DEFAULT 0,
-    cache_key         TEXT,
-    parseable         INTEGER,
-    unparseable_reason TEXT,
-    ranking_json      TEXT,
-    error             TEXT,
-    meta_json         TEXT,
-    created_at        REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS scores (
-    call_id       INTEGER NOT NULL REFERENCES calls(id),
-    product_index INTEGER NOT NULL,
-    brand         TEXT NOT NULL,
-    model         TEXT NOT NULL,
-    position      INTEGER NOT NULL,
-    rank          INTEGER,
-    score         INTEGER NOT NULL,
-    PRIMARY KEY (call_id, product_index)
-);
-CREATE INDEX IF NOT EXISTS calls_run ON calls(run_id);
--- one successful call per task; failed attempts stay as rows beside it
-CREATE UNIQUE INDEX IF NOT EXISTS calls_done ON calls(run_id, task_key) WHERE error IS NULL;
-"""
 
 
 def store_dir(path: str | Path | None = None) -> Path:
@@ -97,8 +43,29 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def content_hash(*parts: Any) -> str:
+    """SHA-256 of the canonical JSON of ``parts`` (pydantic models by their content): what
+    a run records of everything that shapes its prompts, so a resume never mixes inputs."""
+    def plain(value: Any) -> Any:
+        dump = getattr(value, "model_dump", None)
+        return dump(mode="json") if callable(dump) else value
+
+    canonical = json.dumps([plain(p) for p in parts], sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False, default=lambda v: plain(v) if hasattr(v, "model_dump") else str(v))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """A run some process is still working on."""
+
+    id: str
+    host: str
+    pid: int
 
 
 @dataclass(frozen=True)
@@ -159,30 +126,39 @@ class CallRecord:
 class Store:
     """Runs and calls in ``DIR/poise.sqlite``; the request cache lives beside it."""
 
-    def __init__(self, path: str | Path | None = None, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path | None = None, *, create: bool = True, read_only: bool = False) -> None:
         """Open the store in ``path`` (default ``$POISE_HOME`` or ``./poise-runs``).
 
-        With ``create=False`` (commands that only read: ``runs``, ``report``, ``transfer``)
-        a missing store is an error rather than a new empty folder.
+        With ``create=False`` a missing store is an error rather than a new empty folder.
+        With ``read_only=True`` (commands that only read: ``runs``, ``report``, the reading
+        side of ``transfer``) nothing is ever written: the database is opened with SQLite's
+        ``mode=ro``, so a store on a read-only disk or folder can still be listed and reported.
         """
         self.dir = store_dir(path)
         self.db_path = self.dir / DB_NAME
-        if not create and not self.db_path.is_file():
+        self.read_only = read_only
+        if (read_only or not create) and not self.db_path.is_file():
             raise StoreError(
                 f"no results store at {self.dir}",
                 f"run `poise recommend`, `poise natural` or `poise attack` first, "
                 f"or point --store / {STORE_ENV} at an existing store",
             )
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            _migrate(self._conn)
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute("PRAGMA foreign_keys=ON")
+            if read_only:
+                self._conn = _connect_read_only(self.db_path)
+            else:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30)
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                _migrate(self._conn)
+                self._conn.executescript(SCHEMA)
+                self._conn.execute("PRAGMA foreign_keys=ON")
+            self._columns = {t: {r[1] for r in self._conn.execute(f"PRAGMA table_info({t})")}
+                             for t in ("runs", "calls")}
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open the results store at {self.db_path}: {exc}",
+                "check that it is a poise store you may read" if read_only else
                 f"pass a writable folder with --store or set {STORE_ENV}",
             ) from exc
         self._lock = threading.Lock()
@@ -197,15 +173,19 @@ class Store:
         return self.dir / CACHE_NAME
 
     def run_dir(self, run_id: str) -> Path:
-        """The folder for a run's files (plots, exports), created on first use."""
+        """The folder for a run's files (plots, exports), created on first use (never by a
+        read-only store)."""
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", run_id):
             raise StoreError(f"not a run id: {run_id!r}", "run `poise runs` to list the runs")
         folder = self.dir / "runs" / run_id
-        folder.mkdir(parents=True, exist_ok=True)
+        if not self.read_only:
+            folder.mkdir(parents=True, exist_ok=True)
         return folder
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise StoreError(f"the results store at {self.db_path} was opened read-only")
         with self._lock:
             try:
                 with self._conn:
@@ -221,9 +201,9 @@ class Store:
         with self._tx() as c:
             c.execute(
                 "INSERT INTO runs (id, command, status, config_json, config_hash, created_at,"
-                " poise_version, host, pid) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                " poise_version, host, pid, owner_start) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, command, json.dumps(config, sort_keys=True, default=str), config_hash(config),
-                 time.time(), __version__, socket.gethostname(), os.getpid()),
+                 time.time(), __version__, socket.gethostname(), os.getpid(), process_start(os.getpid())),
             )
         return run_id
 
@@ -237,15 +217,56 @@ class Store:
     def resume_run(self, run_id: str) -> None:
         """Mark an unfinished run as running again in this process."""
         with self._tx() as c:
-            c.execute("UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, host = ?, pid = ?"
-                      " WHERE id = ?", (socket.gethostname(), os.getpid(), run_id))
+            c.execute("UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, host = ?, pid = ?,"
+                      " owner_start = ? WHERE id = ?",
+                      (socket.gethostname(), os.getpid(), process_start(os.getpid()), run_id))
 
     def find_unfinished(self, command: str, config: dict[str, Any]) -> str | None:
-        """The latest run of the same command and configuration that did not finish."""
+        """The latest run of the same command and configuration that did not finish,
+        whoever owns it (a resume uses :meth:`claim_unfinished`, which skips live runs)."""
         row = self._query_one(
             "SELECT id FROM runs WHERE command = ? AND config_hash = ? AND status != 'finished'"
             " ORDER BY created_at DESC LIMIT 1", (command, config_hash(config)))
         return row[0] if row else None
+
+    def claim_unfinished(self, command: str, config: dict[str, Any]) -> tuple[str | None, list["LiveRun"]]:
+        """Adopt the latest unfinished run of the same command and configuration whose owner
+        is gone (interrupted, failed, killed), marking it running in this process.
+
+        A run whose owner process is alive is never adopted: it is returned among the live
+        runs instead, so the caller starts its own run and says so. The check and the claim
+        are one write transaction, so two processes never adopt the same run.
+        """
+        if self.read_only:
+            raise StoreError(f"the results store at {self.db_path} was opened read-only")
+        owner_start = "owner_start" if "owner_start" in self._columns["runs"] else "NULL"
+        live: list[LiveRun] = []
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = self._conn.execute(
+                        f"SELECT id, status, host, pid, {owner_start} FROM runs WHERE command = ?"
+                        " AND config_hash = ? AND status != 'finished' ORDER BY created_at DESC",
+                        (command, config_hash(config))).fetchall()
+                    claimed = None
+                    for run_id, status, host, pid, started in rows:
+                        if status == "running" and _alive(host, pid, started):
+                            live.append(LiveRun(run_id, host, pid))
+                            continue
+                        self._conn.execute(
+                            "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, host = ?,"
+                            " pid = ?, owner_start = ? WHERE id = ?",
+                            (socket.gethostname(), os.getpid(), process_start(os.getpid()), run_id))
+                        claimed = run_id
+                        break
+                    self._conn.commit()
+                except BaseException:
+                    self._conn.rollback()
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write to the results store at {self.db_path}: {exc}") from exc
+        return claimed, live
 
     # -- calls --------------------------------------------------------------------------
     def record_call(self, run_id: str, call: CallRecord) -> int:
@@ -293,8 +314,9 @@ class Store:
         """One row per product of every parseable call of a run: call, task, category,
         meta, product index, context position (1-based), rank (None: unlisted) and score."""
         return self._dicts(
-            "SELECT c.id AS call_id, c.task_key, c.category, c.meta_json, s.product_index, s.brand,"
-            " s.model, s.position, s.rank, s.score FROM calls c JOIN scores s ON s.call_id = c.id"
+            f"SELECT c.id AS call_id, c.task_key, c.category, {self._col('calls', 'meta_json', 'c')},"
+            " s.product_index, s.brand,"
+            f" s.model, s.position, s.rank, s.score FROM calls c JOIN scores s ON s.call_id = c.id"
             " WHERE c.run_id = ? AND c.error IS NULL ORDER BY c.id, s.product_index", (run_id,))
 
     def done_call(self, run_id: str, task_key: str) -> dict[str, Any] | None:
@@ -302,6 +324,10 @@ class Store:
         rows = self._dicts("SELECT * FROM calls WHERE run_id = ? AND task_key = ? AND error IS NULL",
                            (run_id, task_key))
         return rows[0] if rows else None
+
+    def _col(self, table: str, name: str, alias: str) -> str:
+        """A column a store written by an earlier poise may lack (read-only stores are not migrated)."""
+        return f"{alias}.{name}" if name in self._columns[table] else f"NULL AS {name}"
 
     def _dicts(self, sql: str, args: tuple[Any, ...]) -> list[dict[str, Any]]:
         with self._lock:
@@ -313,25 +339,25 @@ class Store:
     def runs(self, limit: int | None = None) -> list[RunRecord]:
         sql = (
             "SELECT r.id, r.command, r.status, r.config_json, r.created_at, r.finished_at, r.error,"
-            " r.host, r.pid, COUNT(c.id), SUM(c.error IS NOT NULL), COALESCE(SUM(c.cached), 0),"
+            " r.host, r.pid, {owner_start}, COUNT(c.id), SUM(c.error IS NOT NULL), COALESCE(SUM(c.cached), 0),"
             " COALESCE(SUM(CASE WHEN c.cached THEN 0 ELSE c.prompt_tokens END), 0),"
             " COALESCE(SUM(CASE WHEN c.cached THEN 0 ELSE c.completion_tokens END), 0),"
             " COALESCE(SUM(CASE WHEN c.cached THEN 0 ELSE c.latency_s END), 0),"
             " COALESCE(SUM(c.parseable = 0), 0)"
             " FROM runs r LEFT JOIN calls c ON c.run_id = r.id GROUP BY r.id ORDER BY r.created_at DESC"
-        )
+        ).format(owner_start="r.owner_start" if "owner_start" in self._columns["runs"] else "NULL")
         if limit:
             sql += f" LIMIT {int(limit)}"
         out = []
         for row in self._query(sql, ()):
             status = row[2]
-            if status == "running" and not _alive(row[7], row[8]):
+            if status == "running" and not _alive(row[7], row[8], row[9]):
                 status = "interrupted"
             out.append(RunRecord(
                 id=row[0], command=row[1], status=status, config=json.loads(row[3]),
-                created_at=row[4], finished_at=row[5], error=row[6], calls=row[9],
-                failed_calls=row[10] or 0, cached_calls=row[11], prompt_tokens=row[12],
-                completion_tokens=row[13], latency_s=row[14], unparseable_calls=row[15],
+                created_at=row[4], finished_at=row[5], error=row[6], calls=row[10],
+                failed_calls=row[11] or 0, cached_calls=row[12], prompt_tokens=row[13],
+                completion_tokens=row[14], latency_s=row[15], unparseable_calls=row[16],
             ))
         return out
 
@@ -358,54 +384,3 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _table_sql(name: str) -> str:
-    create = _SCHEMA[_SCHEMA.index(f"CREATE TABLE IF NOT EXISTS {name} "):]
-    return create[: create.index(");") + 2]
-
-
-def _rebuild(conn: sqlite3.Connection, name: str, columns: list[str]) -> None:
-    """Recreate a table with this schema, keeping its rows (SQLite's documented way:
-    create the new table, copy, drop the old one, rename; references by name survive)."""
-    conn.execute(_table_sql(name).replace(f"EXISTS {name} ", f"EXISTS {name}_new ", 1))
-    cols = ", ".join(columns)
-    conn.execute(f"INSERT INTO {name}_new ({cols}) SELECT {cols} FROM {name}")
-    conn.execute(f"DROP TABLE {name}")
-    conn.execute(f"ALTER TABLE {name}_new RENAME TO {name}")
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a store written by an earlier poise up to this schema, keeping every row.
-    Runs with foreign keys off, in one transaction."""
-    tables = {r[0]: r[1] for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")}
-    if "calls" not in tables:
-        return
-    columns = [r[1] for r in conn.execute("PRAGMA table_info(calls)")]
-    old_unique = "UNIQUE (run_id, task_key)" in (tables["calls"] or "")
-    # an earlier migration renamed through a temporary table and left scores pointing at it
-    stale_scores = "scores" in tables and "calls_old" in (tables["scores"] or "")
-    if "meta_json" in columns and not old_unique and not stale_scores and "calls_old" not in tables:
-        return
-    with conn:
-        if "meta_json" not in columns:
-            conn.execute("ALTER TABLE calls ADD COLUMN meta_json TEXT")
-            columns.append("meta_json")
-        if old_unique:  # UNIQUE (run_id, task_key) forbade retrying a failed task
-            _rebuild(conn, "calls", columns)
-        if stale_scores:
-            _rebuild(conn, "scores", [r[1] for r in conn.execute("PRAGMA table_info(scores)")])
-        conn.execute("DROP TABLE IF EXISTS calls_old")
-
-
-def _alive(host: str, pid: int) -> bool:
-    """Whether the process that owns a 'running' run still exists (on this host)."""
-    if host != socket.gethostname():
-        return True  # cannot tell: trust the record
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

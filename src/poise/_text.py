@@ -1,0 +1,33 @@
+"""Untrusted text (catalogs, pages, responses, injections) made harmless to show.
+
+One definition of the characters that can hide, reorder or restyle what a reader sees,
+shared by the terminal views, the reports and the JSON output:
+
+- terminal escape sequences (ANSI CSI, OSC such as hyperlinks and window titles);
+- C0 and C1 control characters (but newline and tab), NUL and DEL;
+- bidirectional overrides, embeddings, isolates and marks (U+202A-E, U+2066-9, U+200E/F,
+  U+061C), which can make ``evil.exe`` read as ``exe.live``;
+- zero-width and invisible characters (U+200B-D, U+2060-4, U+FEFF) and the Unicode line and
+  paragraph separators (U+2028/9), which break lines where no newline is seen.
+"""
+
+from __future__ import annotations
+
+import re
+
+ESCAPE_SEQUENCES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
+# what is removed from text shown to a person (newline and tab are kept)
+UNSAFE_CHARS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def strip_unsafe(text: str, replacement: str = "") -> str:
+    """``text`` without escape sequences and with every unsafe character replaced."""
+    return UNSAFE_CHARS.sub(replacement, ESCAPE_SEQUENCES.sub("", text))
+
+
+def escape_unsafe_json(encoded: str) -> str:
+    """JSON text (as ``json.dumps(..., ensure_ascii=False)`` writes it) with every unsafe
+    character written as a ``\\uXXXX`` escape: the same data, nothing raw on a terminal.
+    Outside strings JSON has none of these characters, so the replacement is exact."""
+    return UNSAFE_CHARS.sub(lambda m: f"\\u{ord(m.group(0)):04x}", encoded)
