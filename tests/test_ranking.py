@@ -76,8 +76,8 @@ PRODUCTS = [("Blendtec", "Designer 650 S"), ("Ninja", "Foodi Power Blender"), ("
     ("   \n\t ", "empty"),
     ("I'm sorry, I can't help with that.", "names none"),
     ("Smoothies are great with frozen bananas and oat milk.", "names none"),
-    ("Ninja Ninja Ninja " * 20, "degenerate"),
     ("The best is the best is the best. " * 15, "degenerate"),
+    ("Ninja or Oster? Ninja or Oster? " * 15, "degenerate"),
 ])
 def test_unparseable_answers_are_reported_not_zeroed(response, reason):
     ranking = parse_ranking(response, PRODUCTS)
@@ -146,12 +146,17 @@ def test_a_closing_ranking_in_words_orders_unranked_blocks():
               "**Blendtec Designer 650 S**\n+ Powerful\n\n")
     assert extract_ranking(blocks + "My ranking: Blendtec first, then the Oster, then the Ninja.", PRODUCTS) == [0, 2, 1]
     assert extract_ranking(blocks + "**Bottom line:** the Oster first and the Blendtec second.", PRODUCTS) == [2, 0, 1]
-    # controls: a summary that names them without ordinal words, or an explicitly numbered
-    # list, keeps the order of the blocks / the numbers
+    # control: a summary that names them without ordinal words keeps the order of the blocks
     assert extract_ranking(blocks + "Verdict: the Blendtec, the Oster and the Ninja are all fine.",
                            PRODUCTS) == [1, 2, 0]
+    # a closing ranking beats the written order of a numbered list too (issue #10)
     numbered = "1. Ninja Foodi Power Blender\n2. Oster Pro 1200\n\nMy ranking: Oster first, then the Ninja."
-    assert extract_ranking(numbered, PRODUCTS) == [1, 2]
+    assert extract_ranking(numbered, PRODUCTS) == [2, 1]
+
+
+def test_a_hijacked_answer_repeating_one_product_recommends_it():
+    ranking = parse_ranking("Ninja Ninja Ninja " * 20, PRODUCTS)
+    assert ranking.status == "ranked" and ranking.order == (1,)
 
 
 def test_any_best_for_label_is_a_pick():

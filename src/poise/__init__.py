@@ -1,6 +1,7 @@
 """poise: measure and harden how LLM-powered search engines rank products."""
 
 from ._errors import (
+    AmbiguousResponse,
     CatalogError,
     EmptyResponseError,
     ModelError,
@@ -16,6 +17,7 @@ from ._errors import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "AmbiguousResponse",
     "CatalogError",
     "EmptyResponseError",
     "ModelError",

@@ -59,3 +59,12 @@ class UnparseableResponse(PoiseError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"no ranking can be read from the response: {reason}")
         self.reason = reason
+
+
+class AmbiguousResponse(UnparseableResponse):
+    """The answer can be read more than one way (its own ranking signals conflict, or too
+    little of it can be read to be sure): counted apart, never scored."""
+
+    def __init__(self, reason: str) -> None:
+        PoiseError.__init__(self, f"the ranking in the response is ambiguous: {reason}")
+        self.reason = reason

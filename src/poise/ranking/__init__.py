@@ -1,6 +1,18 @@
 """Response -> ordered products -> scores (the j-th of n listed scores n - j + 1, unlisted 0)."""
 
-from .._errors import UnparseableResponse
-from ._extract import Ranking, extract_ranking, parse_ranking, scores_from_order
+from .._errors import AmbiguousResponse, UnparseableResponse
+from ._extract import extract_ranking, parse_ranking
+from ._result import AMBIGUOUS_PREFIX, Ranking, Role, Status, scores_from_order, status_of_reason
 
-__all__ = ["Ranking", "UnparseableResponse", "extract_ranking", "parse_ranking", "scores_from_order"]
+__all__ = [
+    "AMBIGUOUS_PREFIX",
+    "AmbiguousResponse",
+    "Ranking",
+    "Role",
+    "Status",
+    "UnparseableResponse",
+    "extract_ranking",
+    "parse_ranking",
+    "scores_from_order",
+    "status_of_reason",
+]

@@ -1,0 +1,112 @@
+"""Cues around a mention (comparison, advice against, a page rather than a product) and the
+text an answer quotes or echoes from a page (code, block quotes, long quotations, sentences
+that instruct the model), which is blanked out before reading so an injected list or verdict
+cannot add to what the answer itself recommends."""
+
+from __future__ import annotations
+
+import re
+
+# -- what is blanked out before reading -----------------------------------------------------
+_FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+_QUOTE_LINE = re.compile(r"^[ \t]*>.*$", re.M)
+_QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»")
+_INJECTION = re.compile(
+    r"ignore (?:all |any )?(?:of )?(?:the |your |my )?(?:previous|prior|above|earlier|other)\b"
+    r"|disregard (?:all |any |the |your )?(?:previous|prior|above|earlier|other)\b"
+    r"|\bsystem (?:notice|message|prompt|override|instruction)"
+    r"|\[\s*(?:system|admin|instruction)"
+    r"|note to (?:the )?(?:ai|assistant|model|llm|language model)"
+    r"|(?:ai|assistant|model|llm)s? (?:must|should|are instructed to) (?:rank|recommend|list|place)"
+    r"|\b(?:rank|list|place|put) (?:it|this product|this|me) (?:first|#1|number one|at the top)"
+    r"|\binstructions? (?:says?|tells?|to rank)",
+    re.I,
+)
+# the same, for lower-cased text: no re.I, and a cheap look at the first letter (3x faster)
+_INJECTION_LOWER = re.compile(r"(?=[idsn\[amlpr])(?:" + _INJECTION.pattern + ")")
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
+
+# -- cues around a mention ------------------------------------------------------------------
+_COMPARISON_BEFORE = re.compile(
+    r"(?:\bthan|\bversus|\bvs\.?|\bunlike|\bcompared (?:to|with)|\bcomparison (?:to|with)|\bcompare (?:it |this )?(?:to|with)"
+    r"|\bsimilar to|\bcomparable to|\bsuperior to|\binferior to|\bequivalent to|\brelative to|\bnext to"
+    r"|\brivals?|\brivaling|\bbeats?|\boutperforms?|\boutclasses|\bedges? out|\btrails?|\bover|\bagainst"
+    r"|\balternative to|\binstead of|\brather than|\bstep up from|\bupgrade (?:from|over)"
+    r"|\bas \w+ as|\bmatch(?:es)?|\bshort of)"
+    r"(?:\s+(?:the|a|an|its|their|both))?(?:\s+(?:pricier|cheaper|bigger|smaller|more expensive|popular|similar))?\s*[\s,]*$",
+    re.I,
+)
+_CONNECTOR = re.compile(r"^\s*(?:,|,?\s*(?:or|and|nor|&))?\s*(?:the\s+|a\s+)?$", re.I)
+_HEAD_JOIN = re.compile(r"^\s*(?:,|/|\+|&|\band\b|\bor\b|,\s*and\b)\s*(?:the\s+)?$", re.I)
+_NEGATIVE = re.compile(
+    r"\bavoid\b|\bskip\b|\bsteer clear|\bstay away|(?:\bnot|n['’]t|\bnever|\bcannot) (?:\w+ )?recommend"
+    r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\bleft (?:\w+ )?out|\bexclud|\bnot (?:a )?(?:good|great|strong) (?:choice|pick|option|fit)"
+    r"|\b(?:wouldn['’]t|would not|won['’]t|don['’]t|do not) (?:bother|go for|buy|get|pick|choose|consider)\b|\boverkill\b"
+    r"|\bnot (?:designed|meant|built|made|suitable|suited|ideal|a fit|the right)\b|\bunsuitable\b|\bruled? out\b"
+    r"|\bdoesn['’]t (?:fit|suit|make the cut)|\bdon['’]t (?:fit|suit|make the cut)|\bdidn['’]t make the cut"
+    r"|\bnicht (?:\w+ )?empfehlen|\bnicht empfohlen|\babraten|\bpas (?:\w+ )?recommand|\bdéconseill|\béviter\b"
+    r"|\bno (?:lo |la |los |las )?recomiendo|\bevitar(?:ía)?\b",
+    re.I,
+)
+_CLAUSE_SPLIT = re.compile(r"[;:,()]|\bbut\b|\bwhile\b|\bwhereas\b|\binstead\b|\band (?=(?:go|choose|pick|get|opt|buy))", re.I)
+# "the Ninja page says ...": a mention of a product's page, not of the product
+_PAGE_AFTER = re.compile(
+    r"^\s*(?:'s|’s)?\s*(?:product\s+|own\s+)?(?:page|listing|document|website|site|description|marketing copy)\b", re.I
+)
+
+
+def _blank(match: re.Match[str]) -> str:
+    return re.sub(r"[^\n]", " ", match.group())
+
+
+def _strip_echoes(text: str) -> str:
+    """Blank out quoted or echoed text, keeping every other character where it was."""
+    if "`" in text:
+        text = _FENCE.sub(_blank, text)
+        text = _INLINE_CODE.sub(_blank, text)
+    if ">" in text:
+        text = _QUOTE_LINE.sub(_blank, text)
+    if '"' in text or "“" in text or "«" in text:
+        text = _QUOTED.sub(lambda m: _blank(m) if len(m.group().split()) >= 6 else m.group(), text)
+    lowered = text.lower()
+    found = _INJECTION_LOWER.finditer(lowered) if len(lowered) == len(text) else _INJECTION.finditer(text)
+    hits = [m.start() for m in found]
+    if not hits:
+        return text
+    # blank each sentence that holds an instruction to the model
+    chars = list(text)
+    for m in _SENTENCE.finditer(text):
+        if any(m.start() <= h < m.end() for h in hits):
+            chars[m.start() : m.end()] = _blank(m)
+    return "".join(chars)
+
+
+_NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "recommend", "worth", "pass on", "include",
+                   "left", "exclud", "good", "great", "strong", "bother", "go for", "buy", "get", "pick", "choose",
+                   "consider", "overkill", "not ", "suitable", "rule", "fit", "suit", "cut", "empf", "abraten",
+                   "recommand", "déconseill", "éviter", "recomiendo", "evitar")
+
+
+def _negative_cue(text: str) -> bool:
+    """Whether ``text`` advises against something (a cheap word check before the regex)."""
+    lowered = text.lower()
+    return any(w in lowered for w in _NEGATIVE_WORDS) and bool(_NEGATIVE.search(text))
+
+
+_DEGENERATE_MIN_WORDS = 30
+_DEGENERATE_RATIO = 0.2
+
+
+def _degenerate(text: str) -> bool:
+    """One phrase repeated from the start. A clear answer that falls into a loop later
+    (small models do) is still read: its opening says what it recommends."""
+    words = text.lower().split()
+    if len(words) < _DEGENERATE_MIN_WORDS:
+        return False
+    if len(set(words)) / len(words) >= _DEGENERATE_RATIO:
+        return False
+    opening = words[:_DEGENERATE_MIN_WORDS]
+    return len(set(opening)) / len(opening) < 0.5
+
+

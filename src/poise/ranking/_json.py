@@ -1,0 +1,132 @@
+"""Answers written as JSON (the whole answer, or a fenced block): ``rank`` fields, lists of
+names, and arrays of products to recommend or to leave out. A truncated document is read
+up to its last complete value."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_FENCED = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)(?:```|\Z)", re.S)
+_NAME_KEYS = ("name", "product", "product_name", "model", "title", "item", "produkt", "nom", "nombre")
+_BRAND_KEYS = ("brand", "make", "manufacturer", "marke", "marque", "marca")
+_RANK_KEYS = ("rank", "ranking", "position", "place", "order", "#", "platz", "rang", "puesto")
+_AGAINST_KEY = re.compile(
+    r"exclu|not[_ ]?recommend|avoid|skip|reject|dismiss|rule[ds]?_?out|unsuitable|not[_ ]?suitable|worst|against"
+    r"|nicht|ausgeschlossen|no_recomend|evitar|éviter|a_eviter", re.I)
+_FOR_KEY = re.compile(r"recommend|rank|pick|top|best|choice|result|product|list|order|empfehl|recomend|classement",
+                      re.I)
+_AGAINST_VALUE = re.compile(r"^\W*(?:no|false|skip|avoid|not recommended|exclude[d]?|reject(?:ed)?|❌)\W*$", re.I)
+
+
+@dataclass
+class JsonReading:
+    """Names in the order the JSON recommends them, and names it leaves out."""
+
+    names: list[str] = field(default_factory=list)
+    against: list[str] = field(default_factory=list)
+    truncated: bool = False
+
+
+def find_json(text: str) -> tuple[Any, bool] | None:
+    """The JSON value the answer consists of (or fences), and whether it was cut off."""
+    candidates = [text.strip()]
+    candidates += [m.group(1).strip() for m in _FENCED.finditer(text)]
+    for raw in candidates:
+        if not raw or raw[0] not in "[{":
+            continue
+        try:
+            return json.loads(raw), False
+        except ValueError:
+            repaired = _repair(raw)
+            if repaired is not None:
+                return repaired, True
+    return None
+
+
+def _repair(raw: str) -> Any | None:
+    """A truncated JSON text closed after its last complete value."""
+    stack: list[str] = []
+    in_string = escaped = False
+    last_good = -1
+    last_stack: list[str] = []
+    for i, ch in enumerate(raw):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in "[{":
+            stack.append("]" if ch == "[" else "}")
+        elif ch in "]}":
+            if not stack:
+                return None
+            stack.pop()
+            last_good, last_stack = i, list(stack)
+        elif ch == ",":
+            last_good, last_stack = i - 1, list(stack)
+    if last_good < 0:
+        return None
+    text = raw[: last_good + 1].rstrip().rstrip(",") + "".join(reversed(last_stack))
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def read_json(value: Any) -> JsonReading:
+    reading = JsonReading()
+    _walk(value, reading, against=False)
+    return reading
+
+
+def _walk(value: Any, reading: JsonReading, against: bool) -> None:
+    if isinstance(value, str):
+        (reading.against if against else reading.names).append(value)
+    elif isinstance(value, list):
+        items = list(value)
+        if items and all(isinstance(v, dict) for v in items):
+            ranks = [_rank(v) for v in items]
+            if all(r is not None for r in ranks):
+                items = [v for _, v in sorted(zip(ranks, items), key=lambda p: p[0])]  # type: ignore[arg-type,return-value]
+        for item in items:
+            _walk(item, reading, against)
+    elif isinstance(value, dict):
+        name = _name(value)
+        if name is not None:
+            bad = against or any(isinstance(v, (str, bool)) and _AGAINST_VALUE.match(str(v))
+                                 for k, v in value.items() if re.search(r"recommend|verdict|status|buy", k, re.I))
+            (reading.against if bad else reading.names).append(name)
+            return
+        keyed = sorted(value.items(), key=lambda kv: bool(_AGAINST_KEY.search(kv[0])))
+        for key, item in keyed:
+            if _AGAINST_KEY.search(key):
+                _walk(item, reading, True)
+            elif _FOR_KEY.search(key) or isinstance(item, (list, dict)):
+                _walk(item, reading, against)
+
+
+def _name(obj: dict[str, Any]) -> str | None:
+    lowered = {k.lower(): v for k, v in obj.items()}
+    name = next((lowered[k] for k in _NAME_KEYS if isinstance(lowered.get(k), str)), None)
+    if name is None:
+        return None
+    brand = next((lowered[k] for k in _BRAND_KEYS if isinstance(lowered.get(k), str)), None)
+    return f"{brand} {name}" if brand and brand.lower() not in name.lower() else name
+
+
+def _rank(obj: dict[str, Any]) -> float | None:
+    for key, value in obj.items():
+        if key.lower() in _RANK_KEYS:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+            if isinstance(value, str) and (m := re.search(r"\d+", value)):
+                return float(m.group())
+    return None

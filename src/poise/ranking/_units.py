@@ -1,0 +1,210 @@
+"""Cut an answer into units: list items, headings with their sections, table rows, pick
+lines ("Top pick: X") and paragraphs; and put units with explicit ranks in rank order."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
+_BOLD_LINE = re.compile(r"^\s*(?:\*\*|__)(.+?)(?:\*\*|__)\s*:?\s*$")
+_NUMBERED = re.compile(
+    r"^(\s*)(?:\*\*|__)?\s*(?:(?:#\s*|rank\s*|no\.\s*)?\(?\d{1,2}(?:\s*[.):\]]|\s+[-–—])|#\d{1,2}(?=\s)|=\d{1,2}\.?(?=\s))"
+    r"(?!\d)\s*(.*)$",
+    re.I,
+)
+_BULLET = re.compile(r"^(\s*)(?:[-*•+●▪◦]\s+|[→➤✅✔🥇🥈🥉🏅🏆❌⛔🚫]\ufe0f?\s*)(.*)$")
+_TABLE_ROW = re.compile(r"^\s*\|(.*)\|?\s*$")
+_TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}")
+# a table column that holds the answer's own ranking ("Rank", "#", "My rank", "Position")
+_RANK_COLUMN = re.compile(r"^(?:my |our |overall |final )?(?:rank(?:ing)?|#|no\.?|position|place|platz|rang|puesto)$",
+                          re.I)
+_RANK_CELL = re.compile(r"^\W*#?\s*(\d{1,2})(?:st|nd|rd|th|\.)?(?:\W|$)")
+# a line that labels a pick: "Top pick: X", "Runner-up: X", "Budget: A or B", "Also fine: A, B."
+_PICK_LABEL = re.compile(
+    r"^\s*(?:[-*•]\s+)?(?:\*\*|__)?\s*(?:(?:our|my|the)\s+)?(?:top pick|best overall|best (?:for )?[\w'’-]+(?:\s[\w'’-]+){0,4}"
+    r"|(?:budget|premium|upgrade|value|overall|editor'?s|splurge|bang[- ]for[- ](?:the[- ])?buck) (?:pick|choice)"
+    r"|budget|premium|splurge|value|runner[- ]up|second (?:choice|place|pick)"
+    r"|third (?:choice|place|pick)|also (?:consider|good|great|solid|fine|recommended|worth (?:considering|a look))"
+    r"|honou?rable mentions?|(?:other |an? )?alternatives?|worth a look|close second|my pick|winner"
+    r"|if you (?:want|need|prefer) [\w'’ -]{1,40})"
+    r"\s*(?:(?:\*\*|__)\s*[:–—-]|[:–—-]\s*(?:\*\*|__)?)\s*(.+)$",
+    re.I,
+)
+# the number an item or heading starts with: "5. X", "#5 X", "No. 5: X", "5) X", "=2. X"
+_ITEM_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*(?:#\s*|no\.\s*|number\s+|rank\s*|=)?\(?(\d{1,2})(?!\d)(?:\s*[.):\]]|\s+[-–—]|\s)",
+                          re.I)
+# a rank label anywhere in a head: "[#2]", "(#1)", "— rank 3", "Rank: 2"
+_RANK_LABEL = re.compile(r"[\[(]\s*#\s*(\d{1,2})\s*[\])]|\brank(?:ed)?\s*[:#]?\s*(\d{1,2})\b", re.I)
+_HEAD_END = re.compile(r"\s[-–—]\s|:\s|\.\s|\s\(|\.$|:$|\s[-–—]$")
+_TIE_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*=\s*\d|\bjoint\b|\btied?\b", re.I)
+# a table cell or row marker saying the product is not recommended
+_AGAINST_CELL = re.compile(
+    r"^\W*(?:skip|avoid|not recommended|not suitable|unsuitable|pass on|nicht empfohlen|ungeeignet|à éviter"
+    r"|no recomendado|evitar)\b", re.I)
+# a column that gives the answer's verdict on each row: a ❌ or "no" there is advice against
+_VERDICT_COLUMN = re.compile(r"verdict|recommend|buy|worth|suitab|fit for|good for|pick|urteil|empfehl|avis|veredicto",
+                             re.I)
+_NO_CELL = re.compile(r"^\W*(?:❌|⛔|🚫|✗|✘|no|nope|nein|non)\b|^\W*[❌⛔🚫✗✘]", re.I)
+
+
+@dataclass
+class Unit:
+    kind: str  # "item", "bullet", "heading", "row", "pick", "para"
+    head: str
+    body: list[str] = field(default_factory=list)
+    indent: int = 0
+    rank: int | None = None  # the unit's explicit rank: its number, a rank label or a rank cell
+    against: bool = False  # a table row or item marked "skip" / "avoid" / ❌
+    tie: bool = False  # "=2.", "Joint #1"
+
+    @property
+    def text(self) -> str:
+        return "\n".join([self.head, *self.body])
+
+
+def item_head(rest: str) -> str:
+    """The title part of a list item: its bold part, or the text up to ':' / ' - ' / '. '."""
+    stripped = rest.replace("**", "").replace("__", "").strip()
+    m = _HEAD_END.search(stripped)
+    return stripped[: m.start()] if m else stripped
+
+
+def _label_rank(text: str) -> int | None:
+    m = _RANK_LABEL.search(text)
+    return int(m.group(1) or m.group(2)) if m else None
+
+
+class _Cutter:
+    """Cuts lines into units, one line at a time."""
+
+    def __init__(self) -> None:
+        self.units: list[Unit] = []
+        self.current: Unit | None = None
+        self.blank_before = True
+        self.header_pending = False
+        self.rank_col: int | None = None
+        self.verdict_cols: list[int] = []
+
+    def add(self, line: str) -> None:
+        if not line.strip():
+            self.blank_before = True
+            return
+        if (m := _TABLE_ROW.match(line)) and line.count("|") >= 2:
+            self._row(line, m.group(1))
+        else:
+            self.header_pending = False
+            self.rank_col = None
+            self.verdict_cols = []
+            self._line(line)
+        self.blank_before = False
+
+    def _row(self, line: str, inner: str) -> None:
+        if _TABLE_SEPARATOR.match(line):
+            if self.units and self.units[-1].kind == "row" and self.header_pending:
+                header = self.units.pop().head.split("\n")  # the row above was the header
+                self.rank_col = next((i for i, h in enumerate(header) if _RANK_COLUMN.match(h.strip("*_ "))), None)
+                self.verdict_cols = [i for i, h in enumerate(header) if i and _VERDICT_COLUMN.search(h)]
+            self.header_pending = False
+            return
+        cells = [c.strip() for c in inner.split("|")]
+        rank = None
+        if self.rank_col is not None and self.rank_col < len(cells) and (r := _RANK_CELL.match(cells[self.rank_col])):
+            rank = int(r.group(1))
+            cells = cells[: self.rank_col] + cells[self.rank_col + 1 :]
+        against = any(_AGAINST_CELL.match(c.replace("**", "")) and len(c) <= 60 for c in cells[1:]) \
+            or any(i < len(cells) and _NO_CELL.match(cells[i]) for i in self.verdict_cols) \
+            or bool(cells and re.match(r"^\W*(?:❌|⛔|🚫)", cells[0]))
+        self.current = Unit("row", "\n".join(cells), rank=rank, against=against)
+        self.header_pending = not (self.units and self.units[-1].kind == "row")
+        self.units.append(self.current)
+
+    def _line(self, line: str) -> None:
+        current = self.current
+        if m := _HEADING.match(line):
+            unit = Unit("heading", m.group(1).strip("*_ "))
+            n = _ITEM_NUMBER.match(unit.head)
+            unit.rank = int(n.group(1)) if n else _label_rank(unit.head)
+            unit.tie = bool(_TIE_NUMBER.search(unit.head))
+            self._push(unit)
+        elif (m := _NUMBERED.match(line)) and not re.match(r"^\s*\d{1,2}\.\d", line):
+            indent = len(m.group(1))
+            if current is not None and current.kind == "item" and indent > current.indent + 1:
+                current.body.append(line)
+                return
+            n = _ITEM_NUMBER.match(line)
+            rank = int(n.group(1)) if n else _label_rank(m.group(2))
+            self._push(Unit("item", item_head(m.group(2)), [m.group(2)], indent, rank=rank,
+                            tie=bool(_TIE_NUMBER.search(line[:40]))))
+        elif m := _BULLET.match(line):
+            indent = len(m.group(1))
+            if current is not None and current.kind in ("item", "bullet") and indent > current.indent:
+                current.body.append(line)
+                return
+            against = bool(re.match(r"^\s*[❌⛔🚫]", line))
+            self._push(Unit("bullet", item_head(m.group(2)), [m.group(2)], indent, rank=_label_rank(m.group(2)[:60]),
+                            against=against))
+        elif m := _PICK_LABEL.match(line):
+            self._push(Unit("pick", m.group(1)))
+        elif (b := _BOLD_LINE.match(line)) and len(line.split()) <= 14:
+            head = b.group(1).strip()
+            self._push(Unit("heading", head, rank=_label_rank(head), tie=bool(_TIE_NUMBER.search(head))))
+        else:
+            self._text(line)
+
+    def _text(self, line: str) -> None:
+        current = self.current
+        stripped = line.strip()
+        if current is not None and (
+            (current.kind in ("item", "bullet") and (not self.blank_before or line.startswith((" ", "\t"))))
+            or current.kind == "heading"
+            or (current.kind == "para" and not self.blank_before)
+        ):
+            current.body.append(stripped)
+        else:
+            self._push(Unit("para", "", [stripped]))
+
+    def _push(self, unit: Unit) -> None:
+        self.current = unit
+        self.units.append(unit)
+
+
+def cut(text: str) -> list[Unit]:
+    """The answer's units in reading order, ranked runs put in the order of their ranks."""
+    cutter = _Cutter()
+    for line in text.split("\n"):
+        cutter.add(line)
+    return by_rank(cutter.units)
+
+
+def by_rank(units: list[Unit]) -> list[Unit]:
+    """A run of units with explicit ranks (a countdown "5. ... 1. X", "[#n]" labels on sections
+    sorted by price, a table's rank column) in the order of those ranks, best first, when the
+    ranks are distinct and not already ascending. Paragraphs between a run's entries stay after
+    them; any other list keeps every unit where it was."""
+    out: list[Unit] = []
+    i = 0
+    while i < len(units):
+        unit = units[i]
+        if unit.rank is None or unit.kind not in ("item", "heading", "row", "bullet"):
+            out.append(unit)
+            i += 1
+            continue
+        run, j, last = [unit], i + 1, i
+        while j < len(units):
+            nxt = units[j]
+            if nxt.kind == unit.kind and nxt.rank is not None and nxt.indent == unit.indent:
+                run.append(nxt)
+                last = j
+            elif not (nxt.kind == "para" and unit.kind in ("item", "heading")):
+                break
+            j += 1
+        ranks = [u.rank for u in run]
+        distinct = unit.kind == "row" or len(set(ranks)) == len(ranks)  # a table's rank column may tie
+        if len(run) >= 2 and distinct and ranks != sorted(ranks) and min(ranks) == 1:  # type: ignore[type-var]
+            out.extend(sorted(run, key=lambda u: u.rank or 0))
+            out.extend(u for u in units[i : last + 1] if u.kind == "para")
+        else:
+            out.extend(units[i : last + 1])
+        i = last + 1
+    return out
