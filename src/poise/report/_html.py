@@ -1,7 +1,9 @@
 """One self-contained HTML file: no network, no scripts, figures inline.
 
 Templates are jinja2 with autoescape on: every piece of run text (responses, documents,
-injections, product names) is HTML-escaped where it is written. A Content-Security-Policy
+injections, product names) is HTML-escaped where it is written, and every string a template
+writes first loses its control characters, bidi overrides and zero-width characters
+(``poise._text``), as in the Markdown report and the terminal. A Content-Security-Policy
 forbids scripts and every remote load as a second line of defence. Figures are SVG,
 embedded as data: images, so nothing in them can run or reach the page.
 """
@@ -15,11 +17,13 @@ from collections.abc import Callable
 from typing import Any
 
 import jinja2
+import markupsafe
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .._text import strip_unsafe  # noqa: E402
 from ._attack_plots import attack_queries_figure, attack_rank_figure, transfer_figure  # noqa: E402
 from ..experiments import FACTORS, POOLED  # noqa: E402
 from ._data import ReportData, RunView  # noqa: E402
@@ -88,11 +92,20 @@ def _env() -> jinja2.Environment:
     global _ENV
     if _ENV is None:
         env = jinja2.Environment(loader=jinja2.PackageLoader("poise.report", "templates"), autoescape=True,
-                                 undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                                 undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                                 finalize=clean)
         env.filters.update(num=fmt_num, pval=fmt_p, ci=fmt_ci, secs=fmt_secs, stars=stars)
         env.globals.update(factors=FACTORS, pooled=POOLED)
         _ENV = env
     return _ENV
+
+
+def clean(value: Any) -> Any:
+    """What every ``{{ ... }}`` writes: untrusted strings without control, bidi or invisible
+    characters (then autoescaped); markup the templates build themselves is left alone."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return strip_unsafe(value)
+    return value
 
 
 def _finite(x: Any) -> bool:

@@ -14,12 +14,13 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from .._text import ESCAPE_SEQUENCES, UNSAFE_CHARS
 from ..experiments import FACTORS, POOLED
 from ._data import CallView, ReportData, RunView
 from ._html import fmt_ci, fmt_num, fmt_p, fmt_secs, stars
 
-_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = ESCAPE_SEQUENCES
+_CONTROLS = UNSAFE_CHARS  # controls, bidi, zero-width: one definition for every view
 _ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")  # '&' that would start an entity reference
 _SPECIAL = re.compile(r"[\\`*_\[\]#|~]")
 _LINE_START = re.compile(r"^(\s*)(\d+)([.)])")
@@ -27,7 +28,7 @@ _LINE_START = re.compile(r"^(\s*)(\d+)([.)])")
 
 def md_text(text: Any) -> str:
     """Untrusted text for one line of Markdown (a table cell, a heading, a list item)."""
-    text = _CONTROLS.sub(" ", _ESCAPES.sub("", str(text)))
+    text = _CONTROLS.sub("", _ESCAPES.sub("", str(text)))
     text = " ".join(text.split())
     text = _ENTITY.sub("&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
     return _SPECIAL.sub(lambda m: "\\" + m.group(0), text)
