@@ -1,5 +1,6 @@
 """Products and their documents: schema, loaders and the bundled sample catalog."""
 
+from ._files import DEFAULT_MAX_DOCUMENT_CHARS, MAX_DOCUMENT_CHARS_ENV
 from ._loaders import (
     SAMPLE_CATALOG_NAME,
     iter_products,
@@ -9,9 +10,11 @@ from ._loaders import (
     load_jsonl,
     sample_catalog,
 )
-from ._schema import Catalog, Category, Document, Product
+from ._schema import Catalog, Category, Document, Product, text_problem
 
 __all__ = [
+    "DEFAULT_MAX_DOCUMENT_CHARS",
+    "MAX_DOCUMENT_CHARS_ENV",
     "SAMPLE_CATALOG_NAME",
     "Catalog",
     "Category",
@@ -23,4 +26,5 @@ __all__ = [
     "load_html_folder",
     "load_jsonl",
     "sample_catalog",
+    "text_problem",
 ]

@@ -12,12 +12,17 @@ text) or ``document_file`` (a .txt or .html file, relative to the CSV); ``url`` 
 HTML folder: ``DIR/<category>/<page>.html``. Brand and model come from the folder's
 ``index.csv`` (columns ``file``, ``brand``, ``model``, optional ``url``) or, failing that,
 from the page's schema.org Product JSON-LD. The main text is extracted with trafilatura.
+
+A catalog may be untrusted. Every file it names or holds (a ``document_file``, a page, a
+category folder) must resolve inside the catalog's own folder (no absolute path, no ``..``,
+no symlink leading out) unless ``allow_outside_files=True``. A document longer than
+``max_document_chars`` (default 200,000; ``POISE_MAX_DOCUMENT_CHARS``) is refused, and a
+file too large to hold one is refused before it is read. Names (category, brand, model) and
+queries may not hold control, zero-width or bidi characters (see ``text_problem``).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import defaultdict
 from collections.abc import Iterable
@@ -29,7 +34,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from .._errors import CatalogError
-from ._schema import Catalog, Category, Document, Product
+from ._files import (HTML_BYTES_PER_CHAR, csv_records, inside, max_document_chars, read_bounded, read_text,
+                     size_hint)
+from ._schema import Catalog, Category, Document, Product, text_problem
 
 SAMPLE_CATALOG_NAME = "sample"
 
@@ -42,21 +49,24 @@ class _Builder:
     """Collects rows in file order, then validates categories as a whole."""
 
     source: str
+    max_chars: int
     products: dict[str, list[tuple[str, Product]]] = field(default_factory=lambda: defaultdict(list))
     queries: dict[str, str] = field(default_factory=dict)
 
     def add_product(self, where: str, row: dict[str, Any]) -> None:
-        category = _required_text(where, row, "category")
+        category = _name(where, row, "category")
+        brand, model = _name(where, row, "brand"), _name(where, row, "model")
         text = _required_text(where, row, "document")
+        if len(text) > self.max_chars:
+            raise CatalogError(f"{where}: field 'document' of {brand} {model}: {len(text):,} characters, "
+                               f"over the limit of {self.max_chars:,}", size_hint())
         url = row.get("url") or None
         if url is not None and not isinstance(url, str):
             raise CatalogError(f"{where}: field 'url' must be text")
+        if url is not None and (text_problem(url) or any(c.isspace() for c in url)):
+            raise CatalogError(f"{where}: field 'url' {text_problem(url) or 'contains whitespace'}")
         try:
-            product = Product(
-                brand=_required_text(where, row, "brand"),
-                model=_required_text(where, row, "model"),
-                document=Document(text=text, source_url=url),
-            )
+            product = Product(brand=brand, model=model, document=Document(text=text, source_url=url))
         except ValidationError as exc:
             raise _from_validation(where, exc) from None
         for other_where, other in self.products[category]:
@@ -68,8 +78,12 @@ class _Builder:
         self.products[category].append((where, product))
 
     def add_category(self, where: str, row: dict[str, Any]) -> None:
-        category = _required_text(where, row, "category")
-        self.queries[category] = _required_text(where, row, "query")
+        category = _name(where, row, "category")
+        query = _required_text(where, row, "query")
+        problem = text_problem(query)
+        if problem:
+            raise CatalogError(f"{where}: field 'query' {problem}", "a query must be plain text; remove the character")
+        self.queries[category] = query
 
     def build(self) -> Catalog:
         if not self.products:
@@ -99,17 +113,26 @@ def _required_text(where: str, row: dict[str, Any], key: str) -> str:
     return value
 
 
+def _name(where: str, row: dict[str, Any], key: str) -> str:
+    """A name field (category, brand, model): text without hidden characters, spaces collapsed."""
+    value = _required_text(where, row, key)
+    problem = text_problem(value)
+    if problem:
+        raise CatalogError(f"{where}: field {key!r} {problem}", "names must be plain text; remove the character")
+    return " ".join(value.split())
+
+
 def _from_validation(where: str, exc: ValidationError) -> CatalogError:
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"]) or "row"
-    return CatalogError(f"{where}: field {loc!r}: {err['msg']}")
+    return CatalogError(f"{where}: field {loc!r}: {err['msg'].removeprefix('Value error, ')}")
 
 
 # -- JSONL ---------------------------------------------------------------------------------
-def load_jsonl(path: str | Path) -> Catalog:
+def load_jsonl(path: str | Path, *, max_document_chars: int | None = None) -> Catalog:
     path = Path(path)
-    builder = _Builder(source=str(path))
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+    builder = _Builder(source=str(path), max_chars=_limit(max_document_chars))
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
@@ -136,13 +159,30 @@ def load_jsonl(path: str | Path) -> Catalog:
 
 
 # -- CSV -----------------------------------------------------------------------------------
-def load_csv(path: str | Path) -> Catalog:
+def load_csv(path: str | Path, *, allow_outside_files: bool = False,
+             max_document_chars: int | None = None) -> Catalog:
     path = Path(path)
-    builder = _Builder(source=str(path))
-    text = _read_text(path)
-    reader = csv.DictReader(io.StringIO(text, newline=""))  # keeps line breaks inside quoted fields
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    if not header:
+    limit = _limit(max_document_chars)
+    builder = _Builder(source=str(path), max_chars=limit)
+    root = path.parent.resolve()
+    records = csv_records(path, read_text(path), limit)  # keeps line breaks inside quoted fields
+    _check_header(path, next(records)[1] or [])
+    for line, _, row in records:
+        where = f"{path}:{line}"  # where the record starts (a quoted field may span lines)
+        if None in row:
+            raise CatalogError(f"{where}: more fields than the header has", "quote fields that hold commas")
+        row = {k: (v or "").strip() for k, v in row.items()}
+        if not any(row.values()):
+            continue
+        if not row.get("document") and row.get("document_file"):
+            row["document"] = _document_file(root, row["document_file"], where, limit, allow_outside_files)
+        row.pop("document_file", None)
+        builder.add_product(where, {k: v for k, v in row.items() if k in _PRODUCT_FIELDS})
+    return builder.build()
+
+
+def _check_header(path: Path, header: list[str]) -> None:
+    if not header or not any(header):
         raise CatalogError(f"{path}:1: no header row", "start with a header: category,brand,model,document")
     missing = [c for c in ("category", "brand", "model") if c not in header]
     if missing:
@@ -155,40 +195,37 @@ def load_csv(path: str | Path) -> Catalog:
     if unknown:
         raise CatalogError(f"{path}:1: unknown column {unknown[0]!r}",
                            f"the columns are {', '.join(sorted(allowed))}")
-    reader.fieldnames = header
-    first_line = reader.line_num + 1
-    for row in reader:
-        where = f"{path}:{first_line}"  # where the record starts (a quoted field may span lines)
-        first_line = reader.line_num + 1
-        if None in row:
-            raise CatalogError(f"{where}: more fields than the header has", "quote fields that hold commas")
-        row = {k: (v or "").strip() for k, v in row.items()}
-        if not any(row.values()):
-            continue
-        if not row.get("document") and row.get("document_file"):
-            doc_path = (path.parent / row["document_file"]).resolve()
-            if not doc_path.is_file():
-                raise CatalogError(f"{where}: field 'document_file': no such file {doc_path}")
-            raw = _read_text(doc_path)
-            row["document"] = _html_to_text(raw, doc_path) if doc_path.suffix.lower() in (".html", ".htm") else raw
-        row.pop("document_file", None)
-        builder.add_product(where, {k: v for k, v in row.items() if k in _PRODUCT_FIELDS})
-    return builder.build()
+
+
+def _document_file(root: Path, name: str, where: str, limit: int, allow_outside: bool) -> str:
+    """The text of a CSV row's document file: inside the catalog's folder, within the limit."""
+    target = inside(root, Path(name), where, "document_file", allow_outside)
+    is_html = target.suffix.lower() in (".html", ".htm")
+    raw = read_bounded(target, limit * (HTML_BYTES_PER_CHAR if is_html else 4), where, "document_file", limit)
+    return _html_to_text(raw, target) if is_html else raw
 
 
 # -- HTML folder -----------------------------------------------------------------------------
-def load_html_folder(folder: str | Path) -> Catalog:
+def load_html_folder(folder: str | Path, *, allow_outside_files: bool = False,
+                     max_document_chars: int | None = None) -> Catalog:
     folder = Path(folder)
-    builder = _Builder(source=str(folder))
+    limit = _limit(max_document_chars)
+    builder = _Builder(source=str(folder), max_chars=limit)
+    root = folder.resolve()
     subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not subfolders:
         raise CatalogError(f"{folder}: no category folders",
                            "put each category's pages in DIR/<category>/*.html")
     for sub in subfolders:
-        index = _read_index(sub / "index.csv")
+        inside(root, Path(sub.name), str(sub), None, allow_outside_files)
+        index_path = sub / "index.csv"
+        if index_path.exists():
+            inside(root, Path(sub.name, index_path.name), str(index_path), None, allow_outside_files)
+        index = _read_index(index_path, limit)
         for page in sorted(sub.glob("*.htm*")):
             where = str(page)
-            html = _read_text(page)
+            real = inside(root, Path(sub.name, page.name), where, None, allow_outside_files)
+            html = read_bounded(real, limit * HTML_BYTES_PER_CHAR, where, None, limit)
             meta = index.get(page.name) or _json_ld_product(html)
             if not meta:
                 raise CatalogError(
@@ -205,14 +242,16 @@ def load_html_folder(folder: str | Path) -> Catalog:
     return builder.build()
 
 
-def _read_index(path: Path) -> dict[str, dict[str, str]]:
+def _read_index(path: Path, limit: int) -> dict[str, dict[str, str]]:
     if not path.is_file():
         return {}
     rows = {}
-    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
-    reader.fieldnames = [h.strip().lower() for h in (reader.fieldnames or [])]
-    for row in reader:
-        where = f"{path}:{reader.line_num}"
+    for line, _, row in csv_records(path, read_text(path), limit):
+        if not row:
+            continue
+        where = f"{path}:{line}"
+        if None in row:
+            raise CatalogError(f"{where}: more fields than the header has", "quote fields that hold commas")
         name = (row.get("file") or "").strip()
         if not name:
             raise CatalogError(f"{where}: field 'file' is missing or empty")
@@ -253,31 +292,30 @@ def _html_to_text(html: str, where: Path) -> str:
 
 
 # -- entry points ------------------------------------------------------------------------------
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise CatalogError(f"{path}: no such file", "check the path given with --catalog") from None
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start})", "save the file as UTF-8") from None
-    except OSError as exc:
-        raise CatalogError(f"{path}: cannot read ({exc.strerror})") from None
+def _limit(value: int | None) -> int:
+    return max_document_chars(value)
 
 
-def load_catalog(path: str | Path | None = None) -> Catalog:
-    """Load a catalog from a .jsonl or .csv file or an HTML folder; None or 'sample' is the bundled one."""
+def load_catalog(path: str | Path | None = None, *, allow_outside_files: bool = False,
+                 max_document_chars: int | None = None) -> Catalog:
+    """Load a catalog from a .jsonl or .csv file or an HTML folder; None or 'sample' is the bundled one.
+
+    ``allow_outside_files`` lets a trusted catalog name files outside its own folder;
+    ``max_document_chars`` sets the document limit (default 200,000 or $POISE_MAX_DOCUMENT_CHARS).
+    """
     if path is None or str(path) == SAMPLE_CATALOG_NAME:
         return sample_catalog()
     path = Path(path).expanduser()
+    options = {"allow_outside_files": allow_outside_files, "max_document_chars": max_document_chars}
     if path.is_dir():
-        return load_html_folder(path)
+        return load_html_folder(path, **options)
     if not path.exists():
         raise CatalogError(f"{path}: no such file or folder", "check the path given with --catalog")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        return load_jsonl(path)
+        return load_jsonl(path, max_document_chars=max_document_chars)
     if suffix == ".csv":
-        return load_csv(path)
+        return load_csv(path, **options)
     raise CatalogError(f"{path}: unknown catalog format {suffix or '(no extension)'!r}",
                        "use a .jsonl or .csv file or a folder of HTML pages")
 

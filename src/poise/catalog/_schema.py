@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import re
+import unicodedata
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -13,8 +15,56 @@ def _clean(value: str) -> str:
     return " ".join(value.split())
 
 
+_WHITESPACE_CONTROLS = frozenset("\t\n\r\v\f\x1c\x1d\x1e\x1f\x85")
+_KINDS = {"Cc": "a control character", "Cf": "an invisible format character", "Cs": "a lone surrogate",
+          "Co": "a private-use character", "Cn": "an unassigned character"}
+_NAMED = {0: "a NUL byte", 0x200B: "a zero-width space", 0x200C: "a zero-width non-joiner",
+          0x200D: "a zero-width joiner", 0x2060: "a word joiner", 0xFEFF: "a zero-width no-break space (BOM)",
+          0x00AD: "a soft hyphen", 0x1B: "an escape character (ESC)", 0x7F: "a DEL character"}
+_BIDI = set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A)) | {0x200E, 0x200F, 0x061C}
+
+
+def text_problem(value: str) -> str | None:
+    """What makes ``value`` unfit for a name shown to people and models, or None.
+
+    Names (category, brand, model, query, URL) must not hide or reorder what a reader sees:
+    NUL and other control characters (whitespace is fine: it is collapsed), zero-width and
+    other invisible format characters, bidirectional overrides, surrogates, private-use and
+    unassigned code points are refused.
+    """
+    for char in value:
+        if char in _WHITESPACE_CONTROLS:
+            continue
+        kind = unicodedata.category(char)
+        if kind in _KINDS:
+            code = ord(char)
+            what = ("a bidi control" if code in _BIDI else _NAMED.get(code, _KINDS[kind]))
+            return f"contains {what} (U+{code:04X})"
+    return None
+
+
+def _checked_name(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    value = _clean(value)
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+# C0/C1 controls but tab and newline, which a document keeps
+_DOCUMENT_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 class Document(BaseModel):
-    """The text a search engine retrieved for a product, and where it came from."""
+    """The text a search engine retrieved for a product, and where it came from.
+
+    Documents are page text, where stray control characters are common: NUL and the other
+    control characters but tab and newline are removed (carriage returns become newlines);
+    zero-width and bidi characters are kept, as a retrieved page would carry them, and every
+    view shows them inert. ``source_url`` is checked like a name.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -24,9 +74,17 @@ class Document(BaseModel):
     @field_validator("text")
     @classmethod
     def _not_blank(cls, value: str) -> str:
+        value = _DOCUMENT_CONTROLS.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
         if not value.strip():
             raise ValueError("the document text is empty")
         return value.strip()
+
+    @field_validator("source_url")
+    @classmethod
+    def _plain_url(cls, value: str | None) -> str | None:
+        if value is not None and (text_problem(value) or any(c.isspace() for c in value)):
+            raise ValueError(text_problem(value) or "contains whitespace")
+        return value
 
 
 class Product(BaseModel):
@@ -41,10 +99,7 @@ class Product(BaseModel):
     @field_validator("brand", "model")
     @classmethod
     def _normalise(cls, value: str) -> str:
-        value = _clean(value)
-        if not value:
-            raise ValueError("must not be blank")
-        return value
+        return _checked_name(value)
 
     @property
     def name(self) -> str:
@@ -62,6 +117,18 @@ class Category(BaseModel):
     name: str = Field(min_length=1)
     query: str | None = None
     products: tuple[Product, ...]
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        return _checked_name(value)
+
+    @field_validator("query")
+    @classmethod
+    def _plain_query(cls, value: str | None) -> str | None:
+        if value is not None and text_problem(value):
+            raise ValueError(text_problem(value))
+        return value
 
     @model_validator(mode="after")
     def _distinct_products(self) -> "Category":

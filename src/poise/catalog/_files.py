@@ -1,0 +1,154 @@
+"""Reading a catalog's files safely: inside the catalog's own folder, bounded in size, and
+CSV whose quoting errors are named for what they are."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .._errors import CatalogError
+
+#: A document longer than this (in characters) is refused at load, unless raised.
+DEFAULT_MAX_DOCUMENT_CHARS = 200_000
+MAX_DOCUMENT_CHARS_ENV = "POISE_MAX_DOCUMENT_CHARS"
+#: Bytes of raw HTML read per character of the document limit (markup outweighs text).
+HTML_BYTES_PER_CHAR = 10
+OUTSIDE_HINT = ("keep the catalog's files in its own folder, or pass --allow-outside-files "
+                "(allow_outside_files=True) for a catalog you trust")
+
+
+def max_document_chars(value: int | None = None) -> int:
+    """The document limit: ``value``, else $POISE_MAX_DOCUMENT_CHARS, else 200,000."""
+    if value is None:
+        raw = os.environ.get(MAX_DOCUMENT_CHARS_ENV)
+        if raw is None or not raw.strip():
+            return DEFAULT_MAX_DOCUMENT_CHARS
+        try:
+            value = int(raw)
+        except ValueError:
+            raise CatalogError(f"{MAX_DOCUMENT_CHARS_ENV} must be a whole number of characters, not {raw!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise CatalogError(f"the document limit must be a whole number of characters of at least 1, not {value!r}")
+    return value
+
+
+def read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise CatalogError(f"{path}: no such file", "check the path given with --catalog") from None
+    except IsADirectoryError:
+        raise CatalogError(f"{path}: is a folder, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text (byte {exc.start})", "save the file as UTF-8") from None
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def inside(root: Path, path: Path, where: str, field: str | None, allow_outside: bool) -> Path:
+    """``path`` (relative to ``root``) resolved, symlinks followed; refused when it is absolute
+    or leaves ``root`` (resolved), unless ``allow_outside``."""
+    prefix = f"{where}: field {field!r}: " if field else f"{where}: "
+    if not allow_outside and path.is_absolute():
+        raise CatalogError(f"{prefix}{str(path)!r} is an absolute path; "
+                           f"a catalog may name only files inside its own folder ({root})", OUTSIDE_HINT)
+    resolved = (root / path).resolve()
+    if not allow_outside and not resolved.is_relative_to(root):
+        raise CatalogError(f"{prefix}{str(path)!r} resolves outside the catalog's folder ({root})", OUTSIDE_HINT)
+    return resolved
+
+
+def read_bounded(path: Path, max_bytes: int, where: str, field: str | None, limit_chars: int) -> str:
+    """A document file's text, refused before it is read when it is larger than ``max_bytes``."""
+    prefix = f"{where}: field {field!r}: " if field else f"{where}: "
+    if not path.is_file():
+        raise CatalogError(f"{prefix}no such file {path}")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise CatalogError(f"{prefix}{path} is {size:,} bytes, too large for a document "
+                           f"(limit {limit_chars:,} characters)", size_hint())
+    return read_text(path)
+
+
+def size_hint() -> str:
+    return f"shorten it, or raise the limit with {MAX_DOCUMENT_CHARS_ENV}=N (max_document_chars=N)"
+
+
+def csv_records(path: Path, text: str, max_field_chars: int) -> Iterator[tuple[int, list[str] | None, dict]]:
+    """(line where the record starts, header or None, row) for each record of a CSV text.
+
+    The header comes first (row empty), lower-cased and stripped. Quoting errors name the
+    line where the unclosed quote starts; a field longer than ``max_field_chars`` is refused.
+    """
+    lines = list(io.StringIO(text, newline=""))
+    with _field_limit(max_field_chars + 1):
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        first = 1
+        header = None
+        try:
+            for record in reader:
+                if header is None:
+                    header = [h.strip().lower() for h in record]
+                    yield first, header, {}
+                else:
+                    yield first, None, _as_row(header, record)
+                first = reader.line_num + 1
+        except csv.Error as exc:
+            raise _csv_error(path, lines, first, str(exc), max_field_chars) from None
+        if header is None:
+            yield 1, [], {}
+
+
+def _as_row(header: list[str], record: list[str]) -> dict:
+    row: dict = dict(zip(header, record))
+    if len(record) > len(header):
+        row[None] = record[len(header):]
+    for key in header[len(record):]:
+        row[key] = None
+    return row
+
+
+def _csv_error(path: Path, lines: list[str], first: int, message: str, max_field_chars: int) -> CatalogError:
+    if "unexpected end of data" in message:
+        line = _unclosed_quote_line(lines, first)
+        return CatalogError(f"{path}:{line}: unclosed quote starting on line {line}",
+                            'close it, and write a quote inside a quoted field as two quotes ("")')
+    if "field larger than field limit" in message:
+        return CatalogError(f"{path}:{first}: a field is longer than the document limit of "
+                            f"{max_field_chars:,} characters", size_hint())
+    return CatalogError(f"{path}:{first}: malformed CSV ({message})",
+                        'quote fields that hold commas, quotes or line breaks; double the quotes inside them')
+
+
+def _unclosed_quote_line(lines: list[str], first: int) -> int:
+    """The line of the quote that opens the field left open at the end of the file."""
+    opened, quoted = first, False
+    for number, line in enumerate(lines[first - 1:], start=first):
+        field_start, i = not quoted, 0
+        while i < len(line):
+            char = line[i]
+            if quoted and char == '"':
+                if line[i + 1:i + 2] == '"':
+                    i += 2
+                    continue
+                quoted = False
+            elif not quoted:
+                if char == '"' and field_start:
+                    quoted, opened = True, number
+                field_start = char == ","
+            i += 1
+    return opened
+
+
+@contextmanager
+def _field_limit(limit: int) -> Iterator[None]:
+    old = csv.field_size_limit()
+    csv.field_size_limit(limit)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(old)
