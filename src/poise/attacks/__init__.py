@@ -7,18 +7,20 @@ from ._evaluate import Budget, BudgetExhausted, Candidate, Evaluator, injection_
 from ._run import AttackResult, Figures, find_product, run_attack, write_attack_json
 from ._strategies import FAMILIES, Proposal, Target, mutate, seed_proposals
 from ._tap import TreeOfAttacks, parse_attacker_reply
-from .base import METHODS, AttackMethod, get_method, register_method
+from .base import METHODS, AttackMethod, AttackParameterError, Param, get_method, register_method
 
 __all__ = [
     "FAMILIES",
     "METHODS",
     "AttackMethod",
+    "AttackParameterError",
     "AttackResult",
     "Budget",
     "BudgetExhausted",
     "Candidate",
     "Evaluator",
     "Figures",
+    "Param",
     "Proposal",
     "Target",
     "TreeOfAttacks",

@@ -18,7 +18,9 @@ from typing import Any
 from ..catalog import Category, Document
 from ..engine import SearchEngine
 from ..experiments import recommend
+from ..ranking import RankingReader, status_of_reason
 from ..store import Store
+from .base import check_count
 
 
 class BudgetExhausted(Exception):
@@ -81,6 +83,11 @@ class Budget:
     attacker_queries: int = 100
     tokens: int | None = None
 
+    def __post_init__(self) -> None:
+        check_count("the recommender query budget", self.recommender_queries, 1)
+        check_count("the attacker query budget", self.attacker_queries, 1)
+        check_count("the token budget", self.tokens, 1, optional=True)
+
 
 def _orders(n: int, stream: str, count: int, avoid: set[tuple[int, ...]] = frozenset()) -> list[tuple[int, ...]]:
     rng = random.Random(stream)
@@ -109,8 +116,11 @@ class Evaluator:
     def __init__(self, engine: SearchEngine, category: Category, *, store: Store, run_id: str,
                  query: str | None = None, seed: int = 0, budget: Budget | None = None,
                  responses_per_candidate: int = 2, stop_score: float | None = None,
-                 search_pool: int = 400, on_query: Callable[[], None] | None = None) -> None:
+                 search_pool: int = 400, on_query: Callable[[], None] | None = None,
+                 reader: RankingReader | None = None) -> None:
         self.engine = engine
+        self.reader = reader
+        self.ambiguous_tasks: set[str] = set()  # queries whose answer the reader found ambiguous
         self.category = category
         self.store = store
         self.run_id = run_id
@@ -149,6 +159,8 @@ class Evaluator:
                 raise BudgetExhausted("tokens")
         if done is not None:
             ranking = json.loads(done["ranking_json"]) if done["parseable"] else None
+            if not done["parseable"] and status_of_reason(done["unparseable_reason"]) == "ambiguous":
+                self.ambiguous_tasks.add(task_key)
             text = done["response_text"] or ""
             tokens = done["prompt_tokens"] + done["completion_tokens"]
         else:
@@ -159,8 +171,11 @@ class Evaluator:
                 meta={"experiment": "attack", "phase": phase, "target": self.target,
                       "injection": injection or "", "injection_sha": injection_sha(injection or ""),
                       **(meta or {})},
+                reader=self.reader,
             )
             ranking = list(rec.ranking.order) if rec.ranking.parseable else None
+            if rec.ranking.ambiguous:
+                self.ambiguous_tasks.add(task_key)
             text = rec.result.response.text
             usage = rec.result.response.usage
             tokens = usage.prompt_tokens + usage.completion_tokens

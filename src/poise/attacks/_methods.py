@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from ._evaluate import Candidate, Evaluator
 from ._strategies import Proposal, Target, mutate, seed_proposals
-from .base import AttackMethod, register_method
+from .base import AttackMethod, Param, register_method
 
 
 @register_method
@@ -41,9 +40,10 @@ class StrategySearch(AttackMethod):
     name = "strategies"
     description = "evolutionary search over the strategy library (mutation, recombination), raced"
 
-    @classmethod
-    def defaults(cls) -> dict[str, Any]:
-        return {"parents": 2, "children": 3}
+    parameters = {
+        "parents": Param(2, 1, 20, "best fully-scored candidates bred from at each level"),
+        "children": Param(3, 1, 20, "children per parent at each level"),
+    }
 
     def search(self, evaluator: Evaluator, target: Target, rng: random.Random) -> None:
         proposals: dict[int, Proposal] = {}

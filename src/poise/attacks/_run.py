@@ -24,10 +24,12 @@ import numpy as np
 from .._errors import PoiseError
 from ..catalog import Category
 from ..engine import SearchEngine
+from ..ranking import RankingReader
 from ..stats import bootstrap
 from ..store import Store
 from ._evaluate import Budget, BudgetExhausted, Evaluator, StopSearch, injection_sha
 from ._strategies import Target
+from .base import check_count
 from .base import AttackMethod
 
 
@@ -36,8 +38,9 @@ class Figures:
     """The promoted product over a set of answers: mean score and rank, first-place rate."""
 
     scores: list[int]  # parseable answers only
-    unparseable: int
+    unparseable: int  # answers with no reading, ambiguous ones included
     n: int
+    ambiguous: int = 0  # of the unparseable: answers the reader could read more than one way
 
     @property
     def mean_score(self) -> float:
@@ -99,7 +102,9 @@ class AttackResult:
             "rank_before": num(self.before.mean_rank), "rank_after": num(self.after.mean_rank),
             "first_rate_before": round(self.before.first_rate, 4), "first_rate_after": round(self.after.first_rate, 4),
             "success": self.success, "n_products": ev.n, "final_orders": len(self.after.scores) + self.after.unparseable,
-            "unparseable_before": self.before.unparseable, "unparseable_after": self.after.unparseable,
+            "unparseable_before": self.before.unparseable - self.before.ambiguous,
+            "unparseable_after": self.after.unparseable - self.after.ambiguous,
+            "ambiguous_before": self.before.ambiguous, "ambiguous_after": self.after.ambiguous,
             "recommender_queries": ev.search_queries + ev.other_queries, "search_queries": ev.search_queries,
             "attacker_queries": ev.attacker_queries, "tokens": ev.tokens,
             "queries_to_first_success": ev.first_success, "stopped_by": self.stopped_by,
@@ -137,16 +142,18 @@ def run_attack(
     final_orders: int = 10,
     confirm: int = 3,
     on_query: Callable[[], None] | None = None,
+    reader: RankingReader | None = None,
 ) -> AttackResult:
     """Run one attack; resumable: a query the run already made is read back, not asked.
 
     ``confirm``: how many of the best candidates get up to three times
     ``responses_per_candidate`` answers before the best is chosen (0 or 1: none).
     """
-    if final_orders < 1:
-        raise PoiseError("--final-orders must be at least 1")
+    for name, value, minimum in (("--responses", responses_per_candidate, 1), ("--final-orders", final_orders, 1),
+                                 ("--selection-orders", selection_orders, 1), ("--confirm", confirm, 0)):
+        check_count(name, value, minimum)
     ev = Evaluator(engine, category, store=store, run_id=run_id, query=query, seed=seed, budget=budget,
-                   responses_per_candidate=responses_per_candidate, on_query=on_query)
+                   responses_per_candidate=responses_per_candidate, on_query=on_query, reader=reader)
     # 1. selection
     n = ev.n
     sums = np.zeros(n)
@@ -178,6 +185,7 @@ def run_attack(
     before: list[int] = []
     after: list[int] = []
     unparseable = {"before": 0, "after": 0}
+    ambiguous = {"before": 0, "after": 0}
     for k, order in enumerate(ev.fresh_orders("final", final_orders)):
         ranking, _ = ev.ask(f"final/before/order={k}", order, None, "final_before")
         results = {"before": ranking}
@@ -189,11 +197,13 @@ def run_attack(
             s = ev.score(results[side])
             if s is None:
                 unparseable[side] += 1
+                ambiguous[side] += f"final/{side if injection else 'before'}/order={k}" in ev.ambiguous_tasks
             else:
                 scores.append(s)
     return AttackResult(
         run_id=run_id, category=category.name, product_index=target, product=p.name, method=method.name,
-        injection=injection, before=Figures(before, unparseable["before"], n), after=Figures(after, unparseable["after"], n),
+        injection=injection, before=Figures(before, unparseable["before"], n, ambiguous["before"]),
+        after=Figures(after, unparseable["after"], n, ambiguous["after"]),
         evaluator=ev, selection_scores=selection, stopped_by=stopped_by,
         bad_attacker_replies=getattr(method, "bad_replies", 0),
     )

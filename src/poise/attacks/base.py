@@ -7,8 +7,10 @@ so every method is measured the same way.
 
 from __future__ import annotations
 
+import math
 import random
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._errors import PoiseError
@@ -18,23 +20,72 @@ if TYPE_CHECKING:
     from ._strategies import Target
 
 
+class AttackParameterError(PoiseError):
+    """An attack parameter is unknown, of the wrong type or out of bounds (found before any query)."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A method parameter: a whole number (int default) or a number (float default), with bounds."""
+
+    default: int | float
+    minimum: int | float
+    maximum: int | float
+    help: str = ""
+
+    def describe(self, name: str) -> str:
+        return f"{name} {self.minimum:g}-{self.maximum:g} (default {self.default:g})"
+
+    def check(self, method: str, name: str, value: Any) -> int | float:
+        """``value`` if it is of this parameter's type and within its bounds; else one clear error."""
+        whole = isinstance(self.default, int)
+        kind = "a whole number" if whole else "a number"
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (whole and not isinstance(value, int)) or not math.isfinite(value):
+            raise AttackParameterError(f"method {method!r}: parameter {name!r} must be {kind}, not {value!r}",
+                                       f"pass it as {self.describe(name)}")
+        if not self.minimum <= value <= self.maximum:
+            raise AttackParameterError(
+                f"method {method!r}: parameter {name!r} must be between {self.minimum:g} and {self.maximum:g}, "
+                f"not {value!r}", f"pass it as {self.describe(name)}")
+        return value if whole else float(value)
+
+
+def check_count(name: str, value: Any, minimum: int, optional: bool = False) -> None:
+    """Refuse a run setting (a budget, a number of answers or orders) that is not a whole
+    number of at least ``minimum``; None passes when ``optional``."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise AttackParameterError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
+
+
 class AttackMethod(ABC):
-    """One way of searching for an injection."""
+    """One way of searching for an injection.
+
+    A method declares its parameters in ``parameters`` (name -> :class:`Param`); they are
+    checked (type and bounds) when the method is made, so a bad one fails before any query.
+    """
 
     name: ClassVar[str]
     needs_attacker: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    parameters: ClassVar[dict[str, Param]] = {}
 
     def __init__(self, **params: Any) -> None:
-        unknown = set(params) - set(self.defaults())
+        defaults = self.defaults()
+        unknown = set(params) - set(defaults)
         if unknown:
-            raise PoiseError(f"method {self.name!r} has no parameter {sorted(unknown)[0]!r}",
-                             f"its parameters are {', '.join(sorted(self.defaults())) or 'none'}")
-        self.params = {**self.defaults(), **params}
+            listed = ", ".join(self.parameters[k].describe(k) if k in self.parameters else k for k in sorted(defaults))
+            raise AttackParameterError(f"method {self.name!r} has no parameter {sorted(unknown)[0]!r}",
+                                       f"its parameters are {listed or 'none'}")
+        checked = {k: self.parameters[k].check(self.name, k, v) if k in self.parameters else v
+                   for k, v in params.items()}
+        self.params = {**defaults, **checked}
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        return {}
+        return {name: param.default for name, param in cls.parameters.items()}
 
     @abstractmethod
     def search(self, evaluator: "Evaluator", target: "Target", rng: random.Random) -> None:
@@ -50,6 +101,7 @@ def register_method(cls: type[AttackMethod]) -> type[AttackMethod]:
 
 
 def get_method(name: str, **params: Any) -> AttackMethod:
+    """The method called ``name``, its parameters checked (AttackParameterError when one is bad)."""
     if name not in METHODS:
         raise PoiseError(f"unknown attack method {name!r}", f"choose one of {', '.join(METHODS)}")
     return METHODS[name](**params)
