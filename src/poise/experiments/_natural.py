@@ -20,6 +20,7 @@ from ..catalog import Category, Document, Product
 from ..engine import SearchEngine
 from ..models import ChatMessage, ChatModel, GenerateConfig
 from ..ranking._names import matcher_for
+from ..ranking import RankingReader
 from ..store import Store
 from ._recommend import Recommendation, recommend
 
@@ -129,13 +130,14 @@ def trial_documents(category: Category, trial: Trial, rewriter: Rewriter | None 
 
 
 def run_trial(engine: SearchEngine, category: Category, trial: Trial, *, store: Store, run_id: str,
-              rewriter: Rewriter | None = None) -> Recommendation:
+              rewriter: Rewriter | None = None, reader: RankingReader | None = None) -> Recommendation:
     rewriter = rewriter or Rewriter()
     return recommend(
         engine, category, store=store, run_id=run_id, seed=trial.seed, order=trial.order,
         documents=trial_documents(category, trial, rewriter), task_key=trial.task_key,
         meta={"experiment": "natural", "trial": trial.index, "assignment": list(trial.assignment),
               "rewrite": rewriter.kind},
+        reader=reader,
     )
 
 
@@ -150,6 +152,7 @@ def run_natural(
     concurrency: int = 1,
     on_done: Callable[[Trial, Recommendation | None], None] | None = None,
     rewriter: Rewriter | None = None,
+    reader: RankingReader | None = None,
 ) -> int:
     """Run the trials not yet done in ``run_id``; returns how many were run now.
 
@@ -172,7 +175,7 @@ def run_natural(
                 if trial is None:
                     break
                 pending[pool.submit(run_trial, engine, by_name[trial.category], trial,
-                                    store=store, run_id=run_id, rewriter=rewriter)] = trial
+                                    store=store, run_id=run_id, rewriter=rewriter, reader=reader)] = trial
             if not pending:
                 break
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)

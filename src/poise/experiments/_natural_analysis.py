@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ranking import status_of_reason
 from ..stats import FTest, Interval, bootstrap, one_way, type2
 from ..store import Store
 
@@ -38,6 +39,8 @@ class NaturalRecords:
     names: dict[str, list[str]]  # category -> product names, catalog order
     unparseable: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
+    ambiguous: Counter[str] = field(default_factory=Counter)  # counted apart from unparseable
+    reasons: dict[str, Counter[str]] = field(default_factory=dict)  # category -> why answers went unread
 
     def __len__(self) -> int:
         return len(self.score)
@@ -45,7 +48,7 @@ class NaturalRecords:
     def subset(self, rows: np.ndarray) -> "NaturalRecords":
         return NaturalRecords(self.category[rows], self.trial[rows], self.product[rows],
                               self.document[rows], self.position[rows], self.score[rows], self.names,
-                              self.unparseable, self.failed)
+                              self.unparseable, self.failed, self.ambiguous, self.reasons)
 
     def for_category(self, name: str) -> "NaturalRecords":
         return self.subset(np.nonzero(self.category == name)[0])
@@ -69,12 +72,16 @@ def natural_records(store: Store, run_id: str) -> NaturalRecords:
         cols["score"].append(row["score"])
         names.setdefault(row["category"], {})[i] = f"{row['brand']} {row['model']}"
     unparseable: Counter[str] = Counter()
+    ambiguous: Counter[str] = Counter()
+    reasons: dict[str, Counter[str]] = {}
     failed: Counter[str] = Counter()
     calls = store.calls(run_id)
     done = {c["task_key"] for c in calls if c["error"] is None}
     for c in calls:
         if c["error"] is None and c["parseable"] == 0:
-            unparseable[c["category"]] += 1
+            reason = c["unparseable_reason"] or "unparseable"
+            (ambiguous if status_of_reason(reason) == "ambiguous" else unparseable)[c["category"]] += 1
+            reasons.setdefault(c["category"], Counter())[reason] += 1
         elif c["error"] is not None and c["task_key"] not in done:
             failed[c["category"]] += 1
     return NaturalRecords(
@@ -82,7 +89,7 @@ def natural_records(store: Store, run_id: str) -> NaturalRecords:
         product=np.asarray(cols["product"], dtype=int), document=np.asarray(cols["document"], dtype=int),
         position=np.asarray(cols["position"], dtype=int), score=np.asarray(cols["score"], dtype=float),
         names={c: [by[i] for i in sorted(by)] for c, by in names.items()},
-        unparseable=unparseable, failed=failed,
+        unparseable=unparseable, failed=failed, ambiguous=ambiguous, reasons=reasons,
     )
 
 
@@ -102,6 +109,8 @@ class Analysis:
     position_curve: list[float]  # mean score at context position 1..n
     position_curve_ci: list[Interval]
     heatmap: list[list[float]] | None  # mean score, product (rows) x position (columns)
+    ambiguous: int = 0  # answers the reader could read more than one way, left out like unparseable ones
+    unread_reasons: dict[str, int] = field(default_factory=dict)  # why answers were left out, with counts
 
     def to_json(self) -> dict[str, Any]:
         def num(x: float) -> float | None:
@@ -118,7 +127,8 @@ class Analysis:
             return [num(i.low), num(i.high)]
 
         return {
-            "trials": self.trials, "unparseable": self.unparseable, "failed": self.failed,
+            "trials": self.trials, "unparseable": self.unparseable, "ambiguous": self.ambiguous,
+            "unread_reasons": self.unread_reasons, "failed": self.failed,
             **{f"f_{k}": num(self.one_way[k].f) for k in FACTORS},
             "one_way": {k: {**test(self.one_way[k]), "eta_sq_ci95": ci(self.one_way_ci[k])} for k in FACTORS},
             "joint_anova": {k: {**test(self.joint[k]), "partial_eta_sq_ci95": ci(self.joint_eta_ci[k])}
@@ -196,6 +206,8 @@ def analyse(r: NaturalRecords, category: str, *, n_boot: int = 1000, seed: int =
         joint=joint, joint_eta_ci=dict(zip(FACTORS, intervals[3:6])),
         position_curve=[float(x) for x in _curve(r, n)], position_curve_ci=intervals[6:],
         heatmap=heatmap,
+        ambiguous=sum(r.ambiguous.values()) if pooled else r.ambiguous[category],
+        unread_reasons=dict(sum(r.reasons.values(), Counter()) if pooled else r.reasons.get(category, Counter())),
     )
 
 

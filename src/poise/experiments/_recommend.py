@@ -10,7 +10,7 @@ from typing import Any
 from .._errors import ModelError
 from ..catalog import Category, Document
 from ..engine import EngineResult, SearchEngine, context_order
-from ..ranking import Ranking, parse_ranking
+from ..ranking import HEURISTIC, Ranking, RankingReader
 from ..store import CallRecord, Store
 
 
@@ -50,7 +50,9 @@ class Recommendation:
                 for p, i in enumerate(r.context_order, start=1)
             ],
             "parseable": self.ranking.parseable,
+            "status": self.ranking.status,
             "unparseable_reason": self.ranking.reason,
+            "reader": self.ranking.reader,
             "ranking": self.ranked_products(),
             "usage": {
                 "prompt_tokens": r.response.usage.prompt_tokens,
@@ -71,7 +73,7 @@ def call_record(task_key: str, result: EngineResult, ranking: Ranking, model_spe
         finish_reason=response.finish_reason, prompt_tokens=response.usage.prompt_tokens,
         completion_tokens=response.usage.completion_tokens, latency_s=response.latency_s,
         cached=response.cached, cache_key=response.cache_key, parseable=ranking.parseable,
-        unparseable_reason=ranking.reason, ranking=ranking.order,
+        unparseable_reason=ranking.stored_reason, ranking=ranking.order, meta={"reader": ranking.reader},
         products=[(p.brand, p.model) for p in result.products],
     )
 
@@ -88,6 +90,7 @@ def recommend(
     documents: Sequence[Document] | None = None,
     task_key: str | None = None,
     meta: dict[str, Any] | None = None,
+    reader: RankingReader | None = None,
 ) -> Recommendation:
     """Ask the engine once, read the ranking, and record the call (a failure is recorded too)."""
     task_key = task_key or f"{category.name}/seed={seed}"
@@ -104,9 +107,9 @@ def recommend(
             products=[(p.brand, p.model) for p in category.products], meta=meta,
         ))
         raise
-    ranking = parse_ranking(result.response.text, result.products)
+    ranking = (reader or HEURISTIC).read(result.response.text, result.products)
     record = call_record(task_key, result, ranking, engine.model.spec)
     if meta is not None:
-        record = dataclasses.replace(record, meta=meta)
+        record = dataclasses.replace(record, meta={**meta, "reader": ranking.reader})
     call_id = store.record_call(run_id, record)
     return Recommendation(run_id=run_id, call_id=call_id, result=result, ranking=ranking)

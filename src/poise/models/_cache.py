@@ -24,7 +24,8 @@ def cache_key(identity: dict[str, Any], messages: list[ChatMessage], config: Gen
     payload = {
         "identity": identity,
         "messages": [m.model_dump() for m in messages],
-        "config": config.model_dump(mode="json"),
+        # a field added later is left out while unset, so older caches keep their keys
+        "config": config.model_dump(mode="json", exclude={"json_schema"} if config.json_schema is None else None),
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
 import math
 import os
 import threading
@@ -137,6 +138,8 @@ class LlamaCppModel(ChatModel):
         }
         if config.seed is not None:
             kwargs["seed"] = config.seed
+        if config.json_schema:
+            kwargs["response_format"] = {"type": "json_object", "schema": json.loads(config.json_schema)}
         if config.logprobs:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = config.top_logprobs

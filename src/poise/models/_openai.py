@@ -5,6 +5,7 @@ kept only in the client: it is never part of the identity, the cache or the stor
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -100,6 +101,9 @@ class OpenAIModel(ChatModel):
             kwargs["stop"] = list(config.stop)
         if config.seed is not None:
             kwargs["seed"] = config.seed
+        if config.json_schema:
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "reply", "strict": True, "schema": json.loads(config.json_schema)}}
         if config.logprobs:
             kwargs["logprobs"] = True
             if config.top_logprobs:

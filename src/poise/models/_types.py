@@ -30,6 +30,9 @@ class GenerateConfig(BaseModel):
     stop: tuple[str, ...] = ()
     logprobs: bool = False
     top_logprobs: int = Field(0, ge=0, le=20)
+    # a JSON schema (as JSON text) the reply must follow: structured outputs on OpenAI-compatible
+    # endpoints, a grammar on llama.cpp
+    json_schema: str | None = None
 
 
 class TopLogprob(BaseModel):

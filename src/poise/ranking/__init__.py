@@ -2,16 +2,23 @@
 
 from .._errors import AmbiguousResponse, UnparseableResponse
 from ._extract import extract_ranking, parse_ranking
+from ._readers import HEURISTIC, AgreementReader, HeuristicReader, ModelReader, RankingReader, get_reader
 from ._result import AMBIGUOUS_PREFIX, Ranking, Role, Status, scores_from_order, status_of_reason
 
 __all__ = [
     "AMBIGUOUS_PREFIX",
+    "AgreementReader",
     "AmbiguousResponse",
+    "HEURISTIC",
+    "HeuristicReader",
+    "ModelReader",
     "Ranking",
+    "RankingReader",
     "Role",
     "Status",
     "UnparseableResponse",
     "extract_ranking",
+    "get_reader",
     "parse_ranking",
     "scores_from_order",
     "status_of_reason",
