@@ -49,15 +49,21 @@ TemplateOpt = Annotated[Optional[Path], typer.Option("--template", help="A promp
 MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")]
 MaxAttemptsOpt = Annotated[int, typer.Option(
     "--max-attempts", min=1, max=20, help="Tries per call on timeouts, 429 and 5xx (exponential backoff).")]
+TimeoutOpt = Annotated[float, typer.Option(
+    "--timeout", min=0.1, help="Seconds one answer from a model server may take; a call gives up after 3 x this, "
+                               "retries and Retry-After waits included.")]
+AllowOutsideOpt = Annotated[bool, typer.Option(
+    "--allow-outside-files", help="Let a catalog you trust read files outside its own folder.")]
 
 
 def open_model(spec: str, base_url: str | None, store: Store | None, use_cache: bool = True, max_attempts: int = 5,
-               concurrency: int | None = None):
+               concurrency: int | None = None, timeout: float = 60.0):
     """The model a spec names. Building it checks the spec, the file or URL and the key without
     loading or calling anything, so commands build their models before they create a store
     (``store=None``) and attach the store's request cache after (``attach_cache``)."""
     cache = RequestCache(store.cache_path) if use_cache and store is not None else None
-    return get_model(spec, base_url=base_url, cache=cache, retry=RetryPolicy(max_attempts=max_attempts),
+    retry = RetryPolicy(max_attempts=max_attempts, timeout_s=timeout)
+    return get_model(spec, base_url=base_url, cache=cache, retry=retry,
                      max_concurrency=concurrency)
 
 
@@ -116,6 +122,7 @@ def recommend(
     model: ModelOpt = DEFAULT_MODEL_SPEC,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the context order and the model's sampling.")] = 0,
     catalog: CatalogOpt = None,
+    allow_outside_files: AllowOutsideOpt = False,
     template: TemplateOpt = None,
     max_tokens: MaxTokensOpt = DEFAULT_GENERATE_CONFIG.max_tokens,
     temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=2.0)] = DEFAULT_GENERATE_CONFIG.temperature,
@@ -123,12 +130,13 @@ def recommend(
     store: StoreOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the model even if this request was seen.")] = False,
     max_attempts: MaxAttemptsOpt = 5,
+    timeout: TimeoutOpt = 60.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the search engine to recommend products of a category; show the ranking."""
-    cat = load_catalog(catalog).category(category)
+    cat = load_catalog(catalog, allow_outside_files=allow_outside_files).category(category)
     tmpl = load_template(template)
-    llm = open_model(model, base_url, None, max_attempts=max_attempts)
+    llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens, "temperature": temperature})
     with Store(store) as db:
         attach_cache(db, llm, use_cache=not no_cache)
@@ -171,9 +179,10 @@ def show_recommendation(rec) -> None:
 
 # -- catalog ----------------------------------------------------------------------------------
 @catalog_app.command("list")
-def catalog_list(catalog: CatalogOpt = None, as_json: JsonOpt = False) -> None:
+def catalog_list(catalog: CatalogOpt = None, allow_outside_files: AllowOutsideOpt = False,
+                 as_json: JsonOpt = False) -> None:
     """List the categories of a catalog."""
-    cat = load_catalog(catalog)
+    cat = load_catalog(catalog, allow_outside_files=allow_outside_files)
     if as_json:
         emit_json({name: {"products": len(c.products), "query": c.default_query}
                    for name, c in cat.categories.items()})
@@ -193,10 +202,11 @@ def catalog_list(catalog: CatalogOpt = None, as_json: JsonOpt = False) -> None:
 def catalog_show(
     category: Annotated[str, typer.Argument(help="Category name.")],
     catalog: CatalogOpt = None,
+    allow_outside_files: AllowOutsideOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the products and documents of one category."""
-    cat = load_catalog(catalog).category(category)
+    cat = load_catalog(catalog, allow_outside_files=allow_outside_files).category(category)
     if as_json:
         emit_json(cat.model_dump(mode="json"))
         return
@@ -208,9 +218,10 @@ def catalog_show(
 
 
 @catalog_app.command("validate")
-def catalog_validate(path: Annotated[str, typer.Argument(help="A .jsonl or .csv file or an HTML folder.")]) -> None:
+def catalog_validate(path: Annotated[str, typer.Argument(help="A .jsonl or .csv file or an HTML folder.")],
+                     allow_outside_files: AllowOutsideOpt = False) -> None:
     """Check a catalog; name the file, line and field of the first problem."""
-    cat = load_catalog(path)
+    cat = load_catalog(path, allow_outside_files=allow_outside_files)
     n = sum(len(c.products) for c in cat.categories.values())
     out.print(safe(f"ok: {len(cat)} categories, {n} products in {cat.source}", "green"))
 

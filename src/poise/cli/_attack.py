@@ -21,6 +21,7 @@ from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store
 from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt, StoreOpt, TemplateOpt, app,
                    attach_cache, catalog_ref, claim_or_start, inputs_hash, load_template, open_model, out, run_config)
+from ._app import AllowOutsideOpt, TimeoutOpt
 from ._render import emit_json, make_console, progress_bar, safe
 
 def _params(items: list[str] | None) -> dict[str, Any]:
@@ -60,15 +61,17 @@ def attack(
     param: Annotated[Optional[list[str]], typer.Option("--param", help="A method parameter KEY=VALUE.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     catalog: CatalogOpt = None,
+    allow_outside_files: AllowOutsideOpt = False,
     template: TemplateOpt = None,
     max_tokens: MaxTokensOpt = DEFAULT_GENERATE_CONFIG.max_tokens,
     base_url: BaseUrlOpt = None,
     store: StoreOpt = None,
     max_attempts: MaxAttemptsOpt = 5,
+    timeout: TimeoutOpt = 60.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Search for a text that, prepended to one product's page, makes the engine rank it first."""
-    cat = load_catalog(catalog).category(category)
+    cat = load_catalog(catalog, allow_outside_files=allow_outside_files).category(category)
     params = _params(param)
     if method not in METHODS:
         raise PoiseError(f"unknown attack method {method!r}", f"choose one of {', '.join(METHODS)}")
@@ -81,11 +84,11 @@ def attack(
     tmpl = load_template(template)
     err = make_console(stderr=True)
     # every model is built (spec, file, URL, key checked) before anything is created
-    llm = open_model(model, base_url, None, max_attempts=max_attempts)
+    llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
     attacker_llm = None
     if METHODS[method].needs_attacker:
         attacker_llm = llm if (attacker or model) == model else open_model(attacker, base_url, None,
-                                                                           max_attempts=max_attempts)
+                                                                           max_attempts=max_attempts, timeout=timeout)
         params["attacker"] = attacker_llm
     with Store(store) as db:
         attach_cache(db, llm, attacker_llm)
@@ -176,14 +179,16 @@ def transfer(
     base_url: BaseUrlOpt = None,
     store: StoreOpt = None,
     max_attempts: MaxAttemptsOpt = 5,
+    timeout: TimeoutOpt = 60.0,
+    allow_outside_files: AllowOutsideOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-score attack runs' best injections on another model or prompt template, without searching."""
     tmpl = load_template(template)
     err = make_console(stderr=True)
     with Store(store, read_only=True) as sources_db:  # the reading side: the attack runs, never written
-        sources = [_source(sources_db, rid) for rid in run_ids]
-    llm = open_model(model, base_url, None, max_attempts=max_attempts)
+        sources = [_source(sources_db, rid, allow_outside_files) for rid in run_ids]
+    llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
     with Store(store, create=False) as db:
         attach_cache(db, llm)
@@ -222,7 +227,7 @@ def transfer(
     out.print(safe(f"run {run_id}", "dim"))
 
 
-def _source(db: Store, rid: str) -> tuple[Any, dict[str, Any], Any]:
+def _source(db: Store, rid: str, allow_outside_files: bool = False) -> tuple[Any, dict[str, Any], Any]:
     """An attack run to carry over: its record, its attack.json and its category, read back
     from the catalog the attack ran on."""
     record = db.run(rid)
@@ -230,7 +235,8 @@ def _source(db: Store, rid: str) -> tuple[Any, dict[str, Any], Any]:
     if record.command != "attack" or not path.is_file():
         raise StoreError(f"run {rid} is not a finished attack run", "pass the id of a run of `poise attack`")
     src = json.loads(path.read_text(encoding="utf-8"))
-    return record, src, load_catalog(attack_catalog(record, db.dir)).category(src["category"])
+    cat = load_catalog(attack_catalog(record, db.dir), allow_outside_files=allow_outside_files)
+    return record, src, cat.category(src["category"])
 
 
 def attack_catalog(record, store_dir: Path) -> str | None:

@@ -18,6 +18,7 @@ from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store
 from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt, StoreOpt, TemplateOpt, app,
                    attach_cache, catalog_ref, claim_or_start, inputs_hash, load_template, open_model, out, run_config)
+from ._app import AllowOutsideOpt, TimeoutOpt
 from ._render import emit_json, make_console, progress_bar, safe
 
 
@@ -32,6 +33,7 @@ def natural(
     concurrency: Annotated[int, typer.Option("--concurrency", "-k", min=1, max=64,
                                              help="Trials in flight at once (HTTP backends).")] = 4,
     catalog: CatalogOpt = None,
+    allow_outside_files: AllowOutsideOpt = False,
     template: TemplateOpt = None,
     max_tokens: MaxTokensOpt = DEFAULT_GENERATE_CONFIG.max_tokens,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the intervals.")] = 1000,
@@ -40,6 +42,7 @@ def natural(
     base_url: BaseUrlOpt = None,
     store: StoreOpt = None,
     max_attempts: MaxAttemptsOpt = 5,
+    timeout: TimeoutOpt = 60.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure what drives the rankings: product name, document or context position.
@@ -47,16 +50,16 @@ def natural(
     Each trial gives every product a randomly chosen document (rewritten to present it)
     and a random context order. Running the same command again resumes an interrupted run.
     """
-    cat = load_catalog(catalog)
+    cat = load_catalog(catalog, allow_outside_files=allow_outside_files)
     if all_categories == bool(category):
         raise typer.BadParameter("name categories with --category, or pass --all", param_hint="--category")
     categories = list(cat.categories.values()) if all_categories else [cat.category(c) for c in category or []]
     tmpl = load_template(template)
     err = make_console(stderr=True)
     # every model is built (spec, file, URL, key checked) before anything is created
-    llm = open_model(model, base_url, None, max_attempts=max_attempts, concurrency=concurrency)
+    llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout, concurrency=concurrency)
     rewrite_llm = (None if rewrite_model is None else llm if rewrite_model == model else
-                   open_model(rewrite_model, base_url, None, max_attempts=max_attempts))
+                   open_model(rewrite_model, base_url, None, max_attempts=max_attempts, timeout=timeout))
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
     with Store(store) as db:
         attach_cache(db, llm, rewrite_llm)
