@@ -264,3 +264,15 @@ def test_tap_branches_ask_the_attacker_apart(tmp_path):
     assert len(seeds) >= 4 and len(set(seeds)) == len(seeds)
     out = json.loads(result.stdout)
     assert len({c["injection"] for c in out["candidates"]}) == len(out["candidates"])
+
+
+@pytest.mark.parametrize("param, fragment", [
+    ("depth=banana", "parameter 'depth' must be a whole number, not 'banana'"),
+    ("depth=-1", "parameter 'depth' must be between 1 and 20, not -1"),
+    ("temperature=9", "parameter 'temperature' must be between 0 and 2"),
+])
+def test_bad_method_parameters_fail_before_the_first_query(tmp_path, param, fragment):
+    with WireFake([], responder=attacker_and(immune)) as fake:
+        result = run_attack_cli(fake, tmp_path, "--method", "tap", "--attacker", "openai:attacker", "--param", param)
+    assert_one_line_error(result, fragment)
+    assert fake.requests == []

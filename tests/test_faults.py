@@ -275,3 +275,53 @@ def test_a_reply_without_usage_or_model_still_reads():
         response = model_for(fake).generate(HELLO)
     assert response.text == "1. Oster Pro 1200" and response.model == "fake"
     assert response.usage.prompt_tokens == 0
+
+
+# -- the same faults through the command line ----------------------------------------------------------
+def cli(*args: str, store, env: dict | None = None):
+    from .test_cli import poise
+
+    return poise(*args, store=store, env=env)
+
+
+def store_bytes(store) -> bytes:
+    return b"".join(p.read_bytes() for p in store.rglob("*") if p.is_file())
+
+
+def test_cli_timeout_bounds_a_hung_server(tmp_path):
+    from .test_cli import assert_one_line_error
+
+    with WireFake([hang(60)] * 10) as fake:
+        start = time.monotonic()
+        result = cli("recommend", "-c", "blender", "--model", "openai:fake", "--base-url", fake.url,
+                     "--timeout", "0.5", "--json", store=tmp_path)
+        elapsed = time.monotonic() - start
+    assert_one_line_error(result, "did not answer within 0.5 s", "deadline 1.5 s per call", "--timeout")
+    assert len(fake.requests) <= 3
+    assert elapsed < 15  # the process start included; without --timeout it would wait 5 x 120 s
+
+
+def test_cli_never_shows_or_stores_an_echoed_key(tmp_path):
+    from .test_cli import assert_one_line_error
+
+    with WireFake([echo_secrets(500)] * 4) as fake:
+        result = cli("recommend", "-c", "blender", "--model", "openai:fake", "--base-url", fake.url,
+                     "--max-attempts", "2", store=tmp_path, env={"OPENAI_API_KEY": SECRET})
+    assert fake.headers[0]["authorization"] == f"Bearer {SECRET}"
+    assert_one_line_error(result, "HTTP 500", "[redacted]")
+    assert SECRET not in result.stdout + result.stderr
+    assert store_bytes(tmp_path) and SECRET.encode() not in store_bytes(tmp_path)
+
+
+def test_cli_catalog_outside_files_need_the_option(tmp_path):
+    from .test_cli import assert_one_line_error
+
+    (tmp_path / "outside.txt").write_text("words from outside the catalog")
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "a.txt").write_text("A glass jar.")
+    path = tmp_path / "cat" / "c.csv"
+    path.write_text("category,brand,model,document_file\nblender,Oster,Pro,a.txt\nblender,Ninja,Foodi,../outside.txt\n")
+    refused = cli("catalog", "validate", str(path), store=tmp_path)
+    assert_one_line_error(refused, "c.csv:3", "'../outside.txt' resolves outside", "--allow-outside-files")
+    allowed = cli("catalog", "validate", str(path), "--allow-outside-files", store=tmp_path)
+    assert allowed.returncode == 0, allowed.stderr
