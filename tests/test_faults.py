@@ -71,7 +71,8 @@ def test_retry_after_past_the_deadline_gives_up_at_once_and_says_why():
     assert time.monotonic() - start < 1.5
     assert len(fake.requests) == 1
     line = info.value.one_line()
-    assert "HTTP 429" in line and "deadline of 2 s" in line and "\n" not in line
+    assert "HTTP 429" in line and "waiting 30 s as the server asked" in line and "deadline of 2 s" in line
+    assert "\n" not in line
 
 
 def test_a_bad_retry_after_falls_back_to_backoff():

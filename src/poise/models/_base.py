@@ -164,7 +164,7 @@ class ChatModel(ABC):
             raise _redacted(exc) from None
         except Exception as exc:  # noqa: BLE001 - classified by the backend below
             error = self._describe_failure(exc)
-            if clock.gave_up():
+            if clock.gave_up() and "deadline" not in error.message:
                 error.message = f"{error.message.rstrip('.')} ({clock.gave_up()})"
             raise _redacted(error) from None  # the backend's exception may quote a secret
         finally:

@@ -91,6 +91,7 @@ class CallClock:
         self.stopped_by_deadline = False
         self.attempts = 0
         self._waits: dict[int, float] = {}
+        self._asked: dict[int, float] = {}  # what the server asked for (Retry-After), per attempt
 
     def time_left(self) -> float:
         return self.deadline - time.monotonic()
@@ -108,6 +109,7 @@ class CallClock:
             exc = state.outcome.exception() if state.outcome is not None else None
             asked = self.retry_after(exc) if exc is not None else None
             if asked is not None:
+                self._asked[state.attempt_number] = asked
                 self._waits[state.attempt_number] = min(asked, self.policy.max_retry_after_s)
             else:
                 self._waits[state.attempt_number] = self._backoff(state.attempt_number)
@@ -136,5 +138,8 @@ class CallClock:
         """Why the call stopped, for its error line (empty when it simply ran out of attempts)."""
         if not self.stopped_by_deadline:
             return ""
-        return (f"gave up after {self.attempts} attempt{'s' if self.attempts != 1 else ''} in "
-                f"{self.elapsed():.1f} s: another would pass the deadline of {self.policy.deadline:g} s per call")
+        tries = f"gave up after {self.attempts} attempt{'s' if self.attempts != 1 else ''} in {self.elapsed():.1f} s"
+        if self.attempts in self._asked:
+            return (f"{tries}: waiting {self._waits[self.attempts]:g} s as the server asked (Retry-After) "
+                    f"would pass the deadline of {self.policy.deadline:g} s per call")
+        return f"{tries}: another would pass the deadline of {self.policy.deadline:g} s per call"
