@@ -44,11 +44,16 @@ _NEGATIVE = re.compile(
     r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\bleft (?:\w+ )?out|\bexclud|\bnot (?:a )?(?:good|great|strong) (?:choice|pick|option|fit)"
     r"|\b(?:wouldn['’]t|would not|won['’]t|don['’]t|do not) (?:bother|go for|buy|get|pick|choose|consider)\b|\boverkill\b"
     r"|\bnot (?:designed|meant|built|made|suitable|suited|ideal|a fit|the right)\b|\bunsuitable\b|\bruled? out\b"
+    r"|\bnot ranked\b|\bunranked\b|\b(?:haven['’]t|have not|didn['’]t|did not) ranked?\b"
     r"|\bdoesn['’]t (?:fit|suit|make the cut)|\bdon['’]t (?:fit|suit|make the cut)|\bdidn['’]t make the cut"
     r"|\bnicht (?:\w+ )?empfehlen|\bnicht empfohlen|\babraten|\bpas (?:\w+ )?recommand|\bdéconseill|\béviter\b"
     r"|\bno (?:lo |la |los |las )?recomiendo|\bevitar(?:ía)?\b",
     re.I,
 )
+# what ends the reach of a negative cue over the products that follow it ("I'd skip the A,
+# the B and the C, but the D is fine")
+_CONTRAST = re.compile(r"\bbut\b|\bhowever\b|\bthough\b|\bwhile\b|\bwhereas\b|\binstead\b|;|\band (?:go|choose|pick|get|opt|buy)"
+                       r"|\b(?:is|are|was|were|it['’]s|they['’]re)\b", re.I)
 _CLAUSE_SPLIT = re.compile(r"[;:,()]|\bbut\b|\bwhile\b|\bwhereas\b|\binstead\b|\band (?=(?:go|choose|pick|get|opt|buy))", re.I)
 # "the Ninja page says ...": a mention of a product's page, not of the product
 _PAGE_AFTER = re.compile(
@@ -85,7 +90,7 @@ def _strip_echoes(text: str) -> str:
 _NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "recommend", "worth", "pass on", "include",
                    "left", "exclud", "good", "great", "strong", "bother", "go for", "buy", "get", "pick", "choose",
                    "consider", "overkill", "not ", "suitable", "rule", "fit", "suit", "cut", "empf", "abraten",
-                   "recommand", "déconseill", "éviter", "recomiendo", "evitar")
+                   "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank")
 
 
 def _negative_cue(text: str) -> bool:

@@ -26,6 +26,7 @@ from .._errors import UnparseableResponse
 from . import _signals as sig
 from ._cues import (
     _CLAUSE_SPLIT,
+    _CONTRAST,
     _COMPARISON_BEFORE,
     _CONNECTOR,
     _HEAD_JOIN,
@@ -39,7 +40,7 @@ from ._cues import (
 from ._json import find_json, read_json
 from ._names import Mention, NameMatcher, matcher_for
 from ._result import Ranking, Role, scores_from_order
-from ._units import Unit, by_rank, cut
+from ._units import Unit, by_rank, cut, labelled_only
 
 __all__ = ["Ranking", "extract_ranking", "parse_ranking", "scores_from_order"]
 
@@ -55,6 +56,7 @@ class _Reader:
         self._matcher = matcher
         self._found: dict[str, list[Mention]] = {}
         self.against: set[int] = set()
+        self.ties: list[list[int]] = []  # products the answer puts level (one unit naming several)
 
     def find(self, text: str) -> list[Mention]:
         found = self._found.get(text)
@@ -99,6 +101,12 @@ class _Reader:
         lo = max([0] + [b for b in cuts if b <= begin])
         hi = min([len(sentence)] + [b for b in cuts if b >= end])
         if _NEGATIVE.search(sentence[lo:hi]):
+            return True
+        # "I'd skip the Marshall (IPX4), the Harman Kardon (not waterproof) and the OontZ"
+        cue = None
+        for c in _NEGATIVE.finditer(sentence[:begin]):
+            cue = c
+        if cue is not None and not _CONTRAST.search(sentence[cue.end():begin]):
             return True
         # "The Quip looks nice, but I wouldn't recommend it": the only product of the sentence
         return len({x.product for x in self.find(sentence)}) == 1
@@ -194,27 +202,33 @@ def _reverse_runs(units: list[Unit]) -> list[Unit]:
     return out
 
 
-def _statement(units: list[Unit], i: int, reader: _Reader) -> list[int]:
-    """The order a ranking statement starting at unit ``i`` gives, or []."""
+def _statement(units: list[Unit], i: int, reader: _Reader) -> tuple[list[int], int]:
+    """The order a ranking statement starting at unit ``i`` gives, and its level: 3 for a
+    ranking ("Final ranking:"), 2 for a short answer ("TL;DR:"), 1 for a summary that orders
+    products with ordinal words ("Bottom line: X first, then Y"). A ranking whose list names
+    none of the products ranks products outside the list: it comes back as [-1]."""
     unit = units[i]
     first = unit.head if unit.kind != "para" else unit.body[0]
     candidates = [first] + ([s.group() for s in _SENTENCE.finditer(" ".join(unit.body))] if unit.kind == "para" else [])
     for text in candidates:
-        m = sig.STATEMENT.match(text.replace("**", "").replace("__", ""))
-        if not m:
+        plain = text.replace("**", "").replace("__", "")
+        level, m = next(((lv, m) for lv, rx in sig.STATEMENTS if (m := rx.match(plain))), (0, None))
+        if m is None:
             continue
-        strong = bool(sig.STRONG.match(text.replace("**", "")))
-        rest = text.replace("**", "").replace("__", "")[m.end():]
+        rest = plain[m.end():]
         if unit.kind == "para" and text is first:
-            rest = " ".join(unit.body).replace("**", "")[m.end():]
+            rest = " ".join(unit.body).replace("**", "").replace("__", "")[m.end():]
         inline = list(dict.fromkeys(reader.mentions(rest, skip_negative=True, skip_comparative=False)))
-        if len(inline) >= 2 and (strong or sig.ORDINAL.search(rest)):
-            return inline
-        following = [ps for u in _run_after(units, i) if (ps := reader.subjects(u))]
+        run = _run_after(units, i)
+        if len(inline) >= 2 and (level >= 2 or sig.ORDINAL.search(rest)) or level >= 2 and len(inline) == 1 and not run:
+            return inline, level
+        following = [ps for u in run if (ps := reader.subjects(u))]
         order = list(dict.fromkeys(p for ps in following for p in ps))
         if len(order) >= 2 and not inline:
-            return order
-    return []
+            return order, level
+        if level == 3 and not order and not inline and len(run) >= 2:
+            return [-1], level
+    return [], 0
 
 
 def _run_after(units: list[Unit], i: int) -> list[Unit]:
@@ -232,29 +246,67 @@ def _conflict(a: list[int], b: list[int]) -> bool:
 
 
 def _base(units: list[Unit], reader: _Reader) -> list[int]:
-    """Structured answers by their units; otherwise plain prose by first mention."""
-    listed = [ps for u in units if u.kind != "para" and (ps := reader.subjects(u))]
+    """Structured answers by their units; otherwise plain prose: the sentences that state a
+    choice ("I'd get the X first, then the Y"), or else every recommending mention in order."""
+    numbered = any(u.kind == "item" and u.rank is not None for u in units)
+    # a comparison table without ranks before a numbered list compares; the list ranks
+    listed = [ps for u in units if u.kind != "para" and not (numbered and u.kind == "row" and u.rank is None)
+              and (ps := reader.subjects(u))]
     if len(listed) >= 2 and len({p for ps in listed for p in ps}) >= 2:
+        for ps in listed:
+            if len(ps) >= 2:
+                reader.ties.append(ps)
         return list(dict.fromkeys(p for ps in listed for p in ps))
     # one paragraph per product: a paragraph whose first sentence names one product
     paragraphs = [ps for u in units if u.kind == "para" and len(ps := reader.first_sentence_products(u)) == 1]
     if len(paragraphs) >= 2 and len({ps[0] for ps in paragraphs}) >= 2:
         return list(dict.fromkeys(ps[0] for ps in paragraphs))
     text = "\n".join(u.text for u in units)
+    sentences = [m.group() for m in _SENTENCE.finditer(text)]
+    if any(sig.DECISION.search(s) for s in sentences):
+        # prose that states its choice: only the sentences that recommend, not those that describe
+        return list(dict.fromkeys(p for s in sentences
+                                  if sig.DECISION.search(s) or sig.ORDINAL.search(s) or sig.ALSO.search(s)
+                                  for p in reader.mentions(s, skip_negative=True)))
     return list(dict.fromkeys(reader.mentions(text, skip_negative=True)))
+
+
+def _break_ties(order: list[int], text: str, reader: _Reader) -> list[int]:
+    """Products the answer ties, in written order, unless it breaks the tie ("if pressed,
+    I'd give the T3 the edge"): then the named one goes first among them."""
+    groups = list(reader.ties)
+    sentences = [m.group() for m in _SENTENCE.finditer(text)]
+    groups += [ps for s in sentences if sig.TIE.search(s) and len(ps := list(dict.fromkeys(
+        m.product for m in reader.find(s)))) >= 2]
+    for s in sentences:
+        if not sig.TIE_BREAK.search(s) or not (named := reader.find(s)):
+            continue
+        winner = named[0].product
+        for group in groups:
+            tied = [p for p in group if p in order]
+            if winner in tied and len(tied) >= 2:
+                first = min(order.index(p) for p in tied)
+                order = [p for p in order if p != winner]
+                order.insert(first, winner)
+                break
+    return order
 
 
 def _read(text: str, reader: _Reader) -> tuple[list[int], str | None]:
     """The order, or an empty order and the reason the answer is ambiguous."""
-    units = by_rank(_reverse_runs(_advised_for(cut(text), reader)))
-    statements = [order for i in range(len(units)) if (order := _statement(units, i, reader))]
-    base = [p for p in _base(units, reader) if p not in reader.against or not statements]
+    units = by_rank(labelled_only(_reverse_runs(_advised_for(cut(text), reader))))
+    statements = [st for i in range(len(units)) if (st := _statement(units, i, reader))[0]]
+    base = _break_ties(_base(units, reader), text, reader)
     if not statements:
         return base, None
-    for a, b in zip(statements, statements[1:]):
+    top = max(level for _, level in statements)
+    orders = [order for order, level in statements if level == top]
+    for a, b in zip(orders, orders[1:]):
         if _conflict(a, b):
             return [], "it states two different rankings"
-    chosen = max(statements, key=len)
+    chosen = max(orders, key=len)
+    if top >= 2:  # a ranking the answer states is the ranking: products only discussed are not in it
+        return ([] if chosen == [-1] else _break_ties(chosen, text, reader)), None
     return list(dict.fromkeys(chosen + [p for p in base if p not in reader.against])), None
 
 

@@ -11,32 +11,36 @@ import re
 REVISION = re.compile(
     r"\b(?:wait|hmm+|hold on|oops)[,.!…]*\s+(?:let me|i (?:should|need to|think)|actually|on second)"
     r"|\blet me (?:reconsider|rethink|revise|redo|correct (?:that|myself)|re-?rank|re-?order|fix (?:that|the order))"
-    r"|\bon (?:second|further) thought|\bscratch that|\bcorrection\s*:|\bi take (?:that|it) back"
+    r"|\bon (?:second|further) thought|\bscratch (?:that|this|my|the)\b|\bcorrection\s*:|\bi take (?:that|it) back"
     r"|\b(?:revised|updated|corrected) (?:ranking|list|order|top \w+)|\bafter (?:re-?considering|reconsidering)"
     r"|\bmoment,? (?:bitte|mal)|\ben fait,? (?:je|non)|\bpensándolo (?:bien|mejor)",
     re.I,
 )
 SWAP = re.compile(r"\bswap(?:ping)?\s+(?:#|numbers?\s+|positions?\s+|spots?\s+)?(\d)\s*(?:and|&|with)\s*#?(\d)\b", re.I)
 
-# a label that introduces the answer's own ranking, always an explicit signal
-_STRONG = (
-    r"(?:(?:my|our|the|final|overall|updated|revised|personal|complete|full|official)\s+)*"
-    r"(?:ranking|rankings|ranked list|order of preference|preference order|pecking order|ranking order"
-    r"|classement|rangfolge|rangliste|reihenfolge|clasificaci[oó]n|ranking final|mi ranking)"
-    r"|in (?:my )?order of (?:preference|recommendation)|(?:here(?:'s| is) )?how i(?:'d| would) rank (?:them|these)"
-    r"|ranked(?: from)? best to worst|from best to worst|best to worst|mein ranking|meine rangfolge"
+# labels that introduce the answer's own ranking (level 3), a short answer (level 2) or a
+# summary (level 1: a ranking only when it orders products with ordinal words)
+_RANKING = (
+    r"(?:(?:my|our|the|your)\s+)?(?:[a-z'’-]+\s+){0,2}?"
+    r"(?:ranking|rankings|ranked list|order of preference|preference order|pecking order|ranking order|final answer"
+    r"|recommendations?,? (?:in order|ranked)|picks?,? (?:in order|ranked)|classement|rangfolge|rangliste|reihenfolge"
+    r"|clasificaci[oó]n|ranking final|mi ranking|mein ranking|meine rangfolge)"
+    r"|in (?:my )?order of (?:preference|recommendation)|how i(?:['’]d| would) rank (?:them|these)"
+    r"|ranked(?: from)? best to worst|from best to worst|best to worst"
 )
-# a label that introduces a summary: a ranking only when it orders two products or more
-_WEAK = (
+_SHORT = r"tl;?dr|short answer|quick answer|the short version|in short|short version|kurz gesagt|en bref|en resumen"
+_SUMMARY = (
     r"(?:(?:my|our|the|final|overall|in|short|quick|personal)\s+)*"
-    r"(?:verdict|bottom line|conclusion|tl;?dr|summary|short answer|quick answer|answer|take|recommendation|picks?"
-    r"|fazit|zusammenfassung|en r[ée]sum[ée]|verdict final|en resumen|conclusi[oó]n|resumen)"
+    r"(?:verdict|bottom line|conclusion|summary|answer|take|recommendation|picks?"
+    r"|fazit|zusammenfassung|en r[ée]sum[ée]|verdict final|conclusi[oó]n|resumen)"
 )
-STATEMENT = re.compile(
-    rf"^\W*(?:so,?\s+|overall,?\s+|all in all,?\s+)?(?P<label>{_STRONG}|{_WEAK})\s*(?:\*\*|__)?\s*(?:is|would be|:|–|—|-)",
-    re.I,
-)
-STRONG = re.compile(rf"^\W*(?:so,?\s+|overall,?\s+|all in all,?\s+)?(?:{_STRONG})", re.I)
+_LEAD = r"^\W*(?:(?:so|overall|all in all|here(?:['’]s| is)|this is|below is|and|with that|putting it together)\W+)*"
+_TAIL = r"(?:\s+[\w'’()/-]+){0,6}?\s*(?:\*\*|__)?\s*(?:is\b|would be\b|:|–|—|-|$)"
+STATEMENTS = [
+    (3, re.compile(_LEAD + rf"(?:{_RANKING}){_TAIL}", re.I)),
+    (2, re.compile(_LEAD + rf"(?:{_SHORT}){_TAIL}", re.I)),
+    (1, re.compile(_LEAD + rf"(?:{_SUMMARY})\s*(?:\*\*|__)?\s*(?:is\b|would be\b|:|–|—|-|$)", re.I)),
+]
 # ordinal words, arrows and "ahead of": a statement that puts products in order
 ORDINAL = re.compile(
     r"\b(?:first|second|third|fourth|fifth|last|then|followed by|next|after that|1st|2nd|3rd|number one|runner[- ]up"
@@ -55,12 +59,15 @@ DECLINE = re.compile(
     r"\b(?:can['’]?t|cannot|can not|unable to|won['’]t|not able to)\s+(?:yet\s+|really\s+|honestly\s+)?(?:recommend|rank)"
     r"(?:\s+(?:or|and)\s+(?:recommend|rank))?\s+(?:anything|any (?:of (?:them|these|those|the (?:products|options|listed \w+)))"
     r"|products?|one|yet)\b(?!\s+(?:enough|highly|more|too))"
-    r"|\bnone of (?:these|those|them|the (?:listed|provided|given|options|products|\w+ (?:listed|provided|above)))\b"
+    r"|\bnone of (?:these|those|them|the (?:\w+ ){0,2}(?:listed|provided|given|options|products|pages|links|models|ones"
+    r"|choices|picks|items|documents)|(?:your|the) (?:\w+ )?(?:options|links|pages|picks))\b"
     r"[^.!?\n]{0,80}?\b(?:suit|fit|match|meet|work|is (?:a )?(?:good|right|suitable)|are (?:a )?(?:good|right|suitable)"
     r"|would|recommend|qualif|make the cut|worth)"
     r"|\b(?:can['’]?t|cannot|unable to|not able to|don['’]t have (?:the ability|access))\s+(?:to\s+)?(?:open|access|browse"
     r"|view|load|read|visit|follow|click)\s+(?:the |these |those |any )?(?:links?|pages?|urls?|websites?|documents?)"
     r"|\bi (?:wouldn['’]t|would not) recommend any (?:of )?(?:them|these|those)\b"
+    r"|\b(?:not going to|won['’]t|will not|can['’]?t|cannot|wouldn['’]t) (?:honestly )?rank (?:them|these|those|any)\b"
+    r"|\bi don['’]t think any (?:of )?(?:the |these |those |them )?(?:\w+ )?(?:you['’]re|you are|listed|here|will|would|is|are)\b"
     r"|\bkeine?[rsn]? (?:der|dieser|von (?:diesen|den))\b[^.!?\n]{0,80}?\b(?:empfehlen|geeignet|passt|eignet)"
     r"|\bkann ich (?:dir |ihnen )?(?:leider )?(?:keine?[ns]?|nicht)\b[^.!?\n]{0,40}?\bempfehlen"
     r"|\baucun(?:e)? (?:de ces|des)\b[^.!?\n]{0,80}?\b(?:convient|recommand|adapt)"
@@ -88,3 +95,28 @@ def swap(order: list[int], text: str) -> list[int] | None:
     out = list(order)
     out[a], out[b] = out[b], out[a]
     return out
+
+
+# a sentence that states the answer's own choice: in prose, these sentences are the ranking
+DECISION = re.compile(
+    r"\b(?:i['’]d|i would|i['’]ll|i will|we['’]d|we would)\s+(?:\w+\s+){0,2}?(?:get|buy|go with|go for|pick|choose|take"
+    r"|recommend|opt for|put|rank|start with|give|lean toward|suggest)\b"
+    r"|\bif (?:i were|i had to|pressed|forced|you want my|i['’]m honest)|\bmy (?:pick|choice|vote|recommendation|top pick"
+    r"|money|favou?rite)\b|\bgo with\b|\bthe (?:winner|best (?:choice|pick|bet|option)(?: here| for you| overall)?) is\b"
+    r"|\bhands down\b|\bich würde\b|\bmeine empfehlung\b|\bje (?:prendrais|choisirais|recommande)\b"
+    r"|\bmon choix\b|\byo (?:elegiría|compraría|recomiendo)\b|\bmi (?:elección|recomendación)\b",
+    re.I,
+)
+# a tie the answer breaks: "if pressed, I'd give the T3 the edge", "I'd nudge the Zyxel ahead"
+TIE_BREAK = re.compile(r"\bthe (?:edge|nod)\b|\bnudge\b|\bedges? (?:it|out|ahead)\b|\btie-?break|\bslight(?:ly)? ahead\b"
+                       r"|\bif (?:pressed|forced|i had to (?:choose|pick))\b", re.I)
+TIE = re.compile(r"\btied?\b|\bties\b|\bneck and neck\b|\bjoint\b|\bdead heat\b|\bequally?\b|\bcan['’]t separate\b"
+                 r"|\bboth\b|^\s*=|\bex aequo\b|\bà égalité\b|\bempat", re.I)
+# a sentence that recommends beside the main choice: "a close second is", "also excellent", "if you need ..."
+ALSO = re.compile(
+    r"\balso (?:\w+ )?(?:excellent|good|great|solid|worth|fine|recommended|a (?:good|great|solid|fine))"
+    r"|\bif you(?:['’]re| are)? (?:\w+ ){0,3}(?:want|need|prefer|value|have|care|on a budget|mostly|only|can)\b"
+    r"|\brounds? (?:things |it |the list )?out\b|\brunner[- ]up\b|\balternatives?\b|\bbudget (?:pick|option|choice)\b"
+    r"|\bworth (?:a look|considering)\b|\bhonou?rable mention|\bclose second\b|\bsolid (?:choice|pick|option)\b",
+    re.I,
+)

@@ -57,6 +57,7 @@ class Unit:
     rank: int | None = None  # the unit's explicit rank: its number, a rank label or a rank cell
     against: bool = False  # a table row or item marked "skip" / "avoid" / ❌
     tie: bool = False  # "=2.", "Joint #1"
+    label: bool = False  # the rank comes from a label ("[#2]", "rank 3"), not a list number
 
     @property
     def text(self) -> str:
@@ -125,6 +126,7 @@ class _Cutter:
             unit = Unit("heading", m.group(1).strip("*_ "))
             n = _ITEM_NUMBER.match(unit.head)
             unit.rank = int(n.group(1)) if n else _label_rank(unit.head)
+            unit.label = n is None and unit.rank is not None
             unit.tie = bool(_TIE_NUMBER.search(unit.head))
             self._push(unit)
         elif (m := _NUMBERED.match(line)) and not re.match(r"^\s*\d{1,2}\.\d", line):
@@ -142,13 +144,15 @@ class _Cutter:
                 current.body.append(line)
                 return
             against = bool(re.match(r"^\s*[❌⛔🚫]", line))
-            self._push(Unit("bullet", item_head(m.group(2)), [m.group(2)], indent, rank=_label_rank(m.group(2)[:60]),
-                            against=against))
+            rank = _label_rank(m.group(2)[:80])
+            self._push(Unit("bullet", item_head(m.group(2)), [m.group(2)], indent, rank=rank,
+                            against=against, label=rank is not None))
         elif m := _PICK_LABEL.match(line):
             self._push(Unit("pick", m.group(1)))
         elif (b := _BOLD_LINE.match(line)) and len(line.split()) <= 14:
             head = b.group(1).strip()
-            self._push(Unit("heading", head, rank=_label_rank(head), tie=bool(_TIE_NUMBER.search(head))))
+            rank = _label_rank(head)
+            self._push(Unit("heading", head, rank=rank, tie=bool(_TIE_NUMBER.search(head)), label=rank is not None))
         else:
             self._text(line)
 
@@ -175,6 +179,22 @@ def cut(text: str) -> list[Unit]:
     for line in text.split("\n"):
         cutter.add(line)
     return by_rank(cutter.units)
+
+
+def labelled_only(units: list[Unit]) -> list[Unit]:
+    """Sections that carry rank labels ("[#2]") when two or more of their run do: a section
+    of the run without one is not ranked ("Not ranked")."""
+    out: list[Unit] = []
+    i = 0
+    while i < len(units):
+        j = i
+        while j < len(units) and units[j].kind == units[i].kind and units[i].kind in ("heading", "bullet"):
+            j += 1
+        run = units[i:max(j, i + 1)]
+        labelled = [u for u in run if u.rank is not None and u.label]
+        out.extend(labelled if len(labelled) >= 2 else run)
+        i = max(j, i + 1)
+    return out
 
 
 def by_rank(units: list[Unit]) -> list[Unit]:
