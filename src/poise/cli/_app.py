@@ -16,7 +16,7 @@ from ..engine._template import PromptTemplate, default_template
 from ..experiments import recommend as run_recommend
 from ..models import DEFAULT_MODEL_SPEC, RequestCache, RetryPolicy, get_model
 from ..store import STORE_ENV, Store, content_hash, store_dir
-from ._render import emit_json, make_console, ranking_table, runs_table, safe
+from ._render import emit_json, make_console, note, ranking_table, runs_table, safe
 
 app = typer.Typer(
     name="poise",
@@ -100,8 +100,8 @@ def claim_or_start(db: Store, command: str, config: dict[str, object], err) -> t
     run_id = db.start_run(command, config)
     if live:
         other = live[0]
-        err.print(safe(f"run {other.id} with the same configuration is still running (pid {other.pid} on "
-                       f"{other.host}); starting a new run {run_id}"))
+        note(err, f"run {other.id} with the same configuration is still running (pid {other.pid} on "
+                  f"{other.host}); starting a new run {run_id}")
     return run_id, False
 
 

@@ -22,7 +22,7 @@ from ..store import Store
 from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt, StoreOpt, TemplateOpt, app,
                    attach_cache, catalog_ref, claim_or_start, inputs_hash, load_template, open_model, out, run_config)
 from ._app import AllowOutsideOpt, TimeoutOpt
-from ._render import emit_json, make_console, progress_bar, safe
+from ._render import emit_json, make_console, note, progress_bar, safe
 
 def _params(items: list[str] | None) -> dict[str, Any]:
     params: dict[str, Any] = {}
@@ -106,7 +106,7 @@ def attack(
                                attacker_llm.identity() if attacker_llm is not None else None))
         run_id, resumed = claim_or_start(db, "attack", run_cfg, err)
         if resumed:
-            err.print(safe(f"resuming run {run_id}: {len(db.done_tasks(run_id))} queries already made"))
+            note(err, f"resuming run {run_id}: {len(db.done_tasks(run_id))} queries already made")
         most = (0 if product else selection_orders) + budget + 2 * final_orders
         try:
             with progress_bar(err, transient=as_json) as progress:

@@ -14,7 +14,7 @@ from ..engine import DEFAULT_GENERATE_CONFIG
 from ..experiments import recommend
 from ..models import RequestCache, get_model
 from ..store import Store
-from ._render import ranking_table, safe
+from ._render import InertDescription, ranking_table, safe
 
 DEMO_CATEGORIES = ("blender", "laptop", "hair dryer", "portable speaker", "coffee maker",
                    "robot vacuum", "air purifier", "electric toothbrush", "cordless drill",
@@ -39,7 +39,7 @@ def run_demo(console: Console, *, model: str, n_categories: int, base_url: str |
                                           "generate": engine.config.model_dump(mode="json")})
         results = []
         try:
-            with Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
+            with Progress(SpinnerColumn(), InertDescription(), BarColumn(),
                           TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                           console=console, transient=False) as progress:
                 task = progress.add_task("recommending", total=len(names))

@@ -20,7 +20,7 @@ _INTERRUPT_LINE = "interrupted; finished calls are saved in the store"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (the console script exits with it)."""
+    """Run the CLI: returns 0, or raises SystemExit with the exit code after one line on stderr."""
     try:
         from ._app import app
 
@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         code = _handle(exc)
     if code == INTERRUPTED and argv is None:
         _default_sigint()
-    return code
+    if code:
+        sys.exit(code)  # as the console script would: callers in Python see SystemExit
+    return 0
 
 
 def _names(exc: BaseException) -> set[str]:

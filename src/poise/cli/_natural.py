@@ -19,7 +19,7 @@ from ..store import Store
 from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt, StoreOpt, TemplateOpt, app,
                    attach_cache, catalog_ref, claim_or_start, inputs_hash, load_template, open_model, out, run_config)
 from ._app import AllowOutsideOpt, TimeoutOpt
-from ._render import emit_json, make_console, progress_bar, safe
+from ._render import emit_json, make_console, note, progress_bar, safe
 
 
 @app.command()
@@ -74,7 +74,7 @@ def natural(
         run_id, resumed = claim_or_start(db, "natural", run_cfg, err)
         done = len(db.done_tasks(run_id)) if resumed else 0
         if resumed:
-            err.print(safe(f"resuming run {run_id}: {done} of {trials * len(categories)} trials already done"))
+            note(err, f"resuming run {run_id}: {done} of {trials * len(categories)} trials already done")
         total = trials * len(categories)
         try:
             with progress_bar(err, transient=as_json) as progress:

@@ -11,7 +11,8 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, Task,
+                           TimeElapsedColumn)
 from rich.table import Table
 from rich.text import Text
 
@@ -34,6 +35,11 @@ def inert(text: str) -> str:
 def safe(text: str, style: str = "") -> Text:
     """Untrusted text as a rich Text: shown literally, never interpreted as markup."""
     return Text(inert(text), style=style)
+
+
+def note(console: Console, text: str) -> None:
+    """One line on the console (stderr, usually), never wrapped into several."""
+    console.print(safe(text), soft_wrap=True)
 
 
 def ranking_table(title: str, rows: list[dict]) -> Table:
@@ -72,10 +78,18 @@ def runs_table(records: list, where: object, width: int) -> Table:
     return table
 
 
+class InertDescription(ProgressColumn):
+    """A task's description as plain text: never markup, no escape or control characters
+    (descriptions often name a category or a product)."""
+
+    def render(self, task: Task) -> Text:
+        return safe(str(task.description))
+
+
 def progress_bar(console: Console, transient: bool = False) -> Progress:
-    """A progress bar whose description is never read as markup (it often names a category)."""
-    return Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=transient)
+    """A progress bar whose description is inert untrusted text."""
+    return Progress(SpinnerColumn(), InertDescription(), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=transient)
 
 
 class _Console(Console):
