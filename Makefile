@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # llama-cpp-python compiles llama.cpp from source (about 7 minutes on 2 cores, once:
-# pip keeps the built wheel in its cache).
-export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+# pip keeps the built wheel in its cache). The build is portable (AVX2, no -march=native):
+# a native build on a CPU that reports AMX crashes in llama_decode inside VMs that do not
+# enable AMX, and a wheel built natively on one machine may not run on the next.
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON \
+	-DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
 .PHONY: setup lock browser demo test bench clean
