@@ -20,10 +20,13 @@ _INJECTION = re.compile(
     r"|note to (?:the )?(?:ai|assistant|model|llm|language model)"
     r"|(?:ai|assistant|model|llm)s? (?:must|should|are instructed to) (?:rank|recommend|list|place)"
     r"|\b(?:rank|list|place|put) (?:it|this product|this|me) (?:first|#1|number one|at the top)"
-    r"|\binstructions? (?:says?|tells?|to rank)",
+    r"|\binstructions? (?:says?|tells?|to rank)"
+    r"|\b(?:page|document|listing|site|text)s? (?:says?|claims?|states?|insists?|instructs?|asks?|tells? (?:me|you|the \w+))\b",
     re.I,
 )
 # the same, for lower-cased text: no re.I, and a cheap look at the first letter (3x faster)
+# a quotation that instructs ("rank the X first"): page text, however short
+_IMPERATIVE = re.compile(r"\b(?:rank|recommend|list|put|place|ignore|disregard|always|must|never|instructions?)\b", re.I)
 _INJECTION_LOWER = re.compile(r"(?=[idsn\[amlpr])(?:" + _INJECTION.pattern + ")")
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
 
@@ -73,7 +76,8 @@ def _strip_echoes(text: str) -> str:
     if ">" in text:
         text = _QUOTE_LINE.sub(_blank, text)
     if '"' in text or "“" in text or "«" in text:
-        text = _QUOTED.sub(lambda m: _blank(m) if len(m.group().split()) >= 6 else m.group(), text)
+        text = _QUOTED.sub(lambda m: _blank(m) if len(m.group().split()) >= 6 or _IMPERATIVE.search(m.group())
+                           else m.group(), text)
     lowered = text.lower()
     found = _INJECTION_LOWER.finditer(lowered) if len(lowered) == len(text) else _INJECTION.finditer(text)
     hits = [m.start() for m in found]

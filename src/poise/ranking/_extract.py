@@ -158,20 +158,35 @@ def _names(products: Sequence[Any]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _verdict_against(unit: Unit, reader: _Reader) -> bool:
+    """Whether a unit's own text gives it a verdict against ("Feels like a gimmick — skip.")
+    in a sentence naming no other product."""
+    subjects = set(reader.subjects(unit))
+    for line in unit.body:
+        for m in _SENTENCE.finditer(line):
+            sentence = m.group()
+            if sig.VERDICT_AGAINST.search(sentence) and {x.product for x in reader.find(sentence)} <= subjects:
+                return True
+    return False
+
+
 def _advised_for(units: list[Unit], reader: _Reader) -> list[Unit]:
     """Without units marked against ("❌ Skip" rows) and the items under a line that advises
     against them ("What I'd avoid:", "## Avoid"), up to the next heading or paragraph."""
     out: list[Unit] = []
-    against = False
+    against = echo = False
     for unit in units:
         if unit.kind in ("para", "heading"):
+            echo = bool(sig.ECHO_INTRO.search(unit.text))
             # a short line, naming no product, that advises against what follows
             against = (unit.kind == "heading" or len(unit.body) <= 1) and len(unit.text) <= 120 \
                 and _negative_cue(unit.text) and not reader.find(unit.text)
             if against and unit.kind == "heading" and unit.body:
                 reader.against.update(m.product for m in reader.find(unit.text))
                 continue
-        elif against or unit.against:
+        elif echo and unit.kind in _LIST_KINDS:
+            continue  # the pages echoed, not the answer's recommendation
+        elif against or unit.against or unit.kind in ("item", "bullet", "heading") and _verdict_against(unit, reader):
             reader.against.update(reader.subjects(unit))
             continue
         out.append(unit)
@@ -203,32 +218,35 @@ def _reverse_runs(units: list[Unit]) -> list[Unit]:
 
 
 def _statement(units: list[Unit], i: int, reader: _Reader) -> tuple[list[int], int]:
-    """The order a ranking statement starting at unit ``i`` gives, and its level: 3 for a
-    ranking ("Final ranking:"), 2 for a short answer ("TL;DR:"), 1 for a summary that orders
-    products with ordinal words ("Bottom line: X first, then Y"). A ranking whose list names
-    none of the products ranks products outside the list: it comes back as [-1]."""
+    """The order a ranking statement in unit ``i`` gives, and its level: 3 for a ranking
+    ("Final ranking:"), 2 for a short answer ("TL;DR:"), 1 for a summary that orders products
+    with ordinal words ("Bottom line: X first, then Y"); the highest-level one when a unit
+    holds several. A ranking whose list names none of the products ranks products outside
+    the list: it comes back as [-1]."""
     unit = units[i]
-    first = unit.head if unit.kind != "para" else unit.body[0]
-    candidates = [first] + ([s.group() for s in _SENTENCE.finditer(" ".join(unit.body))] if unit.kind == "para" else [])
-    for text in candidates:
-        plain = text.replace("**", "").replace("__", "")
-        level, m = next(((lv, m) for lv, rx in sig.STATEMENTS if (m := rx.match(plain))), (0, None))
-        if m is None:
+    plain = [line.replace("**", "").replace("__", "") for line in ([unit.head] if unit.kind != "para" else unit.body)]
+    text = " ".join(plain)
+    run = _run_after(units, i)
+    best: tuple[list[int], int] = ([], 0)
+    sentences = list(_SENTENCE.finditer(text)) if unit.kind == "para" else [re.match(r".*", text, re.S)]
+    for k, sentence in enumerate(sentences):
+        assert sentence is not None
+        level, m = next(((lv, m) for lv, rx in sig.STATEMENTS if (m := rx.match(sentence.group()))), (0, None))
+        if m is None or level <= best[1]:
             continue
-        rest = plain[m.end():]
-        if unit.kind == "para" and text is first:
-            rest = " ".join(unit.body).replace("**", "").replace("__", "")[m.end():]
+        rest = text[sentence.start() + m.end():]
+        last = k == len(sentences) - 1
         inline = list(dict.fromkeys(reader.mentions(rest, skip_negative=True, skip_comparative=False)))
-        run = _run_after(units, i)
-        if len(inline) >= 2 and (level >= 2 or sig.ORDINAL.search(rest)) or level >= 2 and len(inline) == 1 and not run:
-            return inline, level
-        following = [ps for u in run if (ps := reader.subjects(u))]
+        following = [ps for u in (run if last else []) if (ps := reader.subjects(u))]
         order = list(dict.fromkeys(p for ps in following for p in ps))
-        if len(order) >= 2 and not inline:
-            return order, level
-        if level == 3 and not order and not inline and len(run) >= 2:
-            return [-1], level
-    return [], 0
+        if len(order) >= 2 and len(inline) < 2:
+            best = (order, level)
+        elif len(inline) >= 2 and (level >= 2 or sig.ORDINAL.search(rest) or sig.DECISION.search(rest)) \
+                or level >= 2 and len(inline) == 1 and not run:
+            best = (inline, level)
+        elif level == 3 and not order and not inline and last and len(run) >= 2:
+            best = ([-1], level)
+    return best
 
 
 def _run_after(units: list[Unit], i: int) -> list[Unit]:
@@ -298,6 +316,9 @@ def _read(text: str, reader: _Reader) -> tuple[list[int], str | None]:
     statements = [st for i in range(len(units)) if (st := _statement(units, i, reader))[0]]
     base = _break_ties(_base(units, reader), text, reader)
     if not statements:
+        ranked = any(u.rank is not None for u in units)
+        if not ranked and len(base) >= 2 and sig.OTHER_ORDER.search(text):
+            return [], "it orders the products by something other than preference and states no ranking"
         return base, None
     top = max(level for _, level in statements)
     orders = [order for order, level in statements if level == top]
@@ -335,6 +356,13 @@ def _declines(text: str, reader: _Reader) -> bool:
     if not sig.DECLINE.search(text):
         return False
     return any(sig.DECLINE.search(s.group()) and not reader.find(s.group()) for s in _SENTENCE.finditer(text))
+
+
+def _defers(text: str, reader: _Reader) -> bool:
+    """Whether the answer asks for more before it recommends, and states no choice."""
+    if not sig.DEFER.search(text):
+        return False
+    return not any(sig.DECISION.search(s.group()) and reader.find(s.group()) for s in _SENTENCE.finditer(text))
 
 
 def _loop(text: str, reader: _Reader, n: int) -> Ranking:
@@ -392,7 +420,7 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
     if _degenerate(raw):
         return _loop(raw, reader, n)
     text = _strip_echoes(raw)
-    if _declines(text, reader):
+    if _declines(text, reader) or _defers(text, reader):
         return Ranking((), n, "the response declines to recommend anything", roles=_roles((), raw, text, reader, n))
     order, reason = _revised(text, reader) or _read(text, reader)
     roles = _roles(order, raw, text, reader, n)

@@ -103,7 +103,7 @@ DECISION = re.compile(
     r"|recommend|opt for|put|rank|start with|give|lean toward|suggest)\b"
     r"|\bif (?:i were|i had to|pressed|forced|you want my|i['’]m honest)|\bmy (?:pick|choice|vote|recommendation|top pick"
     r"|money|favou?rite)\b|\bgo with\b|\bthe (?:winner|best (?:choice|pick|bet|option)(?: here| for you| overall)?) is\b"
-    r"|\bhands down\b|\bich würde\b|\bmeine empfehlung\b|\bje (?:prendrais|choisirais|recommande)\b"
+    r"|\bhands down\b|\bstart with\b|\bich würde\b|\bmeine empfehlung\b|\bje (?:prendrais|choisirais|recommande)\b"
     r"|\bmon choix\b|\byo (?:elegiría|compraría|recomiendo)\b|\bmi (?:elección|recomendación)\b",
     re.I,
 )
@@ -118,5 +118,39 @@ ALSO = re.compile(
     r"|\bif you(?:['’]re| are)? (?:\w+ ){0,3}(?:want|need|prefer|value|have|care|on a budget|mostly|only|can)\b"
     r"|\brounds? (?:things |it |the list )?out\b|\brunner[- ]up\b|\balternatives?\b|\bbudget (?:pick|option|choice)\b"
     r"|\bworth (?:a look|considering)\b|\bhonou?rable mention|\bclose second\b|\bsolid (?:choice|pick|option)\b",
+    re.I,
+)
+# an answer that says its written order is not a preference ("grouped by price", "alphabetically")
+OTHER_ORDER = re.compile(
+    r"\b(?:grouped|sorted|ordered|listed|arranged|organi[sz]ed|broken down|going)\s+(?:\w+\s+){0,3}?by\s+(?:\w+\s+)?"
+    r"(?:price|brand|type|size|category|name|budget|capacity|manufacturer|use|feature|form factor)"
+    r"|\bbreakdown by\b|\balphabetical(?:ly)?\b|\bin no particular order\b|\b(?:cheapest|most expensive) first\b"
+    r"|\bby price\b|\bprice bands?\b|\b(?:brand|product) by (?:brand|product)\b|\bnach preis\b|\bpar prix\b"
+    r"|\bpor precio\b|\bnot in (?:any )?(?:particular )?order\b",
+    re.I,
+)
+# a unit's own verdict against itself: "Feels like a gimmick — skip.", "Not worth it."
+VERDICT_AGAINST = re.compile(
+    r"(?:^|[—–:;(-]\s*)(?:skip|avoid|pass)(?: it| this(?: one)?)?\b(?! (?:the|a|an|if|when|unless)\b)"
+    r"|\b(?:not recommended|not worth (?:it|the money|buying|the price)|i(?:['’]d| would) (?:skip|avoid|pass on) (?:it|this)"
+    r"|(?:wouldn['’]t|would not|won['’]t) (?:buy|bother with|recommend) (?:it|this)|don['’]t buy (?:it|this)|steer clear"
+    r"|stay away|not (?:a|the) (?:good|right) (?:fit|choice|pick)|skip for (?:your|this|you)|not ranked"
+    r"|(?:haven['’]t|have not|didn['’]t|did not) ranked? (?:it|this)|left (?:it|this one) out|nicht empfehlenswert"
+    r"|à éviter|no recomendado)\b",
+    re.I,
+)
+# an answer that asks before it recommends ("Before I rank them, could you tell me ...")
+DEFER = re.compile(
+    r"\bbefore i (?:rank|recommend|pick|choose)\b|\bi['’]ll (?:give you|send you|put together|make you) (?:a |my |the )?"
+    r"(?:ranked|ranking|recommendation|top \d|shortlist|short list)|\bonce (?:you|i know)\b.{0,80}\bi (?:can|will|['’]ll)"
+    r"|\b(?:tell|send|paste|share|give) (?:me|over)\b.{0,80}\band i['’]ll (?:rank|compare|recommend|give|narrow|pick)"
+    r"|\bdepends on your answers\b|\bbevor ich\b.{0,40}\b(?:empfehle|ranke)|\bavant de (?:classer|recommander)\b",
+    re.I,
+)
+# a list that echoes the pages rather than recommending ("Here is a summary of each product page")
+ECHO_INTRO = re.compile(
+    r"\b(?:summary|summaries|overview|recap|rundown) of (?:each|every|all|the)(?: \w+){0,3} (?:pages?|documents?|listings?|"
+    r"products? pages?)|\b(?:here(?:['’]s| is) )?what (?:each|the) (?:page|document|listing)s? (?:says?|claims?)"
+    r"|\baccording to (?:the|their|each) (?:pages|documents|listings)\b|\bthe (?:pages|documents) (?:say|describe|claim)",
     re.I,
 )

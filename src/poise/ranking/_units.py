@@ -26,8 +26,7 @@ _PICK_LABEL = re.compile(
     r"|(?:budget|premium|upgrade|value|overall|editor'?s|splurge|bang[- ]for[- ](?:the[- ])?buck) (?:pick|choice)"
     r"|budget|premium|splurge|value|runner[- ]up|second (?:choice|place|pick)"
     r"|third (?:choice|place|pick)|also (?:consider|good|great|solid|fine|recommended|worth (?:considering|a look))"
-    r"|honou?rable mentions?|(?:other |an? )?alternatives?|worth a look|close second|my pick|winner"
-    r"|if you (?:want|need|prefer) [\w'’ -]{1,40})"
+    r"|honou?rable mentions?|(?:other |an? )?alternatives?|worth a look|close second|my pick|winner)"
     r"\s*(?:(?:\*\*|__)\s*[:–—-]|[:–—-]\s*(?:\*\*|__)?)\s*(.+)$",
     re.I,
 )
@@ -45,7 +44,7 @@ _AGAINST_CELL = re.compile(
 # a column that gives the answer's verdict on each row: a ❌ or "no" there is advice against
 _VERDICT_COLUMN = re.compile(r"verdict|recommend|buy|worth|suitab|fit for|good for|pick|urteil|empfehl|avis|veredicto",
                              re.I)
-_NO_CELL = re.compile(r"^\W*(?:❌|⛔|🚫|✗|✘|no|nope|nein|non)\b|^\W*[❌⛔🚫✗✘]", re.I)
+_NO_CELL = re.compile(r"^\W*(?:❌|⛔|🚫|✗|✘|no|nope|nein|non|maybe|vielleicht|peut-être|quizás)\b|^\W*[❌⛔🚫✗✘⚠]", re.I)
 
 
 @dataclass
