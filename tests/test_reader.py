@@ -166,3 +166,50 @@ def test_reader_specs():
     assert isinstance(get_reader("heuristic", lambda s: None), HeuristicReader)
     with pytest.raises(Exception, match="names no model"):
         get_reader("heuristic+", lambda s: None)
+
+
+# -- re-reading a stored run ------------------------------------------------------------------------
+def test_a_stored_run_is_reread_without_recommender_calls(tmp_path):
+    from poise.catalog import sample_catalog
+    from poise.engine import SearchEngine
+    from poise.experiments import natural_records, reread_run, run_natural
+    from poise.store import Store
+
+    from .wirefake import context_titles
+
+    def answer(request: dict) -> str:  # ranks its first two pages; one answer in four is ambiguous
+        titles = context_titles(request)
+        text = f"1. {titles[0]}\n2. {titles[1]}"
+        if len(answer.seen) % 4 == 0:
+            text = f"My ranking: {titles[0]} first, then {titles[1]}.\n\nFinal ranking: {titles[1]} first, then {titles[0]}."
+        answer.seen.append(text)
+        return text
+    answer.seen = []
+    category = sample_catalog().category("blender")
+    with WireFake([], responder=answer) as fake, Store(tmp_path) as store:
+        engine = SearchEngine(get_model("openai:engine", base_url=fake.url, api_key="k"))
+        run_id = store.start_run("natural", {"trials": 8})
+        run_natural(engine, [category], trials=8, store=store, run_id=run_id)
+        store.finish_run(run_id)
+        asked = len(fake.requests)
+        records = natural_records(store, run_id)
+        assert records.ambiguous["blender"] == 2 and records.unparseable["blender"] == 0
+
+        class FirstOnly:  # a reader that keeps only the first product: every reading changes
+            name = "first-only"
+
+            def read(self, response, products):
+                r = HeuristicReader().read(response, products)
+                return type(r)(r.order[:1], r.n, r.reason, r.ambiguous, r.roles, self.name)
+
+            def close(self):
+                pass
+
+        result = reread_run(store, run_id, FirstOnly())
+        assert len(fake.requests) == asked  # no recommender call
+        assert result.calls == 8 and result.changed == 6 and result.after["ambiguous"] == 2
+        new = store.calls(result.run_id)
+        assert len(new) == 8 and all(c["cached"] for c in new)
+        assert all(json.loads(c["meta_json"])["reader"] == "first-only" for c in new)
+        assert store.run(result.run_id).config["reread_of"] == run_id
+        assert len(natural_records(store, result.run_id)) == 6 * len(category.products)

@@ -4,6 +4,7 @@ analysis; attacks, transfer and defenses build on the same recorded calls."""
 from ._natural import Rewriter, Trial, draw_trial, rewrite_document, run_natural, run_trial, trial_documents
 from ._natural_analysis import FACTORS, POOLED, Analysis, NaturalRecords, analyse, analyse_natural, natural_records
 from ._recommend import Recommendation, call_record, recommend
+from ._reread import RereadResult, reread_run
 
 __all__ = [
     "FACTORS",
@@ -11,6 +12,7 @@ __all__ = [
     "Analysis",
     "NaturalRecords",
     "Recommendation",
+    "RereadResult",
     "Rewriter",
     "Trial",
     "analyse",
@@ -19,6 +21,7 @@ __all__ = [
     "draw_trial",
     "natural_records",
     "recommend",
+    "reread_run",
     "rewrite_document",
     "run_natural",
     "run_trial",

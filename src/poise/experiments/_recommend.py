@@ -73,8 +73,9 @@ def call_record(task_key: str, result: EngineResult, ranking: Ranking, model_spe
         finish_reason=response.finish_reason, prompt_tokens=response.usage.prompt_tokens,
         completion_tokens=response.usage.completion_tokens, latency_s=response.latency_s,
         cached=response.cached, cache_key=response.cache_key, parseable=ranking.parseable,
-        unparseable_reason=ranking.stored_reason, ranking=ranking.order, meta={"reader": ranking.reader},
+        unparseable_reason=ranking.stored_reason, ranking=ranking.order,
         products=[(p.brand, p.model) for p in result.products],
+        meta={"reader": ranking.reader, "products": [[p.brand, p.model] for p in result.products]},
     )
 
 
@@ -110,6 +111,6 @@ def recommend(
     ranking = (reader or HEURISTIC).read(result.response.text, result.products)
     record = call_record(task_key, result, ranking, engine.model.spec)
     if meta is not None:
-        record = dataclasses.replace(record, meta={**meta, "reader": ranking.reader})
+        record = dataclasses.replace(record, meta={**meta, **(record.meta or {})})
     call_id = store.record_call(run_id, record)
     return Recommendation(run_id=run_id, call_id=call_id, result=result, ranking=ranking)

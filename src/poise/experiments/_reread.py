@@ -1,0 +1,101 @@
+"""Re-read a stored run with another reader: a new run holding the same answers with new
+readings, and no recommender call (every copied call is marked cached, so it costs nothing)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..ranking import RankingReader, status_of_reason
+from ..store import CallRecord, Store
+
+
+@dataclass
+class RereadResult:
+    """What re-reading changed: statuses before and after, and how many readings differ."""
+
+    source_run: str
+    run_id: str
+    reader: str
+    calls: int = 0
+    changed: int = 0
+    before: Counter[str] = field(default_factory=Counter)
+    after: Counter[str] = field(default_factory=Counter)
+    skipped: int = 0  # failed calls, and calls whose product list the store does not hold
+    reasons: Counter[str] = field(default_factory=Counter)  # why answers are not read now
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source_run": self.source_run, "run_id": self.run_id, "reader": self.reader,
+                "calls": self.calls, "changed": self.changed, "before": dict(self.before),
+                "after": dict(self.after), "skipped": self.skipped, "unread_reasons": dict(self.reasons)}
+
+
+def _product_lists(store: Store, run_id: str, calls: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
+    """The product list of each category of a run: recorded with each call (this version),
+    or rebuilt from the scores of its readable calls (stores written before)."""
+    lists: dict[str, list[tuple[str, str]]] = {}
+    for call in calls:
+        meta = json.loads(call.get("meta_json") or "{}")
+        if meta.get("products"):
+            lists.setdefault(call["category"], [(b, m) for b, m in meta["products"]])
+    rows: dict[tuple[str, int], tuple[str, str]] = {}
+    for row in store.scores(run_id):
+        rows[(row["category"], row["product_index"])] = (row["brand"], row["model"])
+    for (category, index), name in sorted(rows.items()):
+        if category in lists and len(lists[category]) > index:
+            continue
+        lists.setdefault(category, [])
+        if len(lists[category]) == index:
+            lists[category].append(name)
+    return lists
+
+
+def reread_run(store: Store, run_id: str, reader: RankingReader) -> RereadResult:
+    """Read every answer of ``run_id`` again with ``reader`` into a new run of the same kind."""
+    source = store.run(run_id)
+    calls = store.calls(run_id)
+    products = _product_lists(store, run_id, calls)
+    config = {**source.config, "reread_of": run_id, "reader": reader.name}
+    new_id = store.start_run(source.command, config)
+    result = RereadResult(source_run=run_id, run_id=new_id, reader=reader.name)
+    try:
+        for call in calls:
+            names = products.get(call["category"])
+            if call["error"] is not None or call["response_text"] is None or not names:
+                result.skipped += 1
+                continue
+            ranking = reader.read(call["response_text"], names)
+            old = (status_of_reason(call["unparseable_reason"]) if not call["parseable"] else "ranked",
+                   json.loads(call["ranking_json"]) if call["parseable"] and call["ranking_json"] else None)
+            result.calls += 1
+            result.before[old[0]] += 1
+            result.after[ranking.status] += 1
+            result.changed += old != (ranking.status, list(ranking.order) if ranking.parseable else None)
+            if ranking.reason:
+                result.reasons[ranking.stored_reason or ""] += 1
+            store.record_call(new_id, _copy(call, ranking, names, run_id))
+    except BaseException as exc:
+        store.finish_run(new_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                         type(exc).__name__)
+        raise
+    store.finish_run(new_id)
+    return result
+
+
+def _copy(call: dict[str, Any], ranking: Any, names: list[tuple[str, str]], source: str) -> CallRecord:
+    meta = json.loads(call.get("meta_json") or "{}")
+    meta.update({"reader": ranking.reader, "reread_of": source, "reread_of_call": call["id"],
+                 "products": [list(n) for n in names]})
+    return CallRecord(
+        task_key=call["task_key"], category=call["category"], query=call["query"],
+        model_spec=call["model_spec"], model_name=call["model_name"], template=call["template"],
+        seed=call["seed"], context_order=json.loads(call["context_order"]),
+        messages=json.loads(call["messages_json"]), config=json.loads(call["config_json"]),
+        response_text=call["response_text"], finish_reason=call["finish_reason"],
+        prompt_tokens=call["prompt_tokens"], completion_tokens=call["completion_tokens"],
+        latency_s=call["latency_s"], cached=True, cache_key=call["cache_key"],
+        parseable=ranking.parseable, unparseable_reason=ranking.stored_reason,
+        ranking=ranking.order if ranking.parseable else None, products=names, meta=meta,
+    )
