@@ -118,6 +118,11 @@ class _Reader:
         head = self.head_products(unit.head)
         if head:
             return head
+        if unit.kind in ("item", "bullet") and unit.named:
+            # a title that names something else: only "Bose's ..." in its body says whose it is
+            text = " ".join(unit.body)
+            return [m.product for m in self.find(text)
+                    if m.kind == "brand" and text[m.end:m.end + 2] in ("'s", "’s")][:1]
         if unit.kind in ("item", "bullet"):
             return self.mentions(unit.text, skip_negative=False)[:1]
         if unit.kind == "heading" and unit.body and _PICK_HEADING.search(unit.head):
@@ -177,7 +182,7 @@ def _advised_for(units: list[Unit], reader: _Reader) -> list[Unit]:
     against = echo = False
     for unit in units:
         if unit.kind in ("para", "heading"):
-            echo = bool(sig.ECHO_INTRO.search(unit.text))
+            echo = bool(sig.ECHO_INTRO.search(unit.text) or sig.SOURCES.match(unit.text))
             # a short line, naming no product, that advises against what follows
             against = (unit.kind == "heading" or len(unit.body) <= 1) and len(unit.text) <= 120 \
                 and _negative_cue(unit.text) and not reader.find(unit.text)

@@ -140,9 +140,10 @@ def _product_keys(index: int, brand: str, model: str) -> set[Key]:
         if not tokens:
             return
         brand_only = kind == "brand"
-        # plain words ("Flip", "Sonic Toothbrush") name the product only when capitalised
+        # plain words ("Flip", "Sonic Toothbrush") name the product only when capitalised, and
+        # so does a model named by one word of letters ("burner" is a spec, "Burner" a name)
         ordinary = (len(tokens) == 1 and (tokens[0] in COMMON or tokens[0] in GENERIC)) or all(
-            t in GENERIC for t in tokens)
+            t in GENERIC for t in tokens) or (kind == "model" and len(tokens) == 1 and tokens[0].isalpha())
         keys.add(Key(tokens, index, kind, needs_capital=ordinary,
                        mid_sentence=ordinary and len(tokens) == 1 and not brand_only, brand_only=brand_only))
         if len(tokens) > 1:
@@ -184,6 +185,8 @@ class NameMatcher:
         )
         self._fuzzy_cache: dict[str, str] = {}
         self.size = len(names)
+        # every word of each product's name: what may follow its brand in a mention of it
+        self._own = [frozenset(_names_tokens(f"{b} {m}")) for b, m in names]
 
     def _canonical(self, word: str) -> str:
         cached = self._fuzzy_cache.get(word)
@@ -242,6 +245,8 @@ class NameMatcher:
             n = len(matched.tokens)
             confused = (after_brand is not None and after_brand[0] == i and after_brand[1] != matched.product
                         and not text[after_brand[2] : tokens[i].start].strip(" -"))
+            if matched.brand_only and self._other_model(text, tokens, i + n, matched.product):
+                confused = True  # "TP-Link Archer AX21" when the list holds the TP-Link Archer C20
             if not confused:
                 mentions.append(Mention(matched.product, tokens[i].start, tokens[i + n - 1].end, matched.kind))
             # "Philips Sonic-Fusion Professional": a brand followed at once by another
@@ -249,6 +254,18 @@ class NameMatcher:
             after_brand = (i + n, matched.product, tokens[i + n - 1].end) if matched.brand_only else None
             i += n
         return mentions
+
+
+    def _other_model(self, text: str, tokens: list[Token], j: int, product: int) -> bool:
+        """Whether the brand just read is followed at once by a model number that is not this
+        product's (a product outside the list)."""
+        if j >= len(tokens) or text[tokens[j - 1].end : tokens[j].start] not in (" ", "-", " - "):
+            return False
+        word = tokens[j]
+        if word.text in self._own[product] or word.text in COMMON or word.text in GENERIC or _is_number(word.text):
+            return False
+        # a line name ("Ryobi ONE+", "Milwaukee FUEL") may follow a brand; a model number may not
+        return _has_digit(word.text) and not any(_has_digit(t) and t[:2] == word.text[:2] for t in self._own[product])
 
 
 @lru_cache(maxsize=256)

@@ -154,3 +154,6 @@ ECHO_INTRO = re.compile(
     r"|\baccording to (?:the|their|each) (?:pages|documents|listings)\b|\bthe (?:pages|documents) (?:say|describe|claim)",
     re.I,
 )
+# the heading of a list of sources: citations name products without recommending them
+SOURCES = re.compile(r"^\W*(?:sources?|references?|citations?|links?|further reading|quellen|fuentes|r[ée]f[ée]rences)"
+                     r"\W*:?\W*$", re.I)

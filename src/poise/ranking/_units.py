@@ -57,6 +57,7 @@ class Unit:
     against: bool = False  # a table row or item marked "skip" / "avoid" / ❌
     tie: bool = False  # "=2.", "Joint #1"
     label: bool = False  # the rank comes from a label ("[#2]", "rank 3"), not a list number
+    named: bool = False  # an item whose title is a name: its subject is what the title names
 
     @property
     def text(self) -> str:
@@ -68,6 +69,19 @@ def item_head(rest: str) -> str:
     stripped = rest.replace("**", "").replace("__", "").strip()
     m = _HEAD_END.search(stripped)
     return stripped[: m.start()] if m else stripped
+
+
+def names_its_subject(rest: str) -> bool:
+    """Whether a list item's title is a name ("**Dyson Airstrait** - ...") rather than a
+    label ("Cleaning: the Oral-B ...", "Best for ice: ...") or a sentence: a named item is
+    about what its title names, even a product outside the list, never about its body."""
+    stripped = rest.replace("**", "").replace("__", "").strip()
+    m = _HEAD_END.search(stripped)
+    if m is None or m.group().strip() in (":", ".") or "(" in m.group():
+        return False
+    head = stripped[: m.start()]
+    words = head.split()
+    return 1 <= len(words) <= 6 and sum(w[:1].isupper() or any(c.isdigit() for c in w) for w in words) >= 2
 
 
 def _label_rank(text: str) -> int | None:
@@ -136,7 +150,7 @@ class _Cutter:
             n = _ITEM_NUMBER.match(line)
             rank = int(n.group(1)) if n else _label_rank(m.group(2))
             self._push(Unit("item", item_head(m.group(2)), [m.group(2)], indent, rank=rank,
-                            tie=bool(_TIE_NUMBER.search(line[:40]))))
+                            tie=bool(_TIE_NUMBER.search(line[:40])), named=names_its_subject(m.group(2))))
         elif m := _BULLET.match(line):
             indent = len(m.group(1))
             if current is not None and current.kind in ("item", "bullet") and indent > current.indent:
@@ -145,7 +159,7 @@ class _Cutter:
             against = bool(re.match(r"^\s*[❌⛔🚫]", line))
             rank = _label_rank(m.group(2)[:80])
             self._push(Unit("bullet", item_head(m.group(2)), [m.group(2)], indent, rank=rank,
-                            against=against, label=rank is not None))
+                            against=against, label=rank is not None, named=names_its_subject(m.group(2))))
         elif m := _PICK_LABEL.match(line):
             self._push(Unit("pick", m.group(1)))
         elif (b := _BOLD_LINE.match(line)) and len(line.split()) <= 14:
@@ -213,6 +227,9 @@ def by_rank(units: list[Unit]) -> list[Unit]:
         while j < len(units):
             nxt = units[j]
             if nxt.kind == unit.kind and nxt.rank is not None and nxt.indent == unit.indent:
+                ranks = [u.rank for u in run]
+                if unit.kind != "row" and nxt.rank == 1 and (ranks[-1] == 1 or ranks == list(range(1, len(run) + 1))):
+                    break  # the numbering starts again: another list (sources, notes)
                 run.append(nxt)
                 last = j
             elif not (nxt.kind == "para" and unit.kind in ("item", "heading")):
