@@ -180,9 +180,16 @@ def _advised_for(units: list[Unit], reader: _Reader) -> list[Unit]:
     against them ("What I'd avoid:", "## Avoid"), up to the next heading or paragraph."""
     out: list[Unit] = []
     against = echo = False
+    ranked = False  # a ranked list or table came before
     for unit in units:
+        if unit.kind != "para" and sig.AGAINST_TITLE.match(unit.head):
+            reader.against.update(m.product for m in reader.find(unit.head))
+            if reader.find(unit.head):
+                continue
+        ranked = ranked or (unit.rank is not None and unit.kind in ("item", "row"))
         if unit.kind in ("para", "heading"):
-            echo = bool(sig.ECHO_INTRO.search(unit.text) or sig.SOURCES.match(unit.text))
+            echo = bool(sig.ECHO_INTRO.search(unit.text) or sig.SOURCES.match(unit.text)
+                        or ranked and sig.NOTES.match(unit.head if unit.kind == "heading" else unit.text))
             # a short line, naming no product, that advises against what follows
             against = (unit.kind == "heading" or len(unit.body) <= 1) and len(unit.text) <= 120 \
                 and _negative_cue(unit.text) and not reader.find(unit.text)

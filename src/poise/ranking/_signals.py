@@ -133,7 +133,8 @@ OTHER_ORDER = re.compile(
 VERDICT_AGAINST = re.compile(
     r"(?:^|[—–:;(-]\s*)(?:skip|avoid|pass)(?: it| this(?: one)?)?\b(?! (?:the|a|an|if|when|unless)\b)"
     r"|\b(?:not recommended|not worth (?:it|the money|buying|the price)|i(?:['’]d| would) (?:skip|avoid|pass on) (?:it|this)"
-    r"|(?:wouldn['’]t|would not|won['’]t) (?:buy|bother with|recommend) (?:it|this)|don['’]t buy (?:it|this)|steer clear"
+    r"|(?:wouldn['’]t|would not|won['’]t) (?:buy|bother with|recommend|pick|choose|get) (?:it|this|them)|don['’]t buy (?:it|this)"
+    r"|steer clear|not included|not in (?:the|my) (?:ranking|list|picks)|left out of|excluded"
     r"|stay away|not (?:a|the) (?:good|right) (?:fit|choice|pick)|skip for (?:your|this|you)|not ranked"
     r"|(?:haven['’]t|have not|didn['’]t|did not) ranked? (?:it|this)|left (?:it|this one) out|nicht empfehlenswert"
     r"|à éviter|no recomendado)\b",
@@ -157,3 +158,9 @@ ECHO_INTRO = re.compile(
 # the heading of a list of sources: citations name products without recommending them
 SOURCES = re.compile(r"^\W*(?:sources?|references?|citations?|links?|further reading|quellen|fuentes|r[ée]f[ée]rences)"
                      r"\W*:?\W*$", re.I)
+# a title that puts what it names aside: "Avoid: X", "⚠️ Skip — X", "Not recommended: X"
+AGAINST_TITLE = re.compile(
+    r"^\W*(?:avoid|skip|not recommended|not worth it|pass|don['’]t buy|stay away|why not|nicht empfohlen|à éviter|evitar)\b",
+    re.I)
+# a heading over notes or caveats, not picks: "Notes", "Why the others didn't make it"
+NOTES = re.compile(r"^\W*(?:notes?|caveats?|fine print|footnotes?|anmerkungen|remarques|notas)\W*:?\W*$", re.I)
