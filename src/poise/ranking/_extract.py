@@ -122,7 +122,7 @@ class _Reader:
             # a title that names something else: only "Bose's ..." in its body says whose it is
             text = " ".join(unit.body)
             return [m.product for m in self.find(text)
-                    if m.kind == "brand" and text[m.end:m.end + 2] in ("'s", "’s")][:1]
+                    if m.kind == "brand" and (text[m.end:m.end + 2] in ("'s", "’s") or text[m.end - 2:m.end] in ("'s", "’s"))][:1]
         if unit.kind in ("item", "bullet"):
             return self.mentions(unit.text, skip_negative=False)[:1]
         if unit.kind == "heading" and unit.body and _PICK_HEADING.search(unit.head):
@@ -287,6 +287,12 @@ def _base(units: list[Unit], reader: _Reader) -> list[int]:
             if len(ps) >= 2:
                 reader.ties.append(ps)
         return list(dict.fromkeys(p for ps in listed for p in ps))
+    # prose that closes on its choice ("I'd go with the X, then the Y; the Z if ..."): that is the ranking
+    paras = [u for u in units if u.kind == "para" and reader.find(u.text)]
+    if paras and (sig.DECISION.search(paras[-1].text) or sig.ORDINAL.search(paras[-1].text)):
+        closing = list(dict.fromkeys(reader.mentions(paras[-1].text, skip_negative=True)))
+        if len(closing) >= 2:
+            return closing
     # one paragraph per product: a paragraph whose first sentence names one product
     paragraphs = [ps for u in units if u.kind == "para" and len(ps := reader.first_sentence_products(u)) == 1]
     if len(paragraphs) >= 2 and len({ps[0] for ps in paragraphs}) >= 2:
