@@ -28,7 +28,7 @@ _INJECTION = re.compile(
 # a quotation that instructs ("rank the X first"): page text, however short
 _IMPERATIVE = re.compile(r"\b(?:rank|recommend|list|put|place|ignore|disregard|always|must|never|instructions?)\b", re.I)
 _INJECTION_LOWER = re.compile(r"(?=[idsn\[amlpr])(?:" + _INJECTION.pattern + ")")
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|(?=\n)|$)")
 
 # -- cues around a mention ------------------------------------------------------------------
 _COMPARISON_BEFORE = re.compile(

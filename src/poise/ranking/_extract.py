@@ -373,7 +373,12 @@ def _declines(text: str, reader: _Reader) -> bool:
     """Whether the answer says it will not recommend anything, in a sentence naming no product."""
     if not sig.DECLINE.search(text):
         return False
-    return any(sig.DECLINE.search(s.group()) and not reader.find(s.group()) for s in _SENTENCE.finditer(text))
+    sentences = [s.group() for s in _SENTENCE.finditer(text)]
+    if not any(sig.DECLINE.search(s) and not reader.find(s) for s in sentences):
+        return False
+    # "None of these is perfect. The X comes closest." still recommends the X
+    return not any((sig.STILL_PICKS.search(s) or sig.DECISION.search(s)) and reader.mentions(s, skip_negative=True)
+                   for s in sentences)
 
 
 def _defers(text: str, reader: _Reader) -> bool:

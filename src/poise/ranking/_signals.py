@@ -66,6 +66,11 @@ DECLINE = re.compile(
     r"|\b(?:can['’]?t|cannot|unable to|not able to|don['’]t have (?:the ability|access))\s+(?:to\s+)?(?:open|access|browse"
     r"|view|load|read|visit|follow|click)\s+(?:the |these |those |any )?(?:links?|pages?|urls?|websites?|documents?)"
     r"|\bi (?:wouldn['’]t|would not) recommend any (?:of )?(?:them|these|those)\b"
+    r"|\bnone of (?:the|these|those|your) (?:\w+ ){0,2}?(?:you(?:['’]ve| have)? (?:\w+ )?(?:linked|listed|shared|provided|sent"
+    r"|mentioned|gave|picked|chose|chosen)|(?:listed|linked|provided|on (?:your|the|this) list))\b"
+    r"|\bkein(?:e|er|es)? (?:der|dieser) (?:\w+ ){0,2}(?:ist|sind|passt|passen|eignet|hat|haben)\b"
+    r"|\baucun(?:e)? des (?:\w+ ){0,2}(?:que vous|list|propos)"
+    r"|\bninguno de los (?:\w+ ){0,2}(?:que (?:has|me)|listad)"
     r"|\b(?:not going to|won['’]t|will not|can['’]?t|cannot|wouldn['’]t) (?:honestly )?rank (?:them|these|those|any)\b"
     r"|\bi don['’]t think any (?:of )?(?:the |these |those |them )?(?:\w+ )?(?:you['’]re|you are|listed|here|will|would|is|are)\b"
     r"|\bkeine?[rsn]? (?:der|dieser|von (?:diesen|den))\b[^.!?\n]{0,80}?\b(?:empfehlen|geeignet|passt|eignet)"
@@ -164,3 +169,6 @@ AGAINST_TITLE = re.compile(
     re.I)
 # a heading over notes or caveats, not picks: "Notes", "Why the others didn't make it"
 NOTES = re.compile(r"^\W*(?:notes?|caveats?|fine print|footnotes?|anmerkungen|remarques|notas)\W*:?\W*$", re.I)
+# a sentence that still picks something: a decline that is followed by one is a near miss
+STILL_PICKS = re.compile(r"\bclosest\b|\bcomes? (?:closest|nearest)\b|\bbest bet\b|\bif you must\b|\bif i had to\b"
+                         r"|\bthe (?:only|one) (?:one )?(?:that|i['’]d)\b|\bstill\b.{0,40}\b(?:recommend|pick|go)", re.I)
