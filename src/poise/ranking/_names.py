@@ -143,8 +143,9 @@ def _product_keys(index: int, brand: str, model: str) -> set[Key]:
         # plain words ("Flip", "Sonic Toothbrush") name the product only when capitalised, and
         # so does a model named by one word of letters ("burner" is a spec, "Burner" a name)
         ordinary = (len(tokens) == 1 and (tokens[0] in COMMON or tokens[0] in GENERIC)) or all(
-            t in GENERIC for t in tokens) or (kind == "model" and len(tokens) == 1 and tokens[0].isalpha())
-        keys.add(Key(tokens, index, kind, needs_capital=ordinary,
+            t in GENERIC for t in tokens)
+        one_word = kind == "model" and len(tokens) == 1 and tokens[0].isalpha()
+        keys.add(Key(tokens, index, kind, needs_capital=ordinary or one_word,
                        mid_sentence=ordinary and len(tokens) == 1 and not brand_only, brand_only=brand_only))
         if len(tokens) > 1:
             joined = "".join(tokens)
