@@ -51,7 +51,8 @@ ORDINAL = re.compile(
 REVERSED = re.compile(
     r"\bfrom least\b|\bleast to most\b|\bleast (?:recommended|preferred|favou?rite) first\b|\bascending order\b"
     r"|\bworst to best\b|\bbottom to top\b|\bin reverse order\b|\bsaving the best for last\b|\bbest for last\b"
-    r"|\bcounting up\b|\bvom schlechtesten\b|\bdu moins bon au meilleur\b",
+    r"|\bcounting up\b|\bvom (?:schlechtesten|wenigsten)\b|\bdu moins (?:bon|recommand\w*)\b|\bde menos a m[aá]s\b"
+    r"|\bdel (?:peor|menos recomendad\w*)\b",
     re.I,
 )
 # an answer that recommends nothing it was given
@@ -114,8 +115,10 @@ DECISION = re.compile(
 )
 # a tie the answer breaks: "if pressed, I'd give the T3 the edge", "I'd nudge the Zyxel ahead"
 TIE_BREAK = re.compile(r"\bthe (?:edge|nod)\b|\bnudge\b|\bedges? (?:it|out|ahead)\b|\btie-?break|\bslight(?:ly)? ahead\b"
+                       r"|\bme quedo con\b|\bsi tengo que elegir\b|\bje (?:prendrais|choisirais)\b|\bs'il faut choisir\b"
+                       r"|\bwenn ich (?:mich )?entscheiden (?:muss|müsste)\b|\bleicht vorne\b"
                        r"|\bif (?:pressed|forced|i had to (?:choose|pick))\b", re.I)
-TIE = re.compile(r"\btied?\b|\bties\b|\bneck and neck\b|\bjoint\b|\bdead heat\b|\bequally?\b|\bcan['’]t separate\b"
+TIE = re.compile(r"\btied?\b|\bties\b|\bneck and neck\b|\bgleichauf\b|\bex-?aequo\b|\bempate\b|\bempatad|\bjoint\b|\bdead heat\b|\bequally?\b|\bcan['’]t separate\b"
                  r"|\bboth\b|^\s*=|\bex aequo\b|\bà égalité\b|\bempat", re.I)
 # a sentence that recommends beside the main choice: "a close second is", "also excellent", "if you need ..."
 ALSO = re.compile(

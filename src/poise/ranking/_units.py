@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ._cues import _negative_cue
+from ._signals import AGAINST_TITLE, STATEMENTS
+
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
 _BOLD_LINE = re.compile(r"^\s*(?:\*\*|__)(.+?)(?:\*\*|__)\s*:?\s*$")
 _NUMBERED = re.compile(
@@ -30,6 +33,10 @@ _PICK_LABEL = re.compile(
     r"\s*(?:(?:\*\*|__)\s*[:–—-]|[:–—-]\s*(?:\*\*|__)?)\s*(.+)$",
     re.I,
 )
+# any short bold label with a colon before what it labels: "**Empate en el primer puesto:** X"
+_BOLD_LABEL = re.compile(r"^\s*(?:\*\*|__)([^*_\n]{2,50}?)\s*:\s*(?:\*\*|__)\s+(.+)$|^\s*(?:\*\*|__)([^*_\n]{2,50}?)(?:\*\*|__)\s*:\s+(.+)$")
+_NOT_LISTED = re.compile(r"\bnot (?:a fit|in the (?:list|ranking)|for you|ranked|tiered|rated)\b|\bexclu|\bleft out\b"
+                         r"|\bthe (?:rest|others)\b|\bwhy not\b|\bnicht\b|\bpas\b|\bno (?:recomendad|incluid)", re.I)
 # the number an item or heading starts with: "5. X", "#5 X", "No. 5: X", "5) X", "=2. X"
 _ITEM_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*(?:#\s*|no\.\s*|number\s+|rank\s*|=)?\(?(\d{1,2})(?!\d)(?:\s*[.):\]]|\s+[-–—]|\s)",
                           re.I)
@@ -162,6 +169,10 @@ class _Cutter:
                             against=against, label=rank is not None, named=names_its_subject(m.group(2))))
         elif m := _PICK_LABEL.match(line):
             self._push(Unit("pick", m.group(1)))
+        elif (m := _BOLD_LABEL.match(line)) and not any(rx.match(m.group(1) or m.group(3)) for _, rx in STATEMENTS):
+            label = m.group(1) or m.group(3)  # "**Tied for first:** the A and the B", "**Not a fit:** the C"
+            against = bool(AGAINST_TITLE.match(label) or _negative_cue(label) or _NOT_LISTED.search(label))
+            self._push(Unit("pick", m.group(2) or m.group(4), against=against))
         elif (b := _BOLD_LINE.match(line)) and len(line.split()) <= 14:
             head = b.group(1).strip()
             rank = _label_rank(head)
