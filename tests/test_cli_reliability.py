@@ -176,6 +176,31 @@ def test_sigint_during_startup_exits_130_with_one_line(tmp_path):
     assert "interrupted" in one_error_line(err)
 
 
+SLOW_LOAD = """
+import sys, time
+import poise.models._llamacpp as backend
+
+def slow_load(self, *args, **kwargs):  # the bundled model, loading for a long time
+    print("loading", file=sys.stderr, flush=True)
+    time.sleep(60)
+
+backend.LlamaCppModel._load = slow_load
+from poise.cli import main
+sys.exit(main())
+"""
+
+
+def test_sigint_during_model_load_exits_130_with_one_line(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_LOAD, "recommend", "-c", "blender", "--store", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_without_secrets())
+    assert proc.stderr.readline().strip() == "loading"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in one_error_line(err)
+    assert [status for _, status, _ in runs_in(tmp_path)] == ["interrupted"]
+
+
 def test_sigint_during_natural_exits_130_and_the_run_resumes(tmp_path):
     with WireFake([(200, completion(ANSWER), 0), (200, completion(ANSWER), 4)]) as fake:
         args = ("natural", "-c", "blender", "-n", "3", "-k", "1", "--bootstrap", "10", "-m", "openai:fake",

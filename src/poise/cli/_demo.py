@@ -23,13 +23,13 @@ DEMO_CATEGORIES = ("blender", "laptop", "hair dryer", "portable speaker", "coffe
 
 def run_demo(console: Console, *, model: str, n_categories: int, base_url: str | None,
              store_path: Path | None) -> None:
+    llm = get_model(model, base_url=base_url)  # checks the spec before anything is shown or created
     catalog = sample_catalog()
     names = [c for c in DEMO_CATEGORIES if c in catalog.categories][:n_categories]
     console.rule("poise demo")
     console.print(safe(
         f"Catalog: {catalog.source}, {len(catalog)} categories x 8 products "
         "(names from the RAGDOLL list, CC BY 4.0; documents written for poise)."))
-    llm = get_model(model, base_url=base_url)  # checks the spec before anything is created
     with Store(store_path) as store:
         llm.cache = RequestCache(store.cache_path)
         engine = SearchEngine(llm, config=DEFAULT_GENERATE_CONFIG)
