@@ -213,3 +213,42 @@ def test_a_stored_run_is_reread_without_recommender_calls(tmp_path):
         assert all(json.loads(c["meta_json"])["reader"] == "first-only" for c in new)
         assert store.run(result.run_id).config["reread_of"] == run_id
         assert len(natural_records(store, result.run_id)) == 6 * len(category.products)
+
+
+def test_poise_reread_and_the_reader_option_end_to_end(tmp_path):
+    """Through the CLI: a natural run with the agreement reader (its model behind the wire
+    fake), then `poise reread` with the heuristic reader; ambiguous answers are counted apart."""
+    from .test_cli import poise
+    from .wirefake import context_titles
+
+    def respond(request: dict) -> str:
+        if request.get("response_format"):  # the reader model: always the first two products
+            return json.dumps({"ranking": [1, 2], "unclear": False})
+        titles = context_titles(request)
+        return f"1. {titles[0]}\n2. {titles[1]}"
+
+    env = {"OPENAI_API_KEY": "sk-test-reader"}
+    with WireFake([], responder=respond) as fake:
+        first = poise("natural", "-c", "blender", "--trials", "4", "--model", "openai:engine", "--base-url", fake.url,
+                      "--reader", "heuristic+openai:reader", "--bootstrap", "0", "--json", store=tmp_path, env=env)
+        assert first.returncode == 0, first.stderr
+        result = json.loads(first.stdout)
+        asked = len(fake.requests)
+        blender = result["categories"]["blender"]
+        # the reader model answers "products 1 and 2 of the list"; the engine ranks its first two
+        # pages, which are other products in most orders: those answers are ambiguous
+        assert blender["ambiguous"] >= 1 and blender["ambiguous"] + blender["unparseable"] <= 4
+        assert any("readers disagree" in reason for reason in blender["unread_reasons"])
+        again = poise("reread", result["run_id"], "--reader", "heuristic", "--json", "--store", str(tmp_path),
+                      store=tmp_path, env=env)
+        assert again.returncode == 0, again.stderr
+        assert len(fake.requests) == asked  # no model was asked
+    reread = json.loads(again.stdout)
+    assert reread["calls"] == 4 and reread["after"] == {"ranked": 4}
+    assert reread["before"].get("ambiguous", 0) == blender["ambiguous"]
+    runs = json.loads(poise("runs", "--json", store=tmp_path).stdout)
+    by_id = {r["id"]: r for r in runs}
+    assert by_id[reread["run_id"]]["ambiguous_calls"] == 0
+    assert by_id[result["run_id"]]["ambiguous_calls"] == blender["ambiguous"]
+    unknown = poise("reread", "no-such-run", "--store", str(tmp_path), store=tmp_path)
+    assert unknown.returncode != 0 and "no run 'no-such-run'" in unknown.stderr and "Traceback" not in unknown.stderr

@@ -52,6 +52,9 @@ MaxAttemptsOpt = Annotated[int, typer.Option(
 TimeoutOpt = Annotated[float, typer.Option(
     "--timeout", min=0.1, help="Seconds one answer from a model server may take; a call gives up after 3 x this, "
                                "retries and Retry-After waits included.")]
+ReaderOpt = Annotated[str, typer.Option(
+    "--reader", help="How answers are read: heuristic (default), a model spec (the model returns the ranking as "
+                     "JSON under a schema), or heuristic+MODEL (kept only when both agree; the rest is ambiguous).")]
 AllowOutsideOpt = Annotated[bool, typer.Option(
     "--allow-outside-files", help="Let a catalog you trust read files outside its own folder.")]
 
@@ -65,6 +68,20 @@ def open_model(spec: str, base_url: str | None, store: Store | None, use_cache: 
     retry = RetryPolicy(max_attempts=max_attempts, timeout_s=timeout)
     return get_model(spec, base_url=base_url, cache=cache, retry=retry,
                      max_concurrency=concurrency)
+
+
+def open_reader(spec: str, base_url: str | None, max_attempts: int = 5, timeout: float = 60.0):
+    """The ranking reader a spec names; a model reader's model is built (and checked) here,
+    before any store exists, and gets the store's cache through ``attach_cache(store, reader_model(r))``."""
+    from ..ranking import get_reader
+
+    return get_reader(spec, lambda s: open_model(s, base_url, None, max_attempts=max_attempts, timeout=timeout))
+
+
+def reader_models(reader) -> list:
+    """The models a reader asks (none for the heuristic one)."""
+    parts = [reader.first, reader.second] if hasattr(reader, "second") else [reader]
+    return [p.model for p in parts if hasattr(p, "model")]
 
 
 def attach_cache(store: Store, *models, use_cache: bool = True) -> None:
@@ -131,33 +148,36 @@ def recommend(
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the model even if this request was seen.")] = False,
     max_attempts: MaxAttemptsOpt = 5,
     timeout: TimeoutOpt = 60.0,
+    reader: ReaderOpt = "heuristic",
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the search engine to recommend products of a category; show the ranking."""
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files).category(category)
     tmpl = load_template(template)
     llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
+    read = open_reader(reader, base_url, max_attempts, timeout)
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens, "temperature": temperature})
     with Store(store) as db:
-        attach_cache(db, llm, use_cache=not no_cache)
+        attach_cache(db, llm, *reader_models(read), use_cache=not no_cache)
         engine = SearchEngine(llm, template=tmpl, config=config)
         run_id = db.start_run("recommend", run_config(
-            category=cat.name, query=query or cat.default_query, model=model, seed=seed,
+            category=cat.name, query=query or cat.default_query, model=model, seed=seed, reader=read.name,
             catalog=catalog_ref(catalog), template=tmpl.name, generate=config.model_dump(mode="json"),
             base_url=getattr(llm, "identity")().get("base_url"),
             inputs=inputs_hash(cat, query or cat.default_query, tmpl, llm.identity(), config, seed)))
         try:
             if not as_json:
                 with out.status(safe(f"asking {model} about {cat.name} ..."), spinner="dots"):
-                    rec = run_recommend(engine, cat, store=db, run_id=run_id, query=query, seed=seed)
+                    rec = run_recommend(engine, cat, store=db, run_id=run_id, query=query, seed=seed, reader=read)
             else:
-                rec = run_recommend(engine, cat, store=db, run_id=run_id, query=query, seed=seed)
+                rec = run_recommend(engine, cat, store=db, run_id=run_id, query=query, seed=seed, reader=read)
         except BaseException as exc:
             db.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                           exc.one_line() if isinstance(exc, PoiseError) else type(exc).__name__)
             raise
         db.finish_run(run_id)
         llm.close()
+        read.close()
     if as_json:
         emit_json(rec.to_json())
         return
@@ -171,7 +191,10 @@ def show_recommendation(rec) -> None:
     out.print(Panel(safe(r.response.text), title=safe(f"{r.category}: {r.query}"), title_align="left",
                     subtitle=safe(f"{r.response.model} | {usage.prompt_tokens}+{usage.completion_tokens} tokens | {origin}"),
                     subtitle_align="right"))
-    if not rec.ranking.parseable:
+    if rec.ranking.ambiguous:
+        out.print(safe(f"The answer can be read more than one way ({rec.ranking.reason}); it is stored as ambiguous "
+                       "and not scored.", "yellow"))
+    elif not rec.ranking.parseable:
         out.print(safe(f"No ranking could be read: {rec.ranking.reason}. The call is stored as unparseable.", "yellow"))
     out.print(ranking_table("Extracted ranking (score n - rank + 1; unlisted 0)", rec.ranked_products()))
     out.print(safe(f"run {rec.run_id}", "dim"))
@@ -244,7 +267,7 @@ def runs(
         emit_json([{
             "id": r.id, "command": r.command, "status": r.status, "created": r.created,
             "calls": r.calls, "failed_calls": r.failed_calls, "cached_calls": r.cached_calls,
-            "unparseable_calls": r.unparseable_calls,
+            "unparseable_calls": r.unparseable_calls, "ambiguous_calls": r.ambiguous_calls,
             "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
             "latency_s": round(r.latency_s, 3), "config": r.config} for r in records])
         return
@@ -267,3 +290,4 @@ def demo(
 from . import _natural  # noqa: E402,F401  (registers `poise natural`)
 from . import _attack  # noqa: E402,F401  (registers `poise attack` and `poise transfer`)
 from . import _report  # noqa: E402,F401  (registers `poise report`)
+from . import _reread  # noqa: E402,F401  (registers `poise reread`)

@@ -21,7 +21,7 @@ from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store
 from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt, StoreOpt, TemplateOpt, app,
                    attach_cache, catalog_ref, claim_or_start, inputs_hash, load_template, open_model, out, run_config)
-from ._app import AllowOutsideOpt, TimeoutOpt
+from ._app import AllowOutsideOpt, ReaderOpt, TimeoutOpt, open_reader, reader_models
 from ._render import emit_json, make_console, note, progress_bar, safe
 
 def _params(items: list[str] | None) -> dict[str, Any]:
@@ -68,6 +68,7 @@ def attack(
     store: StoreOpt = None,
     max_attempts: MaxAttemptsOpt = 5,
     timeout: TimeoutOpt = 60.0,
+    reader: ReaderOpt = "heuristic",
     as_json: JsonOpt = False,
 ) -> None:
     """Search for a text that, prepended to one product's page, makes the engine rank it first."""
@@ -90,8 +91,9 @@ def attack(
         attacker_llm = llm if (attacker or model) == model else open_model(attacker, base_url, None,
                                                                            max_attempts=max_attempts, timeout=timeout)
         params["attacker"] = attacker_llm
+    read = open_reader(reader, base_url, max_attempts, timeout)
     with Store(store) as db:
-        attach_cache(db, llm, attacker_llm)
+        attach_cache(db, llm, attacker_llm, *reader_models(read))
         config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
         engine = SearchEngine(llm, template=tmpl, config=config)
         the_budget = Budget(recommender_queries=budget, attacker_queries=attacker_budget, tokens=token_budget)
@@ -100,7 +102,7 @@ def attack(
             attacker=(attacker or model) if attacker_llm else None, budget=budget, attacker_budget=attacker_budget,
             token_budget=token_budget, responses=responses, final_orders=final_orders,
             selection_orders=selection_orders, confirm=confirm, seed=seed, catalog=catalog_ref(catalog),
-            template=tmpl.name,
+            template=tmpl.name, reader=read.name,
             generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
             inputs=inputs_hash(cat, tmpl, llm.identity(), config,
                                attacker_llm.identity() if attacker_llm is not None else None))
@@ -114,7 +116,7 @@ def attack(
                 result = run_attack(engine, cat, get_method(method, **params), store=db, run_id=run_id,
                                     product=product, seed=seed, budget=the_budget, responses_per_candidate=responses,
                                     selection_orders=selection_orders, final_orders=final_orders,
-                                    confirm=confirm, on_query=lambda: progress.advance(task))
+                                    confirm=confirm, on_query=lambda: progress.advance(task), reader=read)
                 progress.update(task, total=progress.tasks[0].completed)
         except BaseException as exc:
             db.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
@@ -123,6 +125,7 @@ def attack(
         data = write_attack_json(result, db, seed)
         db.finish_run(run_id)
         llm.close()
+        read.close()
     if as_json:
         emit_json(_brief(data))
         return
@@ -151,12 +154,13 @@ def show_attack(d: dict[str, Any]) -> None:
     product = f"{d['product']['brand']} {d['product']['model']}"
     table = Table(title=safe(f"{d['category']}: promoting {product} ({d['method']}, {d['final_orders']} fresh orders)"),
                   title_justify="left", header_style="bold")
-    for col in ("", "mean score (95% CI)", "mean rank", "ranked first", "unparsed"):
+    for col in ("", "mean score (95% CI)", "mean rank", "ranked first", "unparsed", "ambiguous"):
         table.add_column(col, justify="right" if col else "left")
     for side in ("before", "after"):
         lo, hi = d[f"score_{side}_ci"]
         table.add_row(side, f"{_num(d[f'score_{side}'])} ({_num(lo)}-{_num(hi)})", _num(d[f"rank_{side}"]),
-                      f"{d[f'first_rate_{side}']:.0%}", str(d[f"unparseable_{side}"]))
+                      f"{d[f'first_rate_{side}']:.0%}", str(d[f"unparseable_{side}"]),
+                      str(d.get(f"ambiguous_{side}") or 0))
     out.print(table)
     out.print(Panel(safe(d["injection"] or "(no injection)"), title="best injection", title_align="left"))
     first = d["queries_to_first_success"]

@@ -18,7 +18,7 @@ from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store
 from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt, StoreOpt, TemplateOpt, app,
                    attach_cache, catalog_ref, claim_or_start, inputs_hash, load_template, open_model, out, run_config)
-from ._app import AllowOutsideOpt, TimeoutOpt
+from ._app import AllowOutsideOpt, ReaderOpt, TimeoutOpt, open_reader, reader_models
 from ._render import emit_json, make_console, note, progress_bar, safe
 
 
@@ -43,6 +43,7 @@ def natural(
     store: StoreOpt = None,
     max_attempts: MaxAttemptsOpt = 5,
     timeout: TimeoutOpt = 60.0,
+    reader: ReaderOpt = "heuristic",
     as_json: JsonOpt = False,
 ) -> None:
     """Measure what drives the rankings: product name, document or context position.
@@ -60,13 +61,15 @@ def natural(
     llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout, concurrency=concurrency)
     rewrite_llm = (None if rewrite_model is None else llm if rewrite_model == model else
                    open_model(rewrite_model, base_url, None, max_attempts=max_attempts, timeout=timeout))
+    read = open_reader(reader, base_url, max_attempts, timeout)
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
     with Store(store) as db:
-        attach_cache(db, llm, rewrite_llm)
+        attach_cache(db, llm, rewrite_llm, *reader_models(read))
         engine = SearchEngine(llm, template=tmpl, config=config)
         rewriter = Rewriter(rewrite_llm)
         run_cfg = run_config(
             categories=[c.name for c in categories], trials=trials, model=model, seed=seed, rewrite=rewriter.kind,
+            reader=read.name,
             catalog=catalog_ref(catalog), template=tmpl.name, generate=config.model_dump(mode="json"),
             base_url=llm.identity().get("base_url"),
             inputs=inputs_hash(categories, tmpl, llm.identity(), config,
@@ -80,7 +83,8 @@ def natural(
             with progress_bar(err, transient=as_json) as progress:
                 task = progress.add_task(f"natural trials on {model}", total=total, completed=done)
                 run_natural(engine, categories, trials=trials, store=db, run_id=run_id, seed=seed,
-                            concurrency=concurrency, on_done=lambda *_: progress.advance(task), rewriter=rewriter)
+                            concurrency=concurrency, on_done=lambda *_: progress.advance(task), rewriter=rewriter,
+                            reader=read)
             missing = total - len(db.done_tasks(run_id))
             if missing:
                 raise PoiseError(f"{missing} of {total} trials failed (stored as failed calls)",
@@ -104,6 +108,7 @@ def natural(
         (folder / "natural.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
         db.finish_run(run_id)
         llm.close()
+        read.close()
     if as_json:
         emit_json(result)
         return
@@ -136,9 +141,11 @@ def show_natural(analyses, run_id: str, plots: list[Path]) -> None:
                       "/".join(_eta(a.joint[f].partial_eta_sq) for f in FACTORS),
                       end_section=POOLED in analyses and len(names) > 1 and name == names[-2])
     out.print(table)
-    lost = {n: (a.unparseable, a.failed) for n, a in analyses.items() if n != POOLED and (a.unparseable or a.failed)}
-    for n, (unparsed, failed) in lost.items():
-        out.print(safe(f"{n}: {unparsed} unparseable answers left out, {failed} failed trials", "yellow"))
+    for n, a in analyses.items():
+        if n != POOLED and (a.unparseable or a.ambiguous or a.failed):
+            why = "; ".join(f"{reason} ({k})" for reason, k in a.unread_reasons.items())
+            out.print(safe(f"{n}: {a.unparseable} unparseable and {a.ambiguous} ambiguous answers left out, "
+                           f"{a.failed} failed trials" + (f" — {why}" if why else ""), "yellow"))
     out.print(safe("F: one-way ANOVA of product name, document, context position (as in the paper). "
                    "ηp²: partial eta squared of product/document/position in the joint Type II ANOVA.", "dim"))
     curve = Table(title="Position bias: mean score by context position", title_justify="left", header_style="bold")

@@ -71,7 +71,8 @@ def runs_table(records: list, where: object, width: int) -> Table:
     for r in records:
         style = {"finished": "green", "failed": "red", "interrupted": "yellow"}.get(r.status, "")
         counts = [f"{r.calls}"] + [f"{n} {label}" for n, label in (
-            (r.cached_calls, "cached"), (r.failed_calls, "failed"), (r.unparseable_calls, "unparsed")) if n]
+            (r.cached_calls, "cached"), (r.failed_calls, "failed"), (r.unparseable_calls, "unparsed"),
+            (r.ambiguous_calls, "ambiguous")) if n]
         cells = {"tokens": str(r.prompt_tokens + r.completion_tokens), "time": f"{r.latency_s:.1f}s"}
         table.add_row(safe(r.id), safe(r.command), safe(r.status, style), r.created[5:16], ", ".join(counts),
                       *[cells[c] for c in extra])

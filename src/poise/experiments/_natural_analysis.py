@@ -79,7 +79,7 @@ def natural_records(store: Store, run_id: str) -> NaturalRecords:
     done = {c["task_key"] for c in calls if c["error"] is None}
     for c in calls:
         if c["error"] is None and c["parseable"] == 0:
-            reason = c["unparseable_reason"] or "unparseable"
+            reason = (c["unparseable_reason"] or "unparseable").split(" (")[0]  # the kind, not the details
             (ambiguous if status_of_reason(reason) == "ambiguous" else unparseable)[c["category"]] += 1
             reasons.setdefault(c["category"], Counter())[reason] += 1
         elif c["error"] is not None and c["task_key"] not in done:
@@ -169,7 +169,10 @@ def analyse(r: NaturalRecords, category: str, *, n_boot: int = 1000, seed: int =
     if not pooled:
         r = r.for_category(category)
     n = int(r.position.max()) if len(r) else 0
-    ones, joint = _tests(r, pooled)
+    if not len(r):  # every answer of the category was unreadable or failed: counts, no statistics
+        ones = joint = {k: FTest(k, math.nan, 0, 0, math.nan, math.nan, math.nan) for k in FACTORS}
+    else:
+        ones, joint = _tests(r, pooled)
 
     def stat(rows: np.ndarray) -> np.ndarray:
         # effect sizes and the curve; F is a test statistic and gets its exact p-value instead
@@ -213,7 +216,8 @@ def analyse(r: NaturalRecords, category: str, *, n_boot: int = 1000, seed: int =
 
 def analyse_natural(r: NaturalRecords, *, n_boot: int = 1000, seed: int = 0) -> dict[str, Analysis]:
     """Every category of a natural run, then 'pooled' when there is more than one."""
-    cats = sorted(set(r.category.tolist()))
+    # a category whose answers were all unreadable still shows, with its counts
+    cats = sorted(set(r.category.tolist()) | set(r.unparseable) | set(r.ambiguous) | set(r.failed))
     out = {c: analyse(r, c, n_boot=n_boot, seed=seed) for c in cats}
     if len(cats) > 1:
         out[POOLED] = analyse(r, POOLED, n_boot=n_boot, seed=seed)

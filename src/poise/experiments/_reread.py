@@ -74,7 +74,7 @@ def reread_run(store: Store, run_id: str, reader: RankingReader) -> RereadResult
             result.after[ranking.status] += 1
             result.changed += old != (ranking.status, list(ranking.order) if ranking.parseable else None)
             if ranking.reason:
-                result.reasons[ranking.stored_reason or ""] += 1
+                result.reasons[(ranking.stored_reason or "").split(" (")[0]] += 1
             store.record_call(new_id, _copy(call, ranking, names, run_id))
     except BaseException as exc:
         store.finish_run(new_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",

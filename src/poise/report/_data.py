@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import __version__
 from .._errors import StoreError
+from ..ranking._result import AMBIGUOUS_PREFIX
 from ..store import RunRecord, Store
 
 MAX_CALLS_SHOWN = 100  # calls listed per run; the rest are counted
@@ -34,6 +35,7 @@ class Cost:
     completion_tokens: int
     model_time_s: float  # summed latency of the calls not served from cache
     wall_time_s: float | None  # start to finish (None while unfinished)
+    ambiguous: int = 0  # answers the reader could read more than one way (counted apart)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ class CallView:
     completion_tokens: int
     latency_s: float
     ranking: list[ProductScore]  # best first, unlisted last; empty when unparseable
+
+    @property
+    def ambiguous(self) -> bool:
+        """An answer the reader could read more than one way (its reason carries the mark)."""
+        return self.parseable is False and (self.reason or "").startswith(AMBIGUOUS_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -168,7 +175,7 @@ def cost_of(r: RunRecord) -> Cost:
     wall = r.finished_at - r.created_at if r.finished_at else None
     return Cost(calls=r.calls, cached=r.cached_calls, failed=r.failed_calls, unparsed=r.unparseable_calls,
                 prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
-                model_time_s=r.latency_s, wall_time_s=wall)
+                model_time_s=r.latency_s, wall_time_s=wall, ambiguous=r.ambiguous_calls)
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -269,7 +276,8 @@ def _with_intervals(a: Any, saved: dict[str, Any]) -> Any:
 _ATTACK_KEYS = ("category", "product", "method", "score_before", "score_after", "success", "injection")
 _ATTACK_OPTIONAL = ("model", "score_before_ci", "score_after_ci", "rank_before", "rank_after",
                     "recommender_queries", "attacker_queries", "queries_to_first_success",
-                    "unparseable_before", "unparseable_after", "first_rate_before", "first_rate_after",
+                    "unparseable_before", "unparseable_after", "ambiguous_before", "ambiguous_after",
+                    "first_rate_before", "first_rate_after",
                     "stopped_by")
 _CANDIDATE_KEYS = ("id", "parent", "strategy", "injection", "mean_score")
 _TRANSFER_ITEM_KEYS = ("category", "product", "injection", "source_before", "source_after", "target_before",

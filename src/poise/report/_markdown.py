@@ -76,10 +76,11 @@ def _run(run: RunView) -> list[str]:
     out += ["### Configuration", "", table(["setting", "value"], [["started", md_text(r.created)]]
                                             + [[md_text(k), md_text(v)] for k, v in run.config]), ""]
     out += ["### Cost", "", table(
-        ["calls", "cached", "failed", "unparseable", "prompt tokens", "completion tokens", "model time", "wall time"],
-        [[fmt_num(c.calls), fmt_num(c.cached), fmt_num(c.failed), fmt_num(c.unparsed), fmt_num(c.prompt_tokens),
-          fmt_num(c.completion_tokens), fmt_secs(c.model_time_s), fmt_secs(c.wall_time_s)]],
-        right=range(8)), ""]
+        ["calls", "cached", "failed", "unparseable", "ambiguous", "prompt tokens", "completion tokens", "model time",
+         "wall time"],
+        [[fmt_num(c.calls), fmt_num(c.cached), fmt_num(c.failed), fmt_num(c.unparsed), fmt_num(c.ambiguous),
+          fmt_num(c.prompt_tokens), fmt_num(c.completion_tokens), fmt_secs(c.model_time_s), fmt_secs(c.wall_time_s)]],
+        right=range(9)), ""]
     if run.rankings:
         out += ["### Rankings per category", "",
                 "Mean score over the run's parseable answers (n - rank + 1; unlisted 0), best first.", ""]
@@ -105,14 +106,17 @@ def _run(run: RunView) -> list[str]:
 
 
 def _call(call: CallView) -> list[str]:
-    state = "failed" if call.error else "unparseable" if call.parseable is False else "parsed"
+    state = "failed" if call.error else "ambiguous" if call.ambiguous else "unparseable" if call.parseable is False \
+        else "parsed"
     out = [f"#### {md_text(call.category)}: {md_text(call.query)}", "",
            f"call {call.id}, {md_text(call.model)}, seed {fmt_num(call.seed)}, "
            f"{call.prompt_tokens}+{call.completion_tokens} tokens, {fmt_secs(call.latency_s)}"
            f"{', cached' if call.cached else ''}, {state}", ""]
     if call.error:
         out += [f"Error: {md_text(call.error)}", ""]
-    if call.parseable is False:
+    if call.ambiguous:
+        out += [f"The answer can be read more than one way, so it is not scored: {md_text((call.reason or '')[11:])}", ""]
+    elif call.parseable is False:
         out += [f"No ranking could be read: {md_text(call.reason or '')}", ""]
     if call.ranking:
         out += [table(["rank", "product", "score", "context position"],
@@ -125,12 +129,12 @@ def _call(call: CallView) -> list[str]:
 
 def _natural(run: RunView) -> list[str]:
     analyses = run.natural.analyses
-    header = ["category", "trials", "unparsed"] + [f"F {f}" for f in FACTORS] + [f"ηp² {f}" for f in FACTORS]
+    header = ["category", "trials", "unparsed", "ambiguous"] + [f"F {f}" for f in FACTORS] + [f"ηp² {f}" for f in FACTORS]
 
     def f_cell(test: Any) -> str:
         return f"{fmt_num(test.f)}{md_text(stars(test.p))} (p {fmt_p(test.p)})"
 
-    rows = [[("**pooled**" if name == POOLED else md_text(name)), str(a.trials), str(a.unparseable)]
+    rows = [[("**pooled**" if name == POOLED else md_text(name)), str(a.trials), str(a.unparseable), str(a.ambiguous)]
             + [f_cell(a.one_way[f]) for f in FACTORS]
             + [f"{fmt_num(a.joint[f].partial_eta_sq)} {fmt_ci(a.joint_eta_ci[f])}" for f in FACTORS]
             for name, a in analyses.items()]
@@ -141,6 +145,9 @@ def _natural(run: RunView) -> list[str]:
             "One-way F (\\* p<.05, \\*\\* p<.01, \\*\\*\\* p<.001) and the partial eta squared of the joint "
             f"three-factor ANOVA (Type II) with its 95% interval from {md_text(run.natural.intervals)}.", "",
             table(header, rows, right=range(1, len(header))), "",
+            *[f"{md_text(name)}: answers left out: "
+              + "; ".join(f"{md_text(reason)} ({k})" for reason, k in a.unread_reasons.items()) + "\n"
+              for name, a in analyses.items() if name != POOLED and a.unread_reasons],
             "### Position bias: mean score by context position", "",
             table(["category", "curve"] + [str(p) for p in range(1, n + 1)], curve, right=range(2, n + 2)), ""]
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import StoreError
+from ..ranking._result import AMBIGUOUS_PREFIX
 from ._schema import SCHEMA, _alive, _connect_read_only, _migrate, process_start
 
 DEFAULT_STORE_DIR = "poise-runs"
@@ -85,7 +86,8 @@ class RunRecord:
     prompt_tokens: int
     completion_tokens: int
     latency_s: float
-    unparseable_calls: int = 0
+    unparseable_calls: int = 0  # answers with no ranking in them
+    ambiguous_calls: int = 0  # answers the reader could read more than one way (counted apart)
 
     @property
     def created(self) -> str:
@@ -343,7 +345,8 @@ class Store:
             " COALESCE(SUM(CASE WHEN c.cached THEN 0 ELSE c.prompt_tokens END), 0),"
             " COALESCE(SUM(CASE WHEN c.cached THEN 0 ELSE c.completion_tokens END), 0),"
             " COALESCE(SUM(CASE WHEN c.cached THEN 0 ELSE c.latency_s END), 0),"
-            " COALESCE(SUM(c.parseable = 0), 0)"
+            " COALESCE(SUM(c.parseable = 0), 0),"
+            f" COALESCE(SUM(c.parseable = 0 AND c.unparseable_reason LIKE '{AMBIGUOUS_PREFIX}%'), 0)"
             " FROM runs r LEFT JOIN calls c ON c.run_id = r.id GROUP BY r.id ORDER BY r.created_at DESC"
         ).format(owner_start="r.owner_start" if "owner_start" in self._columns["runs"] else "NULL")
         if limit:
@@ -357,7 +360,8 @@ class Store:
                 id=row[0], command=row[1], status=status, config=json.loads(row[3]),
                 created_at=row[4], finished_at=row[5], error=row[6], calls=row[10],
                 failed_calls=row[11] or 0, cached_calls=row[12], prompt_tokens=row[13],
-                completion_tokens=row[14], latency_s=row[15], unparseable_calls=row[16],
+                completion_tokens=row[14], latency_s=row[15], unparseable_calls=row[16] - row[17],
+                ambiguous_calls=row[17],
             ))
         return out
 

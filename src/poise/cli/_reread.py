@@ -1,0 +1,52 @@
+"""``poise reread``: read a stored run's answers again with another reader (no recommender call)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from .._errors import PoiseError
+from ..experiments import reread_run
+from ..store import Store
+from ._app import BaseUrlOpt, JsonOpt, MaxAttemptsOpt, StoreOpt, TimeoutOpt, app, attach_cache, open_reader, out, \
+    reader_models
+from ._render import emit_json, safe
+
+
+@app.command()
+def reread(
+    run_id: Annotated[str, typer.Argument(help="The run whose answers to read again (see `poise runs`).")],
+    reader: Annotated[str, typer.Option(
+        "--reader", help="heuristic, a model spec, or heuristic+MODEL (kept only when both agree).")] = "heuristic",
+    base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+    max_attempts: MaxAttemptsOpt = 5,
+    timeout: TimeoutOpt = 60.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read every answer of a stored run again with another reader, into a new run of the
+    same kind: no recommender call is made, and `poise report` shows the new readings."""
+    if not Store.exists(store):
+        raise PoiseError("there is no results store here", "pass --store DIR, or run a command that writes one first")
+    read = open_reader(reader, base_url, max_attempts, timeout)
+    with Store(store) as db:
+        db.run(run_id)  # a clear line for an unknown run, before anything is written
+        attach_cache(db, *reader_models(read))
+        result = reread_run(db, run_id, read)
+        read.close()
+    if as_json:
+        emit_json(result.to_json())
+        return
+    table = Table(title=safe(f"{run_id} read again by {result.reader}: run {result.run_id}"), title_justify="left",
+                  header_style="bold")
+    for col in ("", "ranked", "unparseable", "ambiguous"):
+        table.add_column(col, justify="right" if col else "left")
+    for side, counts in (("before", result.before), ("after", result.after)):
+        table.add_row(side, *(str(counts.get(k, 0)) for k in ("ranked", "unparseable", "ambiguous")))
+    out.print(table)
+    out.print(safe(f"{result.changed} of {result.calls} readings changed; {result.skipped} calls skipped "
+                   "(failed, or no product list in the store)."))
+    for reason, n in result.reasons.most_common(5):
+        out.print(safe(f"  {n} x {reason}", "dim"))
