@@ -444,16 +444,19 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
         return _loop(raw, reader, n)
     text = _strip_echoes(raw)
     if _declines(text, reader) or _defers(text, reader):
-        return Ranking((), n, "the response declines to recommend anything", roles=_roles((), raw, text, reader, n))
+        return Ranking((), n, "the response declines to recommend anything",
+                       role_reader=lambda: _roles((), raw, text, reader, n))
     order, reason = _revised(text, reader) or _read(text, reader)
-    roles = _roles(order, raw, text, reader, n)
+
+    def roles() -> tuple[Role, ...]:
+        return _roles(order, raw, text, reader, n)
     if reason:
-        return Ranking((), n, reason, ambiguous=True, roles=roles)
+        return Ranking((), n, reason, ambiguous=True, role_reader=roles)
     if not order:
         why = "the response recommends none of the products" if reader.against else \
             "the response names none of the products"
-        return Ranking((), n, why, roles=roles)
-    return Ranking(tuple(order), n, roles=roles)
+        return Ranking((), n, why, role_reader=roles)
+    return Ranking(tuple(order), n, role_reader=roles)
 
 
 def extract_ranking(response: str, products: Sequence[Any]) -> list[int]:

@@ -124,7 +124,7 @@ class AgreementReader:
         if a.parseable and b.parseable and a.order == b.order or (a.status == b.status == "unparseable"):
             return dataclasses.replace(a, reader=self.name)
         reason = f"the readers disagree ({self.first.name}: {_say(a)}; {self.second.name}: {_say(b)})"
-        return Ranking((), a.n, reason, ambiguous=True, roles=a.roles, reader=self.name)
+        return Ranking((), a.n, reason, ambiguous=True, role_reader=a.role_reader, reader=self.name)
 
     def close(self) -> None:
         self.first.close()

@@ -3,8 +3,8 @@ paper's score rule)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from .._errors import AmbiguousResponse, UnparseableResponse
@@ -30,8 +30,16 @@ class Ranking:
     n: int
     reason: str | None = None
     ambiguous: bool = False
-    roles: tuple[Role, ...] = ()
+    # the roles, or how to find them: worked out only when asked for (it reads the answer again)
+    role_reader: tuple[Role, ...] | Callable[[], tuple[Role, ...]] = field(default=(), repr=False, compare=False)
     reader: str = "heuristic"
+
+    @property
+    def roles(self) -> tuple[Role, ...]:
+        if callable(self.role_reader):
+            object.__setattr__(self, "role_reader", self.role_reader())
+        assert not callable(self.role_reader)
+        return self.role_reader
 
     @property
     def status(self) -> Status:
