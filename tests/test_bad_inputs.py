@@ -251,6 +251,14 @@ CASES = [
     case(f"{BLENDER} -m openai:x --base-url {DEAD} --store {{in}}/afile", ERROR, "cannot open the results store"),
     case(f"natural -c blender -m openai:x --base-url {DEAD} --store {{in}}/afile/sub", ERROR,
          "cannot open the results store"),
+    # -- readers and re-reading ---------------------------------------------------------------------
+    case(f"{BLENDER} --reader heuristic+ --store {{new}}", ERROR, "names no model"),
+    case(f"{BLENDER} --reader a+b --store {{new}}", ERROR, "unknown reader spec"),
+    case(f"{BLENDER} --reader gpt9 --store {{new}}", ERROR, "unknown model spec"),
+    case("natural -c blender --reader openai:x --store {new}", ERROR, "no API key"),
+    case("reread {recommend} --reader heuristic+ --store {store}", ERROR, "names no model"),
+    case("reread no-such-run --store {store}", ERROR, "no run 'no-such-run'"),
+    case("reread x --store {new}", ERROR, "no results store"),
 ]
 
 
