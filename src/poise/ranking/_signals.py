@@ -160,7 +160,10 @@ DEFER = re.compile(
 ECHO_INTRO = re.compile(
     r"\b(?:summary|summaries|overview|recap|rundown) of (?:each|every|all|the)(?: \w+){0,3} (?:pages?|documents?|listings?|"
     r"products? pages?)|\b(?:here(?:['’]s| is) )?what (?:each|the) (?:page|document|listing)s? (?:says?|claims?)"
-    r"|\baccording to (?:the|their|each) (?:pages|documents|listings)\b|\bthe (?:pages|documents) (?:say|describe|claim)",
+    r"|\baccording to (?:the|their|each) (?:pages|documents|listings)\b|\bthe (?:pages|documents) (?:say|describe|claim)"
+    r"|\b(?:all|each of) the (?:products|items|options|models) (?:from|in|on) (?:the|your) (?:documents|pages|sources|links)"
+    r"|\b(?:your|the) (?:sources|documents|pages|links) (?:contain|list|include|mention|describe)"
+    r"|\bhere(?:['’]s| is| are) what (?:the|your|each) (?:pages?|documents?|sources?|links?)",
     re.I,
 )
 # the heading of a list of sources: citations name products without recommending them
