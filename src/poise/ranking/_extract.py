@@ -166,6 +166,8 @@ def _names(products: Sequence[Any]) -> tuple[tuple[str, str], ...]:
 def _verdict_against(unit: Unit, reader: _Reader) -> bool:
     """Whether a unit's own text gives it a verdict against ("Feels like a gimmick — skip.")
     in a sentence naming no other product."""
+    if not sig.VERDICT_AGAINST.search(unit.text):
+        return False
     subjects = set(reader.subjects(unit))
     for line in unit.body:
         for m in _SENTENCE.finditer(line):
@@ -236,6 +238,8 @@ def _statement(units: list[Unit], i: int, reader: _Reader) -> tuple[list[int], i
     holds several. A ranking whose list names none of the products ranks products outside
     the list: it comes back as [-1]."""
     unit = units[i]
+    if not sig.STATEMENT_HINT.search(unit.head if unit.kind != "para" else unit.text):
+        return [], 0
     plain = [line.replace("**", "").replace("__", "") for line in ([unit.head] if unit.kind != "para" else unit.body)]
     text = " ".join(plain)
     run = _run_after(units, i)
@@ -298,7 +302,7 @@ def _base(units: list[Unit], reader: _Reader) -> list[int]:
     if len(paragraphs) >= 2 and len({ps[0] for ps in paragraphs}) >= 2:
         return list(dict.fromkeys(ps[0] for ps in paragraphs))
     text = "\n".join(u.text for u in units)
-    sentences = [m.group() for m in _SENTENCE.finditer(text)]
+    sentences = [m.group() for m in _SENTENCE.finditer(text)] if sig.DECISION.search(text) else []
     if any(sig.DECISION.search(s) for s in sentences):
         # prose that states its choice: only the sentences that recommend, not those that describe
         return list(dict.fromkeys(p for s in sentences
@@ -310,6 +314,8 @@ def _base(units: list[Unit], reader: _Reader) -> list[int]:
 def _break_ties(order: list[int], text: str, reader: _Reader) -> list[int]:
     """Products the answer ties, in written order, unless it breaks the tie ("if pressed,
     I'd give the T3 the edge"): then the named one goes first among them."""
+    if not sig.TIE_BREAK.search(text):
+        return order
     groups = list(reader.ties)
     sentences = [m.group() for m in _SENTENCE.finditer(text)]
     groups += [ps for s in sentences if sig.TIE.search(s) and len(ps := list(dict.fromkeys(

@@ -36,6 +36,10 @@ _SUMMARY = (
 )
 _LEAD = r"^\W*(?:(?:so|overall|all in all|here(?:['’]s| is)|this is|below is|and|with that|putting it together)\W+)*"
 _TAIL = r"(?:\s+[\w'’()/-]+){0,6}?\s*(?:\*\*|__)?\s*(?:is\b|would be\b|:|–|—|-|$)"
+# any word a statement label may hold: a cheap test before the anchored ones below
+STATEMENT_HINT = re.compile(
+    r"rank|order|pref|tl;?dr|short|quick|in short|kurz|bref|verdict|bottom|conclu|summar|answer|take|recommend|pick"
+    r"|classement|rangfolge|rangliste|reihenfolge|clasific|fazit|zusammenfass|sum[ée]|resumen|worst", re.I)
 STATEMENTS = [
     (3, re.compile(_LEAD + rf"(?:{_RANKING}){_TAIL}", re.I)),
     (2, re.compile(_LEAD + rf"(?:{_SHORT}){_TAIL}", re.I)),
