@@ -1,6 +1,6 @@
 """The search engine under test: prompt templates, context order, one call in, one response out."""
 
-from ._engine import DEFAULT_GENERATE_CONFIG, EngineResult, SearchEngine, context_order
+from ._engine import DEFAULT_GENERATE_CONFIG, EngineResult, Recommender, SearchEngine, context_order
 from ._template import DOCUMENT_FIELDS, PROMPT_FIELDS, PromptTemplate, default_template
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "PROMPT_FIELDS",
     "EngineResult",
     "PromptTemplate",
+    "Recommender",
     "SearchEngine",
     "context_order",
     "default_template",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..catalog import Category, Document, Product
 from ..models import ChatMessage, ChatModel, ChatResponse, GenerateConfig
@@ -38,7 +40,48 @@ class EngineResult:
     seed: int
 
 
-class SearchEngine:
+class Recommender(ABC):
+    """Something that takes a category, a query, the documents, a context order and a seed
+    and returns an answer: the plain :class:`SearchEngine`, and every defended engine
+    (``poise.defenses``), which wraps another recommender and is one itself, so experiments,
+    attacks and transfers run against either unchanged."""
+
+    model: ChatModel
+    template: PromptTemplate
+    config: GenerateConfig
+
+    @abstractmethod
+    def build_messages(self, category: Category, query: str, order: Sequence[int],
+                       documents: Sequence[Document] | None = None) -> list[ChatMessage]:
+        """The chat messages of one call."""
+
+    def identity(self) -> dict[str, Any]:
+        """What makes this recommender answer as it does (recorded with every run)."""
+        return {"model": self.model.identity(), "template": self.template.name}
+
+    def recommend(
+        self,
+        category: Category,
+        *,
+        query: str | None = None,
+        seed: int = 0,
+        order: Sequence[int] | None = None,
+        documents: Sequence[Document] | None = None,
+    ) -> EngineResult:
+        """Ask the model once. The context order comes from ``seed`` unless given."""
+        query = query or category.default_query
+        order = list(order) if order is not None else context_order(len(category.products), seed)
+        messages = self.build_messages(category, query, order, documents)
+        config = self.config if self.config.seed is not None else self.config.model_copy(update={"seed": seed})
+        response = self.model.generate(messages, config)
+        return EngineResult(
+            category=category.name, query=query, products=category.products,
+            context_order=tuple(order), messages=tuple(messages), config=config,
+            response=response, template=self.template.name, seed=seed,
+        )
+
+
+class SearchEngine(Recommender):
     """A recommender: a chat model, a prompt template and sampling parameters."""
 
     def __init__(
@@ -82,24 +125,3 @@ class SearchEngine:
             messages.append(ChatMessage(role="system", content=system))
         messages.append(ChatMessage(role="user", content=t.user.format(**fields)))
         return messages
-
-    def recommend(
-        self,
-        category: Category,
-        *,
-        query: str | None = None,
-        seed: int = 0,
-        order: Sequence[int] | None = None,
-        documents: Sequence[Document] | None = None,
-    ) -> EngineResult:
-        """Ask the model once. The context order comes from ``seed`` unless given."""
-        query = query or category.default_query
-        order = list(order) if order is not None else context_order(len(category.products), seed)
-        messages = self.build_messages(category, query, order, documents)
-        config = self.config if self.config.seed is not None else self.config.model_copy(update={"seed": seed})
-        response = self.model.generate(messages, config)
-        return EngineResult(
-            category=category.name, query=query, products=category.products,
-            context_order=tuple(order), messages=tuple(messages), config=config,
-            response=response, template=self.template.name, seed=seed,
-        )

@@ -9,7 +9,7 @@ from typing import Any
 
 from .._errors import ModelError
 from ..catalog import Category, Document
-from ..engine import EngineResult, SearchEngine, context_order
+from ..engine import EngineResult, Recommender, context_order
 from ..ranking import HEURISTIC, Ranking, RankingReader
 from ..store import CallRecord, Store
 
@@ -79,8 +79,22 @@ def call_record(task_key: str, result: EngineResult, ranking: Ranking, model_spe
     )
 
 
+def _messages_for_the_record(engine: Recommender, category: Category, query: str, order: Sequence[int],
+                             documents: Sequence[Document] | None) -> list[Any]:
+    """The messages of a call that failed: a detection defense that cannot reach its own model
+    either records what the engine under it would have been sent."""
+    while True:
+        try:
+            return engine.build_messages(category, query, order, documents)
+        except ModelError:
+            inner = getattr(engine, "inner", None)
+            if inner is None:
+                raise
+            engine = inner
+
+
 def recommend(
-    engine: SearchEngine,
+    engine: Recommender,
     category: Category,
     *,
     store: Store,
@@ -99,7 +113,7 @@ def recommend(
         result = engine.recommend(category, query=query, seed=seed, order=order, documents=documents)
     except ModelError as exc:
         order = list(order) if order is not None else context_order(len(category.products), seed)
-        messages = engine.build_messages(category, query or category.default_query, order, documents)
+        messages = _messages_for_the_record(engine, category, query or category.default_query, order, documents)
         store.record_call(run_id, CallRecord(
             task_key=task_key, category=category.name, query=query or category.default_query,
             model_spec=engine.model.spec, template=engine.template.name, seed=seed,
@@ -108,9 +122,12 @@ def recommend(
             products=[(p.brand, p.model) for p in category.products], meta=meta,
         ))
         raise
-    ranking = (reader or HEURISTIC).read(result.response.text, result.products)
+    # an aggregating defense gives its own ranking; any other answer is read
+    ranking = getattr(result, "ranking", None) or (reader or HEURISTIC).read(result.response.text, result.products)
     record = call_record(task_key, result, ranking, engine.model.spec)
-    if meta is not None:
-        record = dataclasses.replace(record, meta={**meta, **(record.meta or {})})
+    defended = {"defenses": engine.identity().get("defenses", []), **getattr(result, "report", {})}
+    if meta is not None or defended["defenses"]:
+        record = dataclasses.replace(record, meta={**(meta or {}), **(record.meta or {}),
+                                                    **({"defense": defended} if defended["defenses"] else {})})
     call_id = store.record_call(run_id, record)
     return Recommendation(run_id=run_id, call_id=call_id, result=result, ranking=ranking)

@@ -1,0 +1,30 @@
+"""Defenses: engines that wrap the engine under test and are recommenders themselves."""
+
+from . import _prompt  # noqa: F401  (registers the prompt-level defenses)
+from .base import (
+    DEFENSES,
+    Context,
+    DefendedResult,
+    Defense,
+    DefenseError,
+    Param,
+    combined_response,
+    defend,
+    get_defense,
+    parse_spec,
+    register_defense,
+)
+
+__all__ = [
+    "DEFENSES",
+    "Context",
+    "DefendedResult",
+    "Defense",
+    "DefenseError",
+    "Param",
+    "combined_response",
+    "defend",
+    "get_defense",
+    "parse_spec",
+    "register_defense",
+]
