@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalog import Category, Document
-from ..engine import SearchEngine
+from ..engine import Recommender
 from ..experiments import recommend
 from ..ranking import RankingReader, status_of_reason
 from ..store import Store
@@ -113,7 +113,7 @@ def _factorial(n: int) -> int:
 class Evaluator:
     """Asks the recommender about injections for one promoted product, within a budget."""
 
-    def __init__(self, engine: SearchEngine, category: Category, *, store: Store, run_id: str,
+    def __init__(self, engine: Recommender, category: Category, *, store: Store, run_id: str,
                  query: str | None = None, seed: int = 0, budget: Budget | None = None,
                  responses_per_candidate: int = 2, stop_score: float | None = None,
                  search_pool: int = 400, on_query: Callable[[], None] | None = None,

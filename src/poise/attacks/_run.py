@@ -23,7 +23,7 @@ import numpy as np
 
 from .._errors import PoiseError
 from ..catalog import Category
-from ..engine import SearchEngine
+from ..engine import Recommender
 from ..ranking import RankingReader
 from ..stats import bootstrap
 from ..store import Store
@@ -127,7 +127,7 @@ def find_product(category: Category, name: str) -> int:
 
 
 def run_attack(
-    engine: SearchEngine,
+    engine: Recommender,
     category: Category,
     method: AttackMethod,
     *,

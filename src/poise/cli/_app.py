@@ -55,6 +55,9 @@ TimeoutOpt = Annotated[float, typer.Option(
 ReaderOpt = Annotated[str, typer.Option(
     "--reader", help="How answers are read: heuristic (default), a model spec (the model returns the ranking as "
                      "JSON under a schema), or heuristic+MODEL (kept only when both agree; the rest is ambiguous).")]
+DefenseOpt = Annotated[Optional[list[str]], typer.Option(
+    "--defense", help="Defend the engine: NAME[:key=value,...]; repeat to compose (the first wraps the engine). "
+                      "See `poise defend --list`.")]
 AllowOutsideOpt = Annotated[bool, typer.Option(
     "--allow-outside-files", help="Let a catalog you trust read files outside its own folder.")]
 
@@ -76,6 +79,28 @@ def open_reader(spec: str, base_url: str | None, max_attempts: int = 5, timeout:
     from ..ranking import get_reader
 
     return get_reader(spec, lambda s: open_model(s, base_url, None, max_attempts=max_attempts, timeout=timeout))
+
+
+def defended(engine, specs: list[str] | None, reader, base_url: str | None, max_attempts: int = 5,
+             timeout: float = 60.0):
+    """``engine`` wrapped by the defenses ``specs`` name, and the models those defenses opened
+    (to get the store's cache). Everything is checked here, before any store exists."""
+    from ..defenses import Context, defend
+
+    opened: list = []
+
+    def open_defense_model(spec: str):
+        llm = open_model(spec, base_url, None, max_attempts=max_attempts, timeout=timeout)
+        opened.append(llm)
+        return llm
+
+    return defend(engine, specs or [], Context(reader=reader, open_model=open_defense_model)), opened
+
+
+def defense_identity(engine) -> list:
+    """What a run's inputs hash adds for a defended engine (nothing for a plain one, so runs
+    recorded before defenses existed keep their identity)."""
+    return [engine.identity()] if engine.identity().get("defenses") else []
 
 
 def reader_models(reader) -> list:
@@ -149,6 +174,7 @@ def recommend(
     max_attempts: MaxAttemptsOpt = 5,
     timeout: TimeoutOpt = 60.0,
     reader: ReaderOpt = "heuristic",
+    defense: DefenseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the search engine to recommend products of a category; show the ranking."""
@@ -157,14 +183,17 @@ def recommend(
     llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
     read = open_reader(reader, base_url, max_attempts, timeout)
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens, "temperature": temperature})
+    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, base_url,
+                                      max_attempts, timeout)
     with Store(store) as db:
-        attach_cache(db, llm, *reader_models(read), use_cache=not no_cache)
-        engine = SearchEngine(llm, template=tmpl, config=config)
+        attach_cache(db, llm, *reader_models(read), *defense_models, use_cache=not no_cache)
         run_id = db.start_run("recommend", run_config(
             category=cat.name, query=query or cat.default_query, model=model, seed=seed, reader=read.name,
+            defenses=engine.identity().get("defenses", []),
             catalog=catalog_ref(catalog), template=tmpl.name, generate=config.model_dump(mode="json"),
             base_url=getattr(llm, "identity")().get("base_url"),
-            inputs=inputs_hash(cat, query or cat.default_query, tmpl, llm.identity(), config, seed)))
+            inputs=inputs_hash(cat, query or cat.default_query, tmpl, llm.identity(), config, seed,
+                               *defense_identity(engine))))
         try:
             if not as_json:
                 with out.status(safe(f"asking {model} about {cat.name} ..."), spinner="dots"):

@@ -16,12 +16,13 @@ from ..attacks import METHODS, Budget, find_product, get_method, run_attack, wri
 from ..attacks._evaluate import Evaluator
 from ..attacks._run import Figures
 from ..catalog import load_catalog
-from ..engine import DEFAULT_GENERATE_CONFIG, SearchEngine
+from ..engine import DEFAULT_GENERATE_CONFIG, Recommender, SearchEngine
 from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store
 from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt, StoreOpt, TemplateOpt, app,
                    attach_cache, catalog_ref, claim_or_start, inputs_hash, load_template, open_model, out, run_config)
-from ._app import AllowOutsideOpt, ReaderOpt, TimeoutOpt, open_reader, reader_models
+from ._app import (AllowOutsideOpt, DefenseOpt, ReaderOpt, TimeoutOpt, defended, defense_identity, open_reader,
+                   reader_models)
 from ._render import emit_json, make_console, note, progress_bar, safe
 
 def _params(items: list[str] | None) -> dict[str, Any]:
@@ -69,6 +70,7 @@ def attack(
     max_attempts: MaxAttemptsOpt = 5,
     timeout: TimeoutOpt = 60.0,
     reader: ReaderOpt = "heuristic",
+    defense: DefenseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search for a text that, prepended to one product's page, makes the engine rank it first."""
@@ -92,20 +94,22 @@ def attack(
                                                                            max_attempts=max_attempts, timeout=timeout)
         params["attacker"] = attacker_llm
     read = open_reader(reader, base_url, max_attempts, timeout)
+    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
+    # the search runs against the defended engine itself (adaptive evaluation)
+    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, base_url,
+                                      max_attempts, timeout)
     with Store(store) as db:
-        attach_cache(db, llm, attacker_llm, *reader_models(read))
-        config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
-        engine = SearchEngine(llm, template=tmpl, config=config)
+        attach_cache(db, llm, attacker_llm, *reader_models(read), *defense_models)
         the_budget = Budget(recommender_queries=budget, attacker_queries=attacker_budget, tokens=token_budget)
         run_cfg = run_config(
             category=cat.name, product=product, method=method, params=_params(param), model=model,
             attacker=(attacker or model) if attacker_llm else None, budget=budget, attacker_budget=attacker_budget,
             token_budget=token_budget, responses=responses, final_orders=final_orders,
             selection_orders=selection_orders, confirm=confirm, seed=seed, catalog=catalog_ref(catalog),
-            template=tmpl.name, reader=read.name,
+            template=tmpl.name, reader=read.name, defenses=engine.identity().get("defenses", []),
             generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
             inputs=inputs_hash(cat, tmpl, llm.identity(), config,
-                               attacker_llm.identity() if attacker_llm is not None else None))
+                               attacker_llm.identity() if attacker_llm is not None else None, *defense_identity(engine)))
         run_id, resumed = claim_or_start(db, "attack", run_cfg, err)
         if resumed:
             note(err, f"resuming run {run_id}: {len(db.done_tasks(run_id))} queries already made")
@@ -185,21 +189,28 @@ def transfer(
     max_attempts: MaxAttemptsOpt = 5,
     timeout: TimeoutOpt = 60.0,
     allow_outside_files: AllowOutsideOpt = False,
+    reader: ReaderOpt = "heuristic",
+    defense: DefenseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-score attack runs' best injections on another model or prompt template, without searching."""
+    """Re-score attack runs' best injections on another model, prompt template or defended
+    engine, without searching."""
     tmpl = load_template(template)
     err = make_console(stderr=True)
     with Store(store, read_only=True) as sources_db:  # the reading side: the attack runs, never written
         sources = [_source(sources_db, rid, allow_outside_files) for rid in run_ids]
     llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
+    read = open_reader(reader, base_url, max_attempts, timeout)
+    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, base_url,
+                                      max_attempts, timeout)
     with Store(store, create=False) as db:
-        attach_cache(db, llm)
-        engine = SearchEngine(llm, template=tmpl, config=config)
+        attach_cache(db, llm, *reader_models(read), *defense_models)
         run_cfg = run_config(source_runs=list(run_ids), model=model, template=tmpl.name, final_orders=final_orders,
                              generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
-                             inputs=inputs_hash([(src, cat) for _, src, cat in sources], tmpl, llm.identity(), config))
+                             reader=read.name, defenses=engine.identity().get("defenses", []),
+                             inputs=inputs_hash([(src, cat) for _, src, cat in sources], tmpl, llm.identity(), config,
+                                                *defense_identity(engine)))
         run_id, _ = claim_or_start(db, "transfer", run_cfg, err)
         items = []
         try:
@@ -207,7 +218,7 @@ def transfer(
                 task = progress.add_task(f"transfer to {model}", total=2 * final_orders * len(sources))
                 for record, src, cat in sources:
                     items.append(_transfer_one(engine, db, run_id, record, src, cat, final_orders,
-                                               lambda: progress.advance(task)))
+                                               lambda: progress.advance(task), read))
         except BaseException as exc:
             db.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
                           exc.one_line() if isinstance(exc, PoiseError) else type(exc).__name__)
@@ -262,13 +273,14 @@ def attack_catalog(record, store_dir: Path) -> str | None:
         "put the catalog back where the attack read it, or run `poise transfer` from the folder the attack ran in")
 
 
-def _transfer_one(engine: SearchEngine, db: Store, run_id: str, record, src: dict[str, Any], cat, final_orders: int,
-                  tick) -> dict[str, Any]:
+def _transfer_one(engine: Recommender, db: Store, run_id: str, record, src: dict[str, Any], cat, final_orders: int,
+                  tick, reader=None) -> dict[str, Any]:
     index = src["product"]["index"]
     p = cat.products[index]
     if (p.brand, p.model) != (src["product"]["brand"], src["product"]["model"]):
         raise PoiseError(f"the catalog of run {src['run_id']} has changed: product {index} is now {p.name!r}")
-    ev = Evaluator(engine, cat, store=db, run_id=run_id, query=src.get("query"), seed=record.config.get("seed", 0))
+    ev = Evaluator(engine, cat, store=db, run_id=run_id, query=src.get("query"), seed=record.config.get("seed", 0),
+                   reader=reader)
     ev.target = index
     before, after, unp = [], [], {"before": 0, "after": 0}
     for k, order in enumerate(ev.fresh_orders("final", final_orders)):

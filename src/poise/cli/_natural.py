@@ -18,7 +18,8 @@ from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store
 from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt, StoreOpt, TemplateOpt, app,
                    attach_cache, catalog_ref, claim_or_start, inputs_hash, load_template, open_model, out, run_config)
-from ._app import AllowOutsideOpt, ReaderOpt, TimeoutOpt, open_reader, reader_models
+from ._app import (AllowOutsideOpt, DefenseOpt, ReaderOpt, TimeoutOpt, defended, defense_identity, open_reader,
+                   reader_models)
 from ._render import emit_json, make_console, note, progress_bar, safe
 
 
@@ -44,6 +45,7 @@ def natural(
     max_attempts: MaxAttemptsOpt = 5,
     timeout: TimeoutOpt = 60.0,
     reader: ReaderOpt = "heuristic",
+    defense: DefenseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Measure what drives the rankings: product name, document or context position.
@@ -63,17 +65,18 @@ def natural(
                    open_model(rewrite_model, base_url, None, max_attempts=max_attempts, timeout=timeout))
     read = open_reader(reader, base_url, max_attempts, timeout)
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
+    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, base_url,
+                                      max_attempts, timeout)
     with Store(store) as db:
-        attach_cache(db, llm, rewrite_llm, *reader_models(read))
-        engine = SearchEngine(llm, template=tmpl, config=config)
+        attach_cache(db, llm, rewrite_llm, *reader_models(read), *defense_models)
         rewriter = Rewriter(rewrite_llm)
         run_cfg = run_config(
             categories=[c.name for c in categories], trials=trials, model=model, seed=seed, rewrite=rewriter.kind,
-            reader=read.name,
+            reader=read.name, defenses=engine.identity().get("defenses", []),
             catalog=catalog_ref(catalog), template=tmpl.name, generate=config.model_dump(mode="json"),
             base_url=llm.identity().get("base_url"),
             inputs=inputs_hash(categories, tmpl, llm.identity(), config,
-                               rewrite_llm.identity() if rewrite_llm is not None else None))
+                               rewrite_llm.identity() if rewrite_llm is not None else None, *defense_identity(engine)))
         run_id, resumed = claim_or_start(db, "natural", run_cfg, err)
         done = len(db.done_tasks(run_id)) if resumed else 0
         if resumed:

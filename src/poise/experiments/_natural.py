@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .._errors import ModelError
 from ..catalog import Category, Document, Product
-from ..engine import SearchEngine
+from ..engine import Recommender
 from ..models import ChatMessage, ChatModel, GenerateConfig
 from ..ranking._names import matcher_for
 from ..ranking import RankingReader
@@ -129,7 +129,7 @@ def trial_documents(category: Category, trial: Trial, rewriter: Rewriter | None 
             for i in range(len(products))]
 
 
-def run_trial(engine: SearchEngine, category: Category, trial: Trial, *, store: Store, run_id: str,
+def run_trial(engine: Recommender, category: Category, trial: Trial, *, store: Store, run_id: str,
               rewriter: Rewriter | None = None, reader: RankingReader | None = None) -> Recommendation:
     rewriter = rewriter or Rewriter()
     return recommend(
@@ -142,7 +142,7 @@ def run_trial(engine: SearchEngine, category: Category, trial: Trial, *, store: 
 
 
 def run_natural(
-    engine: SearchEngine,
+    engine: Recommender,
     categories: list[Category],
     *,
     trials: int,
