@@ -22,7 +22,7 @@ from .._errors import EmptyResponseError, ModelError
 from ._cache import RequestCache, cache_key
 from ._redact import redact_secrets
 from ._retry import CallClock, RetryPolicy
-from ._types import ChatMessage, ChatResponse, GenerateConfig
+from ._types import ChatMessage, ChatResponse, GenerateConfig, TokenLogprob
 
 
 @dataclass
@@ -91,6 +91,13 @@ class ChatModel(ABC):
 
     def close(self) -> None:
         """Release what the backend holds (a loaded model, an HTTP client)."""
+
+    def text_logprobs(self, text: str) -> tuple[TokenLogprob, ...]:
+        """The log-probability of each token of ``text`` given the tokens before it (the first
+        token given the start of text, where the model has one). The tokens' texts concatenate
+        to ``text``. Only backends that see the prompt's logits can do this."""
+        raise ModelError(f"model {self.spec} cannot score the tokens of a text",
+                         "use a llama.cpp model (local or llamacpp:PATH) for perplexity scoring")
 
     # -- the public entry point ----------------------------------------------------------
     @final

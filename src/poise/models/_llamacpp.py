@@ -165,6 +165,26 @@ class LlamaCppModel(ChatModel):
             logprobs=_parse_logprobs(choice.get("logprobs")) if config.logprobs else None,
         )
 
+    def text_logprobs(self, text: str) -> tuple[TokenLogprob, ...]:
+        """Each token of ``text`` with its log-probability given the tokens before it (after the
+        model's start-of-text token when it has one; else the first token gets 0). A text longer
+        than the context is scored in consecutive chunks."""
+        if not text:
+            return ()
+        with self._slots:
+            llama = self._load(True)
+            tokens = llama.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+            start = llama.tokenize(b"", add_bos=True, special=False)[:1]
+            span = max(1, self.n_ctx - len(start) - 1)
+            logprobs: list[float] = []
+            for i in range(0, len(tokens), span):
+                logprobs += _score_chunk(llama, start, tokens[i:i + span])
+            pieces = _pieces(llama, tokens)
+        with self._usage_lock:
+            self.usage.calls += 1
+            self.usage.prompt_tokens += len(tokens)
+        return tuple(TokenLogprob(token=t, logprob=lp) for t, lp in zip(pieces, logprobs))
+
     def close(self) -> None:
         with self._load_lock:
             if self._llama is not None:
@@ -190,3 +210,34 @@ def _parse_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
         )
         tokens.append(TokenLogprob(token=item["token"], logprob=logprob, top=top))
     return tuple(tokens)
+
+
+def _score_chunk(llama: Any, start: list[int], tokens: list[int]) -> list[float]:
+    """log p(token_i | start + tokens before it) for each token of one chunk (0 for a first
+    token that has nothing before it)."""
+    import numpy as np
+
+    seq = [*start, *tokens]
+    llama.reset()
+    llama.eval(seq)
+    out: list[float] = [] if start else [0.0]
+    for row in range(0, len(seq) - 1, 256):  # logits are n_vocab wide: a block of rows at a time
+        rows = np.asarray(llama.scores[row:min(row + 256, len(seq) - 1)], dtype=np.float64)
+        top = rows.max(axis=1)
+        norm = top + np.log(np.exp(rows - top[:, None]).sum(axis=1))
+        nxt = np.asarray(seq[row + 1:row + 1 + len(rows)])
+        out += (rows[np.arange(len(rows)), nxt] - norm).tolist()
+    llama.reset()
+    return out
+
+
+def _pieces(llama: Any, tokens: list[int]) -> list[str]:
+    """The text of each token such that the pieces concatenate to the decoded text (a character
+    split over several tokens goes with the token that completes it)."""
+    pieces, raw, done = [], b"", ""
+    for token in tokens:
+        raw += llama.detokenize([token])
+        text = raw.decode("utf-8", errors="ignore")
+        pieces.append(text[len(done):])
+        done = text
+    return pieces
