@@ -84,6 +84,8 @@ def test_every_method_runs_records_and_reports(tmp_path, method):
     for m in search:  # every query traces back to its exact injection
         cand = data["candidates"][m["candidate"]]
         assert m["injection"] == cand["injection"] and m["injection_sha"] == cand["sha"]
+    if METHODS[method].needs_attacker:  # the attacker's reasoning is kept with each candidate it wrote
+        assert all(c["improvement"] == "ask directly" for c in data["candidates"] if c["strategy"] == "tap")
     if method == "none":
         assert out["score_after"] == out["score_before"] and out["injection"] == ""
         assert out["recommender_queries"] == 4 + 10  # selection + final, nothing else

@@ -53,6 +53,7 @@ class Candidate:
     # the search's view of it, kept when confirmation re-asks it (None: never re-asked)
     search_mean: float | None = None
     search_queries_so_far: int | None = None
+    improvement: str = ""  # what the attacker said it changed and why (the tree of attacks)
 
     @property
     def asked(self) -> int:
@@ -72,7 +73,7 @@ class Candidate:
                 "search_mean_score": round(self.mean_score if self.search_mean is None else self.search_mean, 4),
                 "search_queries_so_far": self.queries_so_far if self.search_queries_so_far is None
                 else self.search_queries_so_far,
-                "responses": self.responses}
+                "improvement": self.improvement, "responses": self.responses}
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,9 @@ class Evaluator:
                  query: str | None = None, seed: int = 0, budget: Budget | None = None,
                  responses_per_candidate: int = 2, stop_score: float | None = None,
                  search_pool: int = 400, on_query: Callable[[], None] | None = None,
-                 reader: RankingReader | None = None) -> None:
+                 reader: RankingReader | None = None, task_prefix: str = "") -> None:
         self.engine = engine
+        self.task_prefix = task_prefix  # namespaces the store's task keys (several attacks in one run)
         self.reader = reader
         self.ambiguous_tasks: set[str] = set()  # queries whose answer the reader found ambiguous
         self.category = category
@@ -151,7 +153,7 @@ class Evaluator:
     def ask(self, task_key: str, order: tuple[int, ...], injection: str | None, phase: str,
             meta: dict[str, Any] | None = None) -> tuple[list[int] | None, str]:
         """The ranking (None: unparseable) and response for one query, recorded or read back."""
-        done = self.store.done_call(self.run_id, task_key)
+        done = self.store.done_call(self.run_id, self.task_prefix + task_key)
         if done is None and phase in SEARCH_PHASES:
             if self.search_queries >= self.budget.recommender_queries:
                 raise BudgetExhausted("recommender queries")
@@ -167,7 +169,7 @@ class Evaluator:
             documents = self.documents(injection)
             rec = recommend(
                 self.engine, self.category, store=self.store, run_id=self.run_id, query=self.query,
-                seed=_order_seed(order), order=order, documents=documents, task_key=task_key,
+                seed=_order_seed(order), order=order, documents=documents, task_key=self.task_prefix + task_key,
                 meta={"experiment": "attack", "phase": phase, "target": self.target,
                       "injection": injection or "", "injection_sha": injection_sha(injection or ""),
                       **(meta or {})},
@@ -201,8 +203,9 @@ class Evaluator:
         return self.n - ranking.index(product) if product in ranking else 0
 
     # -- candidates ---------------------------------------------------------------------------------
-    def new_candidate(self, injection: str, strategy: str, parent: int | None = None, depth: int = 0) -> Candidate:
-        cand = Candidate(len(self.candidates), parent, depth, strategy, injection)
+    def new_candidate(self, injection: str, strategy: str, parent: int | None = None, depth: int = 0,
+                      improvement: str = "") -> Candidate:
+        cand = Candidate(len(self.candidates), parent, depth, strategy, injection, improvement=improvement)
         self.candidates.append(cand)
         return cand
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, final
@@ -186,8 +186,6 @@ class ChatModel(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-ModelFactory = Callable[..., ChatModel]
 
 
 def _empty(spec: str, response: ChatResponse) -> EmptyResponseError:
