@@ -88,3 +88,20 @@ def test_spotlighting_marks_the_pages_the_model_is_sent(mode, mark):
         assert base64.b64encode(document.encode()).decode() in user and document not in user
     else:
         assert mark in user and ("^".join(document.split(" ")) in user if mode == "datamark" else f"««{document}»»" in user)
+
+
+def test_a_failed_call_is_stored_with_the_seed_it_was_sent_with(tmp_path):
+    from poise import ModelError
+
+    from .wirefake import error
+
+    with WireFake([error(400, "bad request")]) as fake, Store(tmp_path) as store:
+        engine = defend(engine_for(fake), ["sandwich"])
+        run_id = store.start_run("recommend", {})
+        with pytest.raises(ModelError):
+            recommend(engine, BLENDER, store=store, run_id=run_id, seed=7)
+        sent = fake.requests[0]
+        call = store.calls(run_id)[0]
+    assert call["error"] and json.loads(call["config_json"])["seed"] == 7 == sent["seed"]
+    # the messages recorded are those the defended engine sent
+    assert json.loads(call["messages_json"])[-1]["content"] == sent["messages"][-1]["content"]

@@ -79,6 +79,11 @@ def call_record(task_key: str, result: EngineResult, ranking: Ranking, model_spe
     )
 
 
+def _sent_config(engine: Recommender, seed: int) -> Any:
+    """The sampling a call was sent with: the engine's, seeded by the call's seed unless fixed."""
+    return engine.config if engine.config.seed is not None else engine.config.model_copy(update={"seed": seed})
+
+
 def _messages_for_the_record(engine: Recommender, category: Category, query: str, order: Sequence[int],
                              documents: Sequence[Document] | None) -> list[Any]:
     """The messages of a call that failed: a detection defense that cannot reach its own model
@@ -118,14 +123,18 @@ def recommend(
             task_key=task_key, category=category.name, query=query or category.default_query,
             model_spec=engine.model.spec, template=engine.template.name, seed=seed,
             context_order=order, messages=[m.model_dump() for m in messages],
-            config=engine.config.model_dump(mode="json"), error=exc.one_line(),
+            config=_sent_config(engine, seed).model_dump(mode="json"), error=exc.one_line(),
             products=[(p.brand, p.model) for p in category.products], meta=meta,
         ))
         raise
     # an aggregating defense gives its own ranking; any other answer is read
     ranking = getattr(result, "ranking", None) or (reader or HEURISTIC).read(result.response.text, result.products)
     record = call_record(task_key, result, ranking, engine.model.spec)
-    defended = {"defenses": engine.identity().get("defenses", []), **getattr(result, "report", {})}
+    # how many model calls the answer took (an aggregating defense asks several times), unless
+    # the defense's own report says (a detector's calls included)
+    calls = len(getattr(result, "calls", ()))
+    defended = {"defenses": engine.identity().get("defenses", []), **({"model_calls": calls} if calls else {}),
+                **getattr(result, "report", {})}
     if meta is not None or defended["defenses"]:
         record = dataclasses.replace(record, meta={**(meta or {}), **(record.meta or {}),
                                                     **({"defense": defended} if defended["defenses"] else {})})
