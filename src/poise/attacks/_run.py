@@ -143,8 +143,11 @@ def run_attack(
     confirm: int = 3,
     on_query: Callable[[], None] | None = None,
     reader: RankingReader | None = None,
+    task_prefix: str = "",
 ) -> AttackResult:
     """Run one attack; resumable: a query the run already made is read back, not asked.
+
+    ``task_prefix`` namespaces its task keys, so several attacks can share one run.
 
     ``confirm``: how many of the best candidates get up to three times
     ``responses_per_candidate`` answers before the best is chosen (0 or 1: none).
@@ -153,7 +156,8 @@ def run_attack(
                                  ("--selection-orders", selection_orders, 1), ("--confirm", confirm, 0)):
         check_count(name, value, minimum)
     ev = Evaluator(engine, category, store=store, run_id=run_id, query=query, seed=seed, budget=budget,
-                   responses_per_candidate=responses_per_candidate, on_query=on_query, reader=reader)
+                   responses_per_candidate=responses_per_candidate, on_query=on_query, reader=reader,
+                   task_prefix=task_prefix)
     # 1. selection
     n = ev.n
     sums = np.zeros(n)

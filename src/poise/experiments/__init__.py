@@ -1,12 +1,26 @@
-"""Experiments on the engine under test: single recommendations and the natural-setting
-analysis; attacks, transfer and defenses build on the same recorded calls."""
+"""Experiments on the engine under test: single recommendations, the natural-setting
+analysis and the comparison of defenses (``run_defend``); attacks and transfer build on the
+same recorded calls."""
 
+from ._defend import (PLAIN, AttackSettings, Configuration, DefendResult, check_defend_inputs, configurations,
+                      defend_json, expand_spec, pooled, run_defend, split_chain)
 from ._natural import Rewriter, Trial, draw_trial, rewrite_document, run_natural, run_trial, trial_documents
 from ._natural_analysis import FACTORS, POOLED, Analysis, NaturalRecords, analyse, analyse_natural, natural_records
 from ._recommend import Recommendation, call_record, recommend
 from ._reread import RereadResult, reread_run
 
 __all__ = [
+    "PLAIN",
+    "AttackSettings",
+    "Configuration",
+    "DefendResult",
+    "check_defend_inputs",
+    "configurations",
+    "defend_json",
+    "expand_spec",
+    "pooled",
+    "run_defend",
+    "split_chain",
     "FACTORS",
     "POOLED",
     "Analysis",

@@ -1,0 +1,212 @@
+"""``poise defend``: which defense to deploy, what it stops and what it costs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Optional
+
+import typer
+from rich import box
+from rich.table import Table
+
+from .._errors import PoiseError
+from ..attacks import METHODS, find_product
+from ..catalog import load_catalog
+from ..engine import DEFAULT_GENERATE_CONFIG, SearchEngine
+from ..experiments import AttackSettings, check_defend_inputs, defend_json, run_defend
+from ..models import DEFAULT_MODEL_SPEC
+from ..store import Store
+from ._app import (AllowOutsideOpt, BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt,
+                   ReaderOpt, StoreOpt, TemplateOpt, TimeoutOpt, app, attach_cache, catalog_ref, claim_or_start,
+                   inputs_hash, load_template, open_model, open_reader, out, reader_models, run_config)
+from ._attack import _params
+from ._render import emit_json, make_console, note, progress_bar, safe
+
+
+@app.command()
+def defend(
+    category: Annotated[Optional[list[str]], typer.Option(
+        "--category", "-c", help="A category to measure on (repeat for several).")] = None,
+    defense: Annotated[Optional[list[str]], typer.Option(
+        "--defense", help="A configuration to compare with the plain engine: NAME[:key=value,...]; a+b composes; "
+                          "one parameter may list values (k=1|3|5) for a trade-off curve. Repeat for several "
+                          "(default: every registered defense).")] = None,
+    method: Annotated[str, typer.Option("--attack", help=f"The attack: one of {', '.join(METHODS)}.")] = "strategies",
+    budget: Annotated[int, typer.Option("--budget", min=1, help="Recommender queries each search may spend.")] = 46,
+    orders: Annotated[int, typer.Option("--orders", min=2, help="Fresh context orders for clean utility.")] = 10,
+    final_orders: Annotated[int, typer.Option("--final-orders", min=1,
+                                              help="Fresh context orders for the attacks' final figures.")] = 10,
+    selection_orders: Annotated[int, typer.Option("--selection-orders", min=1)] = 4,
+    responses: Annotated[int, typer.Option("--responses", min=1, help="Answers per candidate.")] = 2,
+    confirm: Annotated[int, typer.Option("--confirm", min=0, help="Candidates re-asked before the best is kept.")] = 3,
+    param: Annotated[Optional[list[str]], typer.Option("--param", help="An attack parameter KEY=VALUE.")] = None,
+    attacker: Annotated[Optional[str], typer.Option("--attacker", help="The attacker model spec (tap).")] = None,
+    product: Annotated[Optional[str], typer.Option(
+        "--product", "-p", help="The product to promote (default: the plain engine's lowest-ranked).")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    list_defenses: Annotated[bool, typer.Option("--list", help="List the registered defenses and exit.")] = False,
+    model: ModelOpt = DEFAULT_MODEL_SPEC,
+    catalog: CatalogOpt = None,
+    allow_outside_files: AllowOutsideOpt = False,
+    template: TemplateOpt = None,
+    max_tokens: MaxTokensOpt = DEFAULT_GENERATE_CONFIG.max_tokens,
+    base_url: BaseUrlOpt = None,
+    store: StoreOpt = None,
+    max_attempts: MaxAttemptsOpt = 5,
+    timeout: TimeoutOpt = 60.0,
+    reader: ReaderOpt = "heuristic",
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare the plain engine with defended engines: clean utility, the adaptive attack and
+    the plain engine's injection replayed, cost, detection and certificates. Resumable."""
+    from ..defenses import DEFENSES
+
+    if list_defenses:
+        show_defenses(as_json)
+        return
+    if not category:
+        raise typer.BadParameter("name at least one category", param_hint="--category")
+    cat = load_catalog(catalog, allow_outside_files=allow_outside_files)
+    categories = [cat.category(c) for c in dict.fromkeys(category)]
+    if method not in METHODS:
+        raise PoiseError(f"unknown attack method {method!r}", f"choose one of {', '.join(METHODS)}")
+    if product is not None:
+        for c in categories:
+            find_product(c, product)
+    specs = list(defense) if defense else sorted(DEFENSES)
+    params = _params(param)
+    settings = AttackSettings(method=method, params=params, budget=budget, responses=responses,
+                              selection_orders=selection_orders, final_orders=final_orders, confirm=confirm)
+    tmpl = load_template(template)
+    err = make_console(stderr=True)
+    llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
+    attacker_llm = None
+    if METHODS[method].needs_attacker:
+        attacker_llm = llm if (attacker or model) == model else open_model(attacker, base_url, None,
+                                                                           max_attempts=max_attempts, timeout=timeout)
+        settings = AttackSettings(**{**settings.__dict__, "params": {**params, "attacker": attacker_llm}})
+    read = open_reader(reader, base_url, max_attempts, timeout)
+    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
+    engine = SearchEngine(llm, template=tmpl, config=config)
+    opened: list = []
+    context = _context(read, base_url, max_attempts, timeout, opened)
+    # every spec, parameter and count checked before the store is opened
+    configs = check_defend_inputs(engine, specs, orders, settings, context)
+    with Store(store) as db:
+        attach_cache(db, llm, attacker_llm, *reader_models(read), *opened)
+        run_cfg = run_config(
+            categories=[c.name for c in categories], defenses=[c.label for c in configs], method=method,
+            params=params, attacker=(attacker or model) if attacker_llm else None, budget=budget, orders=orders,
+            final_orders=final_orders, selection_orders=selection_orders, responses=responses, confirm=confirm,
+            product=product, seed=seed, model=model, catalog=catalog_ref(catalog), template=tmpl.name,
+            reader=read.name, generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
+            inputs=inputs_hash(categories, tmpl, llm.identity(), config, [c.label for c in configs],
+                               attacker_llm.identity() if attacker_llm is not None else None))
+        run_id, resumed = claim_or_start(db, "defend", run_cfg, err)
+        if resumed:
+            note(err, f"resuming run {run_id}: {len(db.done_tasks(run_id))} queries already made")
+        results = []
+        try:
+            with progress_bar(err, transient=as_json) as progress:
+                for c in categories:
+                    task = progress.add_task(f"defenses on {c.name}", total=None)
+                    results.append(run_defend(engine, c, specs, store=db, run_id=run_id, reader=read,
+                                              attack=settings, orders=orders, seed=seed, product=product,
+                                              context=context, on_query=lambda t=task: progress.advance(t)))
+        except BaseException as exc:
+            db.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                          exc.one_line() if isinstance(exc, PoiseError) else type(exc).__name__)
+            raise
+        data = {"run_id": run_id, **defend_json(results)}
+        (db.run_dir(run_id) / "defend.json").write_text(json.dumps(data, ensure_ascii=False, indent=1))
+        db.finish_run(run_id)
+        llm.close()
+        read.close()
+    if as_json:
+        emit_json(data)
+        return
+    for result in data["categories"]:
+        out.print(defend_table(result))
+    out.print(safe(f"run {run_id}", "dim"))
+
+
+def _context(read, base_url, max_attempts: int, timeout: float, opened: list):
+    from ..defenses import Context
+
+    def open_defense_model(spec: str):
+        llm = open_model(spec, base_url, None, max_attempts=max_attempts, timeout=timeout)
+        opened.append(llm)
+        return llm
+
+    return Context(reader=read, open_model=open_defense_model)
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
+def _f(x: Any, fmt: str = "{:.2f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+LABEL_WIDTH = 14  # a longer configuration label is shown as a key (d1, d2 ...) and spelt out below
+
+
+def defend_table(result: dict[str, Any]) -> Table:
+    """One category: a row per configuration, readable at 80 columns."""
+    table = Table(title=safe(f"{result['category']}: promoting {result['product']} ({result['method']}, budget "
+                             f"{result['budget']}; {result['orders']} clean orders)"),
+                  title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for col in ("defense", "τ", "top1", "posF", "succ", "gain", "xfer", "tok×", "TPR/FPR", "cert"):
+        table.add_column(col, justify="left" if col == "defense" else "right", overflow="fold",
+                         min_width=LABEL_WIDTH if col == "defense" else None)
+    legend = []
+    for k, c in enumerate(result["configs"]):
+        clean, attack, cost = c["clean"], c["attack"], c["cost"]
+        f = clean["position_f"]
+        det, cert = c.get("detection"), c.get("certificate")
+        key = c["label"]
+        if len(key) > LABEL_WIDTH:
+            key = f"d{k}"
+            legend.append(f"{key} = {c['label']}")
+        table.add_row(
+            safe(key), _f(clean["tau"]), _pct(clean["top1"]),
+            "∞" if f is None and clean["position_p"] == 0 else _f(f, "{:.1f}"),
+            _pct(attack["first_rate"]) + ("*" if attack["success"] else ""), _f(attack["rank_gain"], "{:+.1f}"),
+            _f(attack["transfer_gain"], "{:+.1f}"), _f(cost["tokens_x"], "{:.1f}"),
+            f"{_pct(det['tpr'])}/{_pct(det['fpr'])}" if det else "-",
+            _f(cert["certified_share"]) if cert else "-")
+    table.caption = safe("\n".join(legend + [
+        "τ, top1: agreement with the plain engine's consensus; posF: position-bias F; succ: final answers with the "
+        "product first (* success); gain, xfer: mean rank gain under the adaptive attack and under the plain "
+        "engine's injection; tok×: tokens per answer against plain; TPR/FPR: attacked pages flagged / clean pages "
+        "flagged; cert: certified share of pairs"]))
+    table.caption_justify = "left"
+    return table
+
+
+def show_defenses(as_json: bool) -> None:
+    from ..defenses import DEFENSES
+
+    rows = []
+    for name in sorted(DEFENSES):
+        cls = DEFENSES[name]
+        params = []
+        for key, p in cls.params.items():
+            bounds = f" one of {'|'.join(p.choices)}" if p.choices else (
+                f" in [{p.low:g}, {p.high:g}]" if p.low is not None and p.high is not None else "")
+            params.append({"name": key, "type": p.type.__name__, "default": p.default, "help": p.help,
+                           "describe": f"{key}={p.default}{bounds}: {p.help}"})
+        rows.append({"name": name, "kind": cls.kind, "summary": cls.summary, "params": params})
+    if as_json:
+        emit_json([{k: v for k, v in r.items()} | {"params": [{k: v for k, v in p.items() if k != "describe"}
+                                                              for p in r["params"]]} for r in rows])
+        return
+    table = Table(title="Registered defenses (--defense NAME[:key=value,...])", title_justify="left",
+                  header_style="bold", box=box.SIMPLE_HEAD)
+    for col in ("defense", "kind", "what it does and its parameters"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        text = r["summary"] + "".join(f"\n  {p['describe']}" for p in r["params"])
+        table.add_row(safe(r["name"]), safe(r["kind"]), safe(text))
+    out.print(table)
