@@ -258,3 +258,46 @@ def test_the_table_fits_80_columns():
     assert all(len(line) <= 80 for line in text.splitlines())
     assert "0.81" in text and "+6.5" in text and "100%/12%" in text and "Shark <b>AI</b>" in text
     assert "d0 = self-consistency:k=5,aggregate=kemeny+detector:model=local" in " ".join(text.split())
+
+
+def test_the_report_shows_a_defense_comparison_escaped(tmp_path, test_defenses, attack_method):
+    from poise.experiments import defend_json
+    from poise.report import gather_report, render_html, render_markdown
+
+    from .test_report import EVIL, SCRIPT, _browse, _chromium, assert_inert
+
+    with WireFake([], responder=gullible) as fake, Store(tmp_path) as store:
+        run_id = store.start_run("defend", {"categories": ["blender"]})
+        results = [run_defend(engine_for(fake), c, ["drop-pushers", "twice-reversed:k=1|2"], store=store,
+                              run_id=run_id, attack=AttackSettings(method=attack_method, **SMALL), orders=2)
+                   for c in (BLENDER, sample_catalog().category("laptop"))]
+        data = {"run_id": run_id, **defend_json(results)}
+        data["categories"][0]["configs"][1]["attack"]["injection"] = EVIL  # hostile text, as a search may find
+        data["categories"][0]["product"] = SCRIPT
+        (store.run_dir(run_id) / "defend.json").write_text(json.dumps(data))
+        store.finish_run(run_id)
+        report = gather_report(store, [run_id])
+    html = render_html(report)
+    page = assert_inert(html)
+    text = " ".join(" ".join(page.text).split())
+    assert "Defenses compared" in text and "Over 2 categories" in text and "Trade-off: k" in text
+    assert SCRIPT in text and EVIL in text and "drop-pushers" in text and "100% / 0%" in text
+    md = render_markdown(report)
+    assert "### Defenses compared" in md and "<script" not in md and "Trade-off over k" in md
+    if _chromium():  # the report in a real browser: nothing runs
+        path = tmp_path / "report.html"
+        path.write_text(html)
+        loaded = _browse(path, tmp_path / "profile", "--dump-dom", "--enable-logging=stderr", "--v=0")
+        assert "PWNED" not in loaded.stdout.split("</title>")[0] and "&lt;script&gt;" in loaded.stdout
+        assert [line for line in loaded.stderr.splitlines() if "CONSOLE" in line] == []
+
+
+def test_a_broken_defend_file_is_a_note(tmp_path):
+    from poise.report import gather_report, render_markdown
+
+    with Store(tmp_path) as store:
+        run_id = store.start_run("defend", {})
+        (store.run_dir(run_id) / "defend.json").write_text(json.dumps({"categories": [{"category": "x"}]}))
+        store.finish_run(run_id)
+        md = render_markdown(gather_report(store, [run_id]))
+    assert "defend.json cannot be read (a category lacks configs)" in md

@@ -2,7 +2,8 @@
 
 Every run gets its configuration and cost; then what its kind provides: the calls and
 rankings of ``recommend`` and ``demo`` runs, the analysis of ``natural`` runs, the
-``attack.json`` of attack runs and the ``transfer.json`` of transfer runs. Text in here
+``attack.json`` of attack runs, the ``transfer.json`` of transfer runs and the
+``defend.json`` of defense comparisons. Text in here
 (responses, injections, product names) is untrusted: the renderers escape it.
 """
 
@@ -95,6 +96,7 @@ class RunView:
     natural: NaturalView | None = None
     attack: dict[str, Any] | None = None
     transfer: dict[str, Any] | None = None
+    defend: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -156,6 +158,8 @@ def gather_run(store: Store, record: RunRecord) -> RunView:
         view.attack = _read_json(store, view, "attack.json", _check_attack)
     elif kind == "transfer":
         view.transfer = _read_json(store, view, "transfer.json", _check_transfer)
+    elif kind == "defend":
+        view.defend = _read_json(store, view, "defend.json", _check_defend)
     else:
         scores = store.scores(record.id)
         view.rankings = category_rankings(scores)
@@ -379,3 +383,58 @@ def candidate_tree(candidates: list[dict[str, Any]], final: str) -> list[dict[st
             while node is not None:
                 node["open"], node = True, node["parent_node"]
     return roots
+
+
+# -- defense comparisons --------------------------------------------------------------------------
+# (row key, section of a configuration, key in it): what a row of the defense table shows
+_DEFEND_FIELDS = (("tau", "clean", "tau"), ("top1", "clean", "top1"), ("position_f", "clean", "position_f"),
+                  ("position_p", "clean", "position_p"), ("readable", "clean", "readable"),
+                  ("answers", "clean", "answers"), ("success", "attack", "success"),
+                  ("first_rate", "attack", "first_rate"), ("rank_gain", "attack", "rank_gain"),
+                  ("transfer_gain", "attack", "transfer_gain"), ("transfer_first_rate", "attack", "transfer_first_rate"),
+                  ("injection", "attack", "injection"), ("calls_x", "cost", "calls_x"),
+                  ("tokens_x", "cost", "tokens_x"), ("calls_per_answer", "cost", "calls_per_answer"),
+                  ("tokens_per_answer", "cost", "tokens_per_answer"), ("tpr", "detection", "tpr"),
+                  ("fpr", "detection", "fpr"), ("certified_share", "certificate", "certified_share"),
+                  ("top1_certified", "certificate", "top1_certified"))
+_CURVE_FIELDS = ("value", "label", "tau", "top1", "first_rate", "rank_gain", "tokens_x")
+_POOLED_FIELDS = ("label", "categories", "success_rate", "first_rate", "rank_gain", "transfer_gain", "tau", "top1",
+                  "tokens_x", "first_rate_cut", "rank_gain_cut")
+
+
+def _plain(value: Any) -> Any:
+    """A number, a yes/no, a string or nothing: whatever else a file holds is not shown."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _check_defend(data: Any) -> str | None:
+    problem = _missing(data, ("categories",), "the defense comparison")
+    if problem or not isinstance(data["categories"], list):
+        return problem or "categories is not a list"
+    for cat in data["categories"]:
+        problem = _missing(cat, ("category", "configs"), "a category")
+        if problem or not isinstance(cat["configs"], list):
+            return problem or "configs is not a list"
+        for key in ("product", "method", "budget", "orders", "final_orders", "model"):
+            cat[key] = _plain(cat.get(key))
+        cat["rows"] = []
+        for c in cat["configs"]:
+            problem = _missing(c, ("label", "clean", "attack", "cost"), "a configuration")
+            if problem:
+                return problem
+            sections = {k: c.get(k) if isinstance(c.get(k), dict) else {} for k in
+                        ("clean", "attack", "cost", "detection", "certificate")}
+            row = {"label": str(c["label"]), "kinds": ", ".join(str(k) for k in c.get("kinds") or []),
+                   "detection": bool(sections["detection"]), "certificate": bool(sections["certificate"])}
+            row.update({key: _plain(sections[section].get(name)) for key, section, name in _DEFEND_FIELDS})
+            cat["rows"].append(row)
+        curves = cat.get("curves") if isinstance(cat.get("curves"), list) else []
+        cat["curves"] = [{"source": str(cv.get("source", "")), "param": str(cv.get("param", "")),
+                          "points": [{k: _plain(p.get(k)) for k in _CURVE_FIELDS} for p in cv.get("points") or []
+                                     if isinstance(p, dict)]}
+                         for cv in curves if isinstance(cv, dict)]
+    pooled = data.get("pooled") if isinstance(data.get("pooled"), list) else []
+    data["pooled"] = [{k: _plain(row.get(k)) for k in _POOLED_FIELDS} for row in pooled if isinstance(row, dict)]
+    return None

@@ -96,6 +96,8 @@ def _run(run: RunView) -> list[str]:
         out += _attack(run.attack)
     if run.transfer is not None:
         out += _transfer(run.transfer)
+    if run.defend is not None:
+        out += _defend(run.defend)
     if run.calls:
         out += ["### Calls", ""]
         for call in run.calls:
@@ -211,3 +213,43 @@ def _transfer(t: dict[str, Any]) -> list[str]:
             f"Source runs: {sources}.", "",
             table(["category", "product", "source before", "source after", "target before", "target after"],
                   rows, right=(2, 3, 4, 5)), ""]
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None else f"{fmt_num(100 * x, 0)}%"
+
+
+def _gain(x: Any) -> str:
+    return "-" if x is None else ("+" if x > 0 else "") + fmt_num(x, 1)
+
+
+def _defend(d: dict[str, Any]) -> list[str]:
+    out = ["### Defenses compared", "",
+           "τ and top-1: agreement with the plain engine's consensus; first: final answers with the promoted "
+           "product first under the search run against each engine (✓: success); rank gain under that search and "
+           "under the plain engine's injection; cost against the plain engine; TPR / FPR: attacked pages flagged / "
+           "clean pages flagged.", ""]
+    if len(d["categories"]) > 1 and d["pooled"]:
+        out += [table(["configuration", "success", "first", "rank gain", "transfer gain", "τ", "top-1", "tokens ×",
+                       "cut in first", "cut in rank gain"],
+                      [[md_text(p["label"]), _pct(p["success_rate"]), _pct(p["first_rate"]), _gain(p["rank_gain"]),
+                        _gain(p["transfer_gain"]), fmt_num(p["tau"]), _pct(p["top1"]), fmt_num(p["tokens_x"], 1),
+                        _pct(p["first_rate_cut"]), _pct(p["rank_gain_cut"])] for p in d["pooled"]],
+                      right=range(1, 10)), ""]
+    for cat in d["categories"]:
+        rows = [[md_text(r["label"]), md_text(r["kinds"]), fmt_num(r["tau"]), _pct(r["top1"]),
+                 "∞" if r["position_f"] is None and r["position_p"] == 0 else fmt_num(r["position_f"], 1),
+                 _pct(r["first_rate"]) + (" ✓" if r["success"] else ""), _gain(r["rank_gain"]),
+                 _gain(r["transfer_gain"]), fmt_num(r["calls_x"], 1), fmt_num(r["tokens_x"], 1),
+                 f"{_pct(r['tpr'])} / {_pct(r['fpr'])}" if r["detection"] else "-",
+                 fmt_num(r["certified_share"]) if r["certificate"] else "-"] for r in cat["rows"]]
+        out += [f"#### {md_text(cat['category'])}: promoting {md_text(cat['product'] or '-')}", "",
+                table(["configuration", "kind", "τ", "top-1", "position F", "first", "rank gain", "transfer gain",
+                       "calls ×", "tokens ×", "TPR / FPR", "certified"], rows, right=range(2, 12)), ""]
+        for cv in cat["curves"]:
+            out += [f"Trade-off over {md_text(cv['param'])} ({md_text(cv['source'])}):", "",
+                    table([md_text(cv["param"]), "τ", "top-1", "first", "rank gain", "tokens ×"],
+                          [[md_text(p["value"]), fmt_num(p["tau"]), _pct(p["top1"]), _pct(p["first_rate"]),
+                            _gain(p["rank_gain"]), fmt_num(p["tokens_x"], 1)] for p in cv["points"]],
+                          right=range(1, 6)), ""]
+    return out
