@@ -133,10 +133,13 @@ def defend(
 def _context(read, base_url, max_attempts: int, timeout: float, opened: list):
     from ..defenses import Context
 
+    by_spec: dict[str, Any] = {}  # one model per spec, however many configurations ask for it
+
     def open_defense_model(spec: str):
-        llm = open_model(spec, base_url, None, max_attempts=max_attempts, timeout=timeout)
-        opened.append(llm)
-        return llm
+        if spec not in by_spec:
+            by_spec[spec] = open_model(spec, base_url, None, max_attempts=max_attempts, timeout=timeout)
+            opened.append(by_spec[spec])
+        return by_spec[spec]
 
     return Context(reader=read, open_model=open_defense_model)
 

@@ -1,0 +1,112 @@
+"""Which defense to deploy, on the bundled model: clean utility, robustness, cost, detection.
+
+    python benchmarks/bench_defend.py                                   # 3 categories, every defense
+    python benchmarks/bench_defend.py --categories blender --defenses spotlight sandwich --orders 4 --budget 6
+    python benchmarks/bench_defend.py --defenses "self-consistency:k=1|3|5" "mixed:alpha=0|0.5|1,k=3"
+
+For each category it runs ``poise.experiments.run_defend``: the plain engine and each
+defense (composed onto it) on the same fresh clean orders, the strategy search against each
+engine itself, the plain engine's injection replayed, and prints the table ``poise defend``
+prints, then the pooled rows (success rate over categories, mean rank gain, the cuts against
+the plain engine, top-1 agreement, tokens against plain) and the wall time.
+
+The defaults fit a 2-core CPU as far as they can: 6 clean orders, a search budget of 12, 6
+final orders, no confirmation, aggregation defenses at k=3. Pairwise comparison asks
+n(n-1) = 56 two-page questions per answer (8 products), the mixing defense that and k more,
+so they dominate the time. Runs go into a results store (default
+./poise-runs/bench-defend): an interrupted benchmark resumes, and answers repeated across
+configurations (the same prompt) come from the request cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from rich.console import Console
+
+from poise.catalog import sample_catalog
+from poise.cli._defend import defend_table
+from poise.defenses import Context
+from poise.engine import DEFAULT_GENERATE_CONFIG, SearchEngine
+from poise.experiments import AttackSettings, check_defend_inputs, defend_json, pooled, run_defend
+from poise.models import RequestCache, get_model
+from poise.store import Store
+
+DEFAULT_DEFENSES = ["spotlight", "sandwich", "hierarchy", "perplexity", "known-answer", "detector:model=engine",
+                    "self-consistency:k=3", "pairwise", "mixed:k=3"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="local")
+    ap.add_argument("--base-url", default=None)
+    ap.add_argument("--categories", nargs="*", default=["blender", "laptop", "robot vacuum"])
+    ap.add_argument("--defenses", nargs="*", default=DEFAULT_DEFENSES)
+    ap.add_argument("--method", default="strategies")
+    ap.add_argument("--budget", type=int, default=12, help="search queries per attack")
+    ap.add_argument("--orders", type=int, default=6, help="clean context orders")
+    ap.add_argument("--final-orders", type=int, default=6)
+    ap.add_argument("--selection-orders", type=int, default=2)
+    ap.add_argument("--confirm", type=int, default=0)
+    ap.add_argument("--max-tokens", type=int, default=DEFAULT_GENERATE_CONFIG.max_tokens)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--store", default="poise-runs/bench-defend")
+    ap.add_argument("--json", dest="json_out", default=None, help="also write the full result to this file")
+    args = ap.parse_args(argv)
+    catalog = sample_catalog()
+    categories = [catalog.category(name) for name in args.categories]
+    settings = AttackSettings(method=args.method, budget=args.budget, final_orders=args.final_orders,
+                              selection_orders=args.selection_orders, confirm=args.confirm)
+    console = Console(width=80)
+    with Store(args.store) as store:
+        cache = RequestCache(store.cache_path)
+        llm = get_model(args.model, base_url=args.base_url, cache=cache)
+        opened: dict[str, object] = {args.model: llm}  # one model per spec, however many defenses ask for it
+        context = Context(open_model=lambda spec: opened.setdefault(
+            spec, opened.get(spec) or get_model(spec, base_url=args.base_url, cache=cache)))
+        config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": args.max_tokens})
+        engine = SearchEngine(llm, config=config)
+        labels = [c.label for c in check_defend_inputs(engine, args.defenses, args.orders, settings, context)]
+        run_cfg = {"bench": "defend", "categories": args.categories, "defenses": labels, "model": args.model,
+                   "method": args.method, "budget": args.budget, "orders": args.orders,
+                   "final_orders": args.final_orders, "selection_orders": args.selection_orders,
+                   "confirm": args.confirm, "seed": args.seed, "generate": config.model_dump(mode="json")}
+        run_id = store.find_unfinished("defend", run_cfg)
+        if run_id:
+            store.resume_run(run_id)
+        else:
+            run_id = store.start_run("defend", run_cfg)
+        results = []
+        for category in categories:
+            start = time.perf_counter()
+            asked = {"n": 0}
+            result = run_defend(engine, category, args.defenses, store=store, run_id=run_id, attack=settings,
+                                orders=args.orders, seed=args.seed, context=context,
+                                on_query=lambda: asked.__setitem__("n", asked["n"] + 1))
+            results.append(result)
+            console.print(defend_table(result.model_dump(mode="json")))
+            console.print(f"{category.name}: {asked['n']} engine answers in {time.perf_counter() - start:.0f} s")
+        data = {"run_id": run_id, **defend_json(results)}
+        (store.run_dir(run_id) / "defend.json").write_text(json.dumps(data, ensure_ascii=False, indent=1))
+        store.finish_run(run_id)
+    if args.json_out:
+        with open(args.json_out, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False, indent=1)
+    print(f"\npooled over {len(results)} categories (success: share of categories; cuts against plain)")
+    print(f"{'configuration':<34} {'succ':>5} {'first':>6} {'gain':>6} {'cut1st':>7} {'cutgain':>8} "
+          f"{'top1':>5} {'tok×':>6}")
+    for row in pooled(results):
+        def f(key: str, fmt: str) -> str:
+            return "-" if row[key] is None else format(row[key], fmt)
+        print(f"{row['label'][:34]:<34} {f('success_rate', '.0%'):>5} {f('first_rate', '.0%'):>6} "
+              f"{f('rank_gain', '+.2f'):>6} {f('first_rate_cut', '.0%'):>7} {f('rank_gain_cut', '.0%'):>8} "
+              f"{f('top1', '.0%'):>5} {f('tokens_x', '.1f'):>6}")
+    print(f"run {run_id} in {args.store}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
