@@ -252,10 +252,13 @@ def test_the_table_fits_80_columns():
               "certificate": {"certified_share": 0.5}}
     result = {"category": "robot vacuum", "product": "Shark <b>AI</b>", "method": "strategies", "budget": 12,
               "orders": 6, "configs": [config]}
-    console = Console(width=80, record=True, file=open("/dev/null", "w"))
+    result["configs"].append({**config, "label": "hierarchy", "clean": {**config["clean"], "position_f": 1123.4},
+                              "cost": {"tokens_x": 112.5}})
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))  # its natural width, never cropped
     console.print(defend_table(result))
     text = console.export_text()
-    assert all(len(line) <= 80 for line in text.splitlines())
+    assert all(len(line.rstrip()) <= 80 for line in text.splitlines())
+    assert "1123" in text and "112 " in text and " hierarchy " in text
     assert "0.81" in text and "+6.5" in text and "100%/12%" in text and "Shark <b>AI</b>" in text
     assert "d0 = self-consistency:k=5,aggregate=kemeny+detector:model=local" in " ".join(text.split())
 

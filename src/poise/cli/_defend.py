@@ -148,11 +148,16 @@ def _pct(x: Any) -> str:
     return "-" if x is None else f"{x:.0%}"
 
 
+def _short(x: Any) -> str:
+    """One decimal below 100, none above: at most four characters up to 9999."""
+    return "-" if x is None else f"{x:.1f}" if abs(x) < 100 else f"{x:.0f}"
+
+
 def _f(x: Any, fmt: str = "{:.2f}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
-LABEL_WIDTH = 14  # a longer configuration label is shown as a key (d1, d2 ...) and spelt out below
+LABEL_WIDTH = 9  # a longer configuration label is shown as a key (d1, d2 ...) and spelt out below
 
 
 def defend_table(result: dict[str, Any]) -> Table:
@@ -174,9 +179,9 @@ def defend_table(result: dict[str, Any]) -> Table:
             legend.append(f"{key} = {c['label']}")
         table.add_row(
             safe(key), _f(clean["tau"]), _pct(clean["top1"]),
-            "∞" if f is None and clean["position_p"] == 0 else _f(f, "{:.1f}"),
+            "∞" if f is None and clean["position_p"] == 0 else _short(f),
             _pct(attack["first_rate"]) + ("*" if attack["success"] else ""), _f(attack["rank_gain"], "{:+.1f}"),
-            _f(attack["transfer_gain"], "{:+.1f}"), _f(cost["tokens_x"], "{:.1f}"),
+            _f(attack["transfer_gain"], "{:+.1f}"), _short(cost["tokens_x"]),
             f"{_pct(det['tpr'])}/{_pct(det['fpr'])}" if det else "-",
             _f(cert["certified_share"]) if cert else "-")
     table.caption = safe("\n".join(legend + [
