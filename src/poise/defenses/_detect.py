@@ -30,9 +30,9 @@ from typing import Any
 
 from .._errors import EmptyResponseError
 from ..catalog import Category, Document
-from ..engine import EngineResult
+from ..engine import EngineResult, Recommender
 from ..models import ChatMessage, ChatModel, ChatResponse, GenerateConfig, Usage, get_model
-from .base import DefendedResult, Defense, DefenseError, Param, register_defense
+from .base import Context, DefendedResult, Defense, DefenseError, Param, register_defense
 
 #: What a dropped page says instead of its text.
 NOTICE = "[page removed: suspected prompt injection]"
@@ -74,7 +74,7 @@ class Detection(Defense):
     #: the model spec this detector asks when ``model`` is not set ("engine": the engine's own)
     default_model: str = "local"
 
-    def __init__(self, inner: Any, context: Any = None, **values: Any) -> None:
+    def __init__(self, inner: Recommender, context: Context | None = None, **values: Any) -> None:
         super().__init__(inner, context, **values)
         self._verdicts: dict[str, tuple[Verdict, _Spent]] = {}
         self._lock = threading.Lock()
@@ -221,7 +221,7 @@ class Perplexity(Detection):
         "action": Param(str, "drop", "what happens to a flagged page", choices=_ACTIONS),
     }
 
-    def __init__(self, inner: Any, context: Any = None, **values: Any) -> None:
+    def __init__(self, inner: Recommender, context: Context | None = None, **values: Any) -> None:
         super().__init__(inner, context, **values)
         if type(self.scorer).text_logprobs is ChatModel.text_logprobs:
             raise DefenseError(f"defense 'perplexity': model {self.scorer.spec} cannot score the tokens of a page",
