@@ -285,3 +285,9 @@ def test_local_model_scores_an_injected_page_above_the_clean_page():
     worst = (lambda tokens: max(window_means([-t.logprob for t in tokens[1:]], defense.values["window"])))
     assert worst(dirty) > worst(clean)
     assert defense.scan(page).flagged is False and defense.scan(f"{page} {attack}").flagged is True
+    model.n_ctx = 64  # past the context a text is scored in chunks of 63 tokens, each starting afresh
+    chunked = model.text_logprobs(page)
+    assert [t.token for t in chunked] == [t.token for t in clean]
+    # (llama.cpp's sums vary a little with the batch size, so the chunks' values are not compared with the whole's)
+    assert chunked[63].logprob == chunked[126].logprob == 0.0 != clean[63].logprob
+    assert all(t.logprob < 0 for t in chunked[1:63])
