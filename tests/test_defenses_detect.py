@@ -16,7 +16,7 @@ from poise.defenses._detect import NOTICE, detection_rates, remove_spans, senten
 from poise.engine import SearchEngine
 from poise.engine._template import default_template
 from poise.experiments import recommend
-from poise.models import ChatModel, ChatResponse, TokenLogprob, get_model
+from poise.models import ChatModel, ChatResponse, OpenAIModel, TokenLogprob, get_model
 from poise.store import Store
 
 from .wirefake import WireFake, completion, context_documents
@@ -49,6 +49,14 @@ class ScriptedScorer(ChatModel):
         self.usage.calls += 1
         self.usage.prompt_tokens += len(pieces)
         return tuple(TokenLogprob(token=p, logprob=-12.0 if "zq" in p else -2.0) for p in pieces)
+
+
+class WireScorer(OpenAIModel):
+    """A model on the wire (it chats through the fake) whose token log-probabilities are
+    scripted as :class:`ScriptedScorer`'s: the wire protocol gives none for a prompt."""
+
+    def text_logprobs(self, text: str) -> tuple[TokenLogprob, ...]:
+        return ScriptedScorer.text_logprobs(self, text)
 
 
 def engine_for(fake: WireFake) -> SearchEngine:
@@ -138,6 +146,19 @@ def test_perplexity_scores_each_page_text_once_and_counts_what_it_cost(tmp_path)
     spent = first.result.report["detection"][0]["cost"]["prompt_tokens"]
     assert spent > 0 and first.result.response.usage.prompt_tokens == plain.response.usage.prompt_tokens + spent
     assert meta["defenses"] == [engine.spec] and meta["flagged"] == [] and len(meta["detection"][0]["pages"]) == n
+
+
+@pytest.mark.parametrize("name", ["perplexity", "detector", "known-answer"])
+def test_every_detection_defense_records_its_report_with_the_answer(name, tmp_path):
+    with detector_server(spots_injection) as fake, Store(tmp_path) as store:
+        scorer = WireScorer("openai:guard", "guard", base_url=fake.url, api_key="k")
+        engine = defend(engine_for(fake), [name], Context(open_model=lambda spec: scorer))
+        run_id = store.start_run("recommend", {})
+        rec = recommend(engine, BLENDER, store=store, run_id=run_id, seed=2, documents=injected(1))
+        meta = json.loads(store.calls(run_id)[0]["meta_json"])["defense"]
+    assert rec.ranking.status == "ranked" and meta["defenses"] == [engine.spec]
+    assert [p["index"] for p in meta["detection"][0]["pages"]] == list(range(len(BLENDER.products)))
+    assert meta["model_calls"] == 1 + meta["detection"][0]["cost"]["calls"] == 1 + len(BLENDER.products)
 
 
 def test_perplexity_needs_a_model_that_scores_prompt_tokens():
