@@ -34,7 +34,11 @@ def engine_for(fake: WireFake) -> SearchEngine:
 
 
 def context_for(fake: WireFake) -> Context:
-    return Context(open_model=lambda spec: get_model("openai:helper", base_url=fake.url, api_key="k"))
+    """Models a defense opens: on the wire, able to score a page's tokens too (the perplexity
+    filter needs that; the wire protocol has no prompt log-probabilities, so they are scripted)."""
+    from .test_defenses_detect import WireScorer
+
+    return Context(open_model=lambda spec: WireScorer("openai:helper", "helper", base_url=fake.url, api_key="k"))
 
 
 @pytest.mark.parametrize("name", sorted(DEFENSES))
