@@ -17,7 +17,7 @@ from poise.models import get_model
 from poise.store import Store
 
 from .test_cli import assert_one_line_error, poise
-from .wirefake import WireFake, completion, context_documents, error
+from .wirefake import WireFake, context_documents
 
 CATALOG = sample_catalog()
 REQUIRED = {"product", "score_before", "score_after", "rank_before", "rank_after", "recommender_queries",

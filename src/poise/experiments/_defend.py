@@ -42,8 +42,7 @@ from ..catalog import Category
 from ..engine import Recommender
 from ..ranking import RankingReader
 from ..store import Store
-from ._defend_figures import (SCHEMA_VERSION, Certificate, Clean, ConfigResult, Cost, Curve, CurvePoint, DefendResult, Detection,
-                              Robustness, _cost, _curves, _injected_answers, _num, certificate_figures,
+from ._defend_figures import (SCHEMA_VERSION, ConfigResult, Cost, DefendResult, Robustness, _cost, _curves, _injected_answers, _num, certificate_figures,
                               clean_answers, clean_figures, consensus_scores, detection_figures)
 
 PLAIN = "plain"

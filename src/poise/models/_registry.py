@@ -67,7 +67,7 @@ def get_model(spec: str = DEFAULT_MODEL_SPEC, **options: Any) -> ChatModel:
     if factory is None:
         raise ModelSpecError(
             f"unknown model spec {spec!r}",
-            f"use one of: local, llamacpp:PATH, openai:MODEL",
+            "use one of: local, llamacpp:PATH, openai:MODEL",
         )
     if name == "local" and arg:
         raise ModelSpecError(f"unknown model spec {spec!r}", "write just `local` for the bundled model")

@@ -22,7 +22,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from .._errors import UnparseableResponse
 from . import _signals as sig
 from ._cues import (
     _CLAUSE_SPLIT,
