@@ -183,10 +183,9 @@ def _advised_for(units: list[Unit], reader: _Reader) -> list[Unit]:
     against = echo = False
     ranked = False  # a ranked list or table came before
     for unit in units:
-        if unit.kind != "para" and sig.AGAINST_TITLE.match(unit.head):
-            reader.against.update(m.product for m in reader.find(unit.head))
-            if reader.find(unit.head):
-                continue
+        if unit.kind != "para" and sig.AGAINST_TITLE.match(unit.head) and (named := reader.find(unit.head)):
+            reader.against.update(m.product for m in named)  # "Avoid: the X"
+            continue
         ranked = ranked or (unit.rank is not None and unit.kind in ("item", "row"))
         if unit.kind in ("para", "heading"):
             echo = bool(sig.ECHO_INTRO.search(unit.text) or sig.SOURCES.match(unit.text)
@@ -218,7 +217,7 @@ def _reverse_runs(units: list[Unit]) -> list[Unit]:
         if unit.kind not in ("para", "heading") or not sig.REVERSED.search(unit.text):
             continue
         j = i
-        while j < len(units) and units[j].kind in (*_LIST_KINDS, "heading") and units[j].kind != "para":
+        while j < len(units) and units[j].kind in (*_LIST_KINDS, "heading"):
             j += 1
         run = units[i:j]
         ranks = [u.rank for u in run]
