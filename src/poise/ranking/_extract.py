@@ -280,15 +280,12 @@ def _conflict(a: list[int], b: list[int]) -> bool:
 def _base(units: list[Unit], reader: _Reader) -> list[int]:
     """Structured answers by their units; otherwise plain prose: the sentences that state a
     choice ("I'd get the X first, then the Y"), or else every recommending mention in order."""
-    numbered = any(u.kind == "item" and u.rank is not None for u in units)
-    # a comparison table without ranks before a numbered list compares; the list ranks
-    listed = [ps for u in units if u.kind != "para" and not (numbered and u.kind == "row" and u.rank is None)
-              and (ps := reader.subjects(u))]
+    listed = _listed(units, reader)
     if len(listed) >= 2 and len({p for ps in listed for p in ps}) >= 2:
         for ps in listed:
             if len(ps) >= 2:
                 reader.ties.append(ps)
-        return list(dict.fromkeys(p for ps in listed for p in ps))
+        return list(dict.fromkeys([p for ps in listed for p in ps] + _more_options(units, reader)))
     # prose that closes on its choice ("I'd go with the X, then the Y; the Z if ..."): that is the ranking
     paras = [u for u in units if u.kind == "para" and reader.find(u.text)]
     if paras and (sig.DECISION.search(paras[-1].text) or sig.ORDINAL.search(paras[-1].text)):
@@ -307,6 +304,35 @@ def _base(units: list[Unit], reader: _Reader) -> list[int]:
                                   if sig.DECISION.search(s) or sig.ORDINAL.search(s) or sig.ALSO.search(s)
                                   for p in reader.mentions(s, skip_negative=True)))
     return list(dict.fromkeys(reader.mentions(text, skip_negative=True)))
+
+
+def _listed(units: list[Unit], reader: _Reader) -> list[list[int]]:
+    """The products of a structured answer's units, in order. A comparison table without
+    ranks before a numbered list compares (the list ranks), and the labelled bullets of a
+    product's section ("Why:", "Note: the X is cheaper still") describe it, not another pick."""
+    numbered = any(u.kind == "item" and u.rank is not None for u in units)
+    listed: list[list[int]] = []
+    section = False  # inside the section of a heading that names a product
+    for u in units:
+        if u.kind == "para" or numbered and u.kind == "row" and u.rank is None:
+            continue
+        if u.kind == "heading":
+            ps = reader.subjects(u)
+            section = bool(ps)
+        elif section and u.kind in ("item", "bullet") and not reader.head_products(u.head):
+            continue
+        else:
+            ps = reader.subjects(u)
+        if ps:
+            listed.append(ps)
+    return listed
+
+
+def _more_options(units: list[Unit], reader: _Reader) -> list[int]:
+    """Products a paragraph after the picks adds ("Other options include the Fluke 417D")."""
+    last = max((i for i, u in enumerate(units) if u.kind != "para"), default=len(units))
+    return [p for u in units[last + 1:] if u.kind == "para" and sig.MORE_OPTIONS.search(u.text)
+            for p in reader.mentions(u.text, skip_negative=True)]
 
 
 def _break_ties(order: list[int], text: str, reader: _Reader) -> list[int]:

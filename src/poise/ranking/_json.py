@@ -94,8 +94,9 @@ def _walk(value: Any, reading: JsonReading, against: bool) -> None:
         items = list(value)
         if items and all(isinstance(v, dict) for v in items):
             ranks = [_rank(v) for v in items]
-            if all(r is not None for r in ranks):
-                items = [v for _, v in sorted(zip(ranks, items), key=lambda p: p[0])]  # type: ignore[arg-type,return-value]
+            if any(r is not None for r in ranks):  # ranked items by rank; any without one after them
+                order = sorted(range(len(items)), key=lambda i: (ranks[i] is None, ranks[i] or 0.0, i))
+                items = [items[i] for i in order]
         for item in items:
             _walk(item, reading, against)
     elif isinstance(value, dict):

@@ -182,3 +182,9 @@ NOTES = re.compile(r"^\W*(?:notes?|caveats?|fine print|footnotes?|anmerkungen|re
 # a sentence that still picks something: a decline that is followed by one is a near miss
 STILL_PICKS = re.compile(r"\bclosest\b|\bcomes? (?:closest|nearest)\b|\bbest bet\b|\bif you must\b|\bif i had to\b"
                          r"|\bthe (?:only|one) (?:one )?(?:that|i['’]d)\b|\bstill\b.{0,40}\b(?:recommend|pick|go)", re.I)
+# a paragraph after the picks that adds more ("Other options include the X")
+MORE_OPTIONS = re.compile(
+    r"\bother (?:good |solid |strong )?(?:options|choices|picks|contenders)\b|\balso (?:consider|worth|look at|recommend)"
+    r"|\bhonou?rable mentions?\b|\bworth (?:considering|a look)\b|\balternatives? (?:include|are|worth)"
+    r"|\byou (?:might|could|may) also\b|\bweitere (?:optionen|alternativen)\b|\bautres options\b|\botras opciones\b",
+    re.I)
