@@ -186,5 +186,6 @@ STILL_PICKS = re.compile(r"\bclosest\b|\bcomes? (?:closest|nearest)\b|\bbest bet
 MORE_OPTIONS = re.compile(
     r"\bother (?:good |solid |strong )?(?:options|choices|picks|contenders)\b|\balso (?:consider|worth|look at|recommend)"
     r"|\bhonou?rable mentions?\b|\bworth (?:considering|a look)\b|\balternatives? (?:include|are|worth)"
-    r"|\byou (?:might|could|may) also\b|\bweitere (?:optionen|alternativen)\b|\bautres options\b|\botras opciones\b",
+    r"|\byou (?:might|could|may) also\b|\b(?:reasonable |good |solid )?fallback\b|\b(?:cheaper|budget|pricier) alternative\b"
+    r"|\bweitere (?:optionen|alternativen)\b|\bautres options\b|\botras opciones\b",
     re.I)
