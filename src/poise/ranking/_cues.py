@@ -46,9 +46,10 @@ _HEAD_JOIN = re.compile(
     r"\s*(?:the\s+|der\s+|die\s+|das\s+|den\s+|le\s+|la\s+|les\s+|el\s+|los\s+|las\s+)?(?:\*\*|__)?\s*$", re.I)
 _NEGATIVE = re.compile(
     r"\bavoid\b|\bskip\b|\bsteer clear|\bstay away|(?:\bnot|n['’]t|\bnever|\bcannot) (?:\w+ )?recommend"
-    r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\bleft (?:\w+ )?out|\bexclud|\bnot (?:a )?(?:good|great|strong) (?:choice|pick|option|fit)"
+    r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\b(?:left|leave|leaving) (?:\w+ )?out|\bexclud|\bnot (?:a )?(?:good|great|strong) (?:choice|pick|option|fit)"
     r"|\b(?:wouldn['’]t|would not|won['’]t|don['’]t|do not) (?:bother|go for|buy|get|pick|choose|consider)\b|\boverkill\b"
     r"|\bnot (?:designed|meant|built|made|suitable|suited|ideal|a fit|the right)\b|\bunsuitable\b|\bruled? out\b"
+    r"|\b(?:won['’]t|doesn['’]t|don['’]t|wouldn['’]t|will not|does not|do not) work(?: well)?\b|\bwhat to avoid\b"
     r"|\bnot ranked\b|\bunranked\b|\b(?:haven['’]t|have not|didn['’]t|did not) ranked?\b"
     r"|\bdoesn['’]t (?:fit|suit|make the cut)|\bdon['’]t (?:fit|suit|make the cut)|\bdidn['’]t make the cut"
     r"|\bnicht (?:\w+ )?empfehlen|\bnicht empfohlen|\babraten|\bpas (?:\w+ )?recommand|\bdéconseill|\béviter\b"
@@ -96,7 +97,7 @@ def _strip_echoes(text: str) -> str:
 _NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "recommend", "worth", "pass on", "include",
                    "left", "exclud", "good", "great", "strong", "bother", "go for", "buy", "get", "pick", "choose",
                    "consider", "overkill", "not ", "suitable", "rule", "fit", "suit", "cut", "empf", "abraten",
-                   "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank")
+                   "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank", "leav", "work")
 
 
 def _negative_cue(text: str) -> bool:

@@ -35,7 +35,7 @@ _PICK_LABEL = re.compile(
 )
 # any short bold label with a colon before what it labels: "**Empate en el primer puesto:** X"
 _BOLD_LABEL = re.compile(r"^\s*(?:\*\*|__)([^*_\n]{2,50}?)\s*:\s*(?:\*\*|__)\s+(.+)$|^\s*(?:\*\*|__)([^*_\n]{2,50}?)(?:\*\*|__)\s*:\s+(.+)$")
-_NOT_LISTED = re.compile(r"\bnot (?:a fit|in the (?:list|ranking)|for you|ranked|tiered|rated)\b|\bexclu|\bleft out\b"
+_NOT_LISTED = re.compile(r"^\W*not\b|\bnot (?:a fit|in the (?:list|ranking)|for you|ranked|tiered|rated)\b|\bexclu|\bleft out\b"
                          r"|\bthe (?:rest|others)\b|\bwhy not\b|\bnicht\b|\bpas\b|\bno (?:recomendad|incluid)", re.I)
 # the number an item or heading starts with: "5. X", "#5 X", "No. 5: X", "5) X", "=2. X"
 _ITEM_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*(?:#\s*|no\.\s*|number\s+|rank\s*|=)?\(?(\d{1,2})(?!\d)(?:\s*[.):\]]|\s+[-–—]|\s)",
