@@ -330,7 +330,7 @@ def _listed(units: list[Unit], reader: _Reader) -> list[list[int]]:
 
 def _more_options(units: list[Unit], reader: _Reader) -> list[int]:
     """Products a paragraph after the picks adds ("Other options include the Fluke 417D")."""
-    last = max((i for i, u in enumerate(units) if u.kind != "para"), default=len(units))
+    last = max((i for i, u in enumerate(units) if u.kind != "para" and reader.subjects(u)), default=len(units))
     return [p for u in units[last + 1:] if u.kind == "para" and sig.MORE_OPTIONS.search(u.text)
             for p in reader.mentions(u.text, skip_negative=True)]
 

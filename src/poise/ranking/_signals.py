@@ -184,7 +184,8 @@ STILL_PICKS = re.compile(r"\bclosest\b|\bcomes? (?:closest|nearest)\b|\bbest bet
                          r"|\bthe (?:only|one) (?:one )?(?:that|i['’]d)\b|\bstill\b.{0,40}\b(?:recommend|pick|go)", re.I)
 # a paragraph after the picks that adds more ("Other options include the X")
 MORE_OPTIONS = re.compile(
-    r"\bother (?:good |solid |strong )?(?:options|choices|picks|contenders)\b|\balso (?:consider|worth|look at|recommend)"
+    r"^\W*also\b|\bother (?:good |solid |strong )?(?:options|choices|picks|contenders)\b"
+    r"|\balso (?:consider|worth|look at|recommend)"
     r"|\bhonou?rable mentions?\b|\bworth (?:considering|a look)\b|\balternatives? (?:include|are|worth)"
     r"|\byou (?:might|could|may) also\b|\b(?:reasonable |good |solid )?fallback\b|\b(?:cheaper|budget|pricier) alternative\b"
     r"|\bweitere (?:optionen|alternativen)\b|\bautres options\b|\botras opciones\b",
