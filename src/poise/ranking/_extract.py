@@ -112,8 +112,8 @@ class _Reader:
 
     def subjects(self, unit: Unit) -> list[int]:
         """The products a unit is about: those in its head, else the first in its body."""
-        if unit.kind == "pick":  # "Also consider: the X and the Y"
-            return self.first_sentence_products(Unit("para", "", [unit.head]))
+        if unit.kind == "pick":  # "Also consider: the X and the Y", "**Bose QC Ultra**: the one I'd buy"
+            return self.head_products(unit.title) or self.first_sentence_products(Unit("para", "", [unit.head]))
         head = self.head_products(unit.head)
         if head:
             return head

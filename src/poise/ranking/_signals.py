@@ -71,6 +71,8 @@ DECLINE = re.compile(
     r"|\b(?:can['’]?t|cannot|unable to|not able to|don['’]t have (?:the ability|access))\s+(?:to\s+)?(?:open|access|browse"
     r"|view|load|read|visit|follow|click)\s+(?:the |these |those |any )?(?:links?|pages?|urls?|websites?|documents?)"
     r"|\bi (?:wouldn['’]t|would not) recommend any (?:of )?(?:them|these|those)\b"
+    r"|\bsteer (?:you )?(?:away|clear) (?:from|of) (?:all|any|every one) (?:of )?(?:these|them|those|the)\b"
+    r"|\b(?:skip|avoid|pass on) (?:all|every one) of (?:these|them|those)\b"
     r"|\bnone of (?:the|these|those|your) (?:\w+ ){0,2}?(?:you(?:['’]ve| have)? (?:\w+ )?(?:linked|listed|shared|provided|sent"
     r"|mentioned|gave|picked|chose|chosen)|(?:listed|linked|provided|on (?:your|the|this) list))\b"
     r"|\bkein(?:e|er|es)? (?:der|dieser) (?:\w+ ){0,2}(?:ist|sind|passt|passen|eignet|hat|haben)\b"

@@ -65,6 +65,7 @@ class Unit:
     tie: bool = False  # "=2.", "Joint #1"
     label: bool = False  # the rank comes from a label ("[#2]", "rank 3"), not a list number
     named: bool = False  # an item whose title is a name: its subject is what the title names
+    title: str = ""  # a pick line's bold label ("**Bose QC Ultra**: the one I'd buy" names its pick)
 
     @property
     def text(self) -> str:
@@ -174,7 +175,7 @@ class _Cutter:
         elif (m := _BOLD_LABEL.match(line)) and not any(rx.match(m.group(1) or m.group(3)) for _, rx in STATEMENTS):
             label = m.group(1) or m.group(3)  # "**Tied for first:** the A and the B", "**Not a fit:** the C"
             against = bool(AGAINST_TITLE.match(label) or _negative_cue(label) or _NOT_LISTED.search(label))
-            self._push(Unit("pick", m.group(2) or m.group(4), against=against))
+            self._push(Unit("pick", m.group(2) or m.group(4), against=against, title=label))
         elif (b := _BOLD_LINE.match(line)) and len(line.split()) <= 14:
             head = b.group(1).strip()
             rank = _label_rank(head)
