@@ -18,7 +18,7 @@ from typing import Any
 from ..catalog import Category, Document
 from ..engine import Recommender
 from ..experiments import recommend
-from ..ranking import RankingReader, status_of_reason
+from ..ranking import RankingReader, score_of, status_of_reason
 from ..store import Store
 from .base import check_count
 
@@ -200,7 +200,7 @@ class Evaluator:
         product = self.target if product is None else product
         if ranking is None:
             return None
-        return self.n - ranking.index(product) if product in ranking else 0
+        return score_of(ranking, product, self.n) if product is not None else 0
 
     # -- candidates ---------------------------------------------------------------------------------
     def new_candidate(self, injection: str, strategy: str, parent: int | None = None, depth: int = 0,

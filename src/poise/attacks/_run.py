@@ -24,7 +24,7 @@ import numpy as np
 from .._errors import PoiseError
 from ..catalog import Category
 from ..engine import Recommender
-from ..ranking import RankingReader
+from ..ranking import RankingReader, scores_from_order
 from ..stats import bootstrap
 from ..store import Store
 from ._evaluate import Budget, BudgetExhausted, Evaluator, StopSearch, injection_sha
@@ -164,7 +164,7 @@ def run_attack(
     for k, order in enumerate(ev.fresh_orders("select", selection_orders) if product is None else []):
         ranking, _ = ev.ask(f"select/order={k}", order, None, "select")
         if ranking is not None:
-            sums += [n - ranking.index(i) if i in ranking else 0 for i in range(n)]
+            sums += scores_from_order(ranking, n)
     selection = [round(float(x) / max(selection_orders, 1), 4) for x in sums] if product is None else []
     if product is None:
         target = int(min(range(n), key=lambda i: (sums[i], i)))

@@ -3,7 +3,8 @@
 from .._errors import AmbiguousResponse, UnparseableResponse
 from ._extract import extract_ranking, parse_ranking
 from ._readers import HEURISTIC, AgreementReader, HeuristicReader, ModelReader, RankingReader, get_reader
-from ._result import AMBIGUOUS_PREFIX, Ranking, Role, Status, scores_from_order, status_of_reason
+from ._result import (AMBIGUOUS_PREFIX, Ranking, Role, Status, score_at, score_of, scores_from_order,
+                      status_of_reason)
 
 __all__ = [
     "AMBIGUOUS_PREFIX",
@@ -20,6 +21,8 @@ __all__ = [
     "extract_ranking",
     "get_reader",
     "parse_ranking",
+    "score_at",
+    "score_of",
     "scores_from_order",
     "status_of_reason",
 ]

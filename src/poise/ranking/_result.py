@@ -78,11 +78,22 @@ class Ranking:
             return None
 
 
+def score_at(rank: int | None, n: int) -> int:
+    """The paper's score rule, the one place it is written: the j-th listed of n products
+    scores n - j + 1; a product not listed (``rank`` None) scores 0."""
+    return 0 if rank is None else n - rank + 1
+
+
+def score_of(order: Sequence[int], index: int, n: int) -> int:
+    """The paper's score of product ``index`` in a ranking ``order`` (best first)."""
+    return score_at(list(order).index(index) + 1 if index in order else None, n)
+
+
 def scores_from_order(order: Sequence[int], n: int) -> list[int]:
-    """The paper's score per product: n - j + 1 for the j-th listed, 0 for unlisted."""
+    """The paper's score per product (catalog order): see :func:`score_at`."""
     scores = [0] * n
     for j, index in enumerate(order, start=1):
-        scores[index] = n - j + 1
+        scores[index] = score_at(j, n)
     return scores
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import StoreError
-from ..ranking._result import AMBIGUOUS_PREFIX
+from ..ranking._result import AMBIGUOUS_PREFIX, score_at
 from ._schema import SCHEMA, _alive, _connect_read_only, _migrate, process_start
 
 DEFAULT_STORE_DIR = "poise-runs"
@@ -297,8 +297,7 @@ class Store:
                 c.executemany(
                     "INSERT INTO scores (call_id, product_index, brand, model, position, rank, score)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(call_id, i, brand, model, position.get(i, 0), ranks.get(i),
-                      n - ranks[i] + 1 if i in ranks else 0)
+                    [(call_id, i, brand, model, position.get(i, 0), ranks.get(i), score_at(ranks.get(i), n))
                      for i, (brand, model) in enumerate(call.products)],
                 )
         return call_id
