@@ -10,7 +10,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AV
 	-DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: setup lock browser demo test bench clean
+.PHONY: setup lock browser demo lint test bench clean
 
 setup: $(VENV)/.installed
 
@@ -41,7 +41,12 @@ browser:
 demo: setup
 	$(BIN)/poise demo
 
-test: setup browser
+# Lint and type checks (configured in pyproject.toml) run before the tests: a new error fails CI.
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+test: setup browser lint
 	$(BIN)/python -m pytest -q
 
 bench: setup

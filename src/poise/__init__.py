@@ -1,5 +1,7 @@
 """poise: measure and harden how LLM-powered search engines rank products."""
 
+from importlib.metadata import PackageNotFoundError, version
+
 from ._errors import (
     AmbiguousResponse,
     CatalogError,
@@ -14,7 +16,10 @@ from ._errors import (
     UnparseableResponse,
 )
 
-__version__ = "0.1.0"
+try:  # the one place the version is written is pyproject.toml
+    __version__ = version("poise")
+except PackageNotFoundError:  # pragma: no cover - running from a tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AmbiguousResponse",
