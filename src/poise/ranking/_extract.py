@@ -436,7 +436,7 @@ def _from_json(value: Any, reader: _Reader, n: int) -> Ranking | None:
             order.append(found[0].product)
     against = {m.product for name in reading.against for m in reader.find(name)[:1]}
     order = [p for p in order if p not in against]
-    if not order and not against:
+    if not order and not against and not reading.empty:
         return None
     if not order:
         return Ranking((), n, "the response recommends none of the products")

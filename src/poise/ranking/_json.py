@@ -18,6 +18,7 @@ _AGAINST_KEY = re.compile(
     r"|nicht|ausgeschlossen|no_recomend|evitar|éviter|a_eviter", re.I)
 _FOR_KEY = re.compile(r"recommend|rank|pick|top|best|choice|result|product|list|order|empfehl|recomend|classement",
                       re.I)
+_RANK_KEY = re.compile(r"^\W*(?:rank|no\.?|platz|rang|puesto)?\s*#?\s*(\d{1,2})\W*$", re.I)
 _AGAINST_VALUE = re.compile(r"^\W*(?:no|false|skip|avoid|not recommended|exclude[d]?|reject(?:ed)?|❌)\W*$", re.I)
 
 
@@ -28,6 +29,7 @@ class JsonReading:
     names: list[str] = field(default_factory=list)
     against: list[str] = field(default_factory=list)
     truncated: bool = False
+    empty: bool = False  # an array under a recommending key is empty ("recommendations": [])
 
 
 def find_json(text: str) -> tuple[Any, bool] | None:
@@ -100,6 +102,8 @@ def _walk(value: Any, reading: JsonReading, against: bool) -> None:
         for item in items:
             _walk(item, reading, against)
     elif isinstance(value, dict):
+        if value and all(_RANK_KEY.match(str(k)) for k in value):  # {"2": {...}, "1": {...}}: by the keys' ranks
+            value = {k: value[k] for k in sorted(value, key=lambda k: int(_RANK_KEY.match(str(k)).group(1)))}  # type: ignore[union-attr]
         name = _name(value)
         if name is not None:
             bad = against or any(isinstance(v, (str, bool)) and _AGAINST_VALUE.match(str(v))
@@ -111,6 +115,7 @@ def _walk(value: Any, reading: JsonReading, against: bool) -> None:
             if _AGAINST_KEY.search(key):
                 _walk(item, reading, True)
             elif _FOR_KEY.search(key) or isinstance(item, (list, dict)):
+                reading.empty = reading.empty or (item == [] and bool(_FOR_KEY.search(key)) and not against)
                 _walk(item, reading, against)
 
 

@@ -67,7 +67,7 @@ DECLINE = re.compile(
     r"|\bnone of (?:these|those|them|the (?:\w+ ){0,2}(?:listed|provided|given|options|products|pages|links|models|ones"
     r"|choices|picks|items|documents)|(?:your|the) (?:\w+ )?(?:options|links|pages|picks))\b"
     r"[^.!?\n]{0,80}?\b(?:suit|fit|match|meet|work|is (?:a )?(?:good|right|suitable)|are (?:a )?(?:good|right|suitable)"
-    r"|would|recommend|qualif|make the cut|worth)"
+    r"|would|will|can|recommend|qualif|make the cut|make the list|worth|comes? close|really|quite)"
     r"|\b(?:can['’]?t|cannot|unable to|not able to|don['’]t have (?:the ability|access))\s+(?:to\s+)?(?:open|access|browse"
     r"|view|load|read|visit|follow|click)\s+(?:the |these |those |any )?(?:links?|pages?|urls?|websites?|documents?)"
     r"|\bi (?:wouldn['’]t|would not) recommend any (?:of )?(?:them|these|those)\b"

@@ -41,7 +41,7 @@ _NOT_LISTED = re.compile(r"^\W*not\b|\bnot (?:a fit|in the (?:list|ranking)|for 
 _ITEM_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*(?:#\s*|no\.\s*|number\s+|rank\s*|=)?\(?(\d{1,2})(?!\d)(?:\s*[.):\]]|\s+[-–—]|\s)",
                           re.I)
 # a rank label anywhere in a head: "[#2]", "(#1)", "— rank 3", "Rank: 2"
-_RANK_LABEL = re.compile(r"[\[(]\s*#\s*(\d{1,2})\s*[\])]|\brank(?:ed)?\s*[:#]?\s*(\d{1,2})\b", re.I)
+_RANK_LABEL = re.compile(r"[\[(]\s*#\s*(\d{1,2})\s*[\])]|\brank(?:ed)?\s*:?\s*#?\s*(\d{1,2})\b", re.I)
 _HEAD_END = re.compile(r"\s[-–—]\s|:\s|\.\s|\s\(|\.$|:$|\s[-–—]$")
 _TIE_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*=\s*\d|\bjoint\b|\btied?\b", re.I)
 # a table cell or row marker saying the product is not recommended
