@@ -8,6 +8,7 @@ import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from pathlib import Path
 
 from .._errors import CatalogError
@@ -78,7 +79,11 @@ def size_hint() -> str:
     return f"shorten it, or raise the limit with {MAX_DOCUMENT_CHARS_ENV}=N (max_document_chars=N)"
 
 
-def csv_records(path: Path, text: str, max_field_chars: int) -> Iterator[tuple[int, list[str] | None, dict]]:
+#: A CSV record as csv.DictReader gives it: the None key holds surplus fields (a list of str).
+CsvRow = dict[str | None, Any]
+
+
+def csv_records(path: Path, text: str, max_field_chars: int) -> Iterator[tuple[int, list[str] | None, CsvRow]]:
     """(line where the record starts, header or None, row) for each record of a CSV text.
 
     The header comes first (row empty), lower-cased and stripped. Quoting errors name the
@@ -103,8 +108,8 @@ def csv_records(path: Path, text: str, max_field_chars: int) -> Iterator[tuple[i
             yield 1, [], {}
 
 
-def _as_row(header: list[str], record: list[str]) -> dict:
-    row: dict = dict(zip(header, record))
+def _as_row(header: list[str], record: list[str]) -> CsvRow:
+    row: CsvRow = dict(zip(header, record, strict=False))  # short and long records are allowed
     if len(record) > len(header):
         row[None] = record[len(header):]
     for key in header[len(record):]:

@@ -306,16 +306,17 @@ def load_catalog(path: str | Path | None = None, *, allow_outside_files: bool = 
     if path is None or str(path) == SAMPLE_CATALOG_NAME:
         return sample_catalog()
     path = Path(path).expanduser()
-    options = {"allow_outside_files": allow_outside_files, "max_document_chars": max_document_chars}
     if path.is_dir():
-        return load_html_folder(path, **options)
+        return load_html_folder(path, allow_outside_files=allow_outside_files,
+                                max_document_chars=max_document_chars)
     if not path.exists():
         raise CatalogError(f"{path}: no such file or folder", "check the path given with --catalog")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return load_jsonl(path, max_document_chars=max_document_chars)
     if suffix == ".csv":
-        return load_csv(path, **options)
+        return load_csv(path, allow_outside_files=allow_outside_files,
+                        max_document_chars=max_document_chars)
     raise CatalogError(f"{path}: unknown catalog format {suffix or '(no extension)'!r}",
                        "use a .jsonl or .csv file or a folder of HTML pages")
 

@@ -380,7 +380,8 @@ def detection_rates(defense: Detection, clean_documents: Sequence[Document | str
     each page's verdict and what detection cost). A rate over no pages is None."""
     if not isinstance(defense, Detection):
         raise TypeError(f"{type(defense).__name__} is not a detection defense")
-    spent, details = _Spent(), {"clean": [], "injected": []}
+    spent = _Spent()
+    details: dict[str, list[dict[str, Any]]] = {"clean": [], "injected": []}
     for label, docs in (("clean", clean_documents), ("injected", injected_documents)):
         for doc in docs:
             found, cost = defense.verdict(doc.text if isinstance(doc, Document) else doc)

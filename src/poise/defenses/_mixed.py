@@ -168,7 +168,7 @@ def fit_mixing(calibration_runs: Iterable[MixInput | Mapping[str, Any]], target_
         rows.append({"alpha": alpha, "scale": s, "power": p, "offset": c, "clean_agreement": agree,
                      "robustness": robust, "feasible": agree >= target_clean_agreement - TOLERANCE})
 
-    def key(row: dict[str, Any]) -> tuple:
+    def key(row: dict[str, Any]) -> tuple[bool, float, float, float]:
         return (row["feasible"], row["robustness"] if row["feasible"] else 0.0, row["clean_agreement"], -row["alpha"])
 
     best = max(rows, key=key)
@@ -214,6 +214,8 @@ class Mixed(Defense):
         inp = MixInput(accurate=accurate, points=tuple(tuple(row) for row in rob.report["points"]))
         alpha = self.values["alpha"]
         scores = mixed_scores(inp, alpha, self.transform)
+        # both sub-defenses aggregate, so each result carries its ranking
+        assert acc.ranking is not None and rob.ranking is not None
         failed = None if acc.ranking.parseable or rob.ranking.parseable else "every sub-answer was unreadable"
         listed = set(acc.ranking.order) if alpha < 1 else set()
         listed |= set(rob.ranking.order) if alpha > 0 else set()

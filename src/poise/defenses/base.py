@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 from .._errors import PoiseError
 from ..catalog import Category, Document
-from ..engine import EngineResult, Recommender
-from ..models import ChatMessage, ChatModel, ChatResponse, Usage
+from ..engine import EngineResult, PromptTemplate, Recommender
+from ..models import ChatMessage, ChatModel, ChatResponse, GenerateConfig, Usage
 from ..ranking import HEURISTIC, Ranking, RankingReader
 
 
@@ -38,7 +38,7 @@ class Param:
 
     def parse(self, defense: str, name: str, raw: Any) -> Any:
         try:
-            value = self.type(raw) if not isinstance(raw, self.type) else raw
+            value: Any = self.type(raw) if not isinstance(raw, self.type) else raw
         except (TypeError, ValueError):
             raise DefenseError(f"defense {defense!r}: {name}={raw!r} is not a {self.type.__name__}",
                                f"give {name} a {self.type.__name__}: {self.help}") from None
@@ -88,17 +88,18 @@ class Defense(Recommender):
                                f"its parameters: {', '.join(self.params) or 'none'}")
         self.values = {k: p.parse(self.name, k, values.get(k, p.default)) for k, p in self.params.items()}
 
-    # what the wrapped engine provides
+    # what the wrapped engine provides: read-only properties over attributes of Recommender
+    # (mypy reports a property over a settable attribute as an override, hence the ignores)
     @property
     def model(self) -> ChatModel:  # type: ignore[override]
         return self.inner.model
 
     @property
-    def template(self):  # type: ignore[override]
+    def template(self) -> PromptTemplate:  # type: ignore[override]
         return self.inner.template
 
     @property
-    def config(self):  # type: ignore[override]
+    def config(self) -> GenerateConfig:  # type: ignore[override]
         return self.inner.config
 
     def identity(self) -> dict[str, Any]:

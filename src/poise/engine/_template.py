@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import string
 import tomllib
+from typing import Any
 from importlib import resources
 from pathlib import Path
 
@@ -89,7 +90,7 @@ class PromptTemplate(BaseModel):
             raise TemplateError(f"{path}: {field}{msg}") from None
 
 
-def _read_toml(path: Path) -> dict:
+def _read_toml(path: Path) -> dict[str, Any]:
     """A template file's TOML table; one TemplateError naming the file for whatever is wrong."""
     try:
         if path.is_dir():

@@ -149,7 +149,9 @@ class ChatModel(ABC):
         """
         workers = min(concurrency or self.max_concurrency, self.max_concurrency)
 
-        def one(item: tuple[Sequence[ChatMessage | dict[str, str]], GenerateConfig | None]):
+        def one(
+            item: tuple[Sequence[ChatMessage | dict[str, str]], GenerateConfig | None],
+        ) -> ChatResponse | Exception:
             try:
                 return self.generate(item[0], item[1])
             except Exception as exc:  # noqa: BLE001 - handed back to the caller as a value

@@ -73,7 +73,8 @@ class RequestCache:
 
     def __len__(self) -> int:
         with self._lock:
-            return self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            count: int = self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            return count
 
     def close(self) -> None:
         with self._lock:

@@ -116,7 +116,8 @@ class OpenAIModel(ChatModel):
         if isinstance(exc, (o.APITimeoutError, o.APIConnectionError)):
             return True
         if isinstance(exc, o.APIStatusError):
-            return exc.status_code == 429 or exc.status_code >= 500
+            status: int = exc.status_code
+            return status == 429 or status >= 500
         return False
 
     def _retry_after(self, exc: BaseException) -> float | None:

@@ -18,7 +18,8 @@ def read_completion(body: str, where: str, model: str, want_logprobs: bool) -> C
     data = _json(body, where)
     choice = _choice(data, where)
     text = choice["message"]["content"]
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    raw_usage = data.get("usage")
+    usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     logprobs = None
     if want_logprobs:
         try:

@@ -118,7 +118,7 @@ class CallClock:
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with up to one initial wait of jitter, at most ``max_wait_s``."""
         p = self.policy
-        return min(p.max_wait_s, p.initial_wait_s * 2 ** (attempt - 1) + random.uniform(0, p.initial_wait_s))
+        return min(p.max_wait_s, p.initial_wait_s * 2.0 ** (attempt - 1) + random.uniform(0, p.initial_wait_s))
 
     def stop(self, state: RetryCallState) -> bool:
         self.attempts = state.attempt_number
