@@ -3,8 +3,11 @@ was made (labels were then written by a helper who never saw the reader).
 
     python benchmarks/gen_attack_answers.py OUT.jsonl COUNT
 """
-import json, random, sys
-from poise.catalog import sample_catalog, Document
+import json
+import random
+import sys
+
+from poise.catalog import Document, sample_catalog
 from poise.engine import SearchEngine
 from poise.models import get_model
 

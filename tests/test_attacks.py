@@ -68,7 +68,7 @@ def test_every_method_runs_records_and_reports(tmp_path, method):
         result = run_attack_cli(fake, tmp_path, "--method", method, "--budget", "20", *extra)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert REQUIRED <= set(out)
+    assert set(out) >= REQUIRED
     # the default target is the product ranked lowest without injection: never in the first
     # four places of the gullible recommender's answers during selection
     assert out["selection_scores"][out["product"]["index"]] == min(out["selection_scores"])

@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from .conftest import free_port
 from .wirefake import WireFake, completion
 

@@ -18,7 +18,6 @@ from .test_cli import poise
 from .test_cli_reliability import ANSWER, BLENDERS, env_without_secrets, one_error_line, write_catalog
 from .wirefake import WireFake
 
-
 # -- 4. markup is inert in every terminal view -------------------------------------------------------
 HOSTILE_NAMES = ["[/]", "[link=https://example.invalid/]x[/link]"]
 

@@ -65,9 +65,8 @@ def test_retry_after_is_capped():
 def test_retry_after_past_the_deadline_gives_up_at_once_and_says_why():
     policy = RetryPolicy(max_attempts=5, initial_wait_s=0.01, timeout_s=1, deadline_s=2)
     start = time.monotonic()
-    with WireFake([retry_after(429, "30")] * 5) as fake:
-        with pytest.raises(ModelError) as info:
-            model_for(fake, policy).generate(HELLO)
+    with WireFake([retry_after(429, "30")] * 5) as fake, pytest.raises(ModelError) as info:
+        model_for(fake, policy).generate(HELLO)
     assert time.monotonic() - start < 1.5
     assert len(fake.requests) == 1
     line = info.value.one_line()
@@ -97,9 +96,8 @@ def test_parse_retry_after_http_date_in_the_future():
 def test_a_hung_server_fails_within_the_deadline():
     policy = RetryPolicy(max_attempts=5, initial_wait_s=0.01, max_wait_s=0.02, timeout_s=0.3)  # deadline 0.9 s
     start = time.monotonic()
-    with WireFake([hang(30)] * 5) as fake:
-        with pytest.raises(ModelUnreachableError) as info:
-            model_for(fake, policy).generate(HELLO)
+    with WireFake([hang(30)] * 5) as fake, pytest.raises(ModelUnreachableError) as info:
+        model_for(fake, policy).generate(HELLO)
     elapsed = time.monotonic() - start
     assert elapsed < 0.9 + 0.6, elapsed  # never 5 x 0.3 s, let alone 5 x 120 s
     assert len(fake.requests) <= 3
@@ -119,9 +117,8 @@ def test_timeout_given_to_the_backend_sets_the_attempts_and_the_deadline():
 def test_an_explicit_deadline_cuts_the_last_attempt_short():
     policy = RetryPolicy(max_attempts=5, initial_wait_s=0.01, timeout_s=0.5, deadline_s=0.7)
     start = time.monotonic()
-    with WireFake([hang(30)] * 5) as fake:
-        with pytest.raises(ModelUnreachableError, match="deadline"):
-            model_for(fake, policy).generate(HELLO)
+    with WireFake([hang(30)] * 5) as fake, pytest.raises(ModelUnreachableError, match="deadline"):
+        model_for(fake, policy).generate(HELLO)
     assert time.monotonic() - start < 1.3
     assert len(fake.requests) == 2
 
@@ -158,17 +155,15 @@ def test_an_echoed_key_never_appears_in_the_error(monkeypatch):
 
 def test_an_echoed_key_from_the_environment_is_redacted(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET + "-env")
-    with WireFake([echo_secrets(400)]) as fake:
-        with pytest.raises(ModelError) as info:
-            model_for(fake).generate(HELLO)
+    with WireFake([echo_secrets(400)]) as fake, pytest.raises(ModelError) as info:
+        model_for(fake).generate(HELLO)
     assert SECRET not in info.value.one_line()
 
 
 def test_an_echoed_key_in_a_reply_that_is_not_json_is_redacted():
     body = f"<html>Authorization: Bearer {SECRET} was refused</html>"
-    with WireFake([raw(200, body, "text/html")]) as fake:
-        with pytest.raises(ModelError) as info:
-            model_for(fake, api_key=SECRET).generate(HELLO)
+    with WireFake([raw(200, body, "text/html")]) as fake, pytest.raises(ModelError) as info:
+        model_for(fake, api_key=SECRET).generate(HELLO)
     assert "not JSON" in info.value.one_line()
     assert SECRET not in info.value.one_line()
 
@@ -206,9 +201,8 @@ def test_redact_secrets_takes_extra_secrets_and_leaves_plain_text_alone():
     ("Expecting value", "text/plain"),
 ])
 def test_a_200_reply_that_is_not_json_says_so(body, content_type):
-    with WireFake([raw(200, body, content_type)] * 3) as fake:
-        with pytest.raises(ModelError) as info:
-            model_for(fake).generate(HELLO)
+    with WireFake([raw(200, body, content_type)] * 3) as fake, pytest.raises(ModelError) as info:
+        model_for(fake).generate(HELLO)
     line = info.value.one_line()
     assert f"the server at {fake.url} replied with something that is not JSON" in line
     assert body[:20] in line and "JSONDecodeError" not in line
@@ -217,18 +211,16 @@ def test_a_200_reply_that_is_not_json_says_so(body, content_type):
 
 def test_a_not_json_reply_is_shown_inert_and_short():
     body = "\x1b]8;;https://evil.example\x07click\x1b]8;;\x07 \u202eevil\u200b" + "x" * 500
-    with WireFake([raw(200, body, "text/html")]) as fake:
-        with pytest.raises(ModelError) as info:
-            model_for(fake).generate(HELLO)
+    with WireFake([raw(200, body, "text/html")]) as fake, pytest.raises(ModelError) as info:
+        model_for(fake).generate(HELLO)
     line = info.value.one_line()
     assert "\x1b" not in line and "\u202e" not in line and "\u200b" not in line
     assert "\\u202e" in line and len(line) < 400
 
 
 def test_an_empty_200_body_says_so():
-    with WireFake([raw(200, "")]) as fake:
-        with pytest.raises(ModelError, match="not JSON .an empty body"):
-            model_for(fake).generate(HELLO)
+    with WireFake([raw(200, "")]) as fake, pytest.raises(ModelError, match="not JSON .an empty body"):
+        model_for(fake).generate(HELLO)
 
 
 @pytest.mark.parametrize("payload, missing", [
@@ -242,9 +234,8 @@ def test_an_empty_200_body_says_so():
     ([1, 2], "JSON that is not an object"),
 ])
 def test_a_reply_of_the_wrong_shape_says_what_is_missing(payload, missing):
-    with WireFake([(200, payload, 0)]) as fake:
-        with pytest.raises(ModelError) as info:
-            model_for(fake).generate(HELLO)
+    with WireFake([(200, payload, 0)]) as fake, pytest.raises(ModelError) as info:
+        model_for(fake).generate(HELLO)
     line = info.value.one_line()
     assert missing in line and "max_tokens" not in line
 
@@ -265,9 +256,8 @@ def test_a_refusal_is_named():
 def test_an_empty_answer_cut_by_max_tokens_says_raise_max_tokens():
     reply = completion("")
     reply["choices"][0]["finish_reason"] = "length"
-    with WireFake([(200, reply, 0)]) as fake:
-        with pytest.raises(ModelError, match="used up max_tokens"):
-            model_for(fake).generate(HELLO)
+    with WireFake([(200, reply, 0)]) as fake, pytest.raises(ModelError, match="used up max_tokens"):
+        model_for(fake).generate(HELLO)
 
 
 def test_a_reply_without_usage_or_model_still_reads():

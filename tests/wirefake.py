@@ -46,7 +46,7 @@ class WireFake:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 fake.times.append(time.monotonic())
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 headers = {k.lower(): v for k, v in self.headers.items()}
@@ -90,7 +90,7 @@ class WireFake:
         status, payload, delay, *rest = reply
         return status, payload, delay, dict(rest[0]) if rest else {}
 
-    def __enter__(self) -> "WireFake":
+    def __enter__(self) -> WireFake:
         self.thread.start()
         return self
 

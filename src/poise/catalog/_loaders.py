@@ -34,8 +34,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .._errors import CatalogError
-from ._files import (HTML_BYTES_PER_CHAR, csv_records, inside, max_document_chars, read_bounded, read_text,
-                     size_hint)
+from ._files import HTML_BYTES_PER_CHAR, csv_records, inside, max_document_chars, read_bounded, read_text, size_hint
 from ._schema import Catalog, Category, Document, Product, text_problem
 
 SAMPLE_CATALOG_NAME = "sample"

@@ -131,7 +131,7 @@ class Category(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _distinct_products(self) -> "Category":
+    def _distinct_products(self) -> Category:
         if len(self.products) < 2:
             raise ValueError(f"category {self.name!r} needs at least 2 products to rank")
         seen: set[tuple[str, str]] = set()

@@ -1,8 +1,8 @@
 """Defenses: engines that wrap the engine under test and are recommenders themselves."""
 
-from . import _prompt  # noqa: F401  (registers the prompt-level defenses)
-from . import _detect  # noqa: F401  (registers the detection defenses)
-from . import _aggregate, _mixed, _pairwise  # noqa: F401  (aggregation and mixing defenses)
+# imported for their registrations: prompt-level (_prompt), detection (_detect), aggregation
+# and mixing (_aggregate, _mixed, _pairwise) defenses
+from . import _aggregate, _detect, _mixed, _pairwise, _prompt  # noqa: F401
 from .base import (
     DEFENSES,
     Context,

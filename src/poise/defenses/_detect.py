@@ -61,7 +61,7 @@ class _Spent:
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
-    def add(self, other: "_Spent") -> None:
+    def add(self, other: _Spent) -> None:
         self.calls += other.calls
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens

@@ -29,9 +29,9 @@ from typing import Any
 
 from ..catalog import Category, Document
 from ..engine import Recommender
-from .base import Context, DefendedResult, Defense, DefenseError, Param, combined_response, register_defense
 from ._aggregate import SelfConsistency, aggregate_ranking, check_finite, order_by_scores, summary_text
 from ._pairwise import Pairwise, ahead, totals
+from .base import Context, DefendedResult, Defense, DefenseError, Param, combined_response, register_defense
 
 TOLERANCE = 1e-9
 
@@ -62,7 +62,7 @@ class MixInput:
         return len(self.accurate)
 
     @classmethod
-    def from_report(cls, report: Mapping[str, Any], reference_top1: int | None = None) -> "MixInput":
+    def from_report(cls, report: Mapping[str, Any], reference_top1: int | None = None) -> MixInput:
         """From a stored ``mixed`` report (``meta["defense"]`` of a recorded answer)."""
         return cls(accurate=tuple(report["accurate_scores"]),
                    points=tuple(tuple(row) for row in report["pairwise"]["points"]),

@@ -33,8 +33,8 @@ from typing import Any, NamedTuple
 from ..catalog import Category, Document
 from ..engine import EngineResult, context_order
 from ..ranking import Ranking
-from .base import DefendedResult, Defense, Param, combined_response, register_defense
 from ._aggregate import aggregate_ranking, model_calls, order_by_scores, read_sub, summary_text
+from .base import DefendedResult, Defense, Param, combined_response, register_defense
 
 Matrix = Sequence[Sequence[int]]
 

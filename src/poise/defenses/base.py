@@ -46,7 +46,7 @@ class Param:
             raise DefenseError(f"defense {defense!r}: {name}={value!r} is not one of {', '.join(self.choices)}")
         if isinstance(value, float) and value != value:
             raise DefenseError(f"defense {defense!r}: {name} is not a number", f"give {name} a number: {self.help}")
-        if self.low is not None and value < self.low or self.high is not None and value > self.high:
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             raise DefenseError(f"defense {defense!r}: {name}={value!r} is out of range [{self.low}, {self.high}]")
         return value
 

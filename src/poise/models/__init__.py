@@ -6,8 +6,8 @@ from ._cache import RequestCache, cache_key
 from ._llamacpp import LlamaCppModel, default_model_path
 from ._openai import OpenAIModel, redact_url
 from ._redact import inert_excerpt, redact_secrets, register_secret
-from ._retry import RetryPolicy, parse_retry_after
 from ._registry import DEFAULT_MODEL_SPEC, backends, get_model, register_backend
+from ._retry import RetryPolicy, parse_retry_after
 from ._types import ChatMessage, ChatResponse, GenerateConfig, TokenLogprob, TopLogprob, Usage
 
 __all__ = [

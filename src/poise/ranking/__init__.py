@@ -3,14 +3,13 @@
 from .._errors import AmbiguousResponse, UnparseableResponse
 from ._extract import extract_ranking, parse_ranking
 from ._readers import HEURISTIC, AgreementReader, HeuristicReader, ModelReader, RankingReader, get_reader
-from ._result import (AMBIGUOUS_PREFIX, Ranking, Role, Status, score_at, score_of, scores_from_order,
-                      status_of_reason)
+from ._result import AMBIGUOUS_PREFIX, Ranking, Role, Status, score_at, score_of, scores_from_order, status_of_reason
 
 __all__ = [
     "AMBIGUOUS_PREFIX",
+    "HEURISTIC",
     "AgreementReader",
     "AmbiguousResponse",
-    "HEURISTIC",
     "HeuristicReader",
     "ModelReader",
     "Ranking",

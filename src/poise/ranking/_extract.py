@@ -25,9 +25,9 @@ from typing import Any
 from . import _signals as sig
 from ._cues import (
     _CLAUSE_SPLIT,
-    _CONTRAST,
     _COMPARISON_BEFORE,
     _CONNECTOR,
+    _CONTRAST,
     _HEAD_JOIN,
     _NEGATIVE,
     _PAGE_AFTER,
@@ -189,7 +189,7 @@ def _advised_for(units: list[Unit], reader: _Reader) -> list[Unit]:
         ranked = ranked or (unit.rank is not None and unit.kind in ("item", "row"))
         if unit.kind in ("para", "heading"):
             echo = bool(sig.ECHO_INTRO.search(unit.text) or sig.SOURCES.match(unit.text)
-                        or ranked and sig.NOTES.match(unit.head if unit.kind == "heading" else unit.text))
+                        or (ranked and sig.NOTES.match(unit.head if unit.kind == "heading" else unit.text)))
             # a short line, naming no product, that advises against what follows
             against = (unit.kind == "heading" or len(unit.body) <= 1) and len(unit.text) <= 120 \
                 and _negative_cue(unit.text) and not reader.find(unit.text)
@@ -198,7 +198,7 @@ def _advised_for(units: list[Unit], reader: _Reader) -> list[Unit]:
                 continue
         elif echo and unit.kind in _LIST_KINDS:
             continue  # the pages echoed, not the answer's recommendation
-        elif against or unit.against or unit.kind in ("item", "bullet", "heading") and _verdict_against(unit, reader):
+        elif against or unit.against or (unit.kind in ("item", "bullet", "heading") and _verdict_against(unit, reader)):
             reader.against.update(reader.subjects(unit))
             continue
         out.append(unit)
@@ -255,8 +255,8 @@ def _statement(units: list[Unit], i: int, reader: _Reader) -> tuple[list[int], i
         order = list(dict.fromkeys(p for ps in following for p in ps))
         if len(order) >= 2 and len(inline) < 2:
             best = (order, level)
-        elif len(inline) >= 2 and (level >= 2 or sig.ORDINAL.search(rest) or sig.DECISION.search(rest)) \
-                or level >= 2 and len(inline) == 1 and not run:
+        elif (len(inline) >= 2 and (level >= 2 or sig.ORDINAL.search(rest) or sig.DECISION.search(rest))) \
+                or (level >= 2 and len(inline) == 1 and not run):
             best = (inline, level)
         elif level == 3 and not order and not inline and last and len(run) >= 2:
             best = ([-1], level)
@@ -314,7 +314,7 @@ def _listed(units: list[Unit], reader: _Reader) -> list[list[int]]:
     listed: list[list[int]] = []
     section = False  # inside the section of a heading that names a product
     for u in units:
-        if u.kind == "para" or numbered and u.kind == "row" and u.rank is None:
+        if u.kind == "para" or (numbered and u.kind == "row" and u.rank is None):
             continue
         if u.kind == "heading":
             ps = reader.subjects(u)

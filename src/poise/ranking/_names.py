@@ -117,7 +117,7 @@ def _distinctive(tokens: tuple[str, ...]) -> bool:
         word = tokens[0]
         if _is_number(word) or word in GENERIC:
             return False
-        return _has_digit(word) and len(word) >= 2 or len(word) >= 4
+        return (_has_digit(word) and len(word) >= 2) or len(word) >= 4
     meaningful = [w for w in tokens if w not in GENERIC and not _is_number(w)]
     if meaningful:
         return any(len(w) >= 2 for w in meaningful)

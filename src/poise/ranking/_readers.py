@@ -121,7 +121,7 @@ class AgreementReader:
     def read(self, response: str, products: Sequence[Any]) -> Ranking:
         a = self.first.read(response, products)
         b = self.second.read(response, products)
-        if a.parseable and b.parseable and a.order == b.order or (a.status == b.status == "unparseable"):
+        if (a.parseable and b.parseable and a.order == b.order) or (a.status == b.status == "unparseable"):
             return dataclasses.replace(a, reader=self.name)
         reason = f"the readers disagree ({self.first.name}: {_say(a)}; {self.second.name}: {_say(b)})"
         return Ranking((), a.n, reason, ambiguous=True, role_reader=a.role_reader, reader=self.name)

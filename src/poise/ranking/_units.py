@@ -135,7 +135,7 @@ class _Cutter:
             rank = int(r.group(1))
             cells = cells[: self.rank_col] + cells[self.rank_col + 1 :]
         # a row left without a rank in a table that ranks ("—", "not ranked") is not in the ranking
-        against = self.rank_col is not None and rank is None \
+        against = (self.rank_col is not None and rank is None) \
             or any(_AGAINST_CELL.match(c.replace("**", "")) and len(c) <= 60 for c in cells[1:]) \
             or any(i < len(cells) and _NO_CELL.match(cells[i]) for i in self.verdict_cols) \
             or bool(cells and re.match(r"^\W*(?:❌|⛔|🚫)", cells[0]))
