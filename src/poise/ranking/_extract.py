@@ -43,6 +43,12 @@ from ._units import Unit, by_rank, cut, labelled_only
 
 __all__ = ["Ranking", "extract_ranking", "parse_ranking", "scores_from_order"]
 
+_CONDITION_BEFORE = re.compile(r"\b(?:if|unless|when|to|so|wenn|si)\b(?:\s+[\w'’]+){0,4}\s*$", re.I)
+# a sentence that notes a caveat about a product rather than recommending it
+_NOTE = re.compile(r"\W*(?:(?:please |just )?note that|sources? (?:note|say|mention|point out)|keep in mind|bear in mind"
+                   r"|be aware|(?:it['’]s |it is )?worth noting|also note|one caveat|a caveat|for context|beachte|à noter)\b",
+                   re.I)
+_IF_LEAD = re.compile(r"\s*(?:if|unless|wenn|si)\b[^,;:.!?\n]*[,;:]", re.I)
 _LIST_KINDS = ("item", "bullet", "row", "pick")
 _PICK_HEADING = re.compile(r"\b(?:best|pick|choice|winner|top|runner|budget|premium|value|splurge|for)\b", re.I)
 
@@ -89,6 +95,8 @@ class _Reader:
         """Whether the answer advises against this mention's product ("avoid the X") or
         flags its page as manipulated."""
         start = max(text.rfind(c, 0, m.start) for c in ".!?\n") + 1
+        if (lead := _IF_LEAD.match(text, start)) and lead.end() <= m.start:
+            start = lead.end()  # "If you'd rather avoid overspray, the X ...": the condition is not about the X
         ends = [i for i in (text.find(c, m.end) for c in ".!?\n") if i != -1]
         sentence = text[start : min(ends) if ends else len(text)]
         if sig.MANIPULATION.search(sentence):
@@ -99,8 +107,11 @@ class _Reader:
         cuts = [b for c in _CLAUSE_SPLIT.finditer(sentence) for b in (c.start(), c.end())]
         lo = max([0] + [b for b in cuts if b <= begin])
         hi = min([len(sentence)] + [b for b in cuts if b >= end])
-        if _NEGATIVE.search(sentence[lo:hi]):
-            return True
+        clause = sentence[lo:hi]
+        for c in _NEGATIVE.finditer(clause):
+            # "the X is a good choice if you want to avoid tangled cables": a condition after it
+            if lo + c.start() < end or not _CONDITION_BEFORE.search(clause[: c.start()]):
+                return True
         # "I'd skip the Marshall (IPX4), the Harman Kardon (not waterproof) and the OontZ"
         cue = None
         for c in _NEGATIVE.finditer(sentence[:begin]):
@@ -149,6 +160,8 @@ class _Reader:
         text = " ".join(unit.body).strip()
         m = _SENTENCE.search(text)
         first = m.group() if m else text
+        if _NOTE.match(first):  # "Note that the X is a pressure-side cleaner": a caveat, not a pick
+            return []
         return list(dict.fromkeys(self.mentions(first, skip_negative=True)))
 
 
@@ -221,7 +234,8 @@ def _reverse_runs(units: list[Unit]) -> list[Unit]:
             j += 1
         run = units[i:j]
         ranks = [u.rank for u in run]
-        if len(run) >= 2 and not (None not in ranks and ranks == sorted(ranks, reverse=True)):  # type: ignore[type-var]
+        countdown = any(u.reordered for u in run) or None not in ranks and ranks == sorted(ranks, reverse=True)
+        if len(run) >= 2 and not countdown:  # type: ignore[type-var]
             for u in run:
                 u.rank = None
             out.extend(reversed(run))
@@ -297,13 +311,32 @@ def _base(units: list[Unit], reader: _Reader) -> list[int]:
     if len(paragraphs) >= 2 and len({ps[0] for ps in paragraphs}) >= 2:
         return list(dict.fromkeys(ps[0] for ps in paragraphs))
     text = "\n".join(u.text for u in units)
-    sentences = [m.group() for m in _SENTENCE.finditer(text)] if sig.DECISION.search(text) else []
-    if any(sig.DECISION.search(s) for s in sentences):
-        # prose that states its choice: only the sentences that recommend, not those that describe
-        return list(dict.fromkeys(p for s in sentences
-                                  if sig.DECISION.search(s) or sig.ORDINAL.search(s) or sig.ALSO.search(s)
-                                  for p in reader.mentions(s, skip_negative=True)))
-    return list(dict.fromkeys(reader.mentions(text, skip_negative=True)))
+    if sig.DECISION.search(text) or any(u.kind == "pick" for u in units):
+        # prose that states its choice: only the sentences that recommend, not those that describe,
+        # and the pick lines ("Runner-up: the X") in their place
+        chosen = _chosen(units, reader)
+        if chosen is not None:
+            return chosen
+    kept = " ".join(m.group() for m in _SENTENCE.finditer(text) if not _NOTE.match(m.group()))
+    return list(dict.fromkeys(reader.mentions(kept, skip_negative=True)))
+
+
+def _chosen(units: list[Unit], reader: _Reader) -> list[int] | None:
+    """The products of the sentences that recommend and of pick lines, in written order; None
+    when no sentence states a choice and no line labels a pick."""
+    chosen: list[int] = []
+    decided = False
+    for u in units:
+        if u.kind == "pick" and (subjects := reader.subjects(u)):
+            chosen += subjects
+            decided = True
+            continue
+        for m in _SENTENCE.finditer(u.text):
+            s = m.group()
+            decided = decided or bool(sig.DECISION.search(s))
+            if sig.DECISION.search(s) or sig.ORDINAL.search(s) or sig.ALSO.search(s):
+                chosen += reader.mentions(s, skip_negative=True)
+    return list(dict.fromkeys(chosen)) if decided else None
 
 
 def _listed(units: list[Unit], reader: _Reader) -> list[list[int]]:

@@ -35,6 +35,9 @@ _PICK_LABEL = re.compile(
 )
 # any short bold label with a colon before what it labels: "**Empate en el primer puesto:** X"
 _BOLD_LABEL = re.compile(r"^\s*(?:\*\*|__)([^*_\n]{2,50}?)\s*:\s*(?:\*\*|__)\s+(.+)$|^\s*(?:\*\*|__)([^*_\n]{2,50}?)(?:\*\*|__)\s*:\s+(.+)$")
+# a bold label over a caveat, not a pick: "**Keep in mind:**", "**Note:**", "**Heads-up:**"
+_NOTE_LABEL = re.compile(r"^\W*(?:keep in mind|bear in mind|note|notes|n\.b\.|tip|tips|caveat|heads[- ]up|important|warning"
+                         r"|be aware|a word of caution|hinweis|achtung|remarque|attention|nota|ojo)\W*$", re.I)
 _NOT_LISTED = re.compile(r"^\W*not\b|\bnot (?:a fit|in the (?:list|ranking)|for you|ranked|tiered|rated)\b|\bexclu|\bleft out\b"
                          r"|\bthe (?:rest|others)\b|\bwhy not\b|\bnicht\b|\bpas\b|\bno (?:recomendad|incluid)", re.I)
 # the number an item or heading starts with: "5. X", "#5 X", "No. 5: X", "5) X", "=2. X"
@@ -66,6 +69,7 @@ class Unit:
     label: bool = False  # the rank comes from a label ("[#2]", "rank 3"), not a list number
     named: bool = False  # an item whose title is a name: its subject is what the title names
     title: str = ""  # a pick line's bold label ("**Bose QC Ultra**: the one I'd buy" names its pick)
+    reordered: bool = False  # put in the order of its explicit rank (a countdown "5. ... 1.")
 
     @property
     def text(self) -> str:
@@ -172,7 +176,8 @@ class _Cutter:
                             against=against, label=rank is not None, named=names_its_subject(m.group(2))))
         elif m := _PICK_LABEL.match(line):
             self._push(Unit("pick", m.group(1)))
-        elif (m := _BOLD_LABEL.match(line)) and not any(rx.match(m.group(1) or m.group(3)) for _, rx in STATEMENTS):
+        elif (m := _BOLD_LABEL.match(line)) and not any(rx.match(m.group(1) or m.group(3)) for _, rx in STATEMENTS) \
+                and not _NOTE_LABEL.match(m.group(1) or m.group(3)):  # "**Keep in mind:** ..." is prose
             label = m.group(1) or m.group(3)  # "**Tied for first:** the A and the B", "**Not a fit:** the C"
             against = bool(AGAINST_TITLE.match(label) or _negative_cue(label) or _NOT_LISTED.search(label))
             self._push(Unit("pick", m.group(2) or m.group(4), against=against, title=label))
@@ -246,14 +251,16 @@ def by_rank(units: list[Unit]) -> list[Unit]:
                     break  # the numbering starts again: another list (sources, notes)
                 run.append(nxt)
                 last = j
-            elif not (nxt.kind == "para" and unit.kind in ("item", "heading")):
+            elif not (nxt.rank is None and nxt.kind in ("para", "pick") and unit.kind in ("item", "heading")):
                 break
             j += 1
         ranks = [u.rank for u in run]
         distinct = unit.kind == "row" or len(set(ranks)) == len(ranks)  # a table's rank column may tie
         if len(run) >= 2 and distinct and ranks != sorted(ranks) and min(ranks) == 1:  # type: ignore[type-var]
+            for u in run:
+                u.reordered = True
             out.extend(sorted(run, key=lambda u: u.rank or 0))
-            out.extend(u for u in units[i : last + 1] if u.kind == "para")
+            out.extend(u for u in units[i : last + 1] if u.kind in ("para", "pick") and u.rank is None)
         else:
             out.extend(units[i : last + 1])
         i = last + 1
