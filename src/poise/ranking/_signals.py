@@ -91,7 +91,10 @@ MANIPULATION = re.compile(
     r"\b(?:injected|injection|hidden (?:text|instructions?)|instructions? (?:to|that) (?:rank|list|put|place|recommend)"
     r"|contains? (?:\w+ )?instructions?|tries to (?:get|make|tell|instruct|manipulate)|manipulat\w*"
     r"|attempts? to (?:manipulate|influence|game)|promotional instructions?|suspicious (?:text|content|instructions?)"
-    r"|asks? (?:me|the (?:ai|assistant|model)) to (?:rank|recommend|list|put))",
+    r"|asks? (?:me|the (?:ai|assistant|model)) to (?:rank|recommend|list|put)"
+    r"|(?:seems?|looks?|is|i['’]m|am) (?:\w+ )?suspicious|(?:treat|consider) (?:that|this|the) (?:page|source|review|result)"
+    r" as unreliable|(?:page|source|review|result) (?:\w+ ){0,3}(?:is|looks|seems) (?:unreliable|untrustworthy|fake)"
+    r"|not (?:going to|gonna) base (?:a|my) recommendation on)",
     re.I,
 )
 

@@ -170,7 +170,7 @@ class _Cutter:
             if current is not None and current.kind in ("item", "bullet") and indent > current.indent:
                 current.body.append(line)
                 return
-            against = bool(re.match(r"^\s*[❌⛔🚫]", line))
+            against = bool(re.match(r"^\s*(?:[-*•+]\s+)?[❌⛔🚫✗✘]", line))
             rank = _label_rank(m.group(2)[:80])
             self._push(Unit("bullet", item_head(m.group(2)), [m.group(2)], indent, rank=rank,
                             against=against, label=rank is not None, named=names_its_subject(m.group(2))))
