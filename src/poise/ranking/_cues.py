@@ -43,7 +43,8 @@ _COMPARISON_BEFORE = re.compile(
 _CONNECTOR = re.compile(r"^\s*(?:,|,?\s*(?:or|and|nor|&))?\s*(?:the\s+|a\s+)?$", re.I)
 _HEAD_JOIN = re.compile(
     r"^\s*(?:\*\*|__)?\s*(?:,|/|\+|&|\band\b|\bor\b|,\s*and\b|\bund\b|\boder\b|\bet\b|\bou\b|\by\b|\bo\b|\be\b)"
-    r"\s*(?:the\s+|der\s+|die\s+|das\s+|den\s+|le\s+|la\s+|les\s+|el\s+|los\s+|las\s+)?(?:\*\*|__)?\s*$", re.I)
+    r"\s*(?:the\s+|der\s+|die\s+|das\s+|den\s+|le\s+|la\s+|les\s+|el\s+|los\s+|las\s+)?(?:\*\*|__)?\s*"
+    r"(?:(?-i:[A-Z][\w.&+-]*)\s+){0,2}$", re.I)  # "A and Fuji B": a brand word before the next name
 _NEGATIVE = re.compile(
     r"\bavoid\b|\bskip\b|\bsteer clear|\bstay away|(?:\bnot|n['’]t|\bnever|\bcannot) (?:\w+ )?recommend"
     r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\b(?:left|leave|leaving) (?:\w+ )?out|\bexclud|\bnot (?:a )?(?:good|great|strong) (?:choice|pick|option|fit)"

@@ -334,7 +334,8 @@ def _chosen(units: list[Unit], reader: _Reader) -> list[int] | None:
         for m in _SENTENCE.finditer(u.text):
             s = m.group()
             decided = decided or bool(sig.DECISION.search(s))
-            if sig.DECISION.search(s) or sig.ORDINAL.search(s) or sig.ALSO.search(s):
+            if sig.DECISION.search(s) or sig.ORDINAL.search(s) or sig.ALSO.search(s) or sig.TIE.search(s) \
+                    or sig.GOOD_PICK.search(s):
                 chosen += reader.mentions(s, skip_negative=True)
     return list(dict.fromkeys(chosen)) if decided else None
 
@@ -364,8 +365,17 @@ def _listed(units: list[Unit], reader: _Reader) -> list[list[int]]:
 def _more_options(units: list[Unit], reader: _Reader) -> list[int]:
     """Products a paragraph after the picks adds ("Other options include the Fluke 417D")."""
     last = max((i for i, u in enumerate(units) if u.kind != "para" and reader.subjects(u)), default=len(units))
-    return [p for u in units[last + 1:] if u.kind == "para" and sig.MORE_OPTIONS.search(u.text)
-            for p in reader.mentions(u.text, skip_negative=True)]
+    out = []
+    for u in units[last + 1:]:
+        if u.kind != "para":
+            continue
+        if sig.MORE_OPTIONS.search(u.text):
+            out += reader.mentions(u.text, skip_negative=True)
+            continue
+        # "If you're on a PCIe 3.0 board, the X remains a strong value choice"
+        out += [p for m in _SENTENCE.finditer(u.text) if sig.GOOD_PICK.search(m.group()) and not _NOTE.match(m.group())
+                for p in reader.mentions(m.group(), skip_negative=True)]
+    return out
 
 
 def _break_ties(order: list[int], text: str, reader: _Reader) -> list[int]:

@@ -188,6 +188,10 @@ NOTES = re.compile(r"^\W*(?:notes?|caveats?|fine print|footnotes?|anmerkungen|re
 STILL_PICKS = re.compile(r"\bclosest\b|\bcomes? (?:closest|nearest)\b|\bbest bet\b|\bif you must\b|\bif i had to\b"
                          r"|\bthe (?:only|one) (?:one )?(?:that|i['’]d)\b|\bstill\b.{0,40}\b(?:recommend|pick|go)", re.I)
 # a paragraph after the picks that adds more ("Other options include the X")
+# a sentence that calls a product a good pick: "the X remains a strong value choice", "a great cordless option"
+GOOD_PICK = re.compile(
+    r"\b(?:great|good|solid|strong|excellent|reasonable|decent|nice|fine|smart|safe|worthy)\s+(?:[\w-]+\s+){0,2}?"
+    r"(?:option|choice|pick|alternative|bet|buy|contender)s?\b|\bworth (?:a look|considering|checking out)\b", re.I)
 MORE_OPTIONS = re.compile(
     r"^\W*also\b|\bother (?:good |solid |strong )?(?:options|choices|picks|contenders)\b"
     r"|\balso (?:consider|worth|look at|recommend)"
