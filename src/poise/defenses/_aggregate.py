@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from ..catalog import Category, Document, Product
 from ..engine import EngineResult, context_order
@@ -170,7 +170,7 @@ def kemeny_local(w: Sequence[Sequence[int]], start: Sequence[int]) -> list[int]:
             for j in range(len(order)):
                 if j == i:
                     continue
-                candidate = rest[:j] + [order[i]] + rest[j:]
+                candidate = [*rest[:j], order[i], *rest[j:]]
                 value = agreement(w, candidate)
                 if value > best_score:
                     best_move, best_score = candidate, value
@@ -194,7 +194,7 @@ class SelfConsistency(Defense):
     name = "self-consistency"
     kind = "aggregation"
     summary = "asks under k context orders and aggregates the rankings (Borda count or Kemeny median)"
-    params = {
+    params: ClassVar[dict[str, Param]] = {
         "k": Param(int, 5, "how many context orders to ask under", low=1, high=64),
         "method": Param(str, "borda", "how the rankings are aggregated", choices=("borda", "kemeny")),
     }

@@ -26,7 +26,7 @@ import threading
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .._errors import EmptyResponseError
 from ..catalog import Category, Document
@@ -210,7 +210,7 @@ class Perplexity(Detection):
     name = "perplexity"
     summary = ("flags a page whose most surprising stretch of W tokens (mean negative log-probability under a "
                "scoring model) or whole-page perplexity is too high")
-    params = {
+    params: ClassVar[dict[str, Param]] = {
         "model": Param(str, "local", "the scoring model: a llama.cpp model spec (local, llamacpp:PATH) or engine"),
         "window": Param(int, 16, "tokens per window", low=2, high=1024),
         # defaults: the bundled sample catalog's 80 clean pages under the bundled model score at most 8.62
@@ -256,7 +256,7 @@ def _offsets(pieces: Sequence[str]) -> list[int]:
     for piece in pieces:
         out.append(at)
         at += len(piece)
-    return out + [at]
+    return [*out, at]
 
 
 def _hot_sentences(text: str, offsets: Sequence[int], nll: Sequence[float], hot: Sequence[int], window: int,
@@ -266,8 +266,9 @@ def _hot_sentences(text: str, offsets: Sequence[int], nll: Sequence[float], hot:
     negative log-probability exceeds the threshold, else the most surprising one."""
     ranges = [(offsets[i], offsets[min(i + window, len(offsets) - 1)]) for i in hot]
     touched = [(a, b) for a, b in sentence_spans(text) if any(a < end and start < b for start, end in ranges)]
-    means = [_mean([v for v, at in zip(nll, offsets) if a <= at < b]) for a, b in touched]
-    chosen = [span for span, m in zip(touched, means) if m > threshold]
+    # offsets may hold one entry more than nll (the text's end): zip stops at the shorter
+    means = [_mean([v for v, at in zip(nll, offsets, strict=False) if a <= at < b]) for a, b in touched]
+    chosen = [span for span, m in zip(touched, means, strict=True) if m > threshold]
     if not chosen and touched:
         chosen = [touched[means.index(max(means))]]
     return tuple(text[a:b] for a, b in chosen)
@@ -300,7 +301,7 @@ _DETECT_SYSTEM = (
 class Detector(Detection):
     name = "detector"
     summary = "a model finds instructions aimed at the assistant in each page and names the sentences (PromptArmor)"
-    params = {
+    params: ClassVar[dict[str, Param]] = {
         "model": Param(str, "local", "the detector model: any model spec, or engine"),
         "max_tokens": Param(int, 256, "the detector's reply budget", low=16, high=4096),
         "invalid": Param(str, "flag", "a reply that does not fit the schema: flag the page or keep it",
@@ -342,7 +343,7 @@ class KnownAnswer(Detection):
     name = "known-answer"
     summary = "asks the model to repeat a secret key while ignoring the page; a page that makes it fail is flagged"
     default_model = "engine"
-    params = {
+    params: ClassVar[dict[str, Param]] = {
         "model": Param(str, "engine", "the model asked: engine (the engine's own) or any model spec"),
         "seed": Param(int, 0, "seeds the secret keys (one per page)", low=0, high=2**31 - 1),
         "max_tokens": Param(int, 32, "the reply budget", low=8, high=1024),

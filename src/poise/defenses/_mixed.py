@@ -25,7 +25,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations, product
-from typing import Any
+from typing import Any, ClassVar
 
 from ..catalog import Category, Document
 from ..engine import Recommender
@@ -82,7 +82,7 @@ def margins(scores: Sequence[int], n: int) -> list[float]:
 
 def mixed_scores(inp: MixInput, alpha: float, f: Transform) -> list[float]:
     m = margins(totals(inp.points), inp.n)
-    return [(1 - alpha) * a + alpha * f(x) for a, x in zip(inp.accurate, m)]
+    return [(1 - alpha) * a + alpha * f(x) for a, x in zip(inp.accurate, m, strict=True)]
 
 
 def mixed_certify(inp: MixInput, alpha: float, f: Transform, k_prime: int,
@@ -184,7 +184,7 @@ class Mixed(Defense):
     kind = "mixing"
     summary = ("mixes self-consistency's expected scores with the pairwise ranker's margins through a "
                "nonlinear transform (after MixedNUTS)")
-    params = {
+    params: ClassVar[dict[str, Param]] = {
         "alpha": Param(float, 0.5, "weight of the robust (pairwise) ranker", low=0.0, high=1.0),
         "scale": Param(float, 0.5, "scale s of the transform of the pairwise margins", low=0.0, high=100.0),
         "power": Param(float, 1.0, "power p of the transform", low=0.05, high=20.0),

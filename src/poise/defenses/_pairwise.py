@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import combinations
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from ..catalog import Category, Document
 from ..engine import EngineResult, context_order
@@ -132,7 +132,7 @@ class Pairwise(Defense):
     kind = "aggregation"
     summary = ("asks about every pair of products with only their two pages, both orders, and aggregates "
                "(Borda of wins or Copeland) with a certificate against k′ manipulated pages")
-    params = {
+    params: ClassVar[dict[str, Param]] = {
         "method": Param(str, "borda", "how the comparisons are aggregated", choices=("borda", "copeland")),
         "k_prime": Param(int, 1, "manipulated pages the certificate allows for", low=0, high=64),
     }

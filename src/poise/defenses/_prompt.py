@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from typing import ClassVar
 
 from ..catalog import Category, Document
 from ..models import ChatMessage
@@ -39,7 +40,7 @@ class Spotlight(Defense):
     name = "spotlight"
     kind = "prompt"
     summary = "marks every page as data (delimited, datamarked or base64-encoded) and says so in the system prompt"
-    params = {"mode": Param(str, "datamark", "how pages are marked", choices=tuple(_MARKS))}
+    params: ClassVar[dict[str, Param]] = {"mode": Param(str, "datamark", "how pages are marked", choices=tuple(_MARKS))}
 
     def documents(self, category: Category, query: str, documents: Sequence[Document]) -> list[Document]:
         mode = self.values["mode"]

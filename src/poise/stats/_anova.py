@@ -123,7 +123,7 @@ def _within(levels: Factor, block_codes: np.ndarray) -> np.ndarray:
     columns add nothing the block dummies already span (a full-rank design)."""
     codes = _codes(levels)
     first: dict[int, int] = {}
-    for c, b in zip(codes.tolist(), block_codes.tolist()):
+    for c, b in zip(codes.tolist(), block_codes.tolist(), strict=True):
         first.setdefault(b, c)
     keep = sorted(set(codes.tolist()) - set(first.values()))
     column = {c: j for j, c in enumerate(keep)}
@@ -134,7 +134,7 @@ def _within(levels: Factor, block_codes: np.ndarray) -> np.ndarray:
 
 
 def _nested(codes: np.ndarray, block_codes: np.ndarray) -> bool:
-    return len(set(zip(codes.tolist(), block_codes.tolist()))) == len(set(codes.tolist()))
+    return len(set(zip(codes.tolist(), block_codes.tolist(), strict=True))) == len(set(codes.tolist()))
 
 
 def type2(y: Sequence[float] | np.ndarray, factors: Mapping[str, Factor], *,

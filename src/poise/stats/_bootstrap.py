@@ -25,7 +25,7 @@ def _cluster_rows(clusters: Sequence[object], strata: Sequence[object] | None) -
     keys = [str(c) for c in clusters]
     strat = [str(s) for s in strata] if strata is not None else [""] * len(keys)
     by_stratum: dict[str, dict[str, list[int]]] = {}
-    for row, (s, c) in enumerate(zip(strat, keys)):
+    for row, (s, c) in enumerate(zip(strat, keys, strict=True)):
         by_stratum.setdefault(s, {}).setdefault(c, []).append(row)
     return [[np.asarray(rows) for rows in groups.values()] for groups in by_stratum.values()]
 
@@ -60,7 +60,7 @@ def bootstrap(
     draws = np.vstack(reps)
     z = _norm.ppf([(1 - level) / 2, 1 - (1 - level) / 2])
     out = []
-    for est, column in zip(estimate, draws.T):
+    for est, column in zip(estimate, draws.T, strict=True):
         finite = column[np.isfinite(column)]
         if len(finite) == 0 or not np.isfinite(est):
             out.append(Interval(float("nan"), float("nan"), level))
