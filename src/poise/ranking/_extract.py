@@ -48,6 +48,7 @@ _CONDITION_BEFORE = re.compile(r"\b(?:if|unless|when|to|so|wenn|si)\b(?:\s+[\w'�
 _NOTE = re.compile(r"\W*(?:(?:please |just )?note that|sources? (?:note|say|mention|point out)|keep in mind|bear in mind"
                    r"|be aware|(?:it['’]s |it is )?worth noting|also note|one caveat|a caveat|for context|beachte|à noter)\b",
                    re.I)
+_TAKEN_BACK = re.compile(r"[,;]\s*(?:so|and|but|which means)?\s*(?:they|these|those|all of them|both)\b", re.I)
 _IF_LEAD = re.compile(r"\s*(?:if|unless|wenn|si)\b[^,;:.!?\n]*[,;:]", re.I)
 _LIST_KINDS = ("item", "bullet", "row", "pick")
 _PICK_HEADING = re.compile(r"\b(?:best|pick|choice|winner|top|runner|budget|premium|value|splurge|for)\b", re.I)
@@ -104,6 +105,10 @@ class _Reader:
         if not _negative_cue(sentence):
             return False
         begin, end = m.start - start, m.end - start
+        # "the X, the Y and the Z are US models, so they're not suitable": a pronoun that takes them back
+        tail = sentence[end:]
+        if (back := _TAKEN_BACK.search(tail)) and _NEGATIVE.search(tail[back.start(): back.end() + 50]):
+            return True
         cuts = [b for c in _CLAUSE_SPLIT.finditer(sentence) for b in (c.start(), c.end())]
         lo = max([0] + [b for b in cuts if b <= begin])
         hi = min([len(sentence)] + [b for b in cuts if b >= end])
@@ -123,6 +128,10 @@ class _Reader:
 
     def subjects(self, unit: Unit) -> list[int]:
         """The products a unit is about: those in its head, else the first in its body."""
+        if unit.kind != "para" and (unit.tie or sig.TIE.search(unit.head)):  # "Joint #1: the A 3-Speed and the B"
+            tied = list(dict.fromkeys(m.product for m in self.find(unit.head)))
+            if len(tied) >= 2:
+                return tied
         if unit.kind == "pick":  # "Also consider: the X and the Y", "**Bose QC Ultra**: the one I'd buy"
             return self.head_products(unit.title) or self.first_sentence_products(Unit("para", "", [unit.head]))
         head = self.head_products(unit.head)
@@ -296,6 +305,7 @@ def _base(units: list[Unit], reader: _Reader) -> list[int]:
     choice ("I'd get the X first, then the Y"), or else every recommending mention in order."""
     listed = _listed(units, reader)
     if len(listed) >= 2 and len({p for ps in listed for p in ps}) >= 2:
+        listed = _tied_first(units, reader) + listed
         for ps in listed:
             if len(ps) >= 2:
                 reader.ties.append(ps)
@@ -338,6 +348,20 @@ def _chosen(units: list[Unit], reader: _Reader) -> list[int] | None:
                     or sig.GOOD_PICK.search(s):
                 chosen += reader.mentions(s, skip_negative=True)
     return list(dict.fromkeys(chosen)) if decided else None
+
+
+def _tied_first(units: list[Unit], reader: _Reader) -> list[list[int]]:
+    """Products a paragraph before the list ties at the top ("The A and the B are tied for the
+    top spot. ... Next in line:"): they come before the list."""
+    out: list[list[int]] = []
+    for u in units:
+        if u.kind != "para":
+            break
+        for m in _SENTENCE.finditer(u.text):
+            if sig.TIE.search(m.group()) and sig.TOP.search(m.group()) \
+                    and len(ps := list(dict.fromkeys(reader.mentions(m.group(), skip_negative=True)))) >= 2:
+                out.append(ps)
+    return out
 
 
 def _listed(units: list[Unit], reader: _Reader) -> list[list[int]]:

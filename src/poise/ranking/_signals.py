@@ -123,10 +123,12 @@ DECISION = re.compile(
     re.I,
 )
 # a tie the answer breaks: "if pressed, I'd give the T3 the edge", "I'd nudge the Zyxel ahead"
-TIE_BREAK = re.compile(r"\bthe (?:edge|nod)\b|\bnudge\b|\bedges? (?:it|out|ahead)\b|\btie-?break|\bslight(?:ly)? ahead\b"
+TIE_BREAK = re.compile(r"\bthe (?:edge|nod)\b|\bnudge\b|\bbreak(?:s|ing)? the tie\b|\bedges? (?:it|out|ahead)\b|\btie-?break|\bslight(?:ly)? ahead\b"
                        r"|\bme quedo con\b|\bsi tengo que elegir\b|\bje (?:prendrais|choisirais)\b|\bs'il faut choisir\b"
                        r"|\bwenn ich (?:mich )?entscheiden (?:muss|müsste)\b|\bleicht vorne\b"
                        r"|\bif (?:pressed|forced|i had to (?:choose|pick))\b", re.I)
+# the top of a ranking: "tied for the top spot", "joint first", "best wand"
+TOP = re.compile(r"\b(?:top|first|best|#\s?1|number one|no\.? ?1|winners?|erste[nr]?|premier|primer)\b", re.I)
 TIE = re.compile(r"\btied?\b|\bties\b|\bneck and neck\b|\bgleichauf\b|\bex-?aequo\b|\bempate\b|\bempatad|\bjoint\b|\bdead heat\b|\bequally?\b|\bcan['’]t separate\b"
                  r"|\bboth\b|^\s*=|\bex aequo\b|\bà égalité\b|\bempat", re.I)
 # a sentence that recommends beside the main choice: "a close second is", "also excellent", "if you need ..."
