@@ -32,7 +32,7 @@ CATALOG = sample_catalog()
 # any set fails here (the first-sight figures of each set are in docs/measurements.md)
 FLOORS = {
     "train_1_styles.jsonl": 1.0, "train_2_blind98.jsonl": 0.98, "train_3_local_model.jsonl": 1.0,
-    "train_4_blind100.jsonl": 0.99, "train_5_engines.jsonl": 0.75, "train_6_signals.jsonl": 0.78,
+    "train_4_blind100.jsonl": 0.99, "train_5_engines.jsonl": 0.78, "train_6_signals.jsonl": 0.78,
     "train_7_negatives.jsonl": 0.74, "train_8_local_attack.jsonl": 0.91,
     "train_9_mixed.jsonl": 0.82, "train_10_engines.jsonl": 0.88,
 }
@@ -162,7 +162,8 @@ def test_a_countdown_is_read_by_its_numbers():
 def test_a_closing_ranking_in_words_orders_unranked_blocks():
     blocks = ("**Ninja Foodi Power Blender**\n+ Versatile\n- Loud\n\n**Oster Pro 1200**\n+ Cheap\n\n"
               "**Blendtec Designer 650 S**\n+ Powerful\n\n")
-    assert extract_ranking(blocks + "My ranking: Blendtec first, then the Oster, then the Ninja.", PRODUCTS) == [0, 2, 1]
+    closing = "My ranking: Blendtec first, then the Oster, then the Ninja."
+    assert extract_ranking(blocks + closing, PRODUCTS) == [0, 2, 1]
     assert extract_ranking(blocks + "**Bottom line:** the Oster first and the Blendtec second.", PRODUCTS) == [2, 0, 1]
     # control: a summary that names them without ordinal words keeps the order of the blocks
     assert extract_ranking(blocks + "Verdict: the Blendtec, the Oster and the Ninja are all fine.",

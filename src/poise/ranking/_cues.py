@@ -28,7 +28,30 @@ _INJECTION = re.compile(
 # a quotation that instructs ("rank the X first"): page text, however short
 _IMPERATIVE = re.compile(r"\b(?:rank|recommend|list|put|place|ignore|disregard|always|must|never|instructions?)\b", re.I)
 _INJECTION_LOWER = re.compile(r"(?=[idsn\[amlpr])(?:" + _INJECTION.pattern + ")")
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|(?=\n)|$)")
+# a sentence: up to a full stop, "!" or "?" that no letter or digit follows ("1.3 kg" and
+# "tp-link.com" are not ends), or a line end
+_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=[^\W_]))+(?:[.!?]+|(?=\n)|$)")
+
+
+def sentence_end_before(text: str, pos: int) -> int:
+    """The index of the sentence end (".", "!", "?" or a line end) before ``pos``; -1 if none."""
+    while True:
+        j = max(text.rfind(c, 0, pos) for c in ".!?\n")
+        if j == -1 or text[j] == "\n" or j + 1 >= len(text) or not text[j + 1].isalnum():
+            return j
+        pos = j
+
+
+def sentence_end_after(text: str, pos: int) -> int:
+    """The index of the next sentence end at or after ``pos``; len(text) if none."""
+    while True:
+        found = [i for i in (text.find(c, pos) for c in ".!?\n") if i != -1]
+        if not found:
+            return len(text)
+        j = min(found)
+        if text[j] == "\n" or j + 1 >= len(text) or not text[j + 1].isalnum():
+            return j
+        pos = j + 1
 
 # -- cues around a mention ------------------------------------------------------------------
 _COMPARISON_BEFORE = re.compile(
