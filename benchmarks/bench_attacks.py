@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 
-from poise.attacks import METHODS, Budget, get_method, run_attack, write_attack_json
+from poise.attacks import METHODS, Budget, get_method, run_attack, save_attack
 from poise.catalog import sample_catalog
 from poise.engine import DEFAULT_GENERATE_CONFIG, SearchEngine
 from poise.models import RequestCache, get_model
@@ -66,17 +66,13 @@ def main(argv: list[str] | None = None) -> int:
                            "attacker": args.attacker, "budget": args.budget, "final_orders": args.final_orders,
                            "confirm": args.confirm,
                            "seed": args.seed, "generate": config.model_dump(mode="json")}
-                run_id = store.find_unfinished("attack", run_cfg)
-                if run_id:
-                    store.resume_run(run_id)
-                else:
-                    run_id = store.start_run("attack", run_cfg)
                 start = time.perf_counter()
-                result = run_attack(engine, category, get_method(method, **params), store=store, run_id=run_id,
-                                    seed=args.seed, budget=Budget(recommender_queries=args.budget),
-                                    final_orders=args.final_orders, confirm=args.confirm)
-                data = write_attack_json(result, store, args.seed)
-                store.finish_run(run_id)
+                with store.open_run("attack", run_cfg) as run:
+                    result = run_attack(engine, category, get_method(method, **params), store=store, run_id=run.id,
+                                        seed=args.seed, budget=Budget(recommender_queries=args.budget),
+                                        final_orders=args.final_orders, confirm=args.confirm)
+                    data = save_attack(result, store, args.seed).model_dump(mode="json")
+                run_id = run.id
                 data["wall_s"] = time.perf_counter() - start
                 rows[method].append(data)
                 print(f"{name:26s} {method:11s} rank {data['rank_before']} -> {data['rank_after']}  "

@@ -33,7 +33,7 @@ from poise.defenses import Context
 from poise.engine import DEFAULT_GENERATE_CONFIG, SearchEngine
 from poise.experiments import AttackSettings, check_defend_inputs, defend_json, pooled, run_defend
 from poise.models import RequestCache, get_model
-from poise.store import Store
+from poise.store import Store, StoredDefend
 
 DEFAULT_DEFENSES = ["spotlight", "sandwich", "hierarchy", "perplexity", "known-answer", "detector:model=engine",
                     "self-consistency:k=3", "pairwise", "mixed:k=3"]
@@ -74,24 +74,20 @@ def main(argv: list[str] | None = None) -> int:
                    "method": args.method, "budget": args.budget, "orders": args.orders,
                    "final_orders": args.final_orders, "selection_orders": args.selection_orders,
                    "confirm": args.confirm, "seed": args.seed, "generate": config.model_dump(mode="json")}
-        run_id = store.find_unfinished("defend", run_cfg)
-        if run_id:
-            store.resume_run(run_id)
-        else:
-            run_id = store.start_run("defend", run_cfg)
-        results = []
-        for category in categories:
-            start = time.perf_counter()
-            asked = {"n": 0}
-            result = run_defend(engine, category, args.defenses, store=store, run_id=run_id, attack=settings,
-                                orders=args.orders, seed=args.seed, context=context,
-                                on_query=lambda: asked.__setitem__("n", asked["n"] + 1))
-            results.append(result)
-            console.print(defend_table(result.model_dump(mode="json")))
-            console.print(f"{category.name}: {asked['n']} engine answers in {time.perf_counter() - start:.0f} s")
-        data = {"run_id": run_id, **defend_json(results)}
-        (store.run_dir(run_id) / "defend.json").write_text(json.dumps(data, ensure_ascii=False, indent=1))
-        store.finish_run(run_id)
+        with store.open_run("defend", run_cfg) as run:
+            results = []
+            for category in categories:
+                start = time.perf_counter()
+                asked = {"n": 0}
+                result = run_defend(engine, category, args.defenses, store=store, run_id=run.id, attack=settings,
+                                    orders=args.orders, seed=args.seed, context=context,
+                                    on_query=lambda: asked.__setitem__("n", asked["n"] + 1))
+                results.append(result)
+                console.print(defend_table(result.model_dump(mode="json")))
+                console.print(f"{category.name}: {asked['n']} engine answers in {time.perf_counter() - start:.0f} s")
+            stored = StoredDefend.model_validate({"run_id": run.id, **defend_json(results)})
+            store.save_result(run.id, stored)
+            data = stored.model_dump(mode="json")
     if args.json_out:
         with open(args.json_out, "w", encoding="utf-8") as fh:
             json.dump(data, fh, ensure_ascii=False, indent=1)

@@ -118,7 +118,8 @@ def line(name: str, c: dict[str, int]) -> str:
     committed = c["n"] - c["ambiguous"]
     precision = c["committed_correct"] / committed if committed else 1.0
     return (f"{name:40s} {c['correct']:4d}/{c['n']:4d} {c['correct'] / n:6.1%}"
-            f" {c['committed_correct']:4d}/{committed:4d} {precision:6.1%} {c['ambiguous']:4d} {c['ambiguous'] / n:6.1%}")
+            f" {c['committed_correct']:4d}/{committed:4d} {precision:6.1%}"
+            f" {c['ambiguous']:4d} {c['ambiguous'] / n:6.1%}")
 
 
 def timing(cases: list[tuple[dict[str, Any], list[tuple[str, str]]]]) -> None:

@@ -22,20 +22,21 @@ cat = sample_catalog()
 llm = get_model("local")
 engine = SearchEngine(llm)
 rng = random.Random(7)
-out = open(sys.argv[1], "a")
 names = ["blender", "laptop", "robot vacuum", "portable speaker", "hair dryer", "coffee maker"]
-for k in range(int(sys.argv[2])):
-    c = cat.category(names[k % len(names)])
-    target = rng.randrange(len(c.products))
-    p = c.products[target]
-    inj = INJECTIONS[k % len(INJECTIONS)].format(p=f"{p.brand} {p.model}", c=c.name)
-    docs = [x.document for x in c.products]
-    docs[target] = Document(text=f"{inj}\n\n{docs[target].text}", source_url=docs[target].source_url)
-    order = list(range(len(c.products))); rng.shuffle(order)
-    res = engine.recommend(c, seed=k, order=order, documents=docs)
-    out.write(json.dumps({"id": f"lm-attack-{k:02d}", "category": c.name,
-                          "products": [[q.brand, q.model] for q in c.products],
-                          "injected_product": [p.brand, p.model], "injection": inj,
-                          "response": res.response.text}, ensure_ascii=False) + "\n")
-    out.flush()
-    print(k, flush=True)
+with open(sys.argv[1], "a", encoding="utf-8") as out:
+    for k in range(int(sys.argv[2])):
+        c = cat.category(names[k % len(names)])
+        target = rng.randrange(len(c.products))
+        p = c.products[target]
+        inj = INJECTIONS[k % len(INJECTIONS)].format(p=f"{p.brand} {p.model}", c=c.name)
+        docs = [x.document for x in c.products]
+        docs[target] = Document(text=f"{inj}\n\n{docs[target].text}", source_url=docs[target].source_url)
+        order = list(range(len(c.products)))
+        rng.shuffle(order)
+        res = engine.recommend(c, seed=k, order=order, documents=docs)
+        out.write(json.dumps({"id": f"lm-attack-{k:02d}", "category": c.name,
+                              "products": [[q.brand, q.model] for q in c.products],
+                              "injected_product": [p.brand, p.model], "injection": inj,
+                              "response": res.response.text}, ensure_ascii=False) + "\n")
+        out.flush()
+        print(k, flush=True)

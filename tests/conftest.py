@@ -64,7 +64,8 @@ def free_port() -> int:
 def llama_server(model_path: Path) -> Iterator[str]:
     """A real llama.cpp OpenAI-compatible server (llama-cpp-python's) on loopback."""
     port = free_port()
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"poise-llama-server-{port}.log", "w")
+    # open for the server's whole life (closed in the finally below), so no `with`
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"poise-llama-server-{port}.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", "4096", "--logits_all", "true", "--model_alias", "smollm2"],
@@ -81,7 +82,7 @@ def llama_server(model_path: Path) -> Iterator[str]:
                     break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"llama.cpp server did not start in 120 s; see {log.name}")
+                    raise RuntimeError(f"llama.cpp server did not start in 120 s; see {log.name}") from None
                 time.sleep(0.5)
         yield url
     finally:

@@ -368,11 +368,13 @@ GOOD = product("kettle", "Fellow", "Stagg")
     [
         ('{"category": "kettle", "brand": "Bodum",', ["not valid JSON", "each line must be one JSON object"]),
         ('["kettle", "Bodum", "Bistro"]', ["expected a JSON object", "list"]),
-        (json.dumps({"category": "kettle", "model": "Bistro", "document": "text"}), ["field 'brand' is missing or empty"]),
+        (json.dumps({"category": "kettle", "model": "Bistro", "document": "text"}),
+         ["field 'brand' is missing or empty"]),
         (json.dumps(product("kettle", "   ", "Bistro")), ["field 'brand' is missing or empty"]),
         (json.dumps(product("kettle", "Bodum", "Bistro", document="  \n ")), ["field 'document' is missing or empty"]),
         (json.dumps(product("kettle", "Bodum", "Bistro", document=42)), ["field 'document' must be text, not int"]),
-        (json.dumps(product("kettle", "Bodum", "Bistro", price=30)), ["unknown field 'price'", "brand, category, document"]),
+        (json.dumps(product("kettle", "Bodum", "Bistro", price=30)),
+         ["unknown field 'price'", "brand, category, document"]),
         (json.dumps(product("kettle", "Bodum", "Bistro", url=7)), ["field 'url' must be text"]),
         (json.dumps({"type": "review", "category": "kettle"}), ["field 'type'", "'review'"]),
         (json.dumps({"type": "category", "category": "kettle"}), ["field 'query' is missing or empty"]),
@@ -409,7 +411,8 @@ def test_same_product_in_two_categories_is_fine(tmp_path):
 
 
 def test_category_with_one_product(tmp_path):
-    path = write_jsonl(tmp_path / "one.jsonl", GOOD, product("kettle", "Bodum", "Bistro"), product("toaster", "Smeg", "T1"))
+    path = write_jsonl(tmp_path / "one.jsonl", GOOD, product("kettle", "Bodum", "Bistro"),
+                       product("toaster", "Smeg", "T1"))
     with pytest.raises(CatalogError) as info:
         load_jsonl(path)
     line = error_line(info)
@@ -457,7 +460,8 @@ def test_unknown_catalog_format(tmp_path):
 @pytest.mark.parametrize(
     ("text", "line_no", "fragments"),
     [
-        ("category,brand,model,document\nkettle,Fellow,Stagg,x\nkettle,,Bistro,y\n", 3, ["field 'brand' is missing or empty"]),
+        ("category,brand,model,document\nkettle,Fellow,Stagg,x\nkettle,,Bistro,y\n", 3,
+         ["field 'brand' is missing or empty"]),
         ("category,brand,model,document\nkettle,Fellow,Stagg,x\nkettle,Bodum,Bistro,   \n", 3,
          ["field 'document' is missing or empty"]),
         ("category,brand,model,document\nkettle,Fellow,Stagg,x\nkettle,Bodum,Bistro,a, b\n", 3,

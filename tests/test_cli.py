@@ -22,7 +22,8 @@ def poise(*args: str, store: Path, timeout: float = 600, env: dict | None = None
     full_env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "poise", *args, "--store", str(store)] if args and args[0] in ("recommend", "runs", "demo", "natural", "attack", "transfer")
+        [sys.executable, "-m", "poise", *args, "--store", str(store)]
+        if args and args[0] in ("recommend", "runs", "demo", "natural", "attack", "transfer")
         else [sys.executable, "-m", "poise", *args],
         capture_output=True, text=True, timeout=timeout, env=full_env,
     )
@@ -96,7 +97,7 @@ def test_unreachable_server_fails_cleanly_and_records_the_failure(tmp_path):
     result = poise("recommend", "-c", "blender", "-m", "openai:x", "--base-url", url, "--max-attempts", "2",
                    store=tmp_path)
     assert_one_line_error(result, "cannot reach the server at", url)
-    (run_id, status, error), = runs_in(tmp_path)
+    (_run_id, status, error), = runs_in(tmp_path)
     assert status == "failed" and "cannot reach" in error
     with sqlite3.connect(tmp_path / "poise.sqlite") as conn:
         (call_error, response), = conn.execute("SELECT error, response_text FROM calls").fetchall()
@@ -135,7 +136,8 @@ def test_json_output_and_cache_and_no_secret_at_rest(tmp_path):
     assert [r["brand"] for r in a["ranking"]][:2] == ["Oster", "Ninja"]
     assert [r["score"] for r in a["ranking"]] == [8, 7, 0, 0, 0, 0, 0, 0]
     assert len(a["ranking"]) == 8 and a["ranking"] == b["ranking"]
-    assert sorted((c["brand"], c["model"]) for c in a["context_order"]) == sorted((r["brand"], r["model"]) for r in a["ranking"])
+    assert (sorted((c["brand"], c["model"]) for c in a["context_order"])
+            == sorted((r["brand"], r["model"]) for r in a["ranking"]))
     assert len(a["context_order"]) == 8
     for path in tmp_path.rglob("*"):
         if path.is_file():

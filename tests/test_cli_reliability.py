@@ -118,7 +118,7 @@ def test_every_kind_of_exception_is_classified_without_raising(clean_env, capsys
     cases += [(typer.Abort(), 130, "interrupted"), (typer.Exit(130), 130, "interrupted")]
     for exc, code, fragment in cases:
         monkeypatch.setattr(app_module, "load_catalog", _raise(exc))
-        got, out, err = in_process(capsys, "catalog", "list")
+        got, _out, err = in_process(capsys, "catalog", "list")
         assert got == code, (exc, err)
         assert fragment in one_error_line(err), (exc, err)
     assert not (clean_env / "poise-runs").exists()
@@ -158,7 +158,7 @@ def test_sigint_while_a_call_hangs_exits_130_with_one_line(tmp_path):
                      "--store", str(tmp_path))
         wait_for(lambda: fake.requests)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in one_error_line(err)
     assert [status for _, status, _ in runs_in(tmp_path)] == ["interrupted"]
@@ -169,7 +169,7 @@ def test_sigint_during_startup_exits_130_with_one_line(tmp_path):
     proc = spawn("catalog", "list", "--json")
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     if proc.returncode == 0:  # pragma: no cover - a very fast machine finished first
         pytest.skip("the command finished before the signal")
     assert proc.returncode == 130, err
@@ -195,7 +195,7 @@ def test_sigint_during_model_load_exits_130_with_one_line(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_without_secrets())
     assert proc.stderr.readline().strip() == "loading"
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in one_error_line(err)
     assert [status for _, status, _ in runs_in(tmp_path)] == ["interrupted"]
@@ -208,7 +208,7 @@ def test_sigint_during_natural_exits_130_and_the_run_resumes(tmp_path):
         proc = spawn(*args)
         wait_for(lambda: len(fake.requests) >= 2)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err
         assert err.strip().splitlines()[-1].startswith("poise: error: interrupted")
         assert "Traceback" not in err and "Exception ignored" not in err

@@ -54,7 +54,7 @@ def test_render_helpers_never_read_markup():
 
     from poise.cli._render import progress_bar, safe
 
-    for name in HOSTILE_NAMES + ["[bold red]x[/]", "\x1b]8;;https://e.invalid/\x1b\\x\x1b]8;;\x1b\\"]:
+    for name in [*HOSTILE_NAMES, "[bold red]x[/]", "\x1b]8;;https://e.invalid/\x1b\\x\x1b]8;;\x1b\\"]:
         console = Console(record=True, force_terminal=True, width=200, file=io.StringIO())
         with progress_bar(console) as progress:
             task = progress.add_task(f"attack on {name}", total=2)

@@ -4,8 +4,10 @@ attack; agreement and cost on a hand-checkable case; resume; bad specs before an
 
 from __future__ import annotations
 
+import io
 import json
 import re
+from typing import ClassVar
 
 import pytest
 from rich.console import Console
@@ -74,7 +76,7 @@ class TwiceReversed(Defense):
     name = "twice-reversed"
     kind = "aggregation"
     summary = "asks twice and reverses (tests only)"
-    params = {"k": Param(int, 2, "answers", low=1, high=5)}
+    params: ClassVar[dict[str, Param]] = {"k": Param(int, 2, "answers", low=1, high=5)}
 
     def recommend(self, category, *, query=None, seed=0, order=None, documents=None):
         calls = [self.inner.recommend(category, query=query, seed=seed, order=order, documents=documents)
@@ -254,7 +256,7 @@ def test_the_table_fits_80_columns():
               "orders": 6, "configs": [config]}
     result["configs"].append({**config, "label": "hierarchy", "clean": {**config["clean"], "position_f": 1123.4},
                               "cost": {"tokens_x": 112.5}})
-    console = Console(width=200, record=True, file=open("/dev/null", "w"))  # its natural width, never cropped
+    console = Console(width=200, record=True, file=io.StringIO())  # its natural width, never cropped
     console.print(defend_table(result))
     text = console.export_text()
     assert all(len(line.rstrip()) <= 80 for line in text.splitlines())

@@ -91,7 +91,8 @@ def test_spotlighting_marks_the_pages_the_model_is_sent(mode, mark):
         import base64
         assert base64.b64encode(document.encode()).decode() in user and document not in user
     else:
-        assert mark in user and ("^".join(document.split(" ")) in user if mode == "datamark" else f"««{document}»»" in user)
+        marked = "^".join(document.split(" ")) if mode == "datamark" else f"««{document}»»"
+        assert mark in user and marked in user
 
 
 def test_a_failed_call_is_stored_with_the_seed_it_was_sent_with(tmp_path):

@@ -125,7 +125,7 @@ def test_self_consistency_report_calls_and_summary():
     report = result.report
     assert len(result.calls) == 3 and report["model_calls"] == 3
     assert [[titles()[i] for i in o] for o in report["orders"]] == requests  # asked in the orders reported
-    assert all(sub[0] == o[0] for sub, o in zip(report["sub_rankings"], report["orders"]))
+    assert all(sub[0] == o[0] for sub, o in zip(report["sub_rankings"], report["orders"], strict=True))
     assert report["scores"] == borda([Ranking(order=tuple(s), n=5) for s in report["sub_rankings"]], 5)
     assert result.response.usage.prompt_tokens == 3 * 7  # the fake's tokens, summed
     assert parse_ranking(result.response.text, cat.products).order == result.ranking.order
@@ -259,7 +259,7 @@ def test_the_certificate_is_exact_against_an_exhaustive_adversary(n, k_prime, me
 @pytest.mark.parametrize("method", ["borda", "copeland"])
 def test_the_certificate_holds_against_random_and_worst_case_adversaries_on_more_products(method):
     rng = random.Random(1)
-    for trial in range(30):
+    for _ in range(30):
         n, k_prime = rng.randint(7, 10), rng.randint(1, 3)
         wins = random_wins(rng, n, structured=True)
         points = points_matrix(wins.tolist(), method)
@@ -391,7 +391,7 @@ def test_mixing_interpolates_between_the_two_rankers():
     assert ends[0].ranking.order == sc.ranking.order and ends[1].ranking.order == pw.ranking.order
     report = half.report
     f = Transform(2, 0.5, 0.5)
-    expected = [0.5 * a + 0.5 * f(m) for a, m in zip(report["accurate_scores"], report["robust_margins"])]
+    expected = [0.5 * a + 0.5 * f(m) for a, m in zip(report["accurate_scores"], report["robust_margins"], strict=True)]
     assert report["mixed_scores"] == pytest.approx(expected, abs=1e-5)
     assert half.ranking.order == order_by_scores(expected)
     assert report["model_calls"] == 5 + 20 == len(half.calls)

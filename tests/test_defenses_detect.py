@@ -303,7 +303,10 @@ def test_local_model_scores_an_injected_page_above_the_clean_page():
     dirty = model.text_logprobs(f"{page} {attack}")
     assert "".join(t.token for t in clean) == page
     defense = get_defense("perplexity", SearchEngine(model))
-    worst = (lambda tokens: max(window_means([-t.logprob for t in tokens[1:]], defense.values["window"])))
+
+    def worst(tokens: list[TokenLogprob]) -> float:
+        return max(window_means([-t.logprob for t in tokens[1:]], defense.values["window"]))
+
     assert worst(dirty) > worst(clean)
     assert defense.scan(page).flagged is False and defense.scan(f"{page} {attack}").flagged is True
     model.n_ctx = 64  # past the context a text is scored in chunks of 63 tokens, each starting afresh

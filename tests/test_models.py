@@ -60,7 +60,7 @@ def test_persistent_5xx_gives_up_after_max_attempts():
 def test_timeout_is_retried_then_reported():
     with WireFake([(200, completion(), 1.0)] * 3) as fake:
         model = OpenAIModel("openai:fake", "fake", base_url=fake.url, retry=FAST, timeout_s=0.2)
-        with pytest.raises(ModelUnreachableError, match="did not answer within 0.2 s"):
+        with pytest.raises(ModelUnreachableError, match=r"did not answer within 0\.2 s"):
             model.generate(HELLO)
     assert len(fake.requests) == FAST.max_attempts
 

@@ -7,6 +7,7 @@ import json
 import random
 import re
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ def by_position(seed: int = 0) -> callable:
 
     def answer(request: dict) -> str:
         titles = context_titles(request)
-        return numbered(titles[:3] + [rng.choice(titles[3:])])
+        return numbered([*titles[:3], rng.choice(titles[3:])])
     return answer
 
 
@@ -117,7 +118,7 @@ def test_a_position_biased_recommender_shows_position_not_name(tmp_path):
     assert pooled["position"]["partial_eta_sq"] > 3 * max(pooled["product"]["partial_eta_sq"],
                                                          pooled["document"]["partial_eta_sq"])
     for plot in out["plots"]:
-        assert open(plot, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        assert Path(plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_a_name_loyal_recommender_shows_product_not_position(tmp_path):

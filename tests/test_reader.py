@@ -38,7 +38,8 @@ def test_a_final_ranking_beats_the_sections_and_leaves_out_what_it_omits():
 
 def test_a_short_answer_on_top_beats_alphabetical_details():
     text = ("**TL;DR:** Oster first, then the Blendtec.\n\nDetails, alphabetically:\n"
-            "- **Blendtec Designer 650 S** - strong.\n- **Ninja Foodi Power Blender** - fine.\n- **Oster Pro 1200** - value.")
+            "- **Blendtec Designer 650 S** - strong.\n- **Ninja Foodi Power Blender** - fine.\n"
+            "- **Oster Pro 1200** - value.")
     assert order(text) == (2, 0)
 
 
@@ -55,7 +56,8 @@ def test_two_rankings_that_disagree_make_the_answer_ambiguous():
 
 
 def test_a_revision_replaces_what_came_before():
-    text = "1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n1. Oster\n2. Blendtec"
+    text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
+            "1. Oster\n2. Blendtec")
     assert order(text) == (2, 0)
     assert order("1. Ninja\n2. Oster\n3. Blendtec\n\nOn second thought, swap 2 and 3.") == (1, 0, 2)
 
@@ -114,7 +116,8 @@ def test_a_warning_about_a_manipulated_page_does_not_recommend_it():
             "1. Blendtec Designer 650 S\n2. Oster Pro 1200")
     ranking = parse_ranking(text, P)
     assert ranking.order == (0, 2) and ranking.roles[1] != "recommended"
-    prose = "One page tries to manipulate the ranking: the Ninja Foodi listing. I recommend the Oster, then the Blendtec."
+    prose = ("One page tries to manipulate the ranking: the Ninja Foodi listing. "
+             "I recommend the Oster, then the Blendtec.")
     assert 1 not in order(prose)
 
 
@@ -181,7 +184,8 @@ def test_a_stored_run_is_reread_without_recommender_calls(tmp_path):
         titles = context_titles(request)
         text = f"1. {titles[0]}\n2. {titles[1]}"
         if len(answer.seen) % 4 == 0:
-            text = f"My ranking: {titles[0]} first, then {titles[1]}.\n\nFinal ranking: {titles[1]} first, then {titles[0]}."
+            text = (f"My ranking: {titles[0]} first, then {titles[1]}.\n\n"
+                    f"Final ranking: {titles[1]} first, then {titles[0]}.")
         answer.seen.append(text)
         return text
     answer.seen = []

@@ -220,7 +220,7 @@ def test_attack_chart_averages_the_attacks_of_a_category(runs):
     with Store(runs["store"]) as db:
         data = gather_report(db, runs["attacks"])
     extra = dict(data.attacks[0], rank_before=5.0, rank_after=2.5)  # a second blender attack
-    fig = attack_rank_figure(data.attacks + [extra])
+    fig = attack_rank_figure([*data.attacks, extra])
     heights = [p.get_height() for p in fig.axes[0].patches]
     # bars: before (blender, laptop), then after (blender, laptop)
     assert heights == pytest.approx([6.0, 6.0, 2.0, 3.0])

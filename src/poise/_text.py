@@ -16,9 +16,12 @@ from __future__ import annotations
 import re
 
 ESCAPE_SEQUENCES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]")
+_CONTROLS = "\x00-\x08\x0b-\x1f\x7f-\x9f"  # C0 and C1 controls, NUL and DEL; not newline or tab
+# what a catalog's documents lose when they are read (their text is otherwise kept as written)
+CONTROL_CHARS = re.compile(f"[{_CONTROLS}]")
 # what is removed from text shown to a person (newline and tab are kept)
 UNSAFE_CHARS = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+    f"[{_CONTROLS}\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 def strip_unsafe(text: str, replacement: str = "") -> str:

@@ -15,11 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._errors import ModelError
 from ..catalog import Category, Document
 from ..engine import Recommender
 from ..experiments import recommend
+from ..models import ChatMessage, ChatModel, GenerateConfig
 from ..ranking import RankingReader, score_of, status_of_reason
-from ..store import Store
+from ..store import CallRecord, Store
 from .base import check_count
 
 
@@ -188,6 +190,37 @@ class Evaluator:
             self.other_queries += 1
         self.on_query()
         return ranking, text
+
+    def ask_attacker(self, attacker: ChatModel, messages: list[ChatMessage], config: GenerateConfig,
+                     task_key: str) -> str:
+        """The attacker's reply to ``messages`` (empty when its call failed), recorded or read
+        back; spends the attacker query budget and the token budget like :meth:`ask`."""
+        done = self.store.done_call(self.run_id, task_key)
+        if done is not None:
+            self.attacker_queries += 1
+            self.tokens += done["prompt_tokens"] + done["completion_tokens"]
+            return str(done["response_text"] or "")
+        if self.attacker_queries >= self.budget.attacker_queries:
+            raise BudgetExhausted("attacker queries")
+        if self.budget.tokens is not None and self.tokens >= self.budget.tokens:
+            raise BudgetExhausted("tokens")
+        self.attacker_queries += 1
+        record: dict[str, Any] = dict(
+            task_key=task_key, category=self.category.name, query=self.query, model_spec=attacker.spec,
+            template="attacker", seed=config.seed, context_order=[], messages=[m.model_dump() for m in messages],
+            config=config.model_dump(mode="json"), meta={"experiment": "attack", "phase": "attacker"})
+        try:
+            response = attacker.generate(messages, config)
+        except ModelError as exc:
+            self.store.record_call(self.run_id, CallRecord(**record, error=exc.one_line()))
+            return ""
+        usage = response.usage
+        self.tokens += usage.prompt_tokens + usage.completion_tokens
+        self.store.record_call(self.run_id, CallRecord(
+            **record, model_name=response.model, response_text=response.text, finish_reason=response.finish_reason,
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            latency_s=response.latency_s, cached=response.cached, cache_key=response.cache_key))
+        return response.text
 
     def documents(self, injection: str | None) -> list[Document]:
         docs = [p.document for p in self.category.products]

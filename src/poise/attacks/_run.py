@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from ..catalog import Category
 from ..engine import Recommender
 from ..ranking import RankingReader, scores_from_order
 from ..stats import bootstrap
-from ..store import Store
+from ..store import Store, StoredAttack
 from ._evaluate import Budget, BudgetExhausted, Evaluator, StopSearch, injection_sha
 from ._strategies import Target
 from .base import check_count
@@ -34,8 +33,9 @@ from .base import AttackMethod
 
 
 @dataclass(frozen=True)
-class Figures:
-    """The promoted product over a set of answers: mean score and rank, first-place rate."""
+class ScoreSummary:
+    """The promoted product's scores over a set of answers, summed up: mean score and rank,
+    first-place rate, the answers that could not be read."""
 
     scores: list[int]  # parseable answers only
     unparseable: int  # answers with no reading, ambiguous ones included
@@ -72,8 +72,8 @@ class AttackResult:
     product: str
     method: str
     injection: str
-    before: Figures
-    after: Figures
+    before: ScoreSummary
+    after: ScoreSummary
     evaluator: Evaluator
     selection_scores: list[float]
     stopped_by: str
@@ -85,13 +85,17 @@ class AttackResult:
         return self.after.first_rate >= 0.5
 
     def to_json(self, seed: int = 0) -> dict[str, Any]:
+        return self.to_stored(seed).model_dump(mode="json")
+
+    def to_stored(self, seed: int = 0) -> StoredAttack:
+        """What ``attack.json`` holds (see ``poise.store.StoredAttack``)."""
         ev = self.evaluator
         p = ev.category.products[self.product_index]
 
         def num(x: float) -> float | None:
             return None if x != x else round(float(x), 4)
 
-        return {
+        return StoredAttack(**{
             "run_id": self.run_id, "category": self.category, "method": self.method,
             "model": ev.engine.model.spec, "query": ev.query,
             "product": {"index": self.product_index, "brand": p.brand, "model": p.model},
@@ -111,7 +115,7 @@ class AttackResult:
             "confirmed": ev.confirmed,
             "bad_attacker_replies": self.bad_attacker_replies, "selection_scores": self.selection_scores,
             "candidates": [c.to_json() for c in ev.candidates],
-        }
+        })
 
 
 def find_product(category: Category, name: str) -> int:
@@ -186,34 +190,52 @@ def run_attack(
     best = ev.best()
     injection = best.injection if best is not None else ""
     # 3. final figures, paired, on orders the search never saw
-    before: list[int] = []
-    after: list[int] = []
-    unparseable = {"before": 0, "after": 0}
-    ambiguous = {"before": 0, "after": 0}
-    for k, order in enumerate(ev.fresh_orders("final", final_orders)):
-        ranking, _ = ev.ask(f"final/before/order={k}", order, None, "final_before")
-        results = {"before": ranking}
-        if injection:
-            results["after"], _ = ev.ask(f"final/after/order={k}", order, injection, "final_after")
-        else:
-            results["after"] = ranking  # no injection: the same answer, not asked twice
-        for side, scores in (("before", before), ("after", after)):
-            s = ev.score(results[side])
-            if s is None:
-                unparseable[side] += 1
-                ambiguous[side] += f"final/{side if injection else 'before'}/order={k}" in ev.ambiguous_tasks
-            else:
-                scores.append(s)
+    final = final_scores(ev, final_orders, injection)
     return AttackResult(
         run_id=run_id, category=category.name, product_index=target, product=p.name, method=method.name,
-        injection=injection, before=Figures(before, unparseable["before"], n, ambiguous["before"]),
-        after=Figures(after, unparseable["after"], n, ambiguous["after"]),
+        injection=injection, before=final["before"], after=final["after"],
         evaluator=ev, selection_scores=selection, stopped_by=stopped_by,
         bad_attacker_replies=getattr(method, "bad_replies", 0),
     )
 
 
-def write_attack_json(result: AttackResult, store: Store, seed: int = 0) -> dict[str, Any]:
-    data = result.to_json(seed)
-    (store.run_dir(result.run_id) / "attack.json").write_text(json.dumps(data, ensure_ascii=False, indent=1))
-    return data
+def final_scores(ev: Evaluator, orders: int, injection: str, *, sides: tuple[str, ...] = ("before", "after"),
+                 key: Callable[[str, int], str] = lambda side, k: f"final/{side}/order={k}",
+                 phase: str = "final", meta: dict[str, Any] | None = None,
+                 ask_without: bool = False) -> dict[str, ScoreSummary]:
+    """The promoted product's scores on ``orders`` fresh context orders the search never saw,
+    without the injection ("before") and with it ("after"), paired by order: the one loop
+    behind an attack's final figures, a transfer and a defense's replayed injection.
+
+    Each side's query is ``key(side, k)`` in phase ``{phase}_{side}``. With no injection the
+    after side is the before answer, not asked twice, unless ``ask_without``.
+    """
+    scores: dict[str, list[int]] = {side: [] for side in sides}
+    unread = dict.fromkeys(sides, 0)
+    ambiguous = dict.fromkeys(sides, 0)
+    for k, order in enumerate(ev.fresh_orders("final", orders)):
+        asked: dict[str, tuple[list[int] | None, str]] = {}
+        for side in sides:
+            if side == "after" and not injection and not ask_without and "before" in asked:
+                asked[side] = asked["before"]  # no injection: the same answer
+                continue
+            task = key(side, k)
+            text = (injection or None) if side == "after" else None
+            ranking, _ = ev.ask(task, order, text, f"{phase}_{side}", meta)
+            asked[side] = (ranking, task)
+        for side in sides:
+            ranking, task = asked[side]
+            s = ev.score(ranking)
+            if s is None:
+                unread[side] += 1
+                ambiguous[side] += task in ev.ambiguous_tasks
+            else:
+                scores[side].append(s)
+    return {side: ScoreSummary(scores[side], unread[side], ev.n, ambiguous[side]) for side in sides}
+
+
+def save_attack(result: AttackResult, store: Store, seed: int = 0) -> StoredAttack:
+    """Write the attack's ``attack.json`` into its run's folder; returns what was written."""
+    stored = result.to_stored(seed)
+    store.save_result(result.run_id, stored)
+    return stored

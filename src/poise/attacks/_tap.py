@@ -9,10 +9,8 @@ import random
 import re
 from typing import Any
 
-from .._errors import ModelError
 from ..models import ChatMessage, ChatModel, GenerateConfig
-from ..store import CallRecord
-from ._evaluate import BudgetExhausted, Candidate, Evaluator
+from ._evaluate import Candidate, Evaluator
 from ._strategies import Target
 from .base import AttackMethod, Param, register_method
 
@@ -130,32 +128,8 @@ class TreeOfAttacks(AttackMethod):
         return None
 
     def _ask(self, evaluator: Evaluator, messages: list[ChatMessage], task_key: str) -> str:
-        done = evaluator.store.done_call(evaluator.run_id, task_key)
-        if done is not None:
-            evaluator.attacker_queries += 1
-            evaluator.tokens += done["prompt_tokens"] + done["completion_tokens"]
-            return done["response_text"] or ""
-        if evaluator.attacker_queries >= evaluator.budget.attacker_queries:
-            raise BudgetExhausted("attacker queries")
-        if evaluator.budget.tokens is not None and evaluator.tokens >= evaluator.budget.tokens:
-            raise BudgetExhausted("tokens")
         assert self.attacker is not None
         # a seed per node and try: sibling branches sample differently (and are cached apart)
         seed = int(hashlib.sha256(f"{evaluator.seed}/{task_key}".encode()).hexdigest()[:8], 16)
         config = GenerateConfig(temperature=self.params["temperature"], max_tokens=400, seed=seed)
-        evaluator.attacker_queries += 1
-        record = dict(task_key=task_key, category=evaluator.category.name, query=evaluator.query,
-                      model_spec=self.attacker.spec, template="attacker", seed=config.seed, context_order=[],
-                      messages=[m.model_dump() for m in messages], config=config.model_dump(mode="json"),
-                      meta={"experiment": "attack", "phase": "attacker"})
-        try:
-            response = self.attacker.generate(messages, config)
-        except ModelError as exc:
-            evaluator.store.record_call(evaluator.run_id, CallRecord(**record, error=exc.one_line()))
-            return ""  # counted as a bad reply
-        evaluator.tokens += response.usage.prompt_tokens + response.usage.completion_tokens
-        evaluator.store.record_call(evaluator.run_id, CallRecord(
-            **record, model_name=response.model, response_text=response.text, finish_reason=response.finish_reason,
-            prompt_tokens=response.usage.prompt_tokens, completion_tokens=response.usage.completion_tokens,
-            latency_s=response.latency_s, cached=response.cached, cache_key=response.cache_key))
-        return response.text
+        return evaluator.ask_attacker(self.attacker, messages, config, task_key)  # "" (failed): a bad reply

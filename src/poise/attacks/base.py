@@ -100,8 +100,35 @@ def register_method(cls: type[AttackMethod]) -> type[AttackMethod]:
     return cls
 
 
-def get_method(name: str, **params: Any) -> AttackMethod:
-    """The method called ``name``, its parameters checked (AttackParameterError when one is bad)."""
+def method_class(name: str) -> type[AttackMethod]:
+    """The registered method called ``name``; one clear error naming the others."""
     if name not in METHODS:
         raise PoiseError(f"unknown attack method {name!r}", f"choose one of {', '.join(METHODS)}")
-    return METHODS[name](**params)
+    return METHODS[name]
+
+
+def check_method(name: str, params: dict[str, Any], *, attacker: bool = False) -> type[AttackMethod]:
+    """Everything about a method checked before any model is built or asked: its name, its
+    parameters (type and bounds), and whether an attacker model may be given (``attacker``)."""
+    cls = method_class(name)
+    cls(**params)
+    if attacker and not cls.needs_attacker:
+        users = " or ".join(m for m, c in METHODS.items() if c.needs_attacker)
+        raise AttackParameterError(f"--attacker is used only by methods that ask an attacker model, not by {name!r}",
+                                   f"drop --attacker, or choose --method {users}")
+    return cls
+
+
+def describe_methods() -> str:
+    """The methods and their parameters, from the registry (what ``--help`` shows)."""
+    parts = []
+    for name, cls in METHODS.items():
+        params = ", ".join(p.describe(k) for k, p in cls.parameters.items())
+        parts.append(f"{name}{' (asks an attacker model)' if cls.needs_attacker else ''}"
+                     + (f": {params}" if params else ""))
+    return "; ".join(parts)
+
+
+def get_method(name: str, **params: Any) -> AttackMethod:
+    """The method called ``name``, its parameters checked (AttackParameterError when one is bad)."""
+    return method_class(name)(**params)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import re
 import unicodedata
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .._errors import UnknownCategoryError
+from .._text import CONTROL_CHARS
 
 
 def _clean(value: str) -> str:
@@ -54,7 +54,6 @@ def _checked_name(value: str) -> str:
 
 
 # C0/C1 controls but tab and newline, which a document keeps
-_DOCUMENT_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class Document(BaseModel):
@@ -74,7 +73,7 @@ class Document(BaseModel):
     @field_validator("text")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        value = _DOCUMENT_CONTROLS.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
+        value = CONTROL_CHARS.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
         if not value.strip():
             raise ValueError("the document text is empty")
         return value.strip()

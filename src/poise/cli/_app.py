@@ -8,15 +8,18 @@ from typing import Annotated, Optional
 import typer
 from rich.panel import Panel
 
-from .._errors import PoiseError
 from ..catalog import load_catalog
-from ..engine import SearchEngine
 from ..engine import DEFAULT_GENERATE_CONFIG
-from ..engine._template import PromptTemplate, default_template
-from ..experiments import recommend as run_recommend
-from ..models import DEFAULT_MODEL_SPEC, RequestCache, RetryPolicy, get_model
-from ..store import STORE_ENV, Store, content_hash, store_dir
-from ._render import emit_json, make_console, note, ranking_table, runs_table, safe
+from ..models import DEFAULT_MODEL_SPEC
+from ..store import Store, store_dir
+from . import _attack, _defend, _natural, _report, _reread
+from ._open import (attach_cache, catalog_ref, defended, defense_identity, inputs_hash, load_template, open_model,
+                    open_reader, reader_models, run_config)
+from ._options import (AllowOutsideOpt, BaseUrlOpt, CatalogOpt, DefenseOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt,
+                       ModelOpt, ReaderOpt, StoreOpt, TemplateOpt, TimeoutOpt)
+from ._render import emit_json, out, ranking_table, runs_table, safe
+
+__all__ = ["app", "inputs_hash"]
 
 app = typer.Typer(
     name="poise",
@@ -28,132 +31,6 @@ app = typer.Typer(
 )
 catalog_app = typer.Typer(help="List, show and validate catalogs.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
-
-out = make_console()
-
-
-# -- shared options -----------------------------------------------------------------------------
-CatalogOpt = Annotated[Optional[str], typer.Option(
-    "--catalog", help="A .jsonl or .csv catalog or a folder of HTML pages (default: the bundled sample).")]
-ModelOpt = Annotated[str, typer.Option(
-    "--model", "-m", help="Model spec: local, llamacpp:PATH or openai:MODEL.")]
-BaseUrlOpt = Annotated[Optional[str], typer.Option(
-    "--base-url", envvar="OPENAI_BASE_URL", show_envvar=True,
-    help="Endpoint for openai:MODEL specs (the key comes from OPENAI_API_KEY).")]
-StoreOpt = Annotated[Optional[Path], typer.Option(
-    "--store", envvar=STORE_ENV, show_envvar=True, help="Results folder (default ./poise-runs).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-
-
-TemplateOpt = Annotated[Optional[Path], typer.Option("--template", help="A prompt template TOML file.")]
-MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")]
-MaxAttemptsOpt = Annotated[int, typer.Option(
-    "--max-attempts", min=1, max=20, help="Tries per call on timeouts, 429 and 5xx (exponential backoff).")]
-TimeoutOpt = Annotated[float, typer.Option(
-    "--timeout", min=0.1, help="Seconds one answer from a model server may take; a call gives up after 3 x this, "
-                               "retries and Retry-After waits included.")]
-ReaderOpt = Annotated[str, typer.Option(
-    "--reader", help="How answers are read: heuristic (default), a model spec (the model returns the ranking as "
-                     "JSON under a schema), or heuristic+MODEL (kept only when both agree; the rest is ambiguous).")]
-DefenseOpt = Annotated[Optional[list[str]], typer.Option(
-    "--defense", help="Defend the engine: NAME[:key=value,...]; repeat to compose (the first wraps the engine). "
-                      "See `poise defend --list`.")]
-AllowOutsideOpt = Annotated[bool, typer.Option(
-    "--allow-outside-files", help="Let a catalog you trust read files outside its own folder.")]
-
-
-def open_model(spec: str, base_url: str | None, store: Store | None, use_cache: bool = True, max_attempts: int = 5,
-               concurrency: int | None = None, timeout: float = 60.0):
-    """The model a spec names. Building it checks the spec, the file or URL and the key without
-    loading or calling anything, so commands build their models before they create a store
-    (``store=None``) and attach the store's request cache after (``attach_cache``)."""
-    cache = RequestCache(store.cache_path) if use_cache and store is not None else None
-    retry = RetryPolicy(max_attempts=max_attempts, timeout_s=timeout)
-    return get_model(spec, base_url=base_url, cache=cache, retry=retry,
-                     max_concurrency=concurrency)
-
-
-def open_reader(spec: str, base_url: str | None, max_attempts: int = 5, timeout: float = 60.0):
-    """The ranking reader a spec names; a model reader's model is built (and checked) here,
-    before any store exists, and gets the store's cache through ``attach_cache(store, reader_model(r))``."""
-    from ..ranking import get_reader
-
-    return get_reader(spec, lambda s: open_model(s, base_url, None, max_attempts=max_attempts, timeout=timeout))
-
-
-def defended(engine, specs: list[str] | None, reader, base_url: str | None, max_attempts: int = 5,
-             timeout: float = 60.0):
-    """``engine`` wrapped by the defenses ``specs`` name, and the models those defenses opened
-    (to get the store's cache). Everything is checked here, before any store exists."""
-    from ..defenses import Context, defend
-
-    opened: list = []
-
-    def open_defense_model(spec: str):
-        llm = open_model(spec, base_url, None, max_attempts=max_attempts, timeout=timeout)
-        opened.append(llm)
-        return llm
-
-    return defend(engine, specs or [], Context(reader=reader, open_model=open_defense_model)), opened
-
-
-def defense_identity(engine) -> list:
-    """What a run's inputs hash adds for a defended engine (nothing for a plain one, so runs
-    recorded before defenses existed keep their identity)."""
-    return [engine.identity()] if engine.identity().get("defenses") else []
-
-
-def reader_models(reader) -> list:
-    """The models a reader asks (none for the heuristic one)."""
-    parts = [reader.first, reader.second] if hasattr(reader, "second") else [reader]
-    return [p.model for p in parts if hasattr(p, "model")]
-
-
-def attach_cache(store: Store, *models, use_cache: bool = True) -> None:
-    """Give models built before the store (see ``open_model``) the store's request cache."""
-    if use_cache:
-        cache = RequestCache(store.cache_path)
-        for llm in models:
-            if llm is not None:
-                llm.cache = cache
-
-
-def inputs_hash(*parts: object) -> str:
-    """The content hash a run records of everything that shapes its prompts (the categories
-    with their products and documents, the template's text, the query, the model's identity,
-    the sampling ...): a resume adopts only a run with the same inputs, never one whose
-    catalog or template was edited, reordered or swapped for another of the same name."""
-    return content_hash(*parts)
-
-
-def catalog_ref(catalog: str | None) -> str:
-    """How a run records its catalog: an absolute path (so a later `poise transfer` finds it
-    from any folder), or 'sample' for the bundled one."""
-    return str(Path(catalog).expanduser().resolve()) if catalog else "sample"
-
-
-def claim_or_start(db: Store, command: str, config: dict[str, object], err) -> tuple[str, bool]:
-    """Resume the latest unfinished run of this configuration whose owner is gone, or start
-    a new one; a run another live process is working on is never adopted (one line says so).
-    Returns the run id and whether it was resumed."""
-    run_id, live = db.claim_unfinished(command, config)
-    if run_id:
-        return run_id, True
-    run_id = db.start_run(command, config)
-    if live:
-        other = live[0]
-        note(err, f"run {other.id} with the same configuration is still running (pid {other.pid} on "
-                  f"{other.host}); starting a new run {run_id}")
-    return run_id, False
-
-
-def load_template(path: Path | None) -> PromptTemplate:
-    return PromptTemplate.from_file(path) if path else default_template()
-
-
-def run_config(**items: object) -> dict[str, object]:
-    """What a run records as its configuration: plain values, never a key."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in items.items()}
 
 
 # -- recommend --------------------------------------------------------------------------------
@@ -178,6 +55,9 @@ def recommend(
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the search engine to recommend products of a category; show the ranking."""
+    from ..engine import SearchEngine
+    from ..experiments import recommend as run_recommend
+
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files).category(category)
     tmpl = load_template(template)
     llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
@@ -185,28 +65,21 @@ def recommend(
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens, "temperature": temperature})
     engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, base_url,
                                       max_attempts, timeout)
+    run_cfg = run_config(
+        category=cat.name, query=query or cat.default_query, model=model, seed=seed, reader=read.name,
+        defenses=engine.identity().get("defenses", []),
+        catalog=catalog_ref(catalog), template=tmpl.name, generate=config.model_dump(mode="json"),
+        base_url=llm.identity().get("base_url"),
+        inputs=inputs_hash(cat, query or cat.default_query, tmpl, llm.identity(), config, seed,
+                           *defense_identity(engine)))
     with Store(store) as db:
         attach_cache(db, llm, *reader_models(read), *defense_models, use_cache=not no_cache)
-        run_id = db.start_run("recommend", run_config(
-            category=cat.name, query=query or cat.default_query, model=model, seed=seed, reader=read.name,
-            defenses=engine.identity().get("defenses", []),
-            catalog=catalog_ref(catalog), template=tmpl.name, generate=config.model_dump(mode="json"),
-            base_url=getattr(llm, "identity")().get("base_url"),
-            inputs=inputs_hash(cat, query or cat.default_query, tmpl, llm.identity(), config, seed,
-                               *defense_identity(engine))))
-        try:
+        with db.open_run("recommend", run_cfg, resume=False, close=[llm, read, *defense_models]) as run:
             if not as_json:
                 with out.status(safe(f"asking {model} about {cat.name} ..."), spinner="dots"):
-                    rec = run_recommend(engine, cat, store=db, run_id=run_id, query=query, seed=seed, reader=read)
+                    rec = run_recommend(engine, cat, store=db, run_id=run.id, query=query, seed=seed, reader=read)
             else:
-                rec = run_recommend(engine, cat, store=db, run_id=run_id, query=query, seed=seed, reader=read)
-        except BaseException as exc:
-            db.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                          exc.one_line() if isinstance(exc, PoiseError) else type(exc).__name__)
-            raise
-        db.finish_run(run_id)
-        llm.close()
-        read.close()
+                rec = run_recommend(engine, cat, store=db, run_id=run.id, query=query, seed=seed, reader=read)
     if as_json:
         emit_json(rec.to_json())
         return
@@ -316,8 +189,6 @@ def demo(
 
     run_demo(out, model=model, n_categories=categories, base_url=base_url, store_path=store)
 
-from . import _natural  # noqa: E402,F401  (registers `poise natural`)
-from . import _attack  # noqa: E402,F401  (registers `poise attack` and `poise transfer`)
-from . import _report  # noqa: E402,F401  (registers `poise report`)
-from . import _reread  # noqa: E402,F401  (registers `poise reread`)
-from . import _defend  # noqa: E402,F401  (registers `poise defend`)
+for _command in (_natural.natural, _attack.attack, _attack.transfer, _report.report, _reread.reread,
+                 _defend.defend):
+    app.command()(_command)

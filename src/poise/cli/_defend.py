@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Optional
 
 import typer
 from rich import box
 from rich.table import Table
 
-from .._errors import PoiseError
-from ..attacks import METHODS, find_product
-from ..catalog import load_catalog
-from ..engine import DEFAULT_GENERATE_CONFIG, SearchEngine
-from ..experiments import AttackSettings, check_defend_inputs, defend_json, run_defend
+from ..engine import DEFAULT_GENERATE_CONFIG
 from ..models import DEFAULT_MODEL_SPEC
-from ..store import Store
-from ._app import (AllowOutsideOpt, BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt,
-                   ReaderOpt, StoreOpt, TemplateOpt, TimeoutOpt, app, attach_cache, catalog_ref, claim_or_start,
-                   inputs_hash, load_template, open_model, open_reader, out, reader_models, run_config)
-from ._attack import _params
-from ._render import emit_json, make_console, note, progress_bar, safe
+from ._open import (attach_cache, catalog_ref, inputs_hash, load_template, open_model, open_reader, reader_models,
+                    run_config, say_started)
+from ._options import (AllowOutsideOpt, BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt,
+                       ParamOpt, ReaderOpt, StoreOpt, TemplateOpt, TimeoutOpt, parse_params)
+from ._render import emit_json, make_console, out, progress_bar, safe
 
 
-@app.command()
+def _method_names() -> str:
+    from ..attacks import METHODS
+
+    return ", ".join(METHODS)
+
+
 def defend(
     category: Annotated[Optional[list[str]], typer.Option(
         "--category", "-c", help="A category to measure on (repeat for several).")] = None,
@@ -31,7 +30,7 @@ def defend(
         "--defense", help="A configuration to compare with the plain engine: NAME[:key=value,...]; a+b composes; "
                           "one parameter may list values (k=1|3|5) for a trade-off curve. Repeat for several "
                           "(default: every registered defense).")] = None,
-    method: Annotated[str, typer.Option("--attack", help=f"The attack: one of {', '.join(METHODS)}.")] = "strategies",
+    method: Annotated[str, typer.Option("--attack", help=f"The attack: one of {_method_names()}.")] = "strategies",
     budget: Annotated[int, typer.Option("--budget", min=1, help="Recommender queries each search may spend.")] = 46,
     orders: Annotated[int, typer.Option("--orders", min=2, help="Fresh context orders for clean utility.")] = 10,
     final_orders: Annotated[int, typer.Option("--final-orders", min=1,
@@ -39,7 +38,7 @@ def defend(
     selection_orders: Annotated[int, typer.Option("--selection-orders", min=1)] = 4,
     responses: Annotated[int, typer.Option("--responses", min=1, help="Answers per candidate.")] = 2,
     confirm: Annotated[int, typer.Option("--confirm", min=0, help="Candidates re-asked before the best is kept.")] = 3,
-    param: Annotated[Optional[list[str]], typer.Option("--param", help="An attack parameter KEY=VALUE.")] = None,
+    param: ParamOpt = None,
     attacker: Annotated[Optional[str], typer.Option("--attacker", help="The attacker model spec (tap).")] = None,
     product: Annotated[Optional[str], typer.Option(
         "--product", "-p", help="The product to promote (default: the plain engine's lowest-ranked).")] = None,
@@ -59,7 +58,12 @@ def defend(
 ) -> None:
     """Compare the plain engine with defended engines: clean utility, the adaptive attack and
     the plain engine's injection replayed, cost, detection and certificates. Resumable."""
+    from ..attacks import check_method, find_product
+    from ..catalog import load_catalog
     from ..defenses import DEFENSES
+    from ..engine import SearchEngine
+    from ..experiments import AttackSettings, check_defend_inputs, defend_json, run_defend
+    from ..store import Store, StoredDefend
 
     if list_defenses:
         show_defenses(as_json)
@@ -68,21 +72,20 @@ def defend(
         raise typer.BadParameter("name at least one category", param_hint="--category")
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files)
     categories = [cat.category(c) for c in dict.fromkeys(category)]
-    if method not in METHODS:
-        raise PoiseError(f"unknown attack method {method!r}", f"choose one of {', '.join(METHODS)}")
+    params = parse_params(param)
+    needs_attacker = check_method(method, params).needs_attacker
     if product is not None:
         for c in categories:
             find_product(c, product)
     specs = list(defense) if defense else sorted(DEFENSES)
-    params = _params(param)
     settings = AttackSettings(method=method, params=params, budget=budget, responses=responses,
                               selection_orders=selection_orders, final_orders=final_orders, confirm=confirm)
     tmpl = load_template(template)
     err = make_console(stderr=True)
     llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
     attacker_llm = None
-    if METHODS[method].needs_attacker:
-        attacker_llm = llm if (attacker or model) == model else open_model(attacker, base_url, None,
+    if needs_attacker:
+        attacker_llm = llm if (attacker or model) == model else open_model(attacker or model, base_url, None,
                                                                            max_attempts=max_attempts, timeout=timeout)
         settings = AttackSettings(**{**settings.__dict__, "params": {**params, "attacker": attacker_llm}})
     read = open_reader(reader, base_url, max_attempts, timeout)
@@ -92,42 +95,34 @@ def defend(
     context = _context(read, base_url, max_attempts, timeout, opened)
     # every spec, parameter and count checked before the store is opened
     configs = check_defend_inputs(engine, specs, orders, settings, context)
+    run_cfg = run_config(
+        categories=[c.name for c in categories], defenses=[c.label for c in configs], method=method,
+        params=params, attacker=(attacker or model) if attacker_llm else None, budget=budget, orders=orders,
+        final_orders=final_orders, selection_orders=selection_orders, responses=responses, confirm=confirm,
+        product=product, seed=seed, model=model, catalog=catalog_ref(catalog), template=tmpl.name,
+        reader=read.name, generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
+        inputs=inputs_hash(categories, tmpl, llm.identity(), config, [c.label for c in configs],
+                           attacker_llm.identity() if attacker_llm is not None else None))
     with Store(store) as db:
         attach_cache(db, llm, attacker_llm, *reader_models(read), *opened)
-        run_cfg = run_config(
-            categories=[c.name for c in categories], defenses=[c.label for c in configs], method=method,
-            params=params, attacker=(attacker or model) if attacker_llm else None, budget=budget, orders=orders,
-            final_orders=final_orders, selection_orders=selection_orders, responses=responses, confirm=confirm,
-            product=product, seed=seed, model=model, catalog=catalog_ref(catalog), template=tmpl.name,
-            reader=read.name, generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
-            inputs=inputs_hash(categories, tmpl, llm.identity(), config, [c.label for c in configs],
-                               attacker_llm.identity() if attacker_llm is not None else None))
-        run_id, resumed = claim_or_start(db, "defend", run_cfg, err)
-        if resumed:
-            note(err, f"resuming run {run_id}: {len(db.done_tasks(run_id))} queries already made")
-        results = []
-        try:
+        with db.open_run("defend", run_cfg, close=[llm, attacker_llm, read, *opened]) as run:
+            say_started(err, run)
+            results = []
             with progress_bar(err, transient=as_json) as progress:
                 for c in categories:
                     task = progress.add_task(f"defenses on {c.name}", total=None)
-                    results.append(run_defend(engine, c, specs, store=db, run_id=run_id, reader=read,
+                    results.append(run_defend(engine, c, specs, store=db, run_id=run.id, reader=read,
                                               attack=settings, orders=orders, seed=seed, product=product,
                                               context=context, on_query=lambda t=task: progress.advance(t)))
-        except BaseException as exc:
-            db.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                          exc.one_line() if isinstance(exc, PoiseError) else type(exc).__name__)
-            raise
-        data = {"run_id": run_id, **defend_json(results)}
-        (db.run_dir(run_id) / "defend.json").write_text(json.dumps(data, ensure_ascii=False, indent=1))
-        db.finish_run(run_id)
-        llm.close()
-        read.close()
+            stored = StoredDefend.model_validate({"run_id": run.id, **defend_json(results)})
+            db.save_result(run.id, stored)
+    data = stored.model_dump(mode="json")
     if as_json:
         emit_json(data)
         return
     for result in data["categories"]:
         out.print(defend_table(result))
-    out.print(safe(f"run {run_id}", "dim"))
+    out.print(safe(f"run {run.id}", "dim"))
 
 
 def _context(read, base_url, max_attempts: int, timeout: float, opened: list):

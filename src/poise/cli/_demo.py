@@ -35,17 +35,18 @@ def run_demo(console: Console, *, model: str, n_categories: int, base_url: str |
         engine = SearchEngine(llm, config=DEFAULT_GENERATE_CONFIG)
         console.print(safe(f"Model: {model} ({llm.identity().get('file') or llm.identity().get('model')}); "
                            f"results in {store.dir}"))
-        run_id = store.start_run("demo", {"model": model, "categories": names, "catalog": "sample",
-                                          "generate": engine.config.model_dump(mode="json")})
-        results = []
-        try:
+        config = {"model": model, "categories": names, "catalog": "sample",
+                  "generate": engine.config.model_dump(mode="json")}
+        with store.open_run("demo", config, resume=False, close=[llm]) as run:
+            run_id = run.id
+            results = []
             with Progress(SpinnerColumn(), InertDescription(), BarColumn(),
                           TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                           console=console, transient=False) as progress:
                 task = progress.add_task("recommending", total=len(names))
                 for name in names:
                     progress.update(task, description=f"asking about {name}")
-                    results.append(recommend(engine, catalog.category(name), store=store, run_id=run_id, seed=0))
+                    results.append(recommend(engine, catalog.category(name), store=store, run_id=run.id, seed=0))
                     progress.advance(task)
             for rec in results:
                 r = rec.result
@@ -59,15 +60,9 @@ def run_demo(console: Console, *, model: str, n_categories: int, base_url: str |
                     rec.ranked_products()))
             console.rule("the request cache")
             start = time.perf_counter()
-            again = recommend(engine, catalog.category(names[0]), store=store, run_id=run_id, seed=0,
+            again = recommend(engine, catalog.category(names[0]), store=store, run_id=run.id, seed=0,
                               task_key=f"{names[0]}/seed=0/again")
             console.print(safe(
                 f"Asking about {names[0]} again: served from cache={again.result.response.cached} "
                 f"in {time.perf_counter() - start:.3f} s, same ranking={again.ranking.order == results[0].ranking.order}."))
-        except BaseException as exc:
-            store.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                             getattr(exc, "message", type(exc).__name__))
-            raise
-        store.finish_run(run_id)
-        llm.close()
     console.print(safe(f"Done: run {run_id}. Next: `poise recommend --category blender --json`, `poise runs`."))

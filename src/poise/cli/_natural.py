@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,20 +9,15 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .._errors import PoiseError
-from ..catalog import load_catalog
-from ..engine import DEFAULT_GENERATE_CONFIG, SearchEngine
-from ..experiments import FACTORS, POOLED, Rewriter, analyse_natural, natural_records, run_natural
+from ..engine import DEFAULT_GENERATE_CONFIG
 from ..models import DEFAULT_MODEL_SPEC
-from ..store import Store
-from ._app import (BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt, StoreOpt, TemplateOpt, app,
-                   attach_cache, catalog_ref, claim_or_start, inputs_hash, load_template, open_model, out, run_config)
-from ._app import (AllowOutsideOpt, DefenseOpt, ReaderOpt, TimeoutOpt, defended, defense_identity, open_reader,
-                   reader_models)
-from ._render import emit_json, make_console, note, progress_bar, safe
+from ._open import (attach_cache, catalog_ref, defended, defense_identity, inputs_hash, load_template, open_model,
+                    open_reader, reader_models, run_config, say_started)
+from ._options import (AllowOutsideOpt, BaseUrlOpt, CatalogOpt, DefenseOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt,
+                       ModelOpt, ReaderOpt, StoreOpt, TemplateOpt, TimeoutOpt)
+from ._render import emit_json, make_console, out, progress_bar, safe
 
 
-@app.command()
 def natural(
     category: Annotated[Optional[list[str]], typer.Option(
         "--category", "-c", help="A category to analyse (repeat for several).")] = None,
@@ -53,6 +47,11 @@ def natural(
     Each trial gives every product a randomly chosen document (rewritten to present it)
     and a random context order. Running the same command again resumes an interrupted run.
     """
+    from ..catalog import load_catalog
+    from ..engine import SearchEngine
+    from ..experiments import Rewriter, check_trials_done, run_natural, save_natural
+    from ..store import Store
+
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files)
     if all_categories == bool(category):
         raise typer.BadParameter("name categories with --category, or pass --all", param_hint="--category")
@@ -67,55 +66,33 @@ def natural(
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
     engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, base_url,
                                       max_attempts, timeout)
+    rewriter = Rewriter(rewrite_llm)
+    run_cfg = run_config(
+        categories=[c.name for c in categories], trials=trials, model=model, seed=seed, rewrite=rewriter.kind,
+        reader=read.name, defenses=engine.identity().get("defenses", []),
+        catalog=catalog_ref(catalog), template=tmpl.name, generate=config.model_dump(mode="json"),
+        base_url=llm.identity().get("base_url"),
+        inputs=inputs_hash(categories, tmpl, llm.identity(), config,
+                           rewrite_llm.identity() if rewrite_llm is not None else None, *defense_identity(engine)))
+    total = trials * len(categories)
     with Store(store) as db:
         attach_cache(db, llm, rewrite_llm, *reader_models(read), *defense_models)
-        rewriter = Rewriter(rewrite_llm)
-        run_cfg = run_config(
-            categories=[c.name for c in categories], trials=trials, model=model, seed=seed, rewrite=rewriter.kind,
-            reader=read.name, defenses=engine.identity().get("defenses", []),
-            catalog=catalog_ref(catalog), template=tmpl.name, generate=config.model_dump(mode="json"),
-            base_url=llm.identity().get("base_url"),
-            inputs=inputs_hash(categories, tmpl, llm.identity(), config,
-                               rewrite_llm.identity() if rewrite_llm is not None else None, *defense_identity(engine)))
-        run_id, resumed = claim_or_start(db, "natural", run_cfg, err)
-        done = len(db.done_tasks(run_id)) if resumed else 0
-        if resumed:
-            note(err, f"resuming run {run_id}: {done} of {trials * len(categories)} trials already done")
-        total = trials * len(categories)
-        try:
+        with db.open_run("natural", run_cfg, close=[llm, rewrite_llm, read, *defense_models]) as run:
+            done = run.done_tasks() if run.resumed else 0
+            say_started(err, run, f"{done} of {total} trials already done")
             with progress_bar(err, transient=as_json) as progress:
                 task = progress.add_task(f"natural trials on {model}", total=total, completed=done)
-                run_natural(engine, categories, trials=trials, store=db, run_id=run_id, seed=seed,
+                run_natural(engine, categories, trials=trials, store=db, run_id=run.id, seed=seed,
                             concurrency=concurrency, on_done=lambda *_: progress.advance(task), rewriter=rewriter,
                             reader=read)
-            missing = total - len(db.done_tasks(run_id))
-            if missing:
-                raise PoiseError(f"{missing} of {total} trials failed (stored as failed calls)",
-                                 "run the same command again to retry them")
-        except BaseException as exc:
-            db.finish_run(run_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                          exc.one_line() if isinstance(exc, PoiseError) else type(exc).__name__)
-            raise
-        records = natural_records(db, run_id)
-        with err.status("analysing ..."):
-            analyses = analyse_natural(records, n_boot=bootstrap, seed=seed)
-        from ..report import save_natural_plots
-
-        folder = db.run_dir(run_id)
-        plots = save_natural_plots(analyses, folder)
-        result = {"run_id": run_id, "model": model, "trials": trials, "seed": seed, "rewrite": rewriter.kind,
-                  "llm_rewrites_kept": rewriter.llm_kept, "llm_rewrites_replaced": rewriter.fell_back,
-                  "categories": {c: a.to_json() for c, a in analyses.items() if c != POOLED},
-                  "pooled": analyses[POOLED].to_json() if POOLED in analyses else None,
-                  "plots": [str(p) for p in plots]}
-        (folder / "natural.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
-        db.finish_run(run_id)
-        llm.close()
-        read.close()
+            check_trials_done(db, run.id, total)
+            with err.status("analysing ..."):
+                result = save_natural(db, run.id, model=model, trials=trials, seed=seed, bootstrap=bootstrap,
+                                      rewriter=rewriter)
     if as_json:
-        emit_json(result)
+        emit_json(result.stored.model_dump(mode="json"))
         return
-    show_natural(analyses, run_id, plots)
+    show_natural(result.analyses, run.id, result.plots)
 
 
 def _f(test) -> str:
@@ -130,6 +107,8 @@ def _eta(value: float) -> str:
 
 
 def show_natural(analyses, run_id: str, plots: list[Path]) -> None:
+    from ..experiments import FACTORS, POOLED
+
     table = Table(title="What drives the rankings: one-way F (* p<.05 ** p<.01 *** p<.001)",
                   title_justify="left", header_style="bold")
     table.add_column("category", no_wrap=True)

@@ -105,6 +105,9 @@ def make_console(stderr: bool = False) -> Console:
     return _Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
+out = make_console()  # what commands print to (stdout)
+
+
 def emit_json(data: Any) -> None:
     """One JSON document on stdout; unsafe characters (bidi overrides, C1 controls ...) are
     written as \\u escapes, so the JSON decodes to the same data and shows nothing raw."""

@@ -11,13 +11,12 @@ import typer
 
 from .._errors import PoiseError
 from ..store import Store
-from ._app import StoreOpt, app
+from ._options import StoreOpt
 from ._render import emit
 
 FORMATS = {"html": "html", "md": "md", "markdown": "md"}
 
 
-@app.command()
 def report(
     run_ids: Annotated[Optional[list[str]], typer.Argument(
         help="Runs to report (ids or unique prefixes; default: the latest run).", metavar="RUN_ID",

@@ -8,14 +8,12 @@ import typer
 from rich.table import Table
 
 from .._errors import PoiseError
-from ..experiments import reread_run
 from ..store import Store
-from ._app import BaseUrlOpt, JsonOpt, MaxAttemptsOpt, StoreOpt, TimeoutOpt, app, attach_cache, open_reader, out, \
-    reader_models
-from ._render import emit_json, safe
+from ._open import attach_cache, open_reader, reader_models
+from ._options import BaseUrlOpt, JsonOpt, MaxAttemptsOpt, StoreOpt, TimeoutOpt
+from ._render import emit_json, out, safe
 
 
-@app.command()
 def reread(
     run_id: Annotated[str, typer.Argument(help="The run whose answers to read again (see `poise runs`).")],
     reader: Annotated[str, typer.Option(
@@ -28,6 +26,8 @@ def reread(
 ) -> None:
     """Read every answer of a stored run again with another reader, into a new run of the
     same kind: no recommender call is made, and `poise report` shows the new readings."""
+    from ..experiments import reread_run
+
     if not Store.exists(store):
         raise PoiseError("there is no results store here", "pass --store DIR, or run a command that writes one first")
     read = open_reader(reader, base_url, max_attempts, timeout)

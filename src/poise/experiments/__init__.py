@@ -5,6 +5,7 @@ same recorded calls."""
 from ._defend import (PLAIN, AttackSettings, Configuration, DefendResult, check_defend_inputs, configurations,
                       defend_json, expand_spec, pooled, run_defend, split_chain)
 from ._natural import Rewriter, Trial, draw_trial, rewrite_document, run_natural, run_trial, trial_documents
+from ._natural_result import NaturalResult, check_trials_done, save_natural
 from ._natural_analysis import FACTORS, POOLED, Analysis, NaturalRecords, analyse, analyse_natural, natural_records
 from ._recommend import Recommendation, call_record, recommend
 from ._reread import RereadResult, reread_run
@@ -25,6 +26,7 @@ __all__ = [
     "POOLED",
     "Analysis",
     "NaturalRecords",
+    "NaturalResult",
     "Recommendation",
     "RereadResult",
     "Rewriter",
@@ -32,6 +34,7 @@ __all__ = [
     "analyse",
     "analyse_natural",
     "call_record",
+    "check_trials_done",
     "draw_trial",
     "natural_records",
     "recommend",
@@ -39,5 +42,6 @@ __all__ = [
     "rewrite_document",
     "run_natural",
     "run_trial",
+    "save_natural",
     "trial_documents",
 ]

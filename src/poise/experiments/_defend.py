@@ -163,7 +163,7 @@ def run_defend(
     """The plain ``engine`` and each defense spec composed onto it, measured on ``category``
     (see the module's docstring). Every spec, parameter and count is checked before any call;
     resumable: a query the run already made is read back, not asked again."""
-    from ..attacks import Budget, Figures, find_product, get_method, run_attack
+    from ..attacks import Budget, final_scores, find_product, get_method, run_attack
     from ..attacks._evaluate import Evaluator, _orders
 
     attack = attack or AttackSettings()
@@ -210,13 +210,7 @@ def run_defend(
             ev = Evaluator(defended, category, store=store, run_id=run_id, seed=seed, reader=reader,
                            on_query=tick, task_prefix=p + "transfer/")
             ev.target = target
-            scores, unread = [], 0
-            for k, order in enumerate(ev.fresh_orders("final", attack.final_orders)):
-                ranking, _ = ev.ask(f"final/after/order={k}", order, plain_injection, "final_after")
-                s = ev.score(ranking)
-                scores.append(s) if s is not None else None
-                unread += s is None
-            replay = Figures(scores, unread, n)
+            replay = final_scores(ev, attack.final_orders, plain_injection, sides=("after",))["after"]
             robust.transfer_first_rate = round(replay.first_rate, 4)
             robust.transfer_rank_after = _num(replay.mean_rank)
             robust.transfer_gain = _num(found.before.mean_rank - replay.mean_rank)

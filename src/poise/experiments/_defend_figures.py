@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
-from scipy.stats import kendalltau
 
 from ..catalog import Category
 from ..engine import Recommender
@@ -166,6 +165,8 @@ def consensus_scores(answers: Sequence[Answer], n: int) -> np.ndarray:
 
 
 def clean_figures(answers: Sequence[Answer], consensus: np.ndarray) -> Clean:
+    from scipy.stats import kendalltau  # loaded on first use: `poise --help` never pays for it
+
     n = len(consensus)
     readable = [a for a in answers if a.order is not None]
     top = int(np.argmax(consensus)) if consensus.any() else None  # ties: the first in catalog order

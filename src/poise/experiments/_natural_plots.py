@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ..experiments._natural_analysis import FACTORS, POOLED, Analysis  # noqa: E402
+from ._natural_analysis import FACTORS, POOLED, Analysis  # noqa: E402
 
 COLORS = {"product": "#4C72B0", "document": "#DD8452", "position": "#55A868"}
 

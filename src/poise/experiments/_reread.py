@@ -58,9 +58,8 @@ def reread_run(store: Store, run_id: str, reader: RankingReader) -> RereadResult
     calls = store.calls(run_id)
     products = _product_lists(store, run_id, calls)
     config = {**source.config, "reread_of": run_id, "reader": reader.name}
-    new_id = store.start_run(source.command, config)
-    result = RereadResult(source_run=run_id, run_id=new_id, reader=reader.name)
-    try:
+    with store.open_run(source.command, config, resume=False) as run:
+        result = RereadResult(source_run=run_id, run_id=run.id, reader=reader.name)
         for call in calls:
             names = products.get(call["category"])
             if call["error"] is not None or call["response_text"] is None or not names:
@@ -75,12 +74,7 @@ def reread_run(store: Store, run_id: str, reader: RankingReader) -> RereadResult
             result.changed += old != (ranking.status, list(ranking.order) if ranking.parseable else None)
             if ranking.reason:
                 result.reasons[(ranking.stored_reason or "").split(" (")[0]] += 1
-            store.record_call(new_id, _copy(call, ranking, names, run_id))
-    except BaseException as exc:
-        store.finish_run(new_id, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                         type(exc).__name__)
-        raise
-    store.finish_run(new_id)
+            store.record_call(run.id, _copy(call, ranking, names, run_id))
     return result
 
 

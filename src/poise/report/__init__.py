@@ -4,7 +4,8 @@ from ._attack_plots import attack_queries_figure, attack_rank_figure, transfer_f
 from ._data import ReportData, RunView, gather_report, resolve_runs
 from ._html import render_html
 from ._markdown import render_markdown
-from ._natural_plots import f_statistics_figure, heatmap_figure, position_bias_figure, save_natural_plots
+from ..experiments._natural_plots import (f_statistics_figure, heatmap_figure, position_bias_figure,
+                                         save_natural_plots)
 
 __all__ = [
     "ReportData",

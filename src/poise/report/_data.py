@@ -15,14 +15,16 @@ import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import __version__
 from .._errors import StoreError
 from ..ranking._result import AMBIGUOUS_PREFIX
-from ..store import RunRecord, Store
+from ..store import (ResultError, ResultFile, RunRecord, Store, StoredAttack, StoredDefend, StoredNatural,
+                     StoredTransfer)
 
 MAX_CALLS_SHOWN = 100  # calls listed per run; the rest are counted
+R = TypeVar("R", bound=ResultFile)
 NATURAL_BOOTSTRAP = 200  # resamples when a natural run has no natural.json to take intervals from
 
 
@@ -155,11 +157,14 @@ def gather_run(store: Store, record: RunRecord) -> RunView:
     view = RunView(record=record, config=flatten(record.config), cost=cost_of(record))
     kind = record.command
     if kind == "attack":
-        view.attack = _read_json(store, view, "attack.json", _check_attack)
+        attack = _load(store, view, StoredAttack, _ATTACK_KEYS)
+        view.attack = None if attack is None else _attack_view(attack, view.id)
     elif kind == "transfer":
-        view.transfer = _read_json(store, view, "transfer.json", _check_transfer)
+        transfer = _load(store, view, StoredTransfer)
+        view.transfer = None if transfer is None else {**transfer.model_dump(mode="json"), "run_id": view.id}
     elif kind == "defend":
-        view.defend = _read_json(store, view, "defend.json", _check_defend)
+        defend = _load(store, view, StoredDefend)
+        view.defend = None if defend is None else _defend_view(defend, view)
     else:
         scores = store.scores(record.id)
         view.rankings = category_rankings(scores)
@@ -248,15 +253,11 @@ def natural_view(store: Store, run_id: str) -> NaturalView | None:
 
 
 def _natural_json(store: Store, run_id: str) -> dict[str, Any] | None:
-    path = store.run_dir(run_id) / "natural.json"
     try:
-        data = json.loads(path.read_text())
-        by_name = dict(data.get("categories") or {})
-        if data.get("pooled"):
-            by_name["pooled"] = data["pooled"]
-        return by_name
-    except (OSError, ValueError, AttributeError, TypeError):
+        saved = store.load_result(run_id, StoredNatural)
+    except ResultError:
         return None
+    return None if saved is None else saved.analyses()
 
 
 def _with_intervals(a: Any, saved: dict[str, Any]) -> Any:
@@ -278,90 +279,27 @@ def _with_intervals(a: Any, saved: dict[str, Any]) -> Any:
 
 # -- attack and transfer --------------------------------------------------------------------------
 _ATTACK_KEYS = ("category", "product", "method", "score_before", "score_after", "success", "injection")
-_ATTACK_OPTIONAL = ("model", "score_before_ci", "score_after_ci", "rank_before", "rank_after",
-                    "recommender_queries", "attacker_queries", "queries_to_first_success",
-                    "unparseable_before", "unparseable_after", "ambiguous_before", "ambiguous_after",
-                    "first_rate_before", "first_rate_after",
-                    "stopped_by")
-_CANDIDATE_KEYS = ("id", "parent", "strategy", "injection", "mean_score")
-_TRANSFER_ITEM_KEYS = ("category", "product", "injection", "source_before", "source_after", "target_before",
-                       "target_after")
 
 
-def _read_json(store: Store, view: RunView, name: str, check) -> dict[str, Any] | None:
-    path = store.run_dir(view.id) / name
-    if not path.exists():
-        view.notes.append(f"{name} is not written yet: nothing to show but the run's cost")
-        return None
+def _load(store: Store, view: RunView, kind: type[R], need: tuple[str, ...] = ()) -> R | None:
+    """A run's result file, or None with a note that says why there is nothing to show."""
     try:
-        data = json.loads(path.read_text())
-        problem = check(data)
-    except (OSError, ValueError) as exc:
-        problem = str(exc)
-    if problem:
-        view.notes.append(f"{name} cannot be read ({problem}): nothing to show but the run's cost")
+        result = store.load_result(view.id, kind, need)
+    except ResultError as exc:
+        view.notes.append(f"{kind.FILE} cannot be read ({exc.message}): nothing to show but the run's cost")
         return None
-    data["run_id"] = view.id
+    if result is None:
+        view.notes.append(f"{kind.FILE} is not written yet: nothing to show but the run's cost")
+    return result
+
+
+def _attack_view(attack: StoredAttack, run_id: str) -> dict[str, Any]:
+    """What the renderers show of an attack: its fields, the product's name, the search tree."""
+    data = attack.model_dump(mode="json")
+    data["run_id"] = run_id
+    data["product_name"] = attack.product.name if attack.product is not None else ""
+    data["tree"] = candidate_tree(data["candidates"], data["injection"])
     return data
-
-
-def _missing(data: Any, keys: tuple[str, ...], what: str) -> str | None:
-    if not isinstance(data, dict):
-        return f"{what} is not an object"
-    lacking = [k for k in keys if k not in data]
-    return f"{what} lacks {', '.join(lacking)}" if lacking else None
-
-
-def _check_attack(data: Any) -> str | None:
-    problem = _missing(data, _ATTACK_KEYS, "the attack")
-    if problem:
-        return problem
-    product = data["product"]
-    data["product_name"] = (f"{product.get('brand', '')} {product.get('model', '')}".strip()
-                            if isinstance(product, dict) else str(product))
-    for key in _ATTACK_OPTIONAL:
-        data.setdefault(key, None)
-    _floats(data, ("score_before", "score_after", "rank_before", "rank_after"))
-    candidates = data["candidates"] = data.get("candidates") or []
-    if not isinstance(candidates, list):
-        return "candidates is not a list"
-    for c in candidates:
-        problem = _missing(c, _CANDIDATE_KEYS, "a candidate")
-        if problem:
-            return problem
-        c.setdefault("depth", None)
-        c.setdefault("queries_so_far", None)
-        c.setdefault("confirmed", False)
-        c.setdefault("search_mean_score", None)
-        c["scores"] = c.get("scores") or []
-        _floats(c, ("mean_score",))
-        c["responses"] = c.get("responses") or []
-    data["tree"] = candidate_tree(candidates, data["injection"])
-    return None
-
-
-def _check_transfer(data: Any) -> str | None:
-    problem = _missing(data, ("items",), "the transfer")
-    if problem or not isinstance(data["items"], list):
-        return problem or "items is not a list"
-    data["source_runs"] = data.get("source_runs") or []
-    data.setdefault("model", None)
-    data.setdefault("template", None)
-    for item in data["items"]:
-        problem = _missing(item, _TRANSFER_ITEM_KEYS, "an item")
-        if problem:
-            return problem
-        item.setdefault("target_before_ci", None)
-        item.setdefault("target_after_ci", None)
-        _floats(item, ("source_before", "source_after", "target_before", "target_after"))
-    return None
-
-
-def _floats(data: dict[str, Any], keys: tuple[str, ...]) -> None:
-    """Scores and ranks are means: a JSON 2 is shown as 2.00 like its neighbours."""
-    for key in keys:
-        if isinstance(data.get(key), int) and not isinstance(data[key], bool):
-            data[key] = float(data[key])
 
 
 def candidate_tree(candidates: list[dict[str, Any]], final: str) -> list[dict[str, Any]]:
@@ -409,10 +347,24 @@ def _plain(value: Any) -> Any:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def _check_defend(data: Any) -> str | None:
-    problem = _missing(data, ("categories",), "the defense comparison")
-    if problem or not isinstance(data["categories"], list):
-        return problem or "categories is not a list"
+def _defend_view(defend: StoredDefend, view: RunView) -> dict[str, Any] | None:
+    data = defend.model_dump(mode="json")
+    data["run_id"] = view.id
+    problem = _check_defend(data)
+    if problem:
+        view.notes.append(f"{defend.FILE} cannot be read ({problem}): nothing to show but the run's cost")
+        return None
+    return data
+
+
+def _missing(data: Any, keys: tuple[str, ...], what: str) -> str | None:
+    if not isinstance(data, dict):
+        return f"{what} is not an object"
+    lacking = [k for k in keys if k not in data]
+    return f"{what} lacks {', '.join(lacking)}" if lacking else None
+
+
+def _check_defend(data: dict[str, Any]) -> str | None:
     for cat in data["categories"]:
         problem = _missing(cat, ("category", "configs"), "a category")
         if problem or not isinstance(cat["configs"], list):

@@ -27,7 +27,7 @@ from .._text import strip_unsafe  # noqa: E402
 from ._attack_plots import attack_queries_figure, attack_rank_figure, transfer_figure  # noqa: E402
 from ..experiments import FACTORS, POOLED  # noqa: E402
 from ._data import ReportData, RunView  # noqa: E402
-from ._natural_plots import f_statistics_figure, heatmap_figure, position_bias_figure  # noqa: E402
+from ..experiments._natural_plots import f_statistics_figure, heatmap_figure, position_bias_figure  # noqa: E402
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
 

@@ -13,8 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg as _la
-from scipy import special as _sp
 
 Factor = Sequence[object] | np.ndarray
 
@@ -66,7 +64,9 @@ def _design(n: int, factors: Sequence[np.ndarray]) -> np.ndarray:
 def _fit(y: np.ndarray, x: np.ndarray) -> tuple[float, int]:
     """Residual sum of squares and rank of the least-squares fit of y on x (QR with column
     pivoting: rank-revealing, as nested factors make the design rank-deficient)."""
-    beta, _, rank, _ = _la.lstsq(x, y, lapack_driver="gelsy", check_finite=False)
+    from scipy import linalg  # loaded on first use: `poise --help` never pays for it
+
+    beta, _, rank, _ = linalg.lstsq(x, y, lapack_driver="gelsy", check_finite=False)
     resid = y - x @ beta
     return float(resid @ resid), int(rank)
 
@@ -99,8 +99,10 @@ def _f_test(name: str, y: np.ndarray, full: np.ndarray | tuple[float, int],
         f = math.inf if ss_effect > 0 else math.nan
         p = 0.0 if ss_effect > 0 else math.nan
         return FTest(name, f, df_effect, df_resid, p, ss_effect, rss_full)
+    from scipy import special
+
     f = (ss_effect / df_effect) / (rss_full / df_resid)
-    return FTest(name, f, df_effect, df_resid, float(_sp.fdtrc(df_effect, df_resid, f)), ss_effect, rss_full)
+    return FTest(name, f, df_effect, df_resid, float(special.fdtrc(df_effect, df_resid, f)), ss_effect, rss_full)
 
 
 def one_way(y: Sequence[float] | np.ndarray, groups: Factor, *, name: str = "factor",

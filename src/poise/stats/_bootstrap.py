@@ -10,7 +10,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm as _norm
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,8 @@ def bootstrap(
             for j in rng.integers(0, len(stratum), size=len(stratum)):
                 picked.append(stratum[j])
         reps.append(np.atleast_1d(np.asarray(statistic(np.concatenate(picked)), dtype=float)))
+    from scipy.stats import norm as _norm  # loaded on first use: `poise --help` never pays for it
+
     draws = np.vstack(reps)
     z = _norm.ppf([(1 - level) / 2, 1 - (1 - level) / 2])
     out = []

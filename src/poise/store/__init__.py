@@ -1,5 +1,19 @@
 """The SQLite results store: runs, calls, responses, scores; resumability lives here."""
 
+from ._results import (
+    RESULT_SCHEMA_VERSION,
+    ProductRef,
+    ResultError,
+    ResultFile,
+    StoredAttack,
+    StoredCandidate,
+    StoredDefend,
+    StoredNatural,
+    StoredTransfer,
+    TransferItem,
+    parse_result,
+)
+from ._run import RunContext
 from ._store import (
     CACHE_NAME,
     DB_NAME,
@@ -15,12 +29,24 @@ from ._store import (
 )
 
 __all__ = [
+    "RESULT_SCHEMA_VERSION",
+    "ProductRef",
+    "ResultError",
+    "ResultFile",
+    "StoredAttack",
+    "StoredCandidate",
+    "StoredDefend",
+    "StoredNatural",
+    "StoredTransfer",
+    "TransferItem",
+    "parse_result",
     "CACHE_NAME",
     "DB_NAME",
     "DEFAULT_STORE_DIR",
     "STORE_ENV",
     "CallRecord",
     "LiveRun",
+    "RunContext",
     "RunRecord",
     "Store",
     "config_hash",

@@ -16,16 +16,20 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .._errors import StoreError
 from ..ranking._result import AMBIGUOUS_PREFIX, score_at
+from ._results import ResultFile, read_result, write_result
+from ._run import Closable, RunContext
 from ._schema import SCHEMA, _alive, _connect_read_only, _migrate, process_start
+
+R = TypeVar("R", bound=ResultFile)
 
 DEFAULT_STORE_DIR = "poise-runs"
 STORE_ENV = "POISE_HOME"
@@ -184,6 +188,15 @@ class Store:
             folder.mkdir(parents=True, exist_ok=True)
         return folder
 
+    def save_result(self, run_id: str, result: ResultFile) -> Path:
+        """Write a run's result file (``attack.json`` ...) whole, with its schema version."""
+        return write_result(self.run_dir(run_id), result)
+
+    def load_result(self, run_id: str, kind: type[R], need: tuple[str, ...] = ()) -> R | None:
+        """A run's result file as ``kind`` (None: not written yet); a file written by an
+        earlier poise loads too. ResultError when it cannot be read or lacks a field of ``need``."""
+        return read_result(self.run_dir(run_id), kind, need)
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         if self.read_only:
@@ -208,6 +221,13 @@ class Store:
                  time.time(), __version__, socket.gethostname(), os.getpid(), process_start(os.getpid())),
             )
         return run_id
+
+    def open_run(self, command: str, config: dict[str, Any], *, resume: bool = True,
+                 close: Iterable[Closable | None] = ()) -> RunContext:
+        """A run's lifecycle as a context: started (or, with ``resume``, an unfinished run of
+        the same configuration adopted), then marked finished, failed or interrupted, and the
+        models in ``close`` closed. See :class:`RunContext`."""
+        return RunContext(self, command, config, resume=resume, close=close)
 
     def finish_run(self, run_id: str, status: str = "finished", error: str | None = None) -> None:
         if status not in ("finished", "failed", "interrupted"):
