@@ -47,11 +47,19 @@ __all__ = ["Ranking", "extract_ranking", "parse_ranking", "scores_from_order"]
 
 _CONDITION_BEFORE = re.compile(r"\b(?:if|unless|when|to|so|wenn|si)\b(?:\s+[\w'’]+){0,4}\s*$", re.I)
 # a sentence that notes a caveat about a product rather than recommending it
-_NOTE = re.compile(r"\W*(?:(?:please |just )?note that|sources? (?:note|say|mention|point out)|keep in mind|bear in mind"
+_NOTE = re.compile(r"\W*(?:(?:please |just )?note(?: that|\W*:)|sources? (?:note|say|mention|point out)|keep in mind|bear in mind"
                    r"|be aware|(?:it['’]s |it is )?worth noting|also note|one caveat|a caveat|for context|beachte|à noter)\b",
                    re.I)
 _TAKEN_BACK = re.compile(r"[,;]\s*(?:so|and|but|which means)?\s*(?:they|these|those|all of them|both)\b", re.I)
 _BACK_REFERENCE = re.compile(r"\b(?:it|that (?:one|model|product|page)|this one)\b", re.I)
+# a bullet that describes one aspect of the pick above it ("Why:", "Pros:", "Best for:")
+_ASPECT = re.compile(r"^\W*(?:why|pros?|cons?|notes?|best for|good for|great for|ideal for|price|verdict|specs?"
+                     r"|key (?:features|specs)|features|downsides?|upsides?|drawbacks?|caveats?|who it['’]?s for"
+                     r"|what (?:we|i) (?:like|don['’]t like)|strengths?|weaknesses?|vorteile|nachteile|avantages"
+                     r"|inconvénients|ventajas|desventajas)\W*:", re.I)
+# a line over the products left out: "Not robots:", "Why the others didn't make it", "Also-rans"
+_LEFT_OUT = re.compile(r"^\W*(?:not (?!only\b|just\b|sure\b)\w+|why not|why the others|also-rans|excluded|left out"
+                       r"|didn['’]t make|ruled out|what i['’]d avoid|nicht empfohlen|non retenus?|descartad)", re.I)
 _IF_LEAD = re.compile(r"\s*(?:if|unless|wenn|si)\b[^,;:.!?\n]*[,;:]", re.I)
 _LIST_KINDS = ("item", "bullet", "row", "pick")
 _PICK_HEADING = re.compile(r"\b(?:best|pick|choice|winner|top|runner|budget|premium|value|splurge|for)\b", re.I)
@@ -226,7 +234,7 @@ def _advised_for(units: list[Unit], reader: _Reader) -> list[Unit]:
                         or (ranked and sig.NOTES.match(unit.head if unit.kind == "heading" else unit.text)))
             # a short line, naming no product, that advises against what follows
             against = (unit.kind == "heading" or len(unit.body) <= 1) and len(unit.text) <= 120 \
-                and _negative_cue(unit.text) and not reader.find(unit.text)
+                and (_negative_cue(unit.text) or bool(_LEFT_OUT.match(unit.text))) and not reader.find(unit.text)
             if against and unit.kind == "heading" and unit.body:
                 reader.against.update(m.product for m in reader.find(unit.text))
                 continue
@@ -390,6 +398,8 @@ def _listed(units: list[Unit], reader: _Reader) -> list[list[int]]:
             ps = reader.subjects(u)
             section = bool(ps)
         elif section and u.kind in ("item", "bullet") and not reader.head_products(u.head):
+            continue
+        elif u.kind == "bullet" and _ASPECT.match(u.head):  # "* *Why:* ... high torque": about the pick above
             continue
         else:
             ps = reader.subjects(u)
