@@ -28,7 +28,8 @@ _RANKING = (
     r"|in (?:my )?order of (?:preference|recommendation)|how i(?:['’]d| would) rank (?:them|these)"
     r"|ranked(?: from)? best to worst|from best to worst|best to worst"
 )
-_SHORT = r"tl;?dr|short answer|quick answer|the short version|in short|short version|kurz gesagt|en bref|en resumen"
+_SHORT = (r"tl;?dr|short answer|quick answer|quick take|quick picks?|at a glance|the short version|in short|short version"
+          r"|kurz gesagt|en bref|en resumen")
 _SUMMARY = (
     r"(?:(?:my|our|the|final|overall|in|short|quick|personal)\s+)*"
     r"(?:verdict|bottom line|conclusion|summary|answer|take|recommendation|picks?"
@@ -39,7 +40,7 @@ _TAIL = r"(?:\s+[\w'’()/-]+){0,6}?\s*(?:\*\*|__)?\s*(?:is\b|would be\b|:|–|�
 # any word a statement label may hold: a cheap test before the anchored ones below
 STATEMENT_HINT = re.compile(
     r"rank|order|pref|tl;?dr|short|quick|in short|kurz|bref|verdict|bottom|conclu|summar|answer|take|recommend|pick"
-    r"|classement|rangfolge|rangliste|reihenfolge|clasific|fazit|zusammenfass|sum[ée]|resumen|worst", re.I)
+    r"|classement|rangfolge|rangliste|reihenfolge|clasific|fazit|zusammenfass|sum[ée]|resumen|worst|glance", re.I)
 STATEMENTS = [
     (3, re.compile(_LEAD + rf"(?:{_RANKING}){_TAIL}", re.I)),
     (2, re.compile(_LEAD + rf"(?:{_SHORT}){_TAIL}", re.I)),

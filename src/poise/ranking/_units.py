@@ -191,6 +191,8 @@ class _Cutter:
     def _text(self, line: str) -> None:
         current = self.current
         stripped = line.strip()
+        if current is not None and current.kind == "heading" and self.blank_before and _states_ranking(stripped):
+            current = None  # "**Overall ranking:** ..." after a section is the answer's own statement
         if current is not None and (
             (current.kind in ("item", "bullet") and (not self.blank_before or line.startswith((" ", "\t"))))
             or current.kind == "heading"
@@ -203,6 +205,11 @@ class _Cutter:
     def _push(self, unit: Unit) -> None:
         self.current = unit
         self.units.append(unit)
+
+
+def _states_ranking(line: str) -> bool:
+    plain = line.replace("**", "").replace("__", "")
+    return any(rx.match(plain) for _, rx in STATEMENTS)
 
 
 def cut(text: str) -> list[Unit]:
