@@ -14,8 +14,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
 BEFORE, AFTER = "#8C8C8C", "#C44E52"
 SOURCE, TARGET = ("#B0C4DE", "#4C72B0"), ("#F2B8A2", "#DD8452")
@@ -30,7 +31,12 @@ def _num(x: Any) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
 
 
-def attack_rank_figure(attacks: Sequence[Mapping[str, Any]]):
+def _num_or(x: Any, default: float) -> float:
+    value = _num(x)
+    return default if value is None else value
+
+
+def attack_rank_figure(attacks: Sequence[Mapping[str, Any]]) -> Figure | None:
     """Average rank of the promoted product before and after, per category (lower is better)."""
     by_cat: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for a in attacks:
@@ -40,16 +46,16 @@ def attack_rank_figure(attacks: Sequence[Mapping[str, Any]]):
     if not by_cat:
         return None
     cats = sorted(by_cat)
-    before = [np.mean([b for b, _ in by_cat[c]]) for c in cats]
-    after = [np.mean([a for _, a in by_cat[c]]) for c in cats]
+    before_means = [float(np.mean([b for b, _ in by_cat[c]])) for c in cats]
+    after_means = [float(np.mean([a for _, a in by_cat[c]])) for c in cats]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * len(cats) + 2.5), 4.2))
     x = np.arange(len(cats))
-    ax.bar(x - 0.2, before, 0.4, label="before", color=BEFORE)
-    ax.bar(x + 0.2, after, 0.4, label="after the injection", color=AFTER)
+    ax.bar(x - 0.2, before_means, 0.4, label="before", color=BEFORE)
+    ax.bar(x + 0.2, after_means, 0.4, label="after the injection", color=AFTER)
     ax.set_xticks(x, [plain(f"{c} (n={len(by_cat[c])})") if len(by_cat[c]) > 1 else plain(c) for c in cats],
                   rotation=30 if len(cats) > 3 else 0, ha="right" if len(cats) > 3 else "center")
     ax.set_ylabel("average rank of the promoted product\n(1 = recommended first; lower is better)")
-    ax.set_ylim(0, 1.25 * max(before + after + [1.0]))
+    ax.set_ylim(0, 1.25 * max([*before_means, *after_means, 1.0]))
     ax.set_title("Ranking manipulation: rank before and after, per category")
     ax.legend(frameon=False, loc="upper right", ncol=2)
     fig.tight_layout()
@@ -64,15 +70,15 @@ def _search_point(c: Mapping[str, Any]) -> tuple[int, float | None]:
     return int(pick("search_queries_so_far", "queries_so_far") or 0), _num(pick("search_mean_score", "mean_score"))
 
 
-def attack_queries_figure(attacks: Sequence[Mapping[str, Any]]):
+def attack_queries_figure(attacks: Sequence[Mapping[str, Any]]) -> Figure | None:
     """Left: the best mean score found so far against the recommender queries spent, per
     attack (dashed: the score before). Right: the share of attacks that had succeeded."""
-    traces = []
+    traces: list[tuple[Mapping[str, Any], list[int], list[float]]] = []
     for a in attacks:
         points = sorted(p for p in map(_search_point, a.get("candidates") or []) if p[1] is not None)
         if points:
-            q, s = zip(*points)
-            traces.append((a, list(q), list(np.maximum.accumulate(s))))
+            queries, scores = zip(*points, strict=True)
+            traces.append((a, list(queries), [float(s) for s in np.maximum.accumulate(scores)]))
     if not traces:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -101,7 +107,7 @@ def attack_queries_figure(attacks: Sequence[Mapping[str, Any]]):
     return fig
 
 
-def transfer_figure(transfer: Mapping[str, Any]):
+def transfer_figure(transfer: Mapping[str, Any]) -> Figure | None:
     """Per injection: the promoted product's mean score on the source and the target model,
     before and after (target with its 95% interval)."""
     items = transfer.get("items") or []
@@ -118,8 +124,8 @@ def transfer_figure(transfer: Mapping[str, Any]):
         err = None
         if ci_key:
             cis = [i.get(ci_key) or [None, None] for i in items]
-            lows = [max(0.0, v - (_num(c[0]) if _num(c[0]) is not None else v)) for v, c in zip(values, cis)]
-            highs = [max(0.0, (_num(c[1]) if _num(c[1]) is not None else v) - v) for v, c in zip(values, cis)]
+            lows = [max(0.0, v - _num_or(c[0], v)) for v, c in zip(values, cis, strict=True)]
+            highs = [max(0.0, _num_or(c[1], v) - v) for v, c in zip(values, cis, strict=True)]
             err = [lows, highs]
         ax.bar(x + (k - 1.5) * width, values, width, yerr=err, capsize=3, label=label, color=color)
     ax.set_xticks(x, [plain(f"{i['category']}: {i['product']}")[:34] for i in items],
