@@ -10,15 +10,16 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-from ._natural_analysis import FACTORS, POOLED, Analysis  # noqa: E402
+from ._natural_analysis import FACTORS, POOLED, Analysis
 
 COLORS = {"product": "#4C72B0", "document": "#DD8452", "position": "#55A868"}
 
 
-def f_statistics_figure(analyses: Mapping[str, Analysis]):
+def f_statistics_figure(analyses: Mapping[str, Analysis]) -> Figure:
     """Grouped bars: the one-way F of product name, document and position per category."""
     cats = [c for c in analyses if c != POOLED]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(cats) + 2), 4.2))
@@ -37,7 +38,7 @@ def f_statistics_figure(analyses: Mapping[str, Analysis]):
     return fig
 
 
-def position_bias_figure(analyses: Mapping[str, Analysis]):
+def position_bias_figure(analyses: Mapping[str, Analysis]) -> Figure:
     """Mean score at each context position, per category, with the pooled curve and its CI."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for name, a in analyses.items():
@@ -57,7 +58,7 @@ def position_bias_figure(analyses: Mapping[str, Analysis]):
     return fig
 
 
-def heatmap_figure(analyses: Mapping[str, Analysis]):
+def heatmap_figure(analyses: Mapping[str, Analysis]) -> Figure:
     """Per category: mean score of each product (rows) at each context position (columns)."""
     cats = [c for c, a in analyses.items() if a.heatmap is not None]
     cols = min(3, max(1, len(cats)))
@@ -66,7 +67,7 @@ def heatmap_figure(analyses: Mapping[str, Analysis]):
     vmax = max([np.nanmax(np.asarray(analyses[c].heatmap, dtype=float)) for c in cats
                 if np.isfinite(np.asarray(analyses[c].heatmap, dtype=float)).any()] or [1.0])
     image = None
-    for ax, c in zip(axes.flat, cats):
+    for ax, c in zip(axes.flat, cats, strict=False):  # the grid may have spare cells (turned off below)
         a = analyses[c]
         table = np.asarray(a.heatmap, dtype=float)
         image = ax.imshow(table, cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
