@@ -19,7 +19,8 @@ class Interval:
     level: float = 0.95
 
 
-def _cluster_rows(clusters: Sequence[object], strata: Sequence[object] | None) -> list[list[np.ndarray]]:
+def _cluster_rows(clusters: Sequence[object] | np.ndarray,
+                  strata: Sequence[object] | np.ndarray | None) -> list[list[np.ndarray]]:
     """Row indices per cluster, grouped by stratum."""
     keys = [str(c) for c in clusters]
     strat = [str(s) for s in strata] if strata is not None else [""] * len(keys)
@@ -31,9 +32,9 @@ def _cluster_rows(clusters: Sequence[object], strata: Sequence[object] | None) -
 
 def bootstrap(
     statistic: Callable[[np.ndarray], np.ndarray | float],
-    clusters: Sequence[object],
+    clusters: Sequence[object] | np.ndarray,
     *,
-    strata: Sequence[object] | None = None,
+    strata: Sequence[object] | np.ndarray | None = None,
     n_boot: int = 1000,
     level: float = 0.95,
     seed: int = 0,
