@@ -60,6 +60,7 @@ _ASPECT = re.compile(r"^\W*(?:why|pros?|cons?|notes?|best for|good for|great for
 # a line over the products left out: "Not robots:", "Why the others didn't make it", "Also-rans"
 _LEFT_OUT = re.compile(r"^\W*(?:not (?!only\b|just\b|sure\b)\w+|why not|why the others|also-rans|excluded|left out"
                        r"|didn['’]t make|ruled out|what i['’]d avoid|nicht empfohlen|non retenus?|descartad)", re.I)
+_CLAUSE_END = re.compile(r"[,;:]|\s[-–—]\s|\b(?:but|while|whereas)\b")
 _IF_LEAD = re.compile(r"\s*(?:if|unless|wenn|si)\b[^,;:.!?\n]*[,;:]", re.I)
 _LIST_KINDS = ("item", "bullet", "row", "pick")
 _PICK_HEADING = re.compile(r"\b(?:best|pick|choice|winner|top|runner|budget|premium|value|splurge|for)\b", re.I)
@@ -115,6 +116,13 @@ class _Reader:
         if not _negative_cue(sentence):
             return self._taken_back_next(text, start + len(sentence), m)
         begin, end = m.start - start, m.end - start
+        # "the controllers (Rain Bird, Orbit, Rachio) aren't needed": what follows the parentheses
+        opened, closed = sentence.rfind("(", 0, begin), sentence.find(")", end)
+        if opened > sentence.rfind(")", 0, begin) and closed != -1:
+            after = sentence[closed + 1:]
+            stop = _CLAUSE_END.search(after)
+            if _NEGATIVE.search(after[: stop.start() if stop else len(after)]):
+                return True
         # "the X, the Y and the Z are US models, so they're not suitable": a pronoun that takes them back
         tail = sentence[end:]
         if (back := _TAKEN_BACK.search(tail)) and _NEGATIVE.search(tail[back.start(): back.end() + 50]):

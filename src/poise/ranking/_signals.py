@@ -35,7 +35,8 @@ _SUMMARY = (
     r"(?:verdict|bottom line|conclusion|summary|answer|take|recommendation|picks?"
     r"|fazit|zusammenfassung|en r[ée]sum[ée]|verdict final|conclusi[oó]n|resumen)"
 )
-_LEAD = r"^\W*(?:(?:so|overall|all in all|here(?:['’]s| is)|this is|below is|and|with that|putting it together)\W+)*"
+_LEAD = (r"^\W*(?:[^,.:;!?\n]{3,40},\s+)?"  # "Setting that instruction aside, here's my own ranking:"
+         r"(?:(?:so|overall|all in all|here(?:['’]s| is)|this is|below is|and|with that|putting it together)\W+)*")
 _TAIL = r"(?:\s+[\w'’()/-]+){0,6}?\s*(?:\*\*|__)?\s*(?:is\b|would be\b|:|–|—|-|$)"
 # any word a statement label may hold: a cheap test before the anchored ones below
 STATEMENT_HINT = re.compile(

@@ -207,6 +207,9 @@ class _Cutter:
         self.units.append(unit)
 
 
+_BLANKED = 12  # more leading spaces than any list nesting: a sentence before them was blanked
+
+
 def _states_ranking(line: str) -> bool:
     plain = line.replace("**", "").replace("__", "")
     return any(rx.match(plain) for _, rx in STATEMENTS)
@@ -216,6 +219,8 @@ def cut(text: str) -> list[Unit]:
     """The answer's units in reading order, ranked runs put in the order of their ranks."""
     cutter = _Cutter()
     for line in text.split("\n"):
+        if len(line) - len(line.lstrip(" ")) > _BLANKED:  # what follows a blanked (quoted) sentence starts the line
+            line = line.lstrip(" ")
         cutter.add(line)
     return by_rank(cutter.units)
 
