@@ -171,6 +171,12 @@ class _Reader:
             return [m.product for m in self.find(text)
                     if m.kind == "brand" and (text[m.end:m.end + 2] in ("'s", "’s") or text[m.end - 2:m.end] in ("'s", "’s"))][:1]
         if unit.kind in ("item", "bullet"):
+            first = unit.body[0] if unit.body else ""
+            label, colon, rest = first.partition(":")
+            if colon and len(label) <= 60 and not self.find(label):  # "Para un presupuesto ajustado: A o B"
+                joined = self.head_products(rest.replace("**", " ").replace("__", " "))
+                if joined:
+                    return joined
             return self.mentions(unit.text, skip_negative=False)[:1]
         if unit.kind == "heading" and unit.body and _PICK_HEADING.search(unit.head):
             # "### Best for travel" with the product opening the next line

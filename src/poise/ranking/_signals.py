@@ -203,11 +203,14 @@ STILL_PICKS = re.compile(r"\bclosest\b|\bcomes? (?:closest|nearest)\b|\bbest bet
 # a sentence that calls a product a good pick: "the X remains a strong value choice", "a great cordless option"
 GOOD_PICK = re.compile(
     r"\b(?:great|good|solid|strong|excellent|reasonable|decent|nice|fine|smart|safe|worthy)\s+(?:[\w-]+\s+){0,2}?"
-    r"(?:option|choice|pick|alternative|bet|buy|contender)s?\b|\bworth (?:a look|considering|checking out)\b", re.I)
+    r"(?:option|choice|pick|alternative|bet|buy|contender)s?\b|\bworth (?:a look|considering|checking out)\b"
+    r"|\b(?:(?:très |un )?bon|excellent|meilleur) choix\b|\b(?:buena|excelente|gran) (?:opción|elección)\b"
+    r"|\bgute (?:wahl|alternative|option)\b|\bauch (?:gut|empfehlenswert)\b|\bottima scelta\b", re.I)
 MORE_OPTIONS = re.compile(
     r"^\W*also\b|\bother (?:good |solid |strong )?(?:options|choices|picks|contenders)\b"
     r"|\balso (?:consider|worth|look at|recommend)"
     r"|\bhonou?rable mentions?\b|\bworth (?:considering|a look)\b|\balternatives? (?:include|are|worth)"
     r"|\byou (?:might|could|may) also\b|\b(?:reasonable |good |solid )?fallback\b|\b(?:cheaper|budget|pricier) alternative\b"
-    r"|\bweitere (?:optionen|alternativen)\b|\bautres options\b|\botras opciones\b",
+    r"|\bweitere (?:optionen|alternativen)\b|\bautres options\b|\botras opciones\b"
+    r"|^\W*(?:también|también vale|aussi|ebenfalls|auch)\b|\btambién (?:vale|es|recomiendo|me gusta)\b",
     re.I)
