@@ -42,8 +42,22 @@ from ..catalog import Category
 from ..engine import Recommender
 from ..ranking import RankingReader
 from ..store import Store
-from ._defend_figures import (SCHEMA_VERSION, ConfigResult, Cost, DefendResult, Robustness, _cost, _curves, _injected_answers, _num, certificate_figures,
-                              clean_answers, clean_figures, consensus_scores, detection_figures)
+from ._defend_figures import (
+    SCHEMA_VERSION,
+    ConfigResult,
+    Cost,
+    DefendResult,
+    Robustness,
+    _cost,
+    _curves,
+    _injected_answers,
+    _num,
+    certificate_figures,
+    clean_answers,
+    clean_figures,
+    consensus_scores,
+    detection_figures,
+)
 
 PLAIN = "plain"
 
@@ -92,12 +106,12 @@ def expand_spec(spec: str) -> list[tuple[tuple[str, ...], str | None, str | None
     index, key, values = listed[0]
     if any(not v.strip() for v in values):
         raise DefenseError(f"defense spec {spec!r}: {key} lists an empty value", "write values as a|b|c")
-    out = []
+    out: list[tuple[tuple[str, ...], str | None, str | None]] = []
     for value in values:
         name, raw = parse_spec(chain[index])
         raw[key] = value.strip()
         piece = name + ":" + ",".join(f"{k}={v}" for k, v in raw.items())
-        out.append((tuple(chain[:index]) + (piece,) + tuple(chain[index + 1:]), key, value.strip()))
+        out.append(((*chain[:index], piece, *chain[index + 1:]), key, value.strip()))
     return out
 
 
@@ -233,9 +247,11 @@ def run_defend(
 
 
 def _kinds(engine: Recommender) -> list[str]:
+    from ..defenses import Defense
+
     kinds = []
-    while hasattr(engine, "inner"):
-        kinds.append(type(engine).kind)
+    while isinstance(engine, Defense):  # a defense wraps the engine it defends (``inner``)
+        kinds.append(engine.kind)
         engine = engine.inner
     return kinds[::-1]
 
@@ -253,7 +269,7 @@ def pooled(results: Sequence[DefendResult]) -> list[dict[str, Any]]:
         values = [v for v in values if v is not None]
         return _num(np.mean(values)) if values else None
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for label, cs in by_label.items():
         rows.append({"label": label, "categories": len(cs),
                      "success_rate": mean([float(c.attack.success) for c in cs]),

@@ -145,6 +145,7 @@ def clean_answers(engine: Recommender, category: Category, orders: Sequence[tupl
             recommend(engine, category, store=store, run_id=run_id, seed=_order_seed(order), order=order,
                       task_key=key, meta={"experiment": "defend", "phase": "clean"}, reader=reader)
             row = store.done_call(run_id, key)
+        assert row is not None  # recommend stored the call under this key
         on_query()
         out.append(_answer(row))
     return out
@@ -168,18 +169,19 @@ def clean_figures(answers: Sequence[Answer], consensus: np.ndarray) -> Clean:
     from scipy.stats import kendalltau  # loaded on first use: `poise --help` never pays for it
 
     n = len(consensus)
-    readable = [a for a in answers if a.order is not None]
+    # (order, context order) of each readable answer
+    readable = [(a.order, a.context_order) for a in answers if a.order is not None]
     top = int(np.argmax(consensus)) if consensus.any() else None  # ties: the first in catalog order
     taus = []
-    for a in readable:
-        tau = kendalltau(scores_from_order(a.order, n), consensus).statistic
+    for order, _ in readable:
+        tau = kendalltau(scores_from_order(order, n), consensus).statistic
         if math.isfinite(tau):
             taus.append(tau)
-    top1 = (sum(a.order[:1] == (top,) for a in readable) / len(answers)) if answers and top is not None else None
+    top1 = (sum(order[:1] == (top,) for order, _ in readable) / len(answers)) if answers and top is not None else None
     positions, scores = [], []
-    for a in readable:
-        score = scores_from_order(a.order, n)
-        for position, index in enumerate(a.context_order, start=1):
+    for order, context_order in readable:
+        score = scores_from_order(order, n)
+        for position, index in enumerate(context_order, start=1):
             positions.append(position)
             scores.append(score[index])
     test = one_way(scores, positions, name="position") if scores else None
@@ -212,7 +214,8 @@ def flagged_pages(report: dict[str, Any], category: Category) -> set[int] | None
 
 
 def _certificate_of(report: dict[str, Any]) -> tuple[float | None, bool | None]:
-    cert = report.get("certificate") if isinstance(report.get("certificate"), dict) else {}
+    raw = report.get("certificate")
+    cert: dict[str, Any] = raw if isinstance(raw, dict) else {}
     share = next((src[k] for src in (report, cert) for k in ("certified_share", "share")
                   if isinstance(src.get(k), (int, float)) and not isinstance(src.get(k), bool)), None)
     top1 = next((src[k] for src in (report, cert) for k in ("top1_certified", "top_certified", "top1")
@@ -258,7 +261,10 @@ def _injected_answers(store: Store, run_id: str, prefixes: Sequence[str]) -> lis
 def _cost(answers: Sequence[Answer], plain: Cost | None) -> Cost:
     calls = float(np.mean([a.calls for a in answers])) if answers else 0.0
     tokens = float(np.mean([a.tokens for a in answers])) if answers else 0.0
-    ratio = (lambda x, base: _num(x / base) if base else None)
+
+    def ratio(x: float, base: float) -> float | None:
+        return _num(x / base) if base else None
+
     return Cost(calls_per_answer=round(calls, 4), tokens_per_answer=round(tokens, 2),
                 calls_x=ratio(calls, plain.calls_per_answer if plain else calls),
                 tokens_x=ratio(tokens, plain.tokens_per_answer if plain else tokens))

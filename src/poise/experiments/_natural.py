@@ -19,8 +19,8 @@ from .._errors import ModelError
 from ..catalog import Category, Document, Product
 from ..engine import Recommender
 from ..models import ChatMessage, ChatModel, GenerateConfig
-from ..ranking._names import matcher_for
 from ..ranking import RankingReader
+from ..ranking._names import matcher_for
 from ..store import Store
 from ._recommend import Recommendation, recommend
 

@@ -45,12 +45,12 @@ class NaturalRecords:
     def __len__(self) -> int:
         return len(self.score)
 
-    def subset(self, rows: np.ndarray) -> "NaturalRecords":
+    def subset(self, rows: np.ndarray) -> NaturalRecords:
         return NaturalRecords(self.category[rows], self.trial[rows], self.product[rows],
                               self.document[rows], self.position[rows], self.score[rows], self.names,
                               self.unparseable, self.failed, self.ambiguous, self.reasons)
 
-    def for_category(self, name: str) -> "NaturalRecords":
+    def for_category(self, name: str) -> NaturalRecords:
         return self.subset(np.nonzero(self.category == name)[0])
 
 
@@ -134,7 +134,7 @@ class Analysis:
             "joint_anova": {k: {**test(self.joint[k]), "partial_eta_sq_ci95": ci(self.joint_eta_ci[k])}
                             for k in FACTORS},
             "position_curve": [{"position": p, "mean_score": num(m), "ci95": ci(c)} for p, (m, c)
-                               in enumerate(zip(self.position_curve, self.position_curve_ci), start=1)],
+                               in enumerate(zip(self.position_curve, self.position_curve_ci, strict=True), start=1)],
             "products": self.products,
             "heatmap": None if self.heatmap is None else [[num(v) for v in row] for row in self.heatmap],
         }
@@ -205,8 +205,8 @@ def analyse(r: NaturalRecords, category: str, *, n_boot: int = 1000, seed: int =
         unparseable=sum(r.unparseable.values()) if pooled else r.unparseable[category],
         failed=sum(r.failed.values()) if pooled else r.failed[category],
         products=[] if pooled else r.names.get(category, []),
-        one_way=ones, one_way_ci=dict(zip(FACTORS, intervals[:3])),
-        joint=joint, joint_eta_ci=dict(zip(FACTORS, intervals[3:6])),
+        one_way=ones, one_way_ci=dict(zip(FACTORS, intervals[:3], strict=True)),
+        joint=joint, joint_eta_ci=dict(zip(FACTORS, intervals[3:6], strict=True)),
         position_curve=[float(x) for x in _curve(r, n)], position_curve_ci=intervals[6:],
         heatmap=heatmap,
         ambiguous=sum(r.ambiguous.values()) if pooled else r.ambiguous[category],
