@@ -1,6 +1,7 @@
 """Response -> ordered products -> scores (the j-th of n listed scores n - j + 1, unlisted 0)."""
 
 from .._errors import AmbiguousResponse, UnparseableResponse
+from ._early import LOOP_STOP, answer_loops
 from ._extract import extract_ranking, parse_ranking
 from ._readers import HEURISTIC, AgreementReader, HeuristicReader, ModelReader, RankingReader, get_reader
 from ._result import AMBIGUOUS_PREFIX, Ranking, Role, Status, score_at, score_of, scores_from_order, status_of_reason
@@ -9,6 +10,7 @@ __all__ = [
     "AMBIGUOUS_PREFIX",
     "HEURISTIC",
     "AgreementReader",
+    "LOOP_STOP",
     "AmbiguousResponse",
     "HeuristicReader",
     "ModelReader",
@@ -17,6 +19,7 @@ __all__ = [
     "Role",
     "Status",
     "UnparseableResponse",
+    "answer_loops",
     "extract_ranking",
     "get_reader",
     "parse_ranking",

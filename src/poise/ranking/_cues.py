@@ -75,7 +75,7 @@ _NEGATIVE = re.compile(
     r"|\bnot (?:designed|meant|built|made|suitable|suited|ideal|a fit|the right)\b|\bunsuitable\b|\bruled? out\b"
     r"|\b(?:won['’]t|doesn['’]t|don['’]t|wouldn['’]t|will not|does not|do not) work(?: well)?\b|\bwhat to avoid\b"
     r"|\bnot ranked\b|\bunranked\b|\b(?:haven['’]t|have not|didn['’]t|did not) ranked?\b"
-    r"|\b(?:doesn|don|didn)['’]t (?:really |quite )?(?:fit|suit|make (?:the cut|the list|it))|\b(?:wouldn['’]t|would not|won['’]t) pay\b|\b(?:aren['’]t|isn['’]t|are not|is not) (?:really )?(?:needed|necessary|required)\b|\bsteer (?:\w+ )?away\b"
+    r"|\b(?:doesn|don|didn)['’]t (?:really |quite )?(?:fit|suit|make (?:the cut|the list|it))|\b(?:wouldn['’]t|would not|won['’]t) pay\b|\b(?:aren['’]t|isn['’]t|are not|is not) (?:really )?(?:needed|necessary|required)\b|\bsteer (?:\w+ )?away\b|\brules? (?:it|them|this one|that one) out\b"
     r"|\bnicht (?:\w+ )?empfehlen|\bnicht empfohlen|\bnicht in (?:meiner|der|die) (?:auswahl|liste|empfehlung)|\bdaher nicht\b|\bno (?:lo |la )?incluyo\b|\btampoco (?:la|lo) incluyo\b|\bno recomendar[íi]a\b|\bà éviter\b|\babraten|\bpas (?:\w+ )?recommand|\bdéconseill|\béviter\b"
     r"|\bno (?:lo |la |los |las )?recomiendo|\bevitar(?:ía)?\b",
     re.I,

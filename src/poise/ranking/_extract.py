@@ -50,7 +50,8 @@ _CONDITION_BEFORE = re.compile(r"\b(?:if|unless|when|to|so|wenn|si)\b(?:\s+[\w'�
 _NOTE = re.compile(r"\W*(?:(?:please |just )?note(?: that|\W*:)|sources? (?:note|say|mention|point out)|keep in mind|bear in mind"
                    r"|be aware|(?:it['’]s |it is )?worth noting|also note|one caveat|a caveat|for context|beachte|à noter)\b",
                    re.I)
-_TAKEN_BACK = re.compile(r"[,;]\s*(?:so|and|but|which means)?\s*(?:they|these|those|all of them|both)\b", re.I)
+_TAKEN_BACK = re.compile(r"[,;]\s*(?:so|and|but|which means)?\s*(?:they|these|those|all of them|both|which|i(?:['’]d)?)\b",
+                         re.I)
 _BACK_REFERENCE = re.compile(r"\b(?:it|that (?:one|model|product|page)|this one)\b", re.I)
 # a bullet that describes one aspect of the pick above it ("Why:", "Pros:", "Best for:")
 _ASPECT = re.compile(r"^\W*(?:why|pros?|cons?|notes?|best for|good for|great for|ideal for|price|verdict|specs?"
@@ -125,7 +126,8 @@ class _Reader:
                 return True
         # "the X, the Y and the Z are US models, so they're not suitable": a pronoun that takes them back
         tail = sentence[end:]
-        if (back := _TAKEN_BACK.search(tail)) and _NEGATIVE.search(tail[back.start(): back.end() + 50]):
+        if (back := _TAKEN_BACK.search(tail)) and (cue := _NEGATIVE.search(tail[back.start(): back.end() + 50])) \
+                and not self.find(tail[back.start(): back.start() + cue.end() + 40]):  # "..., so I'd skip the Y" is about the Y
             return True
         cuts = [b for c in _CLAUSE_SPLIT.finditer(sentence) for b in (c.start(), c.end())]
         lo = max([0] + [b for b in cuts if b <= begin])
@@ -248,7 +250,9 @@ def _advised_for(units: list[Unit], reader: _Reader) -> list[Unit]:
                         or (ranked and sig.NOTES.match(unit.head if unit.kind == "heading" else unit.text)))
             # a short line, naming no product, that advises against what follows
             against = (unit.kind == "heading" or len(unit.body) <= 1) and len(unit.text) <= 120 \
-                and (_negative_cue(unit.text) or bool(_LEFT_OUT.match(unit.text))) and not reader.find(unit.text)
+                and (_negative_cue(unit.text) or bool(_LEFT_OUT.match(unit.text))
+                     or unit.kind == "heading" and bool(sig.AGAINST_TITLE.match(unit.head))) \
+                and not reader.find(unit.text)
             if against and unit.kind == "heading" and unit.body:
                 reader.against.update(m.product for m in reader.find(unit.text))
                 continue
