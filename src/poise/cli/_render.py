@@ -8,15 +8,25 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn, Task,
-                           TimeElapsedColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from .._text import escape_unsafe_json, strip_unsafe
+
+if TYPE_CHECKING:  # only for annotations: rendering never loads the store
+    from ..store import RunRecord
 
 
 class OutputClosed(Exception):
@@ -42,7 +52,7 @@ def note(console: Console, text: str) -> None:
     console.print(safe(text), soft_wrap=True)
 
 
-def ranking_table(title: str, rows: list[dict]) -> Table:
+def ranking_table(title: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(title=safe(title), title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("product")
@@ -57,7 +67,7 @@ def ranking_table(title: str, rows: list[dict]) -> Table:
     return table
 
 
-def runs_table(records: list, where: object, width: int) -> Table:
+def runs_table(records: list[RunRecord], where: object, width: int) -> Table:
     """The runs, one row each, readable at any width: the counts cell wraps by words, and
     below 90 columns the tokens and time columns (also in --json and the report) are left out."""
     table = Table(title=safe(f"Runs in {where}"), title_justify="left", box=None, header_style="bold",

@@ -20,8 +20,7 @@ from typing import Any, TypeVar
 from .. import __version__
 from .._errors import StoreError
 from ..ranking._result import AMBIGUOUS_PREFIX
-from ..store import (ResultError, ResultFile, RunRecord, Store, StoredAttack, StoredDefend, StoredNatural,
-                     StoredTransfer)
+from ..store import ResultError, ResultFile, RunRecord, Store, StoredAttack, StoredDefend, StoredNatural, StoredTransfer
 
 MAX_CALLS_SHOWN = 100  # calls listed per run; the rest are counted
 R = TypeVar("R", bound=ResultFile)
@@ -329,7 +328,8 @@ _DEFEND_FIELDS = (("tau", "clean", "tau"), ("top1", "clean", "top1"), ("position
                   ("position_p", "clean", "position_p"), ("readable", "clean", "readable"),
                   ("answers", "clean", "answers"), ("success", "attack", "success"),
                   ("first_rate", "attack", "first_rate"), ("rank_gain", "attack", "rank_gain"),
-                  ("transfer_gain", "attack", "transfer_gain"), ("transfer_first_rate", "attack", "transfer_first_rate"),
+                  ("transfer_gain", "attack", "transfer_gain"),
+                  ("transfer_first_rate", "attack", "transfer_first_rate"),
                   ("injection", "attack", "injection"), ("calls_x", "cost", "calls_x"),
                   ("tokens_x", "cost", "tokens_x"), ("calls_per_answer", "cost", "calls_per_answer"),
                   ("tokens_per_answer", "cost", "tokens_per_answer"), ("tpr", "detection", "tpr"),
@@ -387,6 +387,7 @@ def _check_defend(data: dict[str, Any]) -> str | None:
                           "points": [{k: _plain(p.get(k)) for k in _CURVE_FIELDS} for p in cv.get("points") or []
                                      if isinstance(p, dict)]}
                          for cv in curves if isinstance(cv, dict)]
-    pooled = data.get("pooled") if isinstance(data.get("pooled"), list) else []
+    raw_pooled = data.get("pooled")
+    pooled: list[Any] = raw_pooled if isinstance(raw_pooled, list) else []
     data["pooled"] = [{k: _plain(row.get(k)) for k in _POOLED_FIELDS} for row in pooled if isinstance(row, dict)]
     return None

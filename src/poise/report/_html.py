@@ -21,13 +21,13 @@ import markupsafe
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from .._text import strip_unsafe  # noqa: E402
-from ._attack_plots import attack_queries_figure, attack_rank_figure, transfer_figure  # noqa: E402
-from ..experiments import FACTORS, POOLED  # noqa: E402
-from ._data import ReportData, RunView  # noqa: E402
-from ..experiments._natural_plots import f_statistics_figure, heatmap_figure, position_bias_figure  # noqa: E402
+from .._text import strip_unsafe
+from ..experiments import FACTORS, POOLED
+from ..experiments._natural_plots import f_statistics_figure, heatmap_figure, position_bias_figure
+from ._attack_plots import attack_queries_figure, attack_rank_figure, transfer_figure
+from ._data import ReportData, RunView
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
 
@@ -71,7 +71,8 @@ def run_figures(run: RunView) -> list[Figure]:
                             Figure("Mean score by product and context position", lambda: heatmap_figure(a)))
                 if f.uri or f.error]
     if run.transfer is not None:
-        return [f for f in (Figure("Source against target", lambda: transfer_figure(run.transfer)),)
+        transfer = run.transfer
+        return [f for f in (Figure("Source against target", lambda: transfer_figure(transfer)),)
                 if f.uri or f.error]
     return []
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,7 +61,7 @@ def content_hash(*parts: Any) -> str:
 
 
 def new_run_id() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 @dataclass(frozen=True)
@@ -251,7 +251,7 @@ class Store:
             " ORDER BY created_at DESC LIMIT 1", (command, config_hash(config)))
         return row[0] if row else None
 
-    def claim_unfinished(self, command: str, config: dict[str, Any]) -> tuple[str | None, list["LiveRun"]]:
+    def claim_unfinished(self, command: str, config: dict[str, Any]) -> tuple[str | None, list[LiveRun]]:
         """Adopt the latest unfinished run of the same command and configuration whose owner
         is gone (interrupted, failed, killed), marking it running in this process.
 
@@ -309,6 +309,7 @@ class Store:
                  None if call.ranking is None else json.dumps(list(call.ranking)), call.error,
                  None if call.meta is None else json.dumps(call.meta, sort_keys=True), time.time()),
             )
+            assert cur.lastrowid is not None  # an INSERT always sets it
             call_id = int(cur.lastrowid)
             if call.parseable and call.ranking is not None:
                 n = len(call.products)
@@ -354,7 +355,7 @@ class Store:
         with self._lock:
             cur = self._conn.execute(sql, args)
             names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     # -- listing ------------------------------------------------------------------------
     def runs(self, limit: int | None = None) -> list[RunRecord]:
@@ -396,13 +397,14 @@ class Store:
 
     def _query_one(self, sql: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
         with self._lock:
-            return self._conn.execute(sql, args).fetchone()
+            row: tuple[Any, ...] | None = self._conn.execute(sql, args).fetchone()
+            return row
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
