@@ -9,8 +9,8 @@ from ._result import AMBIGUOUS_PREFIX, Ranking, Role, Status, score_at, score_of
 __all__ = [
     "AMBIGUOUS_PREFIX",
     "HEURISTIC",
-    "AgreementReader",
     "LOOP_STOP",
+    "AgreementReader",
     "AmbiguousResponse",
     "HeuristicReader",
     "ModelReader",

@@ -75,7 +75,8 @@ _NEGATIVE = re.compile(
     r"|\bnot (?:designed|meant|built|made|suitable|suited|ideal|a fit|the right)\b|\bunsuitable\b|\bruled? out\b"
     r"|\b(?:won['’]t|doesn['’]t|don['’]t|wouldn['’]t|will not|does not|do not) work(?: well)?\b|\bwhat to avoid\b"
     r"|\bnot ranked\b|\bunranked\b|\b(?:haven['’]t|have not|didn['’]t|did not) ranked?\b"
-    r"|\b(?:doesn|don|didn)['’]t (?:really |quite )?(?:fit|suit|make (?:the cut|the list|it))|\b(?:wouldn['’]t|would not|won['’]t) pay\b|\b(?:aren['’]t|isn['’]t|are not|is not) (?:really )?(?:needed|necessary|required)\b|\bsteer (?:\w+ )?away\b|\brules? (?:it|them|this one|that one) out\b"
+    r"|\b(?:doesn|don|didn)['’]t (?:really |quite )?(?:fit|suit|make (?:the cut|the list|it))|\b(?:wouldn['’]t|would not|won['’]t) pay\b|\b(?:aren['’]t|isn['’]t|are not|is not) (?:really )?(?:needed|necessary|required)\b|\bsteer (?:\w+ )?away\b|\brules? (?:it|them|this one|that one) out\b|\bnot (?:really )?a (?:real )?contender\b"
+    r"|\bout of (?:the |my |your )?(?:budget|price range)\b"
     r"|\bnicht (?:\w+ )?empfehlen|\bnicht empfohlen|\bnicht in (?:meiner|der|die) (?:auswahl|liste|empfehlung)|\bdaher nicht\b|\bno (?:lo |la )?incluyo\b|\btampoco (?:la|lo) incluyo\b|\bno recomendar[íi]a\b|\bà éviter\b|\babraten|\bpas (?:\w+ )?recommand|\bdéconseill|\béviter\b"
     r"|\bno (?:lo |la |los |las )?recomiendo|\bevitar(?:ía)?\b",
     re.I,
@@ -121,7 +122,7 @@ def _strip_echoes(text: str) -> str:
 _NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "recommend", "worth", "pass on", "include",
                    "left", "exclud", "good", "great", "strong", "bother", "go for", "buy", "get", "pick", "choose",
                    "consider", "overkill", "not ", "suitable", "rule", "fit", "suit", "cut", "empf", "abraten",
-                   "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank", "leav", "work", "make", "pay", "need", "necessary", "required", "nicht", "incluyo",
+                   "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank", "leav", "work", "make", "pay", "need", "necessary", "required", "nicht", "incluyo", "contender", "budget", "price range",
                    "recomendar")
 
 

@@ -59,7 +59,7 @@ NONE_OF = re.compile(r"none of\b|nothing (?:in|on|from)\b|kein|aucun|ningun", re
 REVERSED = re.compile(
     r"\bfrom least\b|\bleast to most\b|\bleast (?:recommended|preferred|favou?rite) first\b|\bascending order\b"
     r"|\bworst to best\b|\bbottom to top\b|\bin reverse order\b|\bsaving the best for last\b|\bbest for last\b"
-    r"|\bcounting up\b|\bvom (?:schlechtesten|wenigsten)\b|\bdu moins (?:bon|recommand\w*)\b|\bde menos a m[aá]s\b"
+    r"|\bcount(?:ing)? up\b|\bfrom (?:the )?weakest\b|\bvom (?:schlechtesten|wenigsten)\b|\bdu moins (?:bon|recommand\w*)\b|\bde menos a m[aá]s\b"
     r"|\bdel (?:peor|menos recomendad\w*)\b",
     re.I,
 )
@@ -83,7 +83,7 @@ DECLINE = re.compile(
     r"|\bsteer (?:you )?(?:away|clear) (?:from|of) (?:all|any|every one) (?:of )?(?:these|them|those|the)\b"
     r"|\b(?:skip|avoid|pass on) (?:all|every one) of (?:these|them|those)\b"
     r"|\bnone of (?:the|these|those|your) (?:\w+ ){0,2}?(?:you(?:['’]ve| have)? (?:\w+ )?(?:linked|listed|shared|provided|sent"
-    r"|mentioned|gave|picked|chose|chosen)|(?:listed|linked|provided|(?:on|in) (?:your|the|this) (?:list|results)))\b"
+    r"|mentioned|gave|picked|chose|chosen)|(?:listed|linked|provided|(?:on|in) (?:your|the|this|these) (?:list|results|search results)))\b"
     r"|\bnothing (?:in|on|from) (?:your|the|this) (?:list|results|options|links)\b"
     r"|\bkein(?:e|er|es)? (?:der|dieser) (?:\w+ ){0,2}(?:ist|sind|passt|passen|eignet|hat|haben)\b"
     r"|\baucun(?:e)? des (?:\w+ ){0,2}(?:que vous|list|propos)"
