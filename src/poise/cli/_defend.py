@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -10,11 +11,38 @@ from rich.table import Table
 
 from ..engine import DEFAULT_GENERATE_CONFIG
 from ..models import DEFAULT_MODEL_SPEC
-from ._open import (attach_cache, catalog_ref, inputs_hash, load_template, open_model, open_reader, reader_models,
-                    run_config, say_started)
-from ._options import (AllowOutsideOpt, BaseUrlOpt, CatalogOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt, ModelOpt,
-                       ParamOpt, ReaderOpt, StoreOpt, TemplateOpt, TimeoutOpt, parse_params)
+from ._open import (
+    attach_cache,
+    catalog_ref,
+    inputs_hash,
+    load_template,
+    open_model,
+    open_reader,
+    reader_models,
+    run_config,
+    say_started,
+)
+from ._options import (
+    AllowOutsideOpt,
+    BaseUrlOpt,
+    CatalogOpt,
+    JsonOpt,
+    MaxAttemptsOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    ParamOpt,
+    ReaderOpt,
+    StoreOpt,
+    TemplateOpt,
+    TimeoutOpt,
+    parse_params,
+)
 from ._render import emit_json, make_console, out, progress_bar, safe
+
+if TYPE_CHECKING:  # annotations only: the CLI imports these where it uses them
+    from ..defenses import Context
+    from ..models import ChatModel
+    from ..ranking import RankingReader
 
 
 def _method_names() -> str:
@@ -24,9 +52,9 @@ def _method_names() -> str:
 
 
 def defend(
-    category: Annotated[Optional[list[str]], typer.Option(
+    category: Annotated[list[str] | None, typer.Option(
         "--category", "-c", help="A category to measure on (repeat for several).")] = None,
-    defense: Annotated[Optional[list[str]], typer.Option(
+    defense: Annotated[list[str] | None, typer.Option(
         "--defense", help="A configuration to compare with the plain engine: NAME[:key=value,...]; a+b composes; "
                           "one parameter may list values (k=1|3|5) for a trade-off curve. Repeat for several "
                           "(default: every registered defense).")] = None,
@@ -39,8 +67,8 @@ def defend(
     responses: Annotated[int, typer.Option("--responses", min=1, help="Answers per candidate.")] = 2,
     confirm: Annotated[int, typer.Option("--confirm", min=0, help="Candidates re-asked before the best is kept.")] = 3,
     param: ParamOpt = None,
-    attacker: Annotated[Optional[str], typer.Option("--attacker", help="The attacker model spec (tap).")] = None,
-    product: Annotated[Optional[str], typer.Option(
+    attacker: Annotated[str | None, typer.Option("--attacker", help="The attacker model spec (tap).")] = None,
+    product: Annotated[str | None, typer.Option(
         "--product", "-p", help="The product to promote (default: the plain engine's lowest-ranked).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     list_defenses: Annotated[bool, typer.Option("--list", help="List the registered defenses and exit.")] = False,
@@ -91,7 +119,7 @@ def defend(
     read = open_reader(reader, base_url, max_attempts, timeout)
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
     engine = SearchEngine(llm, template=tmpl, config=config)
-    opened: list = []
+    opened: list[Any] = []
     context = _context(read, base_url, max_attempts, timeout, opened)
     # every spec, parameter and count checked before the store is opened
     configs = check_defend_inputs(engine, specs, orders, settings, context)
@@ -113,7 +141,7 @@ def defend(
                     task = progress.add_task(f"defenses on {c.name}", total=None)
                     results.append(run_defend(engine, c, specs, store=db, run_id=run.id, reader=read,
                                               attack=settings, orders=orders, seed=seed, product=product,
-                                              context=context, on_query=lambda t=task: progress.advance(t)))
+                                              context=context, on_query=partial(progress.advance, task)))
             stored = StoredDefend.model_validate({"run_id": run.id, **defend_json(results)})
             db.save_result(run.id, stored)
     data = stored.model_dump(mode="json")
@@ -125,12 +153,13 @@ def defend(
     out.print(safe(f"run {run.id}", "dim"))
 
 
-def _context(read, base_url, max_attempts: int, timeout: float, opened: list):
+def _context(read: RankingReader, base_url: str | None, max_attempts: int, timeout: float,
+             opened: list[Any]) -> Context:
     from ..defenses import Context
 
-    by_spec: dict[str, Any] = {}  # one model per spec, however many configurations ask for it
+    by_spec: dict[str, ChatModel] = {}  # one model per spec, however many configurations ask for it
 
-    def open_defense_model(spec: str):
+    def open_defense_model(spec: str) -> ChatModel:
         if spec not in by_spec:
             by_spec[spec] = open_model(spec, base_url, None, max_attempts=max_attempts, timeout=timeout)
             opened.append(by_spec[spec])
@@ -179,7 +208,8 @@ def defend_table(result: dict[str, Any]) -> Table:
             _f(attack["transfer_gain"], "{:+.1f}"), _short(cost["tokens_x"]),
             f"{_pct(det['tpr'])}/{_pct(det['fpr'])}" if det else "-",
             _f(cert["certified_share"]) if cert else "-")
-    table.caption = safe("\n".join(legend + [
+    table.caption = safe("\n".join([
+        *legend,
         "τ, top1: agreement with the plain engine's consensus; posF: position-bias F; succ: final answers with the "
         "product first (* success); gain, xfer: mean rank gain under the adaptive attack and under the plain "
         "engine's injection; tok×: tokens per answer against plain; TPR/FPR: attacked pages flagged / clean pages "
@@ -191,10 +221,10 @@ def defend_table(result: dict[str, Any]) -> Table:
 def show_defenses(as_json: bool) -> None:
     from ..defenses import DEFENSES
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in sorted(DEFENSES):
         cls = DEFENSES[name]
-        params = []
+        params: list[dict[str, Any]] = []
         for key, p in cls.params.items():
             bounds = f" one of {'|'.join(p.choices)}" if p.choices else (
                 f" in [{p.low:g}, {p.high:g}]" if p.low is not None and p.high is not None else "")
