@@ -248,6 +248,8 @@ class NameMatcher:
                         and not text[after_brand[2] : tokens[i].start].strip(" -"))
             if matched.brand_only and self._other_model(text, tokens, i + n, matched.product):
                 confused = True  # "TP-Link Archer AX21" when the list holds the TP-Link Archer C20
+            elif self._variant_follows(text, tokens, i + n, matched.product):
+                confused = True  # "iPhone 15 Pro Max", "ProtectiveClean 4100" when the list holds the 15 Pro, the 6100
             if not confused:
                 mentions.append(Mention(matched.product, tokens[i].start, tokens[i + n - 1].end, matched.kind))
             # "Philips Sonic-Fusion Professional": a brand followed at once by another
@@ -256,6 +258,22 @@ class NameMatcher:
             i += n
         return mentions
 
+
+    def _variant_follows(self, text: str, tokens: list[Token], j: int, product: int) -> bool:
+        """Whether the name just read goes on at once into another model of the line: a variant
+        word the product's name lacks ("Max", "Ultra") or a model number that differs from the
+        product's in its digits only ("4100" for 6100, "Fold5" for Fold3)."""
+        if j >= len(tokens) or text[tokens[j - 1].end : tokens[j].start] not in (" ", "-"):
+            return False
+        word, own = tokens[j].text, self._own[product]
+        if word in own:
+            return False
+        if word in _VARIANTS:
+            return True
+        if not _has_digit(word) or len(word) < 2 or _UNIT.match(word):
+            return False
+        shape = _digits_out(word)
+        return any(_has_digit(t) and t != word and _digits_out(t) == shape and len(t) == len(word) for t in own)
 
     def _other_model(self, text: str, tokens: list[Token], j: int, product: int) -> bool:
         """Whether the brand just read is followed at once by a model number that is not this
@@ -267,6 +285,17 @@ class NameMatcher:
             return False
         # a line name ("Ryobi ONE+", "Milwaukee FUEL") may follow a brand; a model number may not
         return _has_digit(word.text) and not any(_has_digit(t) and t[:2] == word.text[:2] for t in self._own[product])
+
+
+# a number with a unit, not a model number: "20v", "4k", "1080p", "2nd", "32gb", "500ml"
+_UNIT = re.compile(r"^\d+(?:[.,]\d+)?(?:v|w|mah|wh|gb|tb|mb|mm|cm|m|in|hz|k|p|st|nd|rd|th|oz|l|ml|qt|lb|lbs|kg|g|x|db|pa|psi"
+                   r"|gal|ft|inch|cc|rpm|bar|a|amp|ah)$")
+# words that make a different model of the same line when they follow its name
+_VARIANTS = frozenset({"max", "plus", "ultra", "mini", "lite", "se", "fe", "xl", "pro"})
+
+
+def _digits_out(word: str) -> str:
+    return "".join("0" if c.isdigit() else c for c in word)
 
 
 @lru_cache(maxsize=256)
