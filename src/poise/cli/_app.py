@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.panel import Panel
@@ -13,11 +12,36 @@ from ..engine import DEFAULT_GENERATE_CONFIG
 from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store, store_dir
 from . import _attack, _defend, _natural, _report, _reread
-from ._open import (attach_cache, catalog_ref, defended, defense_identity, inputs_hash, load_template, open_model,
-                    open_reader, reader_models, run_config)
-from ._options import (AllowOutsideOpt, BaseUrlOpt, CatalogOpt, DefenseOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt,
-                       ModelOpt, ReaderOpt, StoreOpt, TemplateOpt, TimeoutOpt)
+from ._open import (
+    attach_cache,
+    catalog_ref,
+    defended,
+    defense_identity,
+    inputs_hash,
+    load_template,
+    open_model,
+    open_reader,
+    reader_models,
+    run_config,
+)
+from ._options import (
+    AllowOutsideOpt,
+    BaseUrlOpt,
+    CatalogOpt,
+    DefenseOpt,
+    JsonOpt,
+    MaxAttemptsOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    ReaderOpt,
+    StoreOpt,
+    TemplateOpt,
+    TimeoutOpt,
+)
 from ._render import emit_json, out, ranking_table, runs_table, safe
+
+if TYPE_CHECKING:  # annotations only
+    from ..experiments import Recommendation
 
 __all__ = ["app", "inputs_hash"]
 
@@ -37,14 +61,16 @@ app.add_typer(catalog_app, name="catalog")
 @app.command()
 def recommend(
     category: Annotated[str, typer.Option("--category", "-c", help="Category to ask about.")],
-    query: Annotated[Optional[str], typer.Option("--query", "-q", help="The user's query (default: the category's).")] = None,
+    query: Annotated[str | None, typer.Option(
+        "--query", "-q", help="The user's query (default: the category's).")] = None,
     model: ModelOpt = DEFAULT_MODEL_SPEC,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the context order and the model's sampling.")] = 0,
     catalog: CatalogOpt = None,
     allow_outside_files: AllowOutsideOpt = False,
     template: TemplateOpt = None,
     max_tokens: MaxTokensOpt = DEFAULT_GENERATE_CONFIG.max_tokens,
-    temperature: Annotated[float, typer.Option("--temperature", min=0.0, max=2.0)] = DEFAULT_GENERATE_CONFIG.temperature,
+    temperature: Annotated[float, typer.Option(
+        "--temperature", min=0.0, max=2.0)] = DEFAULT_GENERATE_CONFIG.temperature,
     base_url: BaseUrlOpt = None,
     store: StoreOpt = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Ask the model even if this request was seen.")] = False,
@@ -86,12 +112,13 @@ def recommend(
     show_recommendation(rec)
 
 
-def show_recommendation(rec) -> None:
+def show_recommendation(rec: Recommendation) -> None:
     r = rec.result
     usage = r.response.usage
     origin = "from cache" if r.response.cached else f"{r.response.latency_s:.1f} s"
     out.print(Panel(safe(r.response.text), title=safe(f"{r.category}: {r.query}"), title_align="left",
-                    subtitle=safe(f"{r.response.model} | {usage.prompt_tokens}+{usage.completion_tokens} tokens | {origin}"),
+                    subtitle=safe(f"{r.response.model} | {usage.prompt_tokens}+{usage.completion_tokens} tokens"
+                                  f" | {origin}"),
                     subtitle_align="right"))
     if rec.ranking.ambiguous:
         out.print(safe(f"The answer can be read more than one way ({rec.ranking.reason}); it is stored as ambiguous "

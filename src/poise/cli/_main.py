@@ -7,6 +7,7 @@ the names of the classes it derives from, which cannot fail whichever typer is i
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import signal
@@ -97,6 +98,8 @@ def _stdout_pacified() -> bool:
 def _quiet_after_broken_pipe() -> int:
     """The reader went away: point stdout at /dev/null so the interpreter's final flush
     cannot fail ("Exception ignored ... BrokenPipeError"), as the Python docs recommend."""
+    if sys.__stdout__ is None:  # no stdout at all: nothing to flush
+        return 0
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.__stdout__.fileno())
@@ -109,17 +112,13 @@ def _quiet_after_broken_pipe() -> int:
 def _fail(message: str, code: int) -> int:
     from ._render import inert
 
-    try:
+    with contextlib.suppress(OSError, ValueError):
         print(f"poise: error: {' '.join(inert(message).split())}", file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
     return code
 
 
 def _default_sigint() -> None:
     """After the interrupt line, a second Ctrl-C (say, while worker threads finish at exit)
     ends the process at once, without a traceback."""
-    try:
+    with contextlib.suppress(ValueError, OSError):  # not the main thread
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-    except (ValueError, OSError):  # not the main thread
-        pass

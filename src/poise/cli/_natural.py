@@ -3,23 +3,51 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from ..engine import DEFAULT_GENERATE_CONFIG
 from ..models import DEFAULT_MODEL_SPEC
-from ._open import (attach_cache, catalog_ref, defended, defense_identity, inputs_hash, load_template, open_model,
-                    open_reader, reader_models, run_config, say_started)
-from ._options import (AllowOutsideOpt, BaseUrlOpt, CatalogOpt, DefenseOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt,
-                       ModelOpt, ReaderOpt, StoreOpt, TemplateOpt, TimeoutOpt)
+from ._open import (
+    attach_cache,
+    catalog_ref,
+    defended,
+    defense_identity,
+    inputs_hash,
+    load_template,
+    open_model,
+    open_reader,
+    reader_models,
+    run_config,
+    say_started,
+)
+from ._options import (
+    AllowOutsideOpt,
+    BaseUrlOpt,
+    CatalogOpt,
+    DefenseOpt,
+    JsonOpt,
+    MaxAttemptsOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    ReaderOpt,
+    StoreOpt,
+    TemplateOpt,
+    TimeoutOpt,
+)
 from ._render import emit_json, make_console, out, progress_bar, safe
+
+if TYPE_CHECKING:  # annotations only: the CLI imports these where it uses them
+    from ..experiments import Analysis
+    from ..stats import FTest
 
 
 def natural(
-    category: Annotated[Optional[list[str]], typer.Option(
+    category: Annotated[list[str] | None, typer.Option(
         "--category", "-c", help="A category to analyse (repeat for several).")] = None,
     all_categories: Annotated[bool, typer.Option("--all", help="Analyse every category of the catalog.")] = False,
     trials: Annotated[int, typer.Option("--trials", "-n", min=2, help="Trials per category.")] = 20,
@@ -32,7 +60,7 @@ def natural(
     template: TemplateOpt = None,
     max_tokens: MaxTokensOpt = DEFAULT_GENERATE_CONFIG.max_tokens,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the intervals.")] = 1000,
-    rewrite_model: Annotated[Optional[str], typer.Option(
+    rewrite_model: Annotated[str | None, typer.Option(
         "--rewrite-model", help="Rewrite documents with this model spec instead of substituting names.")] = None,
     base_url: BaseUrlOpt = None,
     store: StoreOpt = None,
@@ -95,7 +123,7 @@ def natural(
     show_natural(result.analyses, run.id, result.plots)
 
 
-def _f(test) -> str:
+def _f(test: FTest) -> str:
     if not math.isfinite(test.f):
         return "-"
     stars = "***" if test.p < 0.001 else "**" if test.p < 0.01 else "*" if test.p < 0.05 else ""
@@ -106,14 +134,14 @@ def _eta(value: float) -> str:
     return f"{value:.2f}" if math.isfinite(value) else "-"
 
 
-def show_natural(analyses, run_id: str, plots: list[Path]) -> None:
+def show_natural(analyses: Mapping[str, Analysis], run_id: str, plots: list[Path]) -> None:
     from ..experiments import FACTORS, POOLED
 
     table = Table(title="What drives the rankings: one-way F (* p<.05 ** p<.01 *** p<.001)",
                   title_justify="left", header_style="bold")
     table.add_column("category", no_wrap=True)
     table.add_column("trials", justify="right", no_wrap=True)
-    for f, label in zip(FACTORS, ("F prod", "F doc", "F pos")):
+    for _factor, label in zip(FACTORS, ("F prod", "F doc", "F pos"), strict=True):
         table.add_column(label, justify="right", no_wrap=True)
     table.add_column("ηp² p/d/p", justify="right", no_wrap=True)
     names = list(analyses)
@@ -123,10 +151,10 @@ def show_natural(analyses, run_id: str, plots: list[Path]) -> None:
                       "/".join(_eta(a.joint[f].partial_eta_sq) for f in FACTORS),
                       end_section=POOLED in analyses and len(names) > 1 and name == names[-2])
     out.print(table)
-    for n, a in analyses.items():
-        if n != POOLED and (a.unparseable or a.ambiguous or a.failed):
+    for cat, a in analyses.items():
+        if cat != POOLED and (a.unparseable or a.ambiguous or a.failed):
             why = "; ".join(f"{reason} ({k})" for reason, k in a.unread_reasons.items())
-            out.print(safe(f"{n}: {a.unparseable} unparseable and {a.ambiguous} ambiguous answers left out, "
+            out.print(safe(f"{cat}: {a.unparseable} unparseable and {a.ambiguous} ambiguous answers left out, "
                            f"{a.failed} failed trials" + (f" — {why}" if why else ""), "yellow"))
     out.print(safe("F: one-way ANOVA of product name, document, context position (as in the paper). "
                    "ηp²: partial eta squared of product/document/position in the joint Type II ANOVA.", "dim"))
