@@ -60,7 +60,8 @@ _COMPARISON_BEFORE = re.compile(
     r"|\brivals?|\brivaling|\bbeats?|\boutperforms?|\boutclasses|\bedges? out|\btrails?|\bover|\bagainst"
     r"|\balternative to|\binstead of|\brather than|\bstep up from|\bupgrade (?:from|over)"
     r"|\bas \w+ as|\bmatch(?:es)?|\bshort of)"
-    r"(?:\s+(?:the|a|an|its|their|both))?(?:\s+(?:pricier|cheaper|bigger|smaller|more expensive|popular|similar))?\s*[\s,]*$",
+    r"(?:\s+(?:the|a|an|its|their|both))?(?:\s+(?:pricier|cheaper|bigger|smaller|more expensive|popular|similar|older"
+    r"|newer|previous|original|outgoing|first-gen|last-gen|earlier))?(?:\s+[A-Z][\w&+.-]*['’]s)?\s*[\s,]*$",
     re.I,
 )
 _CONNECTOR = re.compile(r"^\s*(?:,|,?\s*(?:or|and|nor|&))?\s*(?:the\s+|a\s+)?$", re.I)
@@ -75,7 +76,7 @@ _NEGATIVE = re.compile(
     r"|\bnot (?:designed|meant|built|made|suitable|suited|ideal|a fit|the right)\b|\bunsuitable\b|\bruled? out\b"
     r"|\b(?:won['’]t|doesn['’]t|don['’]t|wouldn['’]t|will not|does not|do not) work(?: well)?\b|\bwhat to avoid\b"
     r"|\bnot ranked\b|\bunranked\b|\b(?:haven['’]t|have not|didn['’]t|did not) ranked?\b"
-    r"|\b(?:doesn|don|didn)['’]t (?:really |quite )?(?:fit|suit|make (?:the cut|the list|it))|\b(?:wouldn['’]t|would not|won['’]t) pay\b|\b(?:aren['’]t|isn['’]t|are not|is not) (?:really )?(?:needed|necessary|required)\b|\bsteer (?:\w+ )?away\b|\brules? (?:it|them|this one|that one) out\b|\bnot (?:really )?a (?:real )?contender\b"
+    r"|\b(?:doesn|don|didn)['’]t (?:really |quite )?(?:fit|suit|make (?:the cut|the list|it))|\b(?:wouldn['’]t|would not|won['’]t) pay\b|\b(?:aren['’]t|isn['’]t|are not|is not) (?:really )?(?:needed|necessary|required)\b|\bsteer (?:\w+ )?away\b|\brules? (?:it|them|this one|that one) out\b|\bfar beyond what\b|\bnot (?:really )?a (?:real )?contender\b"
     r"|\bout of (?:the |my |your )?(?:budget|price range)\b"
     r"|\bnicht (?:\w+ )?empfehlen|\bnicht empfohlen|\bnicht in (?:meiner|der|die) (?:auswahl|liste|empfehlung)|\bdaher nicht\b|\bno (?:lo |la )?incluyo\b|\btampoco (?:la|lo) incluyo\b|\bno recomendar[íi]a\b|\bà éviter\b|\babraten|\bpas (?:\w+ )?recommand|\bdéconseill|\béviter\b"
     r"|\bno (?:lo |la |los |las )?recomiendo|\bevitar(?:ía)?\b",
@@ -90,6 +91,14 @@ _CLAUSE_SPLIT = re.compile(r"[;:,()]|\bbut\b|\bwhile\b|\bwhereas\b|\binstead\b|\
 _PAGE_AFTER = re.compile(
     r"^\s*(?:'s|’s)?\s*(?:product\s+|own\s+)?(?:page|listing|document|website|site|description|marketing copy)\b", re.I
 )
+
+
+# a sentence that reports what a page claims about a product: quoted, not recommended
+QUOTED_CLAIM = re.compile(
+    r"\b(?:product|vendor|manufacturer|retailer|brand|marketing|sales|one|a|the|its|their) (?:page|listing|site|copy)"
+    r" (?:\w+ )?(?:claims?|says?|describes?|calls?|promises?|boasts?|touts?|insists?|states?)\b"
+    r"|\bmarketing copy\b|\baccording to (?:the|its|their) (?:product |vendor |manufacturer['’]s )?(?:page|listing|site)\b"
+    r"|\b(?:page|listing) claims?\b", re.I)
 
 
 def _blank(match: re.Match[str]) -> str:
@@ -122,7 +131,7 @@ def _strip_echoes(text: str) -> str:
 _NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "recommend", "worth", "pass on", "include",
                    "left", "exclud", "good", "great", "strong", "bother", "go for", "buy", "get", "pick", "choose",
                    "consider", "overkill", "not ", "suitable", "rule", "fit", "suit", "cut", "empf", "abraten",
-                   "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank", "leav", "work", "make", "pay", "need", "necessary", "required", "nicht", "incluyo", "contender", "budget", "price range",
+                   "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank", "leav", "work", "make", "pay", "need", "necessary", "required", "nicht", "incluyo", "contender", "budget", "price range", "beyond",
                    "recomendar")
 
 

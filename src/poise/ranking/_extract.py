@@ -35,6 +35,7 @@ from ._cues import (
     _degenerate,
     _negative_cue,
     _strip_echoes,
+    QUOTED_CLAIM,
     sentence_end_after,
     sentence_end_before,
 )
@@ -97,7 +98,7 @@ class _Reader:
                 if not comparative and prev_comparative is not None and prev_comparative.end > sentence_start:
                     comparative = bool(_CONNECTOR.match(text[prev_comparative.end : m.start]))
                 prev_comparative = m if comparative else None
-            if comparative or _PAGE_AFTER.match(text[m.end : m.end + 40]):
+            if comparative or _PAGE_AFTER.match(text[m.end : m.end + 40]) or self._quoted_claim(text, m):
                 continue
             if skip_negative and self._negative(text, m):
                 self.against.add(m.product)
@@ -145,6 +146,12 @@ class _Reader:
             return True
         # "The Quip looks nice, but I wouldn't recommend it": the only product of the sentence
         return len({x.product for x in self.find(sentence)}) == 1
+
+    def _quoted_claim(self, text: str, m: Mention) -> bool:
+        """Whether the mention sits in a sentence that reports a page's claim ("Bissell's product
+        page claims the EV675 has ...")."""
+        start = sentence_end_before(text, m.start) + 1
+        return bool(QUOTED_CLAIM.search(text, start, sentence_end_after(text, m.end)))
 
     def _taken_back_next(self, text: str, end: int, m: Mention) -> bool:
         """Whether the next sentence, naming no product, advises against this sentence's only

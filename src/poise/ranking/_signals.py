@@ -174,7 +174,8 @@ DEFER = re.compile(
     r"\bbefore i (?:rank|recommend|pick|choose)\b|\bi['’]ll (?:give you|send you|put together|make you) (?:a |my |the )?"
     r"(?:ranked|ranking|recommendation|top \d|shortlist|short list)|\bonce (?:you|i know)\b.{0,80}\bi (?:can|will|['’]ll)"
     r"|\b(?:tell|send|paste|share|give) (?:me|over)\b.{0,80}\band i['’]ll (?:rank|compare|recommend|give|narrow|pick)"
-    r"|\bdepends on your answers\b|\bbevor ich\b.{0,40}\b(?:empfehle|ranke)|\bavant de (?:classer|recommander)\b",
+    r"|\bdepends on your answers\b|\bif you (?:share|tell me|let me know|give me)\b.{0,60}\bi (?:can|could|will|['’]ll) "
+    r"(?:give|make|offer|narrow|recommend|suggest|pick)|\bbevor ich\b.{0,40}\b(?:empfehle|ranke)|\bavant de (?:classer|recommander)\b",
     re.I,
 )
 # a list that echoes the pages rather than recommending ("Here is a summary of each product page")

@@ -36,7 +36,8 @@ _PICK_LABEL = re.compile(
 # any short bold label with a colon before what it labels: "**Empate en el primer puesto:** X"
 _BOLD_LABEL = re.compile(r"^\s*(?:\*\*|__)([^*_\n]{2,50}?)\s*:\s*(?:\*\*|__)\s+(.+)$|^\s*(?:\*\*|__)([^*_\n]{2,50}?)(?:\*\*|__)\s*:\s+(.+)$")
 # a bold label over a caveat, not a pick: "**Keep in mind:**", "**Note:**", "**Heads-up:**"
-_NOTE_LABEL = re.compile(r"^\W*(?:keep in mind|bear in mind|note|notes|n\.b\.|tip|tips|caveat|heads[- ]up|important|warning"
+_NOTE_LABEL = re.compile(r"^\W*(?:(?:models?|products?|options?) (?:considered|reviewed|compared|tested)|considered|candidates"
+                         r"|shortlist(?:ed)?|what i (?:looked at|compared)|keep in mind|bear in mind|note|notes|n\.b\.|tip|tips|caveat|heads[- ]up|important|warning"
                          r"|be aware|a word of caution|caution|disclaimer|beware|fyi|psa|hinweis|achtung|remarque|attention|nota|ojo)\W*$", re.I)
 _NOT_LISTED = re.compile(r"^\W*not\b|\bnot (?:a fit|in the (?:list|ranking)|for you|ranked|tiered|rated)\b|\bexclu|\bleft out\b"
                          r"|\bthe (?:rest|others)\b|\bwhy not\b|\bnicht\b|\bpas\b|\bno (?:recomendad|incluid)", re.I)
