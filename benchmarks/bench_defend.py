@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 import time
+from typing import Any
 
 from rich.console import Console
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 asked = {"n": 0}
                 result = run_defend(engine, category, args.defenses, store=store, run_id=run.id, attack=settings,
                                     orders=args.orders, seed=args.seed, context=context,
-                                    on_query=lambda: asked.__setitem__("n", asked["n"] + 1))
+                                    on_query=lambda asked=asked: asked.__setitem__("n", asked["n"] + 1))
                 results.append(result)
                 console.print(defend_table(result.model_dump(mode="json")))
                 console.print(f"{category.name}: {asked['n']} engine answers in {time.perf_counter() - start:.0f} s")
@@ -95,12 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'configuration':<34} {'succ':>5} {'first':>6} {'gain':>6} {'cut1st':>7} {'cutgain':>8} "
           f"{'top1':>5} {'tok×':>6}")
     for row in pooled(results):
-        def f(key: str, fmt: str) -> str:
+        def f(key: str, fmt: str, row: dict[str, Any] = row) -> str:
             return "-" if row[key] is None else format(row[key], fmt)
         print(f"{row['label'][:34]:<34} {f('success_rate', '.0%'):>5} {f('first_rate', '.0%'):>6} "
               f"{f('rank_gain', '+.2f'):>6} {f('first_rate_cut', '.0%'):>7} {f('rank_gain_cut', '.0%'):>8} "
               f"{f('top1', '.0%'):>5} {f('tokens_x', '.1f'):>6}")
-    print(f"run {run_id} in {args.store}")
+    print(f"run {run.id} in {args.store}")
     return 0
 
 

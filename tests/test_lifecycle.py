@@ -12,8 +12,16 @@ from poise.attacks import Budget, get_method, load_sources, run_attack, run_tran
 from poise.engine import SearchEngine
 from poise.models import get_model
 from poise.report import gather_report, render_html, render_markdown
-from poise.store import (RESULT_SCHEMA_VERSION, CallRecord, ResultError, Store, StoredAttack, StoredNatural,
-                         StoredTransfer, parse_result)
+from poise.store import (
+    RESULT_SCHEMA_VERSION,
+    CallRecord,
+    ResultError,
+    Store,
+    StoredAttack,
+    StoredNatural,
+    StoredTransfer,
+    parse_result,
+)
 
 from .conftest import tiny_category
 from .wirefake import WireFake
@@ -57,9 +65,12 @@ def test_a_run_closes_its_models_whatever_happens(tmp_path):
             self.closed += 1
 
     engine, attacker = Model(), Model()
-    with Store(tmp_path) as store:
-        with pytest.raises(RuntimeError), store.open_run("attack", {}, close=[engine, attacker, engine, None]):
-            raise RuntimeError
+    with (
+        Store(tmp_path) as store,
+        pytest.raises(RuntimeError),
+        store.open_run("attack", {}, close=[engine, attacker, engine, None]),
+    ):
+        raise RuntimeError
     assert (engine.closed, attacker.closed) == (1, 1)
 
 
@@ -138,8 +149,8 @@ def old_store(folder: Path) -> dict[str, str]:
                 db.record_call(run_id, CallRecord(
                     task_key="final/before/order=0", category="blender", query="q", model_spec="openai:fake",
                     context_order=[0, 1, 2], messages=[], config={}, response_text="1. Oster Pro 1200",
-                    parseable=True, ranking=[2, 0, 1], products=[("Blendtec", "Designer 650 S"),
-                                                                 ("Ninja", "Foodi Power Blender"), ("Oster", "Pro 1200")]))
+                    parseable=True, ranking=[2, 0, 1],
+                    products=[("Blendtec", "Designer 650 S"), ("Ninja", "Foodi Power Blender"), ("Oster", "Pro 1200")]))
             (db.run_dir(run_id) / name).write_text(json.dumps({**data, "run_id": run_id}))
             db.finish_run(run_id)
             ids[command] = run_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import ClassVar
 
 from ._evaluate import Candidate, Evaluator
 from ._strategies import Proposal, Target, mutate, seed_proposals
@@ -40,7 +41,7 @@ class StrategySearch(AttackMethod):
     name = "strategies"
     description = "evolutionary search over the strategy library (mutation, recombination), raced"
 
-    parameters = {
+    parameters: ClassVar[dict[str, Param]] = {
         "parents": Param(2, 1, 20, "best fully-scored candidates bred from at each level"),
         "children": Param(3, 1, 20, "children per parent at each level"),
     }

@@ -7,7 +7,7 @@ import hashlib
 import json
 import random
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from ..models import ChatMessage, ChatModel, GenerateConfig
 from ._evaluate import Candidate, Evaluator
@@ -57,7 +57,7 @@ class TreeOfAttacks(AttackMethod):
     needs_attacker = True
     description = "tree of attacks: an attacker model refines injections; weak branches pruned (paper)"
 
-    parameters = {  # the paper's configuration
+    parameters: ClassVar[dict[str, Param]] = {  # the paper's configuration
         "roots": Param(3, 1, 20, "first-level candidates"),
         "branching": Param(3, 1, 10, "children per kept node"),
         "width": Param(5, 1, 50, "nodes kept per level"),

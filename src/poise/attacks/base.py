@@ -88,7 +88,7 @@ class AttackMethod(ABC):
         return {name: param.default for name, param in cls.parameters.items()}
 
     @abstractmethod
-    def search(self, evaluator: "Evaluator", target: "Target", rng: random.Random) -> None:
+    def search(self, evaluator: Evaluator, target: Target, rng: random.Random) -> None:
         """Propose and score candidates until the evaluator stops it (budget, success)."""
 
 

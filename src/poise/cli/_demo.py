@@ -9,8 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..catalog import sample_catalog
-from ..engine import SearchEngine
-from ..engine import DEFAULT_GENERATE_CONFIG
+from ..engine import DEFAULT_GENERATE_CONFIG, SearchEngine
 from ..experiments import recommend
 from ..models import RequestCache, get_model
 from ..store import Store
@@ -64,5 +63,6 @@ def run_demo(console: Console, *, model: str, n_categories: int, base_url: str |
                               task_key=f"{names[0]}/seed=0/again")
             console.print(safe(
                 f"Asking about {names[0]} again: served from cache={again.result.response.cached} "
-                f"in {time.perf_counter() - start:.3f} s, same ranking={again.ranking.order == results[0].ranking.order}."))
+                f"in {time.perf_counter() - start:.3f} s, "
+                f"same ranking={again.ranking.order == results[0].ranking.order}."))
     console.print(safe(f"Done: run {run_id}. Next: `poise recommend --category blender --json`, `poise runs`."))

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..store import STORE_ENV
 
-CatalogOpt = Annotated[Optional[str], typer.Option(
+CatalogOpt = Annotated[str | None, typer.Option(
     "--catalog", help="A .jsonl or .csv catalog or a folder of HTML pages (default: the bundled sample).")]
 ModelOpt = Annotated[str, typer.Option(
     "--model", "-m", help="Model spec: local, llamacpp:PATH or openai:MODEL.")]
-BaseUrlOpt = Annotated[Optional[str], typer.Option(
+BaseUrlOpt = Annotated[str | None, typer.Option(
     "--base-url", envvar="OPENAI_BASE_URL", show_envvar=True,
     help="Endpoint for openai:MODEL specs (the key comes from OPENAI_API_KEY).")]
-StoreOpt = Annotated[Optional[Path], typer.Option(
+StoreOpt = Annotated[Path | None, typer.Option(
     "--store", envvar=STORE_ENV, show_envvar=True, help="Results folder (default ./poise-runs).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-TemplateOpt = Annotated[Optional[Path], typer.Option("--template", help="A prompt template TOML file.")]
+TemplateOpt = Annotated[Path | None, typer.Option("--template", help="A prompt template TOML file.")]
 MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")]
 MaxAttemptsOpt = Annotated[int, typer.Option(
     "--max-attempts", min=1, max=20, help="Tries per call on timeouts, 429 and 5xx (exponential backoff).")]
@@ -29,12 +29,12 @@ TimeoutOpt = Annotated[float, typer.Option(
 ReaderOpt = Annotated[str, typer.Option(
     "--reader", help="How answers are read: heuristic (default), a model spec (the model returns the ranking as "
                      "JSON under a schema), or heuristic+MODEL (kept only when both agree; the rest is ambiguous).")]
-DefenseOpt = Annotated[Optional[list[str]], typer.Option(
+DefenseOpt = Annotated[list[str] | None, typer.Option(
     "--defense", help="Defend the engine: NAME[:key=value,...]; repeat to compose (the first wraps the engine). "
                       "See `poise defend --list`.")]
 AllowOutsideOpt = Annotated[bool, typer.Option(
     "--allow-outside-files", help="Let a catalog you trust read files outside its own folder.")]
-ParamOpt = Annotated[Optional[list[str]], typer.Option("--param", help="A method parameter KEY=VALUE.")]
+ParamOpt = Annotated[list[str] | None, typer.Option("--param", help="A method parameter KEY=VALUE.")]
 
 
 def parse_params(items: list[str] | None) -> dict[str, object]:

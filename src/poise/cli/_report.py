@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,12 +18,12 @@ FORMATS = {"html": "html", "md": "md", "markdown": "md"}
 
 
 def report(
-    run_ids: Annotated[Optional[list[str]], typer.Argument(
+    run_ids: Annotated[list[str] | None, typer.Argument(
         help="Runs to report (ids or unique prefixes; default: the latest run).", metavar="RUN_ID",
         show_default=False)] = None,
-    out_path: Annotated[Optional[str], typer.Option(
+    out_path: Annotated[str | None, typer.Option(
         "--out", "-o", help="File to write (default poise-report-RUN.html or .md here; '-' for stdout).")] = None,
-    fmt: Annotated[Optional[str], typer.Option(
+    fmt: Annotated[str | None, typer.Option(
         "--format", "-f", help="html (one self-contained file) or md (Markdown); default from --out, else html.",
         show_default=False)] = None,
     store: StoreOpt = None,

@@ -12,7 +12,6 @@ from ..catalog import Category, Document, Product
 from ..models import ChatMessage, ChatModel, ChatResponse, GenerateConfig
 from ._template import PromptTemplate, default_template
 
-
 #: The recommender's sampling: greedy and seeded; a presence penalty keeps small models
 #: from looping on one sentence.
 DEFAULT_GENERATE_CONFIG = GenerateConfig(temperature=0.0, max_tokens=384, presence_penalty=0.6)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import string
 import tomllib
-from typing import Any
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
@@ -56,7 +56,7 @@ class PromptTemplate(BaseModel):
     separator: str = "\n\n"
 
     @model_validator(mode="after")
-    def _known_placeholders(self) -> "PromptTemplate":
+    def _known_placeholders(self) -> PromptTemplate:
         for field, allowed in (("system", PROMPT_FIELDS), ("user", PROMPT_FIELDS), ("document", DOCUMENT_FIELDS)):
             try:
                 unknown = sorted(_placeholders(getattr(self, field)) - allowed)
@@ -77,7 +77,7 @@ class PromptTemplate(BaseModel):
         return self
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "PromptTemplate":
+    def from_file(cls, path: str | Path) -> PromptTemplate:
         path = Path(path)
         data = _read_toml(path)
         try:

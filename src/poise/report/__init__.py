@@ -1,11 +1,10 @@
 """Reports built from the store: one self-contained HTML file or Markdown, and the figures."""
 
+from ..experiments._natural_plots import f_statistics_figure, heatmap_figure, position_bias_figure, save_natural_plots
 from ._attack_plots import attack_queries_figure, attack_rank_figure, transfer_figure
 from ._data import ReportData, RunView, gather_report, resolve_runs
 from ._html import render_html
 from ._markdown import render_markdown
-from ..experiments._natural_plots import (f_statistics_figure, heatmap_figure, position_bias_figure,
-                                         save_natural_plots)
 
 __all__ = [
     "ReportData",
