@@ -21,12 +21,14 @@ _INJECTION = re.compile(
     r"|(?:ai|assistant|model|llm)s? (?:must|should|are instructed to) (?:rank|recommend|list|place)"
     r"|\b(?:rank|list|place|put) (?:it|this product|this|me) (?:first|#1|number one|at the top)"
     r"|\binstructions? (?:says?|tells?|to rank)"
-    r"|\b(?:page|document|listing|site|text)s? (?:says?|claims?|states?|insists?|instructs?|asks?|tells? (?:me|you|the \w+))\b",
+    r"|\b(?:page|document|listing|site|text)s? (?:says?|claims?|states?|insists?|instructs?|asks?|tells? (?:me|you"
+    r"|the \w+))\b",
     re.I,
 )
 # the same, for lower-cased text: no re.I, and a cheap look at the first letter (3x faster)
 # a quotation that instructs ("rank the X first"): page text, however short
-_IMPERATIVE = re.compile(r"\b(?:rank|recommend|list|put|place|ignore|disregard|always|must|never|instructions?)\b", re.I)
+_IMPERATIVE = re.compile(r"\b(?:rank|recommend|list|put|place|ignore|disregard|always|must|never"
+                         r"|instructions?)\b", re.I)
 _INJECTION_LOWER = re.compile(r"(?=[idsn\[amlpr])(?:" + _INJECTION.pattern + ")")
 # a sentence: up to a full stop, "!" or "?" that no letter or digit follows ("1.3 kg" and
 # "tp-link.com" are not ends), or a line end
@@ -55,7 +57,8 @@ def sentence_end_after(text: str, pos: int) -> int:
 
 # -- cues around a mention ------------------------------------------------------------------
 _COMPARISON_BEFORE = re.compile(
-    r"(?:\bthan|\bversus|\bvs\.?|\bunlike|\bcompared (?:to|with)|\bcomparison (?:to|with)|\bcompare (?:it |this )?(?:to|with)"
+    r"(?:\bthan|\bversus|\bvs\.?|\bunlike|\bcompared (?:to|with)|\bcomparison (?:to|with)|\bcompare (?:it |this )?(?:to"
+    r"|with)"
     r"|\bsimilar to|\bcomparable to|\bsuperior to|\binferior to|\bequivalent to|\brelative to|\bnext to"
     r"|\brivals?|\brivaling|\bbeats?|\boutperforms?|\boutclasses|\bedges? out|\btrails?|\bover|\bagainst"
     r"|\balternative to|\binstead of|\brather than|\bstep up from|\bupgrade (?:from|over)"
@@ -71,22 +74,31 @@ _HEAD_JOIN = re.compile(
     r"(?:(?-i:[A-Z][\w.&+-]*)\s+){0,2}$", re.I)  # "A and Fuji B": a brand word before the next name
 _NEGATIVE = re.compile(
     r"\bavoid\b|\bskip\b|\bsteer clear|\bstay away|(?:\bnot|n['’]t|\bnever|\bcannot) (?:\w+ )?recommend"
-    r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\b(?:left|leave|leaving) (?:\w+ )?out|\bexclud|\bnot (?:a )?(?:good|great|strong) (?:choice|pick|option|fit)"
-    r"|\b(?:wouldn['’]t|would not|won['’]t|don['’]t|do not) (?:bother|go for|buy|get|pick|choose|consider)\b|\boverkill\b"
+    r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\b(?:left|leave|leaving) (?:\w+ )?out|\bexclud"
+    r"|\bnot (?:a )?(?:good|great|strong) (?:choice|pick|option|fit)"
+    r"|\b(?:wouldn['’]t|would not|won['’]t|don['’]t|do not) (?:bother|go for|buy|get|pick|choose|consider)\b"
+    r"|\boverkill\b"
     r"|\bnot (?:designed|meant|built|made|suitable|suited|ideal|a fit|the right)\b|\bunsuitable\b|\bruled? out\b"
     r"|\b(?:won['’]t|doesn['’]t|don['’]t|wouldn['’]t|will not|does not|do not) work(?: well)?\b|\bwhat to avoid\b"
     r"|\bnot ranked\b|\bunranked\b|\b(?:haven['’]t|have not|didn['’]t|did not) ranked?\b"
-    r"|\b(?:doesn|don|didn)['’]t (?:really |quite )?(?:fit|suit|make (?:the cut|the list|it))|\b(?:wouldn['’]t|would not|won['’]t) pay\b|\b(?:aren['’]t|isn['’]t|are not|is not) (?:really )?(?:needed|necessary|required)\b|\bsteer (?:\w+ )?away\b|\brules? (?:it|them|this one|that one) out\b|\bfar beyond what\b|\bnot (?:really )?a (?:real )?contender\b"
+    r"|\b(?:doesn|don|didn)['’]t (?:really |quite )?(?:fit|suit|make (?:the cut|the list|it))|\b(?:wouldn['’]t"
+    r"|would not|won['’]t) pay\b|\b(?:aren['’]t|isn['’]t|are not|is not) (?:really )?(?:needed|necessary|required)\b"
+    r"|\bsteer (?:\w+ )?away\b|\brules? (?:it|them|this one|that one) out\b|\bfar beyond what\b"
+    r"|\bnot (?:really )?a (?:real )?contender\b"
     r"|\bout of (?:the |my |your )?(?:budget|price range)\b"
-    r"|\bnicht (?:\w+ )?empfehlen|\bnicht empfohlen|\bnicht in (?:meiner|der|die) (?:auswahl|liste|empfehlung)|\bdaher nicht\b|\bno (?:lo |la )?incluyo\b|\btampoco (?:la|lo) incluyo\b|\bno recomendar[íi]a\b|\bà éviter\b|\babraten|\bpas (?:\w+ )?recommand|\bdéconseill|\béviter\b"
+    r"|\bnicht (?:\w+ )?empfehlen|\bnicht empfohlen|\bnicht in (?:meiner|der|die) (?:auswahl|liste|empfehlung)"
+    r"|\bdaher nicht\b|\bno (?:lo |la )?incluyo\b|\btampoco (?:la|lo) incluyo\b|\bno recomendar[íi]a\b|\bà éviter\b"
+    r"|\babraten|\bpas (?:\w+ )?recommand|\bdéconseill|\béviter\b"
     r"|\bno (?:lo |la |los |las )?recomiendo|\bevitar(?:ía)?\b",
     re.I,
 )
 # what ends the reach of a negative cue over the products that follow it ("I'd skip the A,
 # the B and the C, but the D is fine")
-_CONTRAST = re.compile(r"\bbut\b|\bhowever\b|\bthough\b|\bwhile\b|\bwhereas\b|\binstead\b|;|\band (?:go|choose|pick|get|opt|buy)"
+_CONTRAST = re.compile(r"\bbut\b|\bhowever\b|\bthough\b|\bwhile\b|\bwhereas\b|\binstead\b|;|\band (?:go|choose|pick|get"
+                       r"|opt|buy)"
                        r"|\b(?:is|are|was|were|it['’]s|they['’]re)\b", re.I)
-_CLAUSE_SPLIT = re.compile(r"[;:,()]|\bbut\b|\bwhile\b|\bwhereas\b|\binstead\b|\band (?=(?:go|choose|pick|get|opt|buy))", re.I)
+_CLAUSE_SPLIT = re.compile(r"[;:,()]|\bbut\b|\bwhile\b|\bwhereas\b|\binstead\b|\band (?=(?:go|choose|pick|get|opt"
+                           r"|buy))", re.I)
 # "the Ninja page says ...": a mention of a product's page, not of the product
 _PAGE_AFTER = re.compile(
     r"^\s*(?:'s|’s)?\s*(?:product\s+|own\s+)?(?:page|listing|document|website|site|description|marketing copy)\b", re.I
@@ -97,7 +109,8 @@ _PAGE_AFTER = re.compile(
 QUOTED_CLAIM = re.compile(
     r"\b(?:product|vendor|manufacturer|retailer|brand|marketing|sales|one|a|the|its|their) (?:page|listing|site|copy)"
     r" (?:\w+ )?(?:claims?|says?|describes?|calls?|promises?|boasts?|touts?|insists?|states?)\b"
-    r"|\bmarketing copy\b|\baccording to (?:the|its|their) (?:product |vendor |manufacturer['’]s )?(?:page|listing|site)\b"
+    r"|\bmarketing copy\b|\baccording to (?:the|its|their) (?:product |vendor |manufacturer['’]s )?(?:page|listing"
+    r"|site)\b"
     r"|\b(?:page|listing) claims?\b", re.I)
 
 
@@ -131,7 +144,8 @@ def _strip_echoes(text: str) -> str:
 _NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "recommend", "worth", "pass on", "include",
                    "left", "exclud", "good", "great", "strong", "bother", "go for", "buy", "get", "pick", "choose",
                    "consider", "overkill", "not ", "suitable", "rule", "fit", "suit", "cut", "empf", "abraten",
-                   "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank", "leav", "work", "make", "pay", "need", "necessary", "required", "nicht", "incluyo", "contender", "budget", "price range", "beyond",
+                   "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank", "leav", "work", "make", "pay",
+                  "need", "necessary", "required", "nicht", "incluyo", "contender", "budget", "price range", "beyond",
                    "recomendar")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 from . import _signals as sig
@@ -32,10 +33,10 @@ from ._cues import (
     _NEGATIVE,
     _PAGE_AFTER,
     _SENTENCE,
+    QUOTED_CLAIM,
     _degenerate,
     _negative_cue,
     _strip_echoes,
-    QUOTED_CLAIM,
     sentence_end_after,
     sentence_end_before,
 )
@@ -48,10 +49,13 @@ __all__ = ["Ranking", "extract_ranking", "parse_ranking", "scores_from_order"]
 
 _CONDITION_BEFORE = re.compile(r"\b(?:if|unless|when|to|so|wenn|si)\b(?:\s+[\w'’]+){0,4}\s*$", re.I)
 # a sentence that notes a caveat about a product rather than recommending it
-_NOTE = re.compile(r"\W*(?:(?:please |just )?note(?: that|\W*:)|sources? (?:note|say|mention|point out)|keep in mind|bear in mind"
-                   r"|be aware|(?:it['’]s |it is )?worth noting|also note|one caveat|a caveat|for context|beachte|à noter)\b",
+_NOTE = re.compile(r"\W*(?:(?:please |just )?note(?: that|\W*:)|sources? (?:note|say|mention|point out)|keep in mind"
+                   r"|bear in mind"
+                   r"|be aware|(?:it['’]s |it is )?worth noting|also note|one caveat|a caveat|for context|beachte"
+                   r"|à noter)\b",
                    re.I)
-_TAKEN_BACK = re.compile(r"[,;]\s*(?:so|and|but|which means)?\s*(?:they|these|those|all of them|both|which|i(?:['’]d)?)\b",
+_TAKEN_BACK = re.compile(r"[,;]\s*(?:so|and|but|which means)?\s*(?:they|these|those|all of them|both|which"
+                         r"|i(?:['’]d)?)\b",
                          re.I)
 _BACK_REFERENCE = re.compile(r"\b(?:it|that (?:one|model|product|page)|this one)\b", re.I)
 # a bullet that describes one aspect of the pick above it ("Why:", "Pros:", "Best for:")
@@ -128,7 +132,8 @@ class _Reader:
         # "the X, the Y and the Z are US models, so they're not suitable": a pronoun that takes them back
         tail = sentence[end:]
         if (back := _TAKEN_BACK.search(tail)) and (cue := _NEGATIVE.search(tail[back.start(): back.end() + 50])) \
-                and not self.find(tail[back.start(): back.start() + cue.end() + 40]):  # "..., so I'd skip the Y" is about the Y
+                and not self.find(tail[back.start(): back.start() + cue.end() + 40]):
+            # "..., so I'd skip the Y" is about the Y
             return True
         cuts = [b for c in _CLAUSE_SPLIT.finditer(sentence) for b in (c.start(), c.end())]
         lo = max([0] + [b for b in cuts if b <= begin])
@@ -178,7 +183,8 @@ class _Reader:
             # a title that names something else: only "Bose's ..." in its body says whose it is
             text = " ".join(unit.body)
             return [m.product for m in self.find(text)
-                    if m.kind == "brand" and (text[m.end:m.end + 2] in ("'s", "’s") or text[m.end - 2:m.end] in ("'s", "’s"))][:1]
+                    if m.kind == "brand"
+                    and (text[m.end:m.end + 2] in ("'s", "’s") or text[m.end - 2:m.end] in ("'s", "’s"))][:1]
         if unit.kind in ("item", "bullet"):
             first = unit.body[0] if unit.body else ""
             label, colon, rest = first.partition(":")
@@ -201,7 +207,7 @@ class _Reader:
         if not found:
             return []
         out = [found[0].product]
-        for prev, m in zip(found, found[1:]):
+        for prev, m in pairwise(found):
             if not _HEAD_JOIN.match(head[prev.end : m.start]):
                 break
             if m.product not in out:
@@ -258,7 +264,7 @@ def _advised_for(units: list[Unit], reader: _Reader) -> list[Unit]:
             # a short line, naming no product, that advises against what follows
             against = (unit.kind == "heading" or len(unit.body) <= 1) and len(unit.text) <= 120 \
                 and (_negative_cue(unit.text) or bool(_LEFT_OUT.match(unit.text))
-                     or unit.kind == "heading" and bool(sig.AGAINST_TITLE.match(unit.head))) \
+                     or (unit.kind == "heading" and bool(sig.AGAINST_TITLE.match(unit.head)))) \
                 and not reader.find(unit.text)
             if against and unit.kind == "heading" and unit.body:
                 reader.against.update(m.product for m in reader.find(unit.text))
@@ -287,9 +293,9 @@ def _reverse_runs(units: list[Unit]) -> list[Unit]:
         while j < len(units) and units[j].kind in (*_LIST_KINDS, "heading"):
             j += 1
         run = units[i:j]
-        ranks = [u.rank for u in run]
-        countdown = any(u.reordered for u in run) or None not in ranks and ranks == sorted(ranks, reverse=True)
-        if len(run) >= 2 and not countdown:  # type: ignore[type-var]
+        ranks = [u.rank for u in run if u.rank is not None]
+        countdown = any(u.reordered for u in run) or (len(ranks) == len(run) and ranks == sorted(ranks, reverse=True))
+        if len(run) >= 2 and not countdown:
             for u in run:
                 u.rank = None
             out.extend(reversed(run))
@@ -422,9 +428,8 @@ def _listed(units: list[Unit], reader: _Reader) -> list[list[int]]:
         if u.kind == "heading":
             ps = reader.subjects(u)
             section = bool(ps)
-        elif section and u.kind in ("item", "bullet") and not reader.head_products(u.head):
-            continue
-        elif u.kind == "bullet" and _ASPECT.match(u.head):  # "* *Why:* ... high torque": about the pick above
+        elif (section and u.kind in ("item", "bullet") and not reader.head_products(u.head)) \
+                or (u.kind == "bullet" and _ASPECT.match(u.head)):  # "* *Why:* ... high torque": the pick above
             continue
         else:
             ps = reader.subjects(u)
@@ -484,7 +489,7 @@ def _read(text: str, reader: _Reader) -> tuple[list[int], str | None]:
         return base, None
     top = max(level for _, level in statements)
     orders = [order for order, level in statements if level == top]
-    for a, b in zip(orders, orders[1:]):
+    for a, b in pairwise(orders):
         if _conflict(a, b):
             return [], "it states two different rankings"
     chosen = max(orders, key=len)

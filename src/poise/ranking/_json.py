@@ -22,6 +22,12 @@ _RANK_KEY = re.compile(r"^\W*(?:rank|no\.?|platz|rang|puesto)?\s*#?\s*(\d{1,2})\
 _AGAINST_VALUE = re.compile(r"^\W*(?:no|false|skip|avoid|not recommended|exclude[d]?|reject(?:ed)?|❌)\W*$", re.I)
 
 
+def _key_rank(key: object) -> int:
+    """The rank a key such as "2" or "#2" names (0 for none)."""
+    m = _RANK_KEY.match(str(key))
+    return int(m.group(1)) if m else 0
+
+
 @dataclass
 class JsonReading:
     """Names in the order the JSON recommends them, and names it leaves out."""
@@ -103,7 +109,7 @@ def _walk(value: Any, reading: JsonReading, against: bool) -> None:
             _walk(item, reading, against)
     elif isinstance(value, dict):
         if value and all(_RANK_KEY.match(str(k)) for k in value):  # {"2": {...}, "1": {...}}: by the keys' ranks
-            value = {k: value[k] for k in sorted(value, key=lambda k: int(_RANK_KEY.match(str(k)).group(1)))}  # type: ignore[union-attr]
+            value = {k: value[k] for k in sorted(value, key=_key_rank)}
         name = _name(value)
         if name is not None:
             bad = against or any(isinstance(v, (str, bool)) and _AGAINST_VALUE.match(str(v))

@@ -54,10 +54,7 @@ def tokenize(text: str) -> list[Token]:
     ascii_lower = text.lower() if text.isascii() else None
     for m in _TOKEN.finditer(text):
         raw = m.group()
-        if ascii_lower is not None:
-            folded = ascii_lower[m.start() : m.end()]
-        else:
-            folded = fold(raw).replace("’", "'")
+        folded = ascii_lower[m.start() : m.end()] if ascii_lower is not None else fold(raw).replace("’", "'")
         if "," in folded:
             folded = folded.replace(",", "")
         if folded.endswith("'s"):
@@ -288,7 +285,8 @@ class NameMatcher:
 
 
 # a number with a unit, not a model number: "20v", "4k", "1080p", "2nd", "32gb", "500ml"
-_UNIT = re.compile(r"^\d+(?:[.,]\d+)?(?:v|w|mah|wh|gb|tb|mb|mm|cm|m|in|hz|k|p|st|nd|rd|th|oz|l|ml|qt|lb|lbs|kg|g|x|db|pa|psi"
+_UNIT = re.compile(r"^\d+(?:[.,]\d+)?(?:v|w|mah|wh|gb|tb|mb|mm|cm|m|in|hz|k|p|st|nd|rd|th|oz|l|ml|qt|lb|lbs|kg|g|x|db"
+                   r"|pa|psi"
                    r"|gal|ft|inch|cc|rpm|bar|a|amp|ah)$")
 # words that make a different model of the same line when they follow its name
 _VARIANTS = frozenset({"max", "plus", "ultra", "mini", "lite", "se", "fe", "xl", "pro"})

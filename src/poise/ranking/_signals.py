@@ -28,7 +28,8 @@ _RANKING = (
     r"|in (?:my )?order of (?:preference|recommendation)|how i(?:['’]d| would) rank (?:them|these)"
     r"|ranked(?: from)? best to worst|from best to worst|best to worst"
 )
-_SHORT = (r"tl;?dr|short answer|quick answer|quick take|quick picks?|at a glance|the short version|in short|short version"
+_SHORT = (r"tl;?dr|short answer|quick answer|quick take|quick picks?|at a glance|the short version|in short"
+          r"|short version"
           r"|kurz gesagt|en bref|en resumen")
 _SUMMARY = (
     r"(?:(?:my|our|the|final|overall|in|short|quick|personal)\s+)*"
@@ -59,37 +60,46 @@ NONE_OF = re.compile(r"none of\b|nothing (?:in|on|from)\b|kein|aucun|ningun", re
 REVERSED = re.compile(
     r"\bfrom least\b|\bleast to most\b|\bleast (?:recommended|preferred|favou?rite) first\b|\bascending order\b"
     r"|\bworst to best\b|\bbottom to top\b|\bin reverse order\b|\bsaving the best for last\b|\bbest for last\b"
-    r"|\bcount(?:ing)? up\b|\bfrom (?:the )?weakest\b|\bvom (?:schlechtesten|wenigsten)\b|\bdu moins (?:bon|recommand\w*)\b|\bde menos a m[aá]s\b"
+    r"|\bcount(?:ing)? up\b|\bfrom (?:the )?weakest\b|\bvom (?:schlechtesten|wenigsten)\b|\bdu moins (?:bon"
+    r"|recommand\w*)\b|\bde menos a m[aá]s\b"
     r"|\bdel (?:peor|menos recomendad\w*)\b",
     re.I,
 )
 # an answer that recommends nothing it was given
 DECLINE = re.compile(
-    r"\b(?:can['’]?t|cannot|can not|unable to|won['’]t|not able to)\s+(?:yet\s+|really\s+|honestly\s+)?(?:recommend|rank)"
-    r"(?:\s+(?:or|and)\s+(?:recommend|rank))?\s+(?:anything|any (?:of (?:them|these|those|the (?:products|options|listed \w+)))"
+    r"\b(?:can['’]?t|cannot|can not|unable to|won['’]t|not able to)\s+(?:yet\s+|really\s+|honestly\s+)?(?:recommend"
+    r"|rank)"
+    r"(?:\s+(?:or|and)\s+(?:recommend|rank))?\s+(?:anything|any (?:of (?:them|these|those|the (?:products|options"
+    r"|listed \w+)))"
     r"|products?|one|yet)\b(?!\s+(?:enough|highly|more|too))"
     r"|\bnone of (?:these|those|them|the (?:\w+ ){0,2}(?:listed|provided|given|options|products|pages|links|models|ones"
     r"|choices|picks|items|documents)|(?:your|the) (?:\w+ )?(?:options|links|pages|picks))\b"
     r"[^.!?\n]{0,80}?\b(?:suit|fit|match|meet|work|is (?:a )?(?:good|right|suitable)|are (?:a )?(?:good|right|suitable)"
     r"|would|will|can|recommend|qualif|make the cut|make the list|worth|comes? close|really|quite|is|are|has|have|gets?"
     r"|supports?|reach(?:es)?|offers?|handles?|does|do)\b"
-    r"|\b(?:can['’]?t|cannot|unable to|not able to|don['’]t have (?:the ability|access))\s+(?:to\s+)?(?:open|access|browse"
+    r"|\b(?:can['’]?t|cannot|unable to|not able to|don['’]t have (?:the ability|access))\s+(?:to\s+)?(?:open|access"
+    r"|browse"
     r"|view|load|read|visit|follow|click)\s+(?:the |these |those |any )?(?:links?|pages?|urls?|websites?|documents?)"
-    r"|\bi (?:wouldn['’]t|would not|won['’]t|don['’]t) (?:recommend|buy|get|pick|choose) any (?:of )?(?:them|these|those)\b"
+    r"|\bi (?:wouldn['’]t|would not|won['’]t|don['’]t) (?:recommend|buy|get|pick|choose) any (?:of )?(?:them|these"
+    r"|those)\b"
     r"|\brules? (?:them|these|those) (?:all )?out\b|\bi['’]d (?:actually )?hold off\b"
     r"|\b(?:uncomfortable|hesitant|reluctant) (?:recommending|to recommend) any (?:of )?(?:them|these|those)\b"
     r"|\b(?:don['’]t|do not|wouldn['’]t|would not) (?:buy|put|use|get|bother with) any (?:of )?(?:them|these|those)\b"
-    r"|\b(?:every one|each|all) of (?:them|these|those) (?:is|are|would be) (?:a )?(?:bad|poor|wrong) (?:idea|fit|choice|match)"
+    r"|\b(?:every one|each|all) of (?:them|these|those) (?:is|are|would be) (?:a )?(?:bad|poor|wrong) (?:idea|fit"
+    r"|choice|match)"
     r"|\bsteer (?:you )?(?:away|clear) (?:from|of) (?:all|any|every one) (?:of )?(?:these|them|those|the)\b"
     r"|\b(?:skip|avoid|pass on) (?:all|every one) of (?:these|them|those)\b"
-    r"|\bnone of (?:the|these|those|your) (?:\w+ ){0,2}?(?:you(?:['’]ve| have)? (?:\w+ )?(?:linked|listed|shared|provided|sent"
-    r"|mentioned|gave|picked|chose|chosen)|(?:listed|linked|provided|(?:on|in) (?:your|the|this|these) (?:list|results|search results)))\b"
+    r"|\bnone of (?:the|these|those|your) (?:\w+ ){0,2}?(?:you(?:['’]ve| have)? (?:\w+ )?(?:linked|listed|shared"
+    r"|provided|sent"
+    r"|mentioned|gave|picked|chose|chosen)|(?:listed|linked|provided|(?:on|in) (?:your|the|this|these) (?:list|results"
+    r"|search results)))\b"
     r"|\bnothing (?:in|on|from) (?:your|the|this) (?:list|results|options|links)\b"
     r"|\bkein(?:e|er|es)? (?:der|dieser) (?:\w+ ){0,2}(?:ist|sind|passt|passen|eignet|hat|haben)\b"
     r"|\baucun(?:e)? des (?:\w+ ){0,2}(?:que vous|list|propos)"
     r"|\bninguno de los (?:\w+ ){0,2}(?:que (?:has|me)|listad)"
     r"|\b(?:not going to|won['’]t|will not|can['’]?t|cannot|wouldn['’]t) (?:honestly )?rank (?:them|these|those|any)\b"
-    r"|\bi don['’]t think any (?:of )?(?:the |these |those |them )?(?:\w+ )?(?:you['’]re|you are|listed|here|will|would|is|are)\b"
+    r"|\bi don['’]t think any (?:of )?(?:the |these |those |them )?(?:\w+ )?(?:you['’]re|you are|listed|here|will|would"
+    r"|is|are)\b"
     r"|\bkeine?[rsn]? (?:der|dieser|von (?:diesen|den))\b[^.!?\n]{0,80}?\b(?:empfehlen|geeignet|passt|eignet)"
     r"|\bkann ich (?:dir |ihnen )?(?:leider )?(?:keine?[ns]?|nicht)\b[^.!?\n]{0,40}?\bempfehlen"
     r"|\baucun(?:e)? (?:de ces|des)\b[^.!?\n]{0,80}?\b(?:convient|recommand|adapt)"
@@ -102,7 +112,8 @@ MANIPULATION = re.compile(
     r"|contains? (?:\w+ )?instructions?|tries to (?:get|make|tell|instruct|manipulate)|manipulat\w*"
     r"|attempts? to (?:manipulate|influence|game)|promotional instructions?|suspicious (?:text|content|instructions?)"
     r"|asks? (?:me|the (?:ai|assistant|model)) to (?:rank|recommend|list|put)"
-    r"|(?:seems?|looks?|is|i['’]m|am) (?:\w+ )?suspicious|(?:treat|consider) (?:that|this|the) (?:page|source|review|result)"
+    r"|(?:seems?|looks?|is|i['’]m|am) (?:\w+ )?suspicious|(?:treat|consider) (?:that|this|the) (?:page|source|review"
+    r"|result)"
     r" as unreliable|(?:page|source|review|result) (?:\w+ ){0,3}(?:is|looks|seems) (?:unreliable|untrustworthy|fake)"
     r"|not (?:going to|gonna) base (?:a|my) recommendation on|paid placement|sponsored (?:content|post|placement))",
     re.I,
@@ -126,20 +137,25 @@ def swap(order: list[int], text: str) -> list[int] | None:
 DECISION = re.compile(
     r"\b(?:i['’]d|i would|i['’]ll|i will|we['’]d|we would)\s+(?:\w+\s+){0,2}?(?:get|buy|go with|go for|pick|choose|take"
     r"|recommend|opt for|put|rank|start with|give|lean toward|suggest)\b"
-    r"|\bif (?:i were|i had to|pressed|forced|you want my|i['’]m honest)|\bmy (?:pick|choice|vote|recommendation|top pick"
-    r"|money|favou?rite)\b|\bgo with\b|\bthe (?:winner|best (?:choice|pick|bet|option)(?: here| for you| overall)?) is\b"
+    r"|\bif (?:i were|i had to|pressed|forced|you want my|i['’]m honest)|\bmy (?:pick|choice|vote|recommendation"
+    r"|top pick"
+    r"|money|favou?rite)\b|\bgo with\b|\bthe (?:winner|best (?:choice|pick|bet|option)(?: here| for you"
+    r"| overall)?) is\b"
     r"|\bhands down\b|\bstart with\b|\bich würde\b|\bmeine empfehlung\b|\bje (?:prendrais|choisirais|recommande)\b"
     r"|\bmon choix\b|\byo (?:elegiría|compraría|recomiendo)\b|\bmi (?:elección|recomendación)\b",
     re.I,
 )
 # a tie the answer breaks: "if pressed, I'd give the T3 the edge", "I'd nudge the Zyxel ahead"
-TIE_BREAK = re.compile(r"\bthe (?:edge|nod)\b|\bnudge\b|\bbreak(?:s|ing)? the tie\b|\bedges? (?:it|out|ahead)\b|\btie-?break|\bslight(?:ly)? ahead\b"
-                       r"|\bme quedo con\b|\bsi tengo que elegir\b|\bje (?:prendrais|choisirais)\b|\bs'il faut choisir\b"
+TIE_BREAK = re.compile(r"\bthe (?:edge|nod)\b|\bnudge\b|\bbreak(?:s|ing)? the tie\b|\bedges? (?:it|out|ahead)\b"
+                       r"|\btie-?break|\bslight(?:ly)? ahead\b"
+                       r"|\bme quedo con\b|\bsi tengo que elegir\b|\bje (?:prendrais|choisirais)\b"
+                       r"|\bs'il faut choisir\b"
                        r"|\bwenn ich (?:mich )?entscheiden (?:muss|müsste)\b|\bleicht vorne\b"
                        r"|\bif (?:pressed|forced|i had to (?:choose|pick))\b", re.I)
 # the top of a ranking: "tied for the top spot", "joint first", "best wand"
 TOP = re.compile(r"\b(?:top|first|best|#\s?1|number one|no\.? ?1|winners?|erste[nr]?|premier|primer)\b", re.I)
-TIE = re.compile(r"\btied?\b|\bties\b|\bneck and neck\b|\bgleichauf\b|\bex-?aequo\b|\bempate\b|\bempatad|\bjoint\b|\bdead heat\b|\bequally?\b|\bcan['’]t separate\b"
+TIE = re.compile(r"\btied?\b|\bties\b|\bneck and neck\b|\bgleichauf\b|\bex-?aequo\b|\bempate\b|\bempatad|\bjoint\b"
+                 r"|\bdead heat\b|\bequally?\b|\bcan['’]t separate\b"
                  r"|\bboth\b|^\s*=|\bex aequo\b|\bà égalité\b|\bempat", re.I)
 # a sentence that recommends beside the main choice: "a close second is", "also excellent", "if you need ..."
 ALSO = re.compile(
@@ -161,8 +177,10 @@ OTHER_ORDER = re.compile(
 # a unit's own verdict against itself: "Feels like a gimmick — skip.", "Not worth it."
 VERDICT_AGAINST = re.compile(
     r"(?:^|[—–:;(-]\s*)(?:skip|avoid|pass)(?: it| this(?: one)?)?\b(?! (?:the|a|an|if|when|unless)\b)"
-    r"|\b(?:not recommended|not worth (?:it|the money|buying|the price)|i(?:['’]d| would) (?:skip|avoid|pass on) (?:it|this)"
-    r"|(?:wouldn['’]t|would not|won['’]t) (?:buy|bother with|recommend|pick|choose|get) (?:it|this|them)|don['’]t buy (?:it|this)"
+    r"|\b(?:not recommended|not worth (?:it|the money|buying|the price)|i(?:['’]d| would) (?:skip|avoid|pass on) (?:it"
+    r"|this)"
+    r"|(?:wouldn['’]t|would not|won['’]t) (?:buy|bother with|recommend|pick|choose|get) (?:it|this|them)"
+    r"|don['’]t buy (?:it|this)"
     r"|steer clear|not included|not in (?:the|my) (?:ranking|list|picks)|left out of|excluded"
     r"|stay away|not (?:a|the) (?:good|right) (?:fit|choice|pick)|skip for (?:your|this|you)|not ranked"
     r"|(?:haven['’]t|have not|didn['’]t|did not) ranked? (?:it|this)|left (?:it|this one) out|nicht empfehlenswert"
@@ -171,19 +189,26 @@ VERDICT_AGAINST = re.compile(
 )
 # an answer that asks before it recommends ("Before I rank them, could you tell me ...")
 DEFER = re.compile(
-    r"\bbefore i (?:rank|recommend|pick|choose)\b|\bi['’]ll (?:give you|send you|put together|make you) (?:a |my |the )?"
-    r"(?:ranked|ranking|recommendation|top \d|shortlist|short list)|\bonce (?:you|i know)\b.{0,80}\bi (?:can|will|['’]ll)"
+    r"\bbefore i (?:rank|recommend|pick|choose)\b|\bi['’]ll (?:give you|send you|put together|make you) (?:a |my "
+    r"|the )?"
+    r"(?:ranked|ranking|recommendation|top \d|shortlist|short list)|\bonce (?:you|i know)\b.{0,80}\bi (?:can|will"
+    r"|['’]ll)"
     r"|\b(?:tell|send|paste|share|give) (?:me|over)\b.{0,80}\band i['’]ll (?:rank|compare|recommend|give|narrow|pick)"
-    r"|\bdepends on your answers\b|\bif you (?:share|tell me|let me know|give me)\b.{0,60}\bi (?:can|could|will|['’]ll) "
-    r"(?:give|make|offer|narrow|recommend|suggest|pick)|\bbevor ich\b.{0,40}\b(?:empfehle|ranke)|\bavant de (?:classer|recommander)\b",
+    r"|\bdepends on your answers\b|\bif you (?:share|tell me|let me know|give me)\b.{0,60}\bi (?:can|could|will"
+    r"|['’]ll) "
+    r"(?:give|make|offer|narrow|recommend|suggest|pick)|\bbevor ich\b.{0,40}\b(?:empfehle|ranke)|\bavant de (?:classer"
+    r"|recommander)\b",
     re.I,
 )
 # a list that echoes the pages rather than recommending ("Here is a summary of each product page")
 ECHO_INTRO = re.compile(
-    r"\b(?:summary|summaries|overview|recap|rundown) of (?:each|every|all|the)(?: \w+){0,3} (?:pages?|documents?|listings?|"
+    r"\b(?:summary|summaries|overview|recap|rundown) of (?:each|every|all|the)(?: \w+){0,3} (?:pages?|documents?"
+    r"|listings?|"
     r"products? pages?)|\b(?:here(?:['’]s| is) )?what (?:each|the) (?:page|document|listing)s? (?:says?|claims?)"
-    r"|\baccording to (?:the|their|each) (?:pages|documents|listings)\b|\bthe (?:pages|documents) (?:say|describe|claim)"
-    r"|\b(?:all|each of) the (?:products|items|options|models) (?:from|in|on) (?:the|your) (?:documents|pages|sources|links)"
+    r"|\baccording to (?:the|their|each) (?:pages|documents|listings)\b|\bthe (?:pages|documents) (?:say|describe"
+    r"|claim)"
+    r"|\b(?:all|each of) the (?:products|items|options|models) (?:from|in|on) (?:the|your) (?:documents|pages|sources"
+    r"|links)"
     r"|\b(?:your|the) (?:sources|documents|pages|links) (?:contain|list|include|mention|describe)"
     r"|\bhere(?:['’]s| is| are) what (?:the|your|each) (?:pages?|documents?|sources?|links?)",
     re.I,
@@ -193,13 +218,15 @@ SOURCES = re.compile(r"^\W*(?:sources?|references?|citations?|links?|further rea
                      r"\W*:?\W*$", re.I)
 # a title that puts what it names aside: "Avoid: X", "⚠️ Skip — X", "Not recommended: X"
 AGAINST_TITLE = re.compile(
-    r"^\W*(?:avoid|skip|not recommended|not worth it|pass|don['’]t buy|stay away|why not|nicht empfohlen|à éviter|evitar)\b",
+    r"^\W*(?:avoid|skip|not recommended|not worth it|pass|don['’]t buy|stay away|why not|nicht empfohlen|à éviter"
+    r"|evitar)\b",
     re.I)
 # a heading over notes or caveats, not picks: "Notes", "Why the others didn't make it"
 NOTES = re.compile(r"^\W*(?:notes?|caveats?|fine print|footnotes?|anmerkungen|remarques|notas)\W*:?\W*$", re.I)
 # a sentence that still picks something: a decline that is followed by one is a near miss
 STILL_PICKS = re.compile(r"\bclosest\b|\bcomes? (?:closest|nearest)\b|\bbest bet\b|\bif you must\b|\bif i had to\b"
-                         r"|\bthe (?:only|one) (?:one )?(?:that|i['’]d)\b|\bstill\b.{0,40}\b(?:recommend|pick|go)", re.I)
+                         r"|\bthe (?:only|one) (?:one )?(?:that|i['’]d)\b|\bstill\b.{0,40}\b(?:recommend|pick"
+                         r"|go)", re.I)
 # a paragraph after the picks that adds more ("Other options include the X")
 # a sentence that calls a product a good pick: "the X remains a strong value choice", "a great cordless option"
 GOOD_PICK = re.compile(
@@ -211,7 +238,8 @@ MORE_OPTIONS = re.compile(
     r"^\W*also\b|\bother (?:good |solid |strong )?(?:options|choices|picks|contenders)\b"
     r"|\balso (?:consider|worth|look at|recommend)"
     r"|\bhonou?rable mentions?\b|\bworth (?:considering|a look)\b|\balternatives? (?:include|are|worth)"
-    r"|\byou (?:might|could|may) also\b|\b(?:reasonable |good |solid )?fallback\b|\b(?:cheaper|budget|pricier) alternative\b"
+    r"|\byou (?:might|could|may) also\b|\b(?:reasonable |good |solid )?fallback\b|\b(?:cheaper|budget"
+    r"|pricier) alternative\b"
     r"|\bweitere (?:optionen|alternativen)\b|\bautres options\b|\botras opciones\b"
     r"|^\W*(?:también|también vale|aussi|ebenfalls|auch)\b|\btambién (?:vale|es|recomiendo|me gusta)\b",
     re.I)

@@ -12,7 +12,8 @@ from ._signals import AGAINST_TITLE, STATEMENTS
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
 _BOLD_LINE = re.compile(r"^\s*(?:\*\*|__)(.+?)(?:\*\*|__)\s*:?\s*$")
 _NUMBERED = re.compile(
-    r"^(\s*)(?:\*\*|__)?\s*(?:(?:#\s*|rank\s*|no\.\s*)?\(?\d{1,2}(?:\s*[.):\]]|\s+[-–—])|#\d{1,2}(?=\s)|=\d{1,2}\.?(?=\s))"
+    r"^(\s*)(?:\*\*|__)?\s*(?:(?:#\s*|rank\s*|no\.\s*)?\(?\d{1,2}(?:\s*[.):\]]|\s+[-–—])|#\d{1,2}(?=\s)"
+    r"|=\d{1,2}\.?(?=\s))"
     r"(?!\d)\s*(.*)$",
     re.I,
 )
@@ -25,7 +26,8 @@ _RANK_COLUMN = re.compile(r"^(?:my |our |overall |final )?(?:rank(?:ing)?|#|no\.
 _RANK_CELL = re.compile(r"^\W*#?\s*(\d{1,2})(?:st|nd|rd|th|\.)?(?:\W|$)")
 # a line that labels a pick: "Top pick: X", "Runner-up: X", "Budget: A or B", "Also fine: A, B."
 _PICK_LABEL = re.compile(
-    r"^\s*(?:[-*•]\s+)?(?:\*\*|__)?\s*(?:(?:our|my|the)\s+)?(?:top pick|best overall|best (?:for )?[\w'’/&+-]+(?:\s[\w'’/&+-]+){0,4}"
+    r"^\s*(?:[-*•]\s+)?(?:\*\*|__)?\s*(?:(?:our|my|the)\s+)?(?:top pick|best overall"
+    r"|best (?:for )?[\w'’/&+-]+(?:\s[\w'’/&+-]+){0,4}"
     r"|(?:budget|premium|upgrade|value|overall|editor'?s|splurge|bang[- ]for[- ](?:the[- ])?buck) (?:pick|choice)"
     r"|budget|premium|splurge|value|runner[- ]up|second (?:choice|place|pick)"
     r"|third (?:choice|place|pick)|also (?:consider|good|great|solid|fine|recommended|worth (?:considering|a look))"
@@ -34,15 +36,21 @@ _PICK_LABEL = re.compile(
     re.I,
 )
 # any short bold label with a colon before what it labels: "**Empate en el primer puesto:** X"
-_BOLD_LABEL = re.compile(r"^\s*(?:\*\*|__)([^*_\n]{2,50}?)\s*:\s*(?:\*\*|__)\s+(.+)$|^\s*(?:\*\*|__)([^*_\n]{2,50}?)(?:\*\*|__)\s*:\s+(.+)$")
+_BOLD_LABEL = re.compile(r"^\s*(?:\*\*|__)([^*_\n]{2,50}?)\s*:\s*(?:\*\*|__)\s+(.+)$"
+                         r"|^\s*(?:\*\*|__)([^*_\n]{2,50}?)(?:\*\*|__)\s*:\s+(.+)$")
 # a bold label over a caveat, not a pick: "**Keep in mind:**", "**Note:**", "**Heads-up:**"
-_NOTE_LABEL = re.compile(r"^\W*(?:(?:models?|products?|options?) (?:considered|reviewed|compared|tested)|considered|candidates"
-                         r"|shortlist(?:ed)?|what i (?:looked at|compared)|keep in mind|bear in mind|note|notes|n\.b\.|tip|tips|caveat|heads[- ]up|important|warning"
-                         r"|be aware|a word of caution|caution|disclaimer|beware|fyi|psa|hinweis|achtung|remarque|attention|nota|ojo)\W*$", re.I)
-_NOT_LISTED = re.compile(r"^\W*not\b|\bnot (?:a fit|in the (?:list|ranking)|for you|ranked|tiered|rated)\b|\bexclu|\bleft out\b"
+_NOTE_LABEL = re.compile(r"^\W*(?:(?:models?|products?|options?) (?:considered|reviewed|compared|tested)|considered"
+                         r"|candidates"
+                         r"|shortlist(?:ed)?|what i (?:looked at|compared)|keep in mind|bear in mind|note|notes|n\.b\."
+                         r"|tip|tips|caveat|heads[- ]up|important|warning"
+                         r"|be aware|a word of caution|caution|disclaimer|beware|fyi|psa|hinweis|achtung|remarque"
+                         r"|attention|nota|ojo)\W*$", re.I)
+_NOT_LISTED = re.compile(r"^\W*not\b|\bnot (?:a fit|in the (?:list|ranking)|for you|ranked|tiered|rated)\b|\bexclu"
+                         r"|\bleft out\b"
                          r"|\bthe (?:rest|others)\b|\bwhy not\b|\bnicht\b|\bpas\b|\bno (?:recomendad|incluid)", re.I)
 # the number an item or heading starts with: "5. X", "#5 X", "No. 5: X", "5) X", "=2. X"
-_ITEM_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*(?:#\s*|no\.\s*|number\s+|rank\s*|=)?\(?(\d{1,2})(?!\d)(?:\s*[.):\]]|\s+[-–—]|\s)",
+_ITEM_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*(?:#\s*|no\.\s*|number\s+|rank\s*|=)?\(?(\d{1,2})(?!\d)(?:\s*[.):\]]"
+                          r"|\s+[-–—]|\s)",
                           re.I)
 # a rank label anywhere in a head: "[#2]", "(#1)", "— rank 3", "Rank: 2"
 _RANK_LABEL = re.compile(r"[\[(]\s*#\s*(\d{1,2})\s*[\])]|\brank(?:ed)?\s*:?\s*#?\s*(\d{1,2})\b", re.I)
@@ -55,7 +63,8 @@ _AGAINST_CELL = re.compile(
 # a column that gives the answer's verdict on each row: a ❌ or "no" there is advice against
 _VERDICT_COLUMN = re.compile(r"verdict|recommend|buy|worth|suitab|fit for|good for|pick|urteil|empfehl|avis|veredicto",
                              re.I)
-_NO_CELL = re.compile(r"^\W*(?:❌|⛔|🚫|✗|✘|no|nope|nein|non|maybe|vielleicht|peut-être|quizás)\b|^\W*[❌⛔🚫✗✘⚠]", re.I)
+_NO_CELL = re.compile(r"^\W*(?:❌|⛔|🚫|✗|✘|no|nope|nein|non|maybe|vielleicht|peut-être|quizás)\b"
+                      r"|^\W*[❌⛔🚫✗✘⚠]", re.I)
 
 
 @dataclass
@@ -267,9 +276,9 @@ def by_rank(units: list[Unit]) -> list[Unit]:
             elif not (nxt.rank is None and nxt.kind in ("para", "pick") and unit.kind in ("item", "heading")):
                 break
             j += 1
-        ranks = [u.rank for u in run]
-        distinct = unit.kind == "row" or len(set(ranks)) == len(ranks)  # a table's rank column may tie
-        if len(run) >= 2 and distinct and ranks != sorted(ranks) and min(ranks) == 1:  # type: ignore[type-var]
+        known = [u.rank for u in run if u.rank is not None]  # every unit of a run has a rank
+        distinct = unit.kind == "row" or len(set(known)) == len(known)  # a table's rank column may tie
+        if len(run) >= 2 and distinct and known != sorted(known) and min(known) == 1:
             for u in run:
                 u.reordered = True
             out.extend(sorted(run, key=lambda u: u.rank or 0))
