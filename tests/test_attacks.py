@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from poise.attacks import METHODS, AttackMethod, Budget, Evaluator, parse_attacker_reply, run_attack
+from poise.attacks import METHODS, AttackMethod, Budget, Evaluator, injection_sha, parse_attacker_reply, run_attack
 from poise.catalog import sample_catalog
 from poise.engine import SearchEngine
 from poise.models import get_model
@@ -79,11 +79,13 @@ def test_every_method_runs_records_and_reports(tmp_path, method):
         rows = conn.execute("SELECT task_key, meta_json FROM calls WHERE run_id = ? AND error IS NULL",
                             (out["run_id"],)).fetchall()
     metas = [json.loads(m) for _, m in rows]
-    search = [m for m in metas if m["phase"] in ("search", "confirm")]  # both spend the search budget
+    search = [m for m in metas if m["phase"] in ("search", "confirm", "proxy")]  # all spend the search budget
     assert len(search) == out["search_queries"] <= 20
     for m in search:  # every query traces back to its exact injection
-        cand = data["candidates"][m["candidate"]]
-        assert m["injection"] == cand["injection"] and m["injection_sha"] == cand["sha"]
+        assert m["injection_sha"] == injection_sha(m["injection"])
+        if m["phase"] != "proxy":  # a proxy query (logprob) scores a suffix, not a candidate
+            cand = data["candidates"][m["candidate"]]
+            assert m["injection"] == cand["injection"] and m["injection_sha"] == cand["sha"]
     if METHODS[method].needs_attacker:  # the attacker's reasoning is kept with each candidate it wrote
         assert all(c["improvement"] == "ask directly" for c in data["candidates"] if c["strategy"] == "tap")
     if method == "none":

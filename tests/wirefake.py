@@ -11,16 +11,33 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def completion(text: str = "1. Oster Pro 1200") -> dict:
+def completion(text: str = "1. Oster Pro 1200", logprobs: list[dict] | None = None) -> dict:
+    """A chat completion whose log-probabilities are those of its own text's tokens (each
+    its own only alternative) unless ``logprobs`` gives them (see ``token_logprobs``)."""
     return {
         "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "fake-model",
         "choices": [{"index": 0, "finish_reason": "stop",
                      "message": {"role": "assistant", "content": text},
-                     "logprobs": {"content": [
-                         {"token": "1", "logprob": -0.1, "bytes": None,
-                          "top_logprobs": [{"token": "1", "logprob": -0.1, "bytes": None}]}]}}],
+                     "logprobs": {"content": logprobs if logprobs is not None else token_logprobs(text)}}],
         "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
     }
+
+
+def tokens_of(text: str) -> list[str]:
+    """A plausible split of ``text`` into tokens (words with their leading space, digits,
+    punctuation): the pieces concatenate to the text."""
+    return re.findall(r"\s*[A-Za-z]+|\s*\d|\s*[^\sA-Za-z\d]|\s+", text)
+
+
+def token_logprobs(text: str, alternatives: dict[int, dict[str, float]] | None = None) -> list[dict]:
+    """OpenAI-shaped ``logprobs.content`` for ``text``: each token at -0.1 with itself as its only
+    top alternative, except at the token indices in ``alternatives`` (token -> logprob there)."""
+    out = []
+    for i, token in enumerate(tokens_of(text)):
+        top = (alternatives or {}).get(i, {token: -0.1})
+        out.append({"token": token, "logprob": top.get(token, -0.1), "bytes": None,
+                    "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in top.items()]})
+    return out
 
 
 Reply = tuple  # (status, body, delay_s) or (status, body, delay_s, headers); body: a dict (sent as

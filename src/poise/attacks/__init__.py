@@ -1,10 +1,15 @@
-"""Promote a product: injection search (tree of attacks, a strategy library, baselines),
-honest before/after figures, and transfer to another engine."""
+"""Promote a product: injection search (tree of attacks, a strategy library, a log-probability
+random search, a hard-label search, baselines), honest before/after figures, stealth, and
+transfer to another engine."""
 
 from . import _methods as _methods  # noqa: F401  (registers the built-in methods)
 from . import _tap as _tap  # noqa: F401
 from ._evaluate import Budget, BudgetExhausted, Candidate, Evaluator, injection_sha
+from ._hardlabel import HardLabelSearch, first_place_rate, sprt_decision
+from ._logprob import LogprobSearch, ProxyReading, ask_proxy, read_first_product
 from ._run import AttackResult, ScoreSummary, final_scores, find_product, run_attack, save_attack
+from ._stealth import (DEFAULT_DETECTORS, Stealth, StealthReport, check_detectors, check_max_ratio, page_perplexity,
+                       stealth_summary)
 from ._strategies import FAMILIES, Proposal, Target, mutate, seed_proposals
 from ._tap import TreeOfAttacks, parse_attacker_reply
 from ._transfer import TransferSource, attack_catalog, load_sources, run_transfer, transfer_one
@@ -12,6 +17,7 @@ from .base import (METHODS, AttackMethod, AttackParameterError, Param, check_met
                    method_class, register_method)
 
 __all__ = [
+    "DEFAULT_DETECTORS",
     "FAMILIES",
     "METHODS",
     "AttackMethod",
@@ -21,27 +27,40 @@ __all__ = [
     "BudgetExhausted",
     "Candidate",
     "Evaluator",
+    "HardLabelSearch",
+    "LogprobSearch",
     "Param",
     "Proposal",
+    "ProxyReading",
     "ScoreSummary",
+    "Stealth",
+    "StealthReport",
     "Target",
     "TransferSource",
     "TreeOfAttacks",
+    "ask_proxy",
     "attack_catalog",
+    "check_detectors",
+    "check_max_ratio",
     "check_method",
     "describe_methods",
     "final_scores",
     "find_product",
+    "first_place_rate",
     "get_method",
     "injection_sha",
     "load_sources",
     "method_class",
     "mutate",
+    "page_perplexity",
     "parse_attacker_reply",
+    "read_first_product",
     "register_method",
     "run_attack",
     "run_transfer",
     "save_attack",
     "seed_proposals",
+    "sprt_decision",
+    "stealth_summary",
     "transfer_one",
 ]

@@ -13,7 +13,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import ModelError
 from ..catalog import Category, Document
@@ -23,6 +23,12 @@ from ..models import ChatMessage, ChatModel, GenerateConfig
 from ..ranking import RankingReader, score_of, status_of_reason
 from ..store import CallRecord, Store
 from .base import check_count
+
+if TYPE_CHECKING:
+    from ._stealth import Stealth
+
+#: A search stops when the stealth filter refuses this many candidates in a row.
+MAX_REFUSED_IN_ROW = 50
 
 
 class BudgetExhausted(Exception):
@@ -56,6 +62,8 @@ class Candidate:
     search_mean: float | None = None
     search_queries_so_far: int | None = None
     improvement: str = ""  # what the attacker said it changed and why (the tree of attacks)
+    perplexity_ratio: float | None = None  # the page's, with and without it (when a stealth filter is set)
+    rejected: bool = False  # refused by the stealth filter: never asked
 
     @property
     def asked(self) -> int:
@@ -75,7 +83,9 @@ class Candidate:
                 "search_mean_score": round(self.mean_score if self.search_mean is None else self.search_mean, 4),
                 "search_queries_so_far": self.queries_so_far if self.search_queries_so_far is None
                 else self.search_queries_so_far,
-                "improvement": self.improvement, "responses": self.responses}
+                "improvement": self.improvement, "responses": self.responses,
+                "perplexity_ratio": None if self.perplexity_ratio is None else round(self.perplexity_ratio, 4),
+                "rejected": self.rejected}
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,11 @@ class Evaluator:
         self.first_success: int | None = None  # search queries spent when the stop score was first reached
         self.confirmed: list[int] = []  # candidates re-asked before the best was chosen (see confirm)
         self.on_query = on_query or (lambda: None)
+        self.stealth: Stealth | None = None  # with a max ratio: candidates above it are never asked
+        # what the front-runners and the best are chosen on (None: the mean score); a method that
+        # may see less of each answer sets it (hardlabel: the first-place rate)
+        self.objective: Callable[[Candidate], float] | None = None
+        self._refused_in_row = 0
 
     # -- orders ---------------------------------------------------------------------------------
     def fresh_orders(self, stream: str, count: int) -> list[tuple[int, ...]]:
@@ -246,6 +261,8 @@ class Evaluator:
         """Ask about ``cand`` until it has ``responses`` answers; in the search, raises
         StopSearch when it reaches the stop score with a full set of answers; raises
         BudgetExhausted when the search budget is spent."""
+        if cand.rejected or (cand.perplexity_ratio is None and not self._admit(cand)):
+            return cand
         want = responses or self.responses_per_candidate
         while cand.asked < want:
             order = self.search_orders[self._next_order % len(self.search_orders)]
@@ -276,7 +293,7 @@ class Evaluator:
         make the choice on evidence, and the fresh final orders then measure it honestly.
         """
         full = [c for c in self.candidates if c.asked >= self.responses_per_candidate and c.injection]
-        front = sorted(full, key=lambda c: (-c.mean_score, c.id))[:top]
+        front = sorted(full, key=lambda c: (-self.value(c), c.id))[:top]
         if len(front) < 2:
             return  # nothing to choose between
         self.confirmed = [c.id for c in front]
@@ -289,12 +306,48 @@ class Evaluator:
         except BudgetExhausted:
             pass
 
+    # -- the stealth filter -------------------------------------------------------------------------
+    def stealth_check(self, injection: str) -> tuple[bool, float | None]:
+        """(whether a search may spend queries on ``injection``, its page's perplexity ratio):
+        always yes (and no ratio) without a stealth filter."""
+        stealth = self.stealth
+        if stealth is None or stealth.max_ratio is None or not injection or self.target is None:
+            return True, None
+        clean = self.category.products[self.target].document.text
+        return stealth.admits(clean, self.documents(injection)[self.target].text)
+
+    def admits(self, injection: str) -> bool:
+        """Whether a search may spend queries on ``injection`` (see :meth:`_refusals`)."""
+        ok, _ = self.stealth_check(injection)
+        self._refusals(ok)
+        return ok
+
+    def _admit(self, cand: Candidate) -> bool:
+        ok, cand.perplexity_ratio = self.stealth_check(cand.injection)
+        cand.rejected = not ok
+        self._refusals(ok)
+        return ok
+
+    def _refusals(self, ok: bool) -> None:
+        """Count refusals in a row; BudgetExhausted at :data:`MAX_REFUSED_IN_ROW` (a filter that
+        refuses everything a method proposes ends the search rather than loop on)."""
+        self._refused_in_row = 0 if ok else self._refused_in_row + 1
+        if self._refused_in_row >= MAX_REFUSED_IN_ROW:
+            ratio = self.stealth.max_ratio if self.stealth is not None else None
+            raise BudgetExhausted(f"stealth: {MAX_REFUSED_IN_ROW} candidates in a row above the "
+                                  f"perplexity ratio {ratio:g}")
+
     def best(self) -> Candidate | None:
         if self.confirmed:
             pool = [self.candidates[i] for i in self.confirmed]
         else:
-            pool = [c for c in self.candidates if c.asked >= self.responses_per_candidate] or self.candidates
-        return max(pool, key=lambda c: (c.mean_score, -c.id), default=None)
+            pool = ([c for c in self.candidates if c.asked >= self.responses_per_candidate]
+                    or [c for c in self.candidates if not c.rejected])
+        return max(pool, key=lambda c: (self.value(c), -c.id), default=None)
+
+    def value(self, cand: Candidate) -> float:
+        """What candidates are compared on: the objective when set, else the mean score."""
+        return cand.mean_score if self.objective is None else self.objective(cand)
 
 
 def _order_seed(order: tuple[int, ...]) -> int:

@@ -27,6 +27,7 @@ from ..ranking import RankingReader, scores_from_order
 from ..stats import bootstrap
 from ..store import Store, StoredAttack
 from ._evaluate import Budget, BudgetExhausted, Evaluator, StopSearch, injection_sha
+from ._stealth import Stealth
 from ._strategies import Target
 from .base import check_count
 from .base import AttackMethod
@@ -78,6 +79,8 @@ class AttackResult:
     selection_scores: list[float]
     stopped_by: str
     bad_attacker_replies: int = 0
+    stealth: dict[str, Any] | None = None  # the injection's stealth figures (see attacks.Stealth)
+    method_report: dict[str, Any] | None = None  # what the method adds (proxy trace, sequential tests ...)
 
     @property
     def success(self) -> bool:
@@ -115,6 +118,7 @@ class AttackResult:
             "confirmed": ev.confirmed,
             "bad_attacker_replies": self.bad_attacker_replies, "selection_scores": self.selection_scores,
             "candidates": [c.to_json() for c in ev.candidates],
+            "stealth": self.stealth, "method_report": self.method_report,
         })
 
 
@@ -148,6 +152,7 @@ def run_attack(
     on_query: Callable[[], None] | None = None,
     reader: RankingReader | None = None,
     task_prefix: str = "",
+    stealth: Stealth | None = None,
 ) -> AttackResult:
     """Run one attack; resumable: a query the run already made is read back, not asked.
 
@@ -155,6 +160,9 @@ def run_attack(
 
     ``confirm``: how many of the best candidates get up to three times
     ``responses_per_candidate`` answers before the best is chosen (0 or 1: none).
+
+    ``stealth``: measures the chosen injection's stealth; with a maximum perplexity ratio it
+    also refuses, before any query, every candidate above it.
     """
     for name, value, minimum in (("--responses", responses_per_candidate, 1), ("--final-orders", final_orders, 1),
                                  ("--selection-orders", selection_orders, 1), ("--confirm", confirm, 0)):
@@ -162,6 +170,7 @@ def run_attack(
     ev = Evaluator(engine, category, store=store, run_id=run_id, query=query, seed=seed, budget=budget,
                    responses_per_candidate=responses_per_candidate, on_query=on_query, reader=reader,
                    task_prefix=task_prefix)
+    ev.stealth = stealth
     # 1. selection
     n = ev.n
     sums = np.zeros(n)
@@ -191,11 +200,16 @@ def run_attack(
     injection = best.injection if best is not None else ""
     # 3. final figures, paired, on orders the search never saw
     final = final_scores(ev, final_orders, injection)
+    stealthy = None
+    if stealth is not None and injection:
+        stealthy = stealth.measure(injection, p.document.text, ev.documents(injection)[target].text,
+                                   engine).to_json()
     return AttackResult(
         run_id=run_id, category=category.name, product_index=target, product=p.name, method=method.name,
         injection=injection, before=final["before"], after=final["after"],
         evaluator=ev, selection_scores=selection, stopped_by=stopped_by,
-        bad_attacker_replies=getattr(method, "bad_replies", 0),
+        bad_attacker_replies=getattr(method, "bad_replies", 0), stealth=stealthy,
+        method_report=getattr(method, "report", None),
     )
 
 

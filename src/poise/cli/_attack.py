@@ -59,10 +59,20 @@ def attack(
     timeout: TimeoutOpt = 60.0,
     reader: ReaderOpt = "heuristic",
     defense: DefenseOpt = None,
+    stealth: Annotated[bool, typer.Option(
+        "--stealth", help="Measure the best injection's stealth under the local model: the page's perplexity "
+                          "ratio with and without it, its length, which --stealth-detectors flag it.")] = False,
+    stealth_detectors: Annotated[Optional[str], typer.Option(
+        "--stealth-detectors", help="Detection defenses asked for --stealth, comma-separated, or none "
+                                    "(default: perplexity,detector,known-answer).")] = None,
+    max_perplexity_ratio: Annotated[Optional[float], typer.Option(
+        "--max-perplexity-ratio", help="Refuse, before any query, every candidate whose page's perplexity ratio "
+                                       "(with / without it, local model) is above R; implies --stealth.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search for a text that, prepended to one product's page, makes the engine rank it first."""
-    from ..attacks import Budget, check_method, find_product, get_method, run_attack, save_attack
+    from ..attacks import (DEFAULT_DETECTORS, Budget, Stealth, check_detectors, check_max_ratio, check_method,
+                           find_product, get_method, run_attack, save_attack)
     from ..catalog import load_catalog
     from ..engine import SearchEngine
     from ..store import Store
@@ -74,6 +84,9 @@ def attack(
         find_product(cat, product)
     tmpl = load_template(template)
     the_budget = Budget(recommender_queries=budget, attacker_queries=attacker_budget, tokens=token_budget)
+    named = DEFAULT_DETECTORS if stealth_detectors is None else stealth_detectors.split(",")
+    detectors = check_detectors([d.strip() for d in named if d.strip() not in ("", "none")])
+    stealth = stealth or check_max_ratio(max_perplexity_ratio) is not None
     err = make_console(stderr=True)
     # every model is built (spec, file, URL, key checked) before anything is created
     llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
@@ -86,18 +99,24 @@ def attack(
     # the search runs against the defended engine itself (adaptive evaluation)
     engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, base_url,
                                       max_attempts, timeout)
+    # stealth is scored by a model of its own (a second local model): the engine's stays as it is
+    scorer = open_model("local", None, None, max_attempts=max_attempts, timeout=timeout) if stealth else None
+    watch = None if scorer is None else Stealth(
+        scorer, max_ratio=max_perplexity_ratio, detectors=detectors,
+        open_model=lambda spec: open_model(spec, base_url, None, max_attempts=max_attempts, timeout=timeout))
     run_cfg = run_config(
         category=cat.name, product=product, method=method, params=params, model=model,
         attacker=(attacker or model) if attacker_llm else None, budget=budget, attacker_budget=attacker_budget,
         token_budget=token_budget, responses=responses, final_orders=final_orders,
         selection_orders=selection_orders, confirm=confirm, seed=seed, catalog=catalog_ref(catalog),
+        stealth={"detectors": list(detectors), "max_perplexity_ratio": max_perplexity_ratio} if stealth else None,
         template=tmpl.name, reader=read.name, defenses=engine.identity().get("defenses", []),
         generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
         inputs=inputs_hash(cat, tmpl, llm.identity(), config,
                            attacker_llm.identity() if attacker_llm is not None else None, *defense_identity(engine)))
     with Store(store) as db:
         attach_cache(db, llm, attacker_llm, *reader_models(read), *defense_models)
-        with db.open_run("attack", run_cfg, close=[llm, attacker_llm, read, *defense_models]) as run:
+        with db.open_run("attack", run_cfg, close=[llm, attacker_llm, read, *defense_models, scorer]) as run:
             say_started(err, run)
             most = (0 if product else selection_orders) + budget + 2 * final_orders
             with progress_bar(err, transient=as_json) as progress:
@@ -106,7 +125,8 @@ def attack(
                 result = run_attack(engine, cat, the_method, store=db, run_id=run.id,
                                     product=product, seed=seed, budget=the_budget, responses_per_candidate=responses,
                                     selection_orders=selection_orders, final_orders=final_orders,
-                                    confirm=confirm, on_query=lambda: progress.advance(task), reader=read)
+                                    confirm=confirm, on_query=lambda: progress.advance(task), reader=read,
+                                    stealth=watch)
                 progress.update(task, total=progress.tasks[0].completed)
             data = save_attack(result, db, seed).model_dump(mode="json")
     if as_json:
@@ -146,7 +166,25 @@ def show_attack(d: dict[str, Any]) -> None:
         f"({d['search_queries']} in the search and confirmation; stop score first reached after "
         f"{first if first is not None else '-'}), {d['attacker_queries']} attacker queries, "
         f"{len(d['candidates'])} candidates; stopped: {d['stopped_by']}."))
+    for line in access_lines(d):
+        out.print(safe(line))
     out.print(safe(f"run {d['run_id']}", "dim"))
+
+
+def access_lines(d: dict[str, Any]) -> list[str]:
+    """What a method adds (its own report) and the injection's stealth, a line each."""
+    from ..attacks import METHODS, stealth_summary
+
+    lines = []
+    summarize = getattr(METHODS.get(str(d.get("method"))), "summarize", None)
+    if d.get("method_report") and summarize is not None:
+        lines.append(summarize(d["method_report"]))
+    if d.get("stealth"):
+        lines.append(f"stealth: {stealth_summary(d['stealth'])}")
+    refused = sum(bool(c.get("rejected")) for c in d["candidates"])
+    if refused:
+        lines.append(f"{refused} candidates refused by --max-perplexity-ratio (never asked)")
+    return lines
 
 
 # -- transfer -----------------------------------------------------------------------------------

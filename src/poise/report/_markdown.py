@@ -165,12 +165,36 @@ def _spark(values: Sequence[float]) -> str:
 def _attacks_summary(attacks: list[dict[str, Any]]) -> list[str]:
     rows = [[md_text(a["category"]), md_text(a["product_name"]), md_text(a["method"]), fmt_num(a["rank_before"]),
              fmt_num(a["rank_after"]), fmt_num(a["score_before"]), fmt_num(a["score_after"]),
-             "yes" if a["success"] else "no", fmt_num(a["recommender_queries"]), md_text(a["run_id"])]
+             "yes" if a["success"] else "no", fmt_num(a["recommender_queries"]), *_stealth_cells(a),
+             md_text(a["run_id"])]
             for a in sorted(attacks, key=lambda a: str(a["category"]))]
     return ["## Attacks", "",
             "Rank of the promoted product: n + 1 - its mean score (1 = recommended first).", "",
             table(["category", "promoted product", "method", "rank before", "rank after", "score before",
-                   "score after", "success", "recommender queries", "run"], rows, right=(3, 4, 5, 6, 8)), ""]
+                   "score after", "success", "recommender queries", "perplexity ratio", "flagged by", "run"], rows,
+                  right=(3, 4, 5, 6, 8, 9)), "",
+            "Perplexity ratio: the promoted page's perplexity with the injection over without it (local model; "
+            "`--stealth`); flagged by: the detection defenses that flag the injected page.", ""]
+
+
+def _stealth_cells(a: dict[str, Any]) -> list[str]:
+    s = a.get("stealth")
+    if not isinstance(s, dict):
+        return ["-", "-"]
+    return [fmt_num(s.get("perplexity_ratio")), md_text(", ".join(s.get("flagged_by") or []) or "none")]
+
+
+def _access_rows(a: dict[str, Any]) -> list[list[str]]:
+    """The method's own report and the injection's stealth, a row each (when the run has them)."""
+    from ..attacks import METHODS, stealth_summary
+
+    rows = []
+    summarize = getattr(METHODS.get(str(a.get("method"))), "summarize", None)
+    if isinstance(a.get("method_report"), dict) and summarize is not None:
+        rows.append([md_text(a["method"]), md_text(summarize(a["method_report"]))])
+    if isinstance(a.get("stealth"), dict):
+        rows.append(["stealth", md_text(stealth_summary(a["stealth"]))])
+    return rows
 
 
 def _attack(a: dict[str, Any]) -> list[str]:
@@ -185,6 +209,7 @@ def _attack(a: dict[str, Any]) -> list[str]:
         ["queries to first success", fmt_num(a["queries_to_first_success"])]]
     if a["stopped_by"]:
         rows.append(["search stopped by", md_text(a["stopped_by"])])
+    rows += _access_rows(a)
     out = [f"### Attack on {md_text(a['product_name'])} ({md_text(a['category'])})", "", table(["", ""], rows), "",
            "The injection:", "", md_block(a["injection"]), "",
            f"#### Candidate injections ({len(a['candidates'])})", ""]
