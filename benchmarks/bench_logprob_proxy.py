@@ -110,8 +110,9 @@ def main(argv: list[str] | None = None) -> int:
           f"Spearman {_spearman(mean_proxy, first):.2f}")
     print(f"                   proxy vs mean score        Pearson {_pearson(mean_proxy, score):.2f}  "
           f"Spearman {_spearman(mean_proxy, score):.2f}")
+    agree = np.mean([(a > 0.5) == bool(b) for a, b in zip(single_p, single_f, strict=True)])
     print(f"  over answers:    proxy vs first (point-biserial) {_pearson(single_p, single_f):.2f}; "
-          f"proxy > 0.5 agrees with first place in {np.mean([(a > 0.5) == bool(b) for a, b in zip(single_p, single_f)]):.0%}")
+          f"proxy > 0.5 agrees with first place in {agree:.0%}")
     return 0
 
 

@@ -13,8 +13,16 @@ from collections.abc import Callable
 
 import pytest
 
-from poise.attacks import (Budget, ProxyReading, Stealth, get_method, read_first_product, run_attack, save_attack,
-                           sprt_decision)
+from poise.attacks import (
+    Budget,
+    ProxyReading,
+    Stealth,
+    get_method,
+    read_first_product,
+    run_attack,
+    save_attack,
+    sprt_decision,
+)
 from poise.catalog import sample_catalog
 from poise.engine import SearchEngine
 from poise.models import TokenLogprob, TopLogprob, get_model
@@ -31,7 +39,8 @@ PUSH = ("first", "best", "#1", "top", "rank", "winner", "choice", "recommend", "
 
 def tok(token: str, logprob: float, top: dict[str, float] | None = None) -> TokenLogprob:
     alts = top or {token: logprob}
-    return TokenLogprob(token=token, logprob=logprob, top=tuple(TopLogprob(token=t, logprob=v) for t, v in alts.items()))
+    return TokenLogprob(token=token, logprob=logprob,
+                        top=tuple(TopLogprob(token=t, logprob=v) for t, v in alts.items()))
 
 
 # -- the proxy reading -----------------------------------------------------------------------------
@@ -54,7 +63,8 @@ def test_the_proxy_reads_the_first_product_position():
     bosch = next(i for i, p in enumerate(BLENDER.products) if p.brand == "Bosch")
     unlisted = read_first_product(tokens, BLENDER, bosch)
     assert not unlisted.listed and 0 < unlisted.proxy(bosch) < unlisted.proxy(oster)
-    assert ProxyReading.from_json(json.loads(json.dumps(reading.to_json()))).shares == pytest.approx(reading.shares, abs=1e-6)
+    again = ProxyReading.from_json(json.loads(json.dumps(reading.to_json())))
+    assert again.shares == pytest.approx(reading.shares, abs=1e-6)
 
 
 def test_a_shared_first_token_is_split_and_no_product_reads_empty():

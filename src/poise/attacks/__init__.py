@@ -2,19 +2,36 @@
 random search, a hard-label search, baselines), honest before/after figures, stealth, and
 transfer to another engine."""
 
-from . import _methods as _methods  # noqa: F401  (registers the built-in methods)
-from . import _tap as _tap  # noqa: F401
+# imported for their registrations (the built-in methods and the tree of attacks)
+from . import _methods as _methods
+from . import _tap as _tap
 from ._evaluate import Budget, BudgetExhausted, Candidate, Evaluator, injection_sha
 from ._hardlabel import HardLabelSearch, first_place_rate, sprt_decision
 from ._logprob import LogprobSearch, ProxyReading, ask_proxy, read_first_product
 from ._run import AttackResult, ScoreSummary, final_scores, find_product, run_attack, save_attack
-from ._stealth import (DEFAULT_DETECTORS, Stealth, StealthReport, check_detectors, check_max_ratio, page_perplexity,
-                       stealth_summary)
+from ._stealth import (
+    DEFAULT_DETECTORS,
+    Stealth,
+    StealthReport,
+    check_detectors,
+    check_max_ratio,
+    page_perplexity,
+    stealth_summary,
+)
 from ._strategies import FAMILIES, Proposal, Target, mutate, seed_proposals
 from ._tap import TreeOfAttacks, parse_attacker_reply
 from ._transfer import TransferSource, attack_catalog, load_sources, run_transfer, transfer_one
-from .base import (METHODS, AttackMethod, AttackParameterError, Param, check_method, describe_methods, get_method,
-                   method_class, register_method)
+from .base import (
+    METHODS,
+    AttackMethod,
+    AttackParameterError,
+    Param,
+    check_method,
+    describe_methods,
+    get_method,
+    method_class,
+    register_method,
+)
 
 __all__ = [
     "DEFAULT_DETECTORS",
@@ -63,4 +80,4 @@ __all__ = [
     "sprt_decision",
     "stealth_summary",
     "transfer_one",
-]
+    ]

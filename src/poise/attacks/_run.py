@@ -29,8 +29,7 @@ from ..store import Store, StoredAttack
 from ._evaluate import Budget, BudgetExhausted, Evaluator, StopSearch, injection_sha
 from ._stealth import Stealth
 from ._strategies import Target
-from .base import check_count
-from .base import AttackMethod
+from .base import AttackMethod, check_count
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ class AttackResult:
         def num(x: float) -> float | None:
             return None if x != x else round(float(x), 4)
 
-        return StoredAttack(**{
+        return StoredAttack.model_validate({
             "run_id": self.run_id, "category": self.category, "method": self.method,
             "model": ev.engine.model.spec, "query": ev.query,
             "product": {"index": self.product_index, "brand": p.brand, "model": p.model},
@@ -108,7 +107,8 @@ class AttackResult:
             "score_after_ci": [num(x) for x in self.after.ci(seed + 1)],
             "rank_before": num(self.before.mean_rank), "rank_after": num(self.after.mean_rank),
             "first_rate_before": round(self.before.first_rate, 4), "first_rate_after": round(self.after.first_rate, 4),
-            "success": self.success, "n_products": ev.n, "final_orders": len(self.after.scores) + self.after.unparseable,
+            "success": self.success, "n_products": ev.n,
+            "final_orders": len(self.after.scores) + self.after.unparseable,
             "unparseable_before": self.before.unparseable - self.before.ambiguous,
             "unparseable_after": self.after.unparseable - self.after.ambiguous,
             "ambiguous_before": self.before.ambiguous, "ambiguous_after": self.after.ambiguous,
@@ -179,10 +179,7 @@ def run_attack(
         if ranking is not None:
             sums += scores_from_order(ranking, n)
     selection = [round(float(x) / max(selection_orders, 1), 4) for x in sums] if product is None else []
-    if product is None:
-        target = int(min(range(n), key=lambda i: (sums[i], i)))
-    else:
-        target = find_product(category, product)
+    target = int(min(range(n), key=lambda i: (sums[i], i))) if product is None else find_product(category, product)
     ev.target = target
     p = category.products[target]
     others = tuple(q.name for i, q in enumerate(category.products) if i != target)

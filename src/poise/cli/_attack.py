@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ..engine import DEFAULT_GENERATE_CONFIG
 from ..models import DEFAULT_MODEL_SPEC
-from ._open import (attach_cache, catalog_ref, defended, defense_identity, inputs_hash, load_template, open_model,
-                    open_reader, reader_models, run_config, say_started)
-from ._options import (AllowOutsideOpt, BaseUrlOpt, CatalogOpt, DefenseOpt, JsonOpt, MaxAttemptsOpt, MaxTokensOpt,
-                       ModelOpt, ParamOpt, ReaderOpt, StoreOpt, TemplateOpt, TimeoutOpt, parse_params)
+from ._open import (
+    attach_cache,
+    catalog_ref,
+    defended,
+    defense_identity,
+    inputs_hash,
+    load_template,
+    open_model,
+    open_reader,
+    reader_models,
+    run_config,
+    say_started,
+)
+from ._options import (
+    AllowOutsideOpt,
+    BaseUrlOpt,
+    CatalogOpt,
+    DefenseOpt,
+    JsonOpt,
+    MaxAttemptsOpt,
+    MaxTokensOpt,
+    ModelOpt,
+    ReaderOpt,
+    StoreOpt,
+    TemplateOpt,
+    TimeoutOpt,
+    parse_params,
+)
 from ._render import emit_json, make_console, out, progress_bar, safe
 
 
@@ -28,15 +52,15 @@ _METHOD_NAMES, _METHOD_PARAMS = _methods()
 
 def attack(
     category: Annotated[str, typer.Option("--category", "-c", help="The category to attack.")],
-    product: Annotated[Optional[str], typer.Option(
+    product: Annotated[str | None, typer.Option(
         "--product", "-p", help="The product to promote (default: the one ranked lowest without injection).")] = None,
     method: Annotated[str, typer.Option("--method", help=f"One of: {_METHOD_NAMES}.")] = "strategies",
     model: ModelOpt = DEFAULT_MODEL_SPEC,
-    attacker: Annotated[Optional[str], typer.Option(
+    attacker: Annotated[str | None, typer.Option(
         "--attacker", help="The attacker model spec for --method tap (default: the --model).")] = None,
     budget: Annotated[int, typer.Option("--budget", min=1, help="Recommender queries the search may spend.")] = 46,
     attacker_budget: Annotated[int, typer.Option("--attacker-budget", min=1, help="Attacker queries (tap).")] = 100,
-    token_budget: Annotated[Optional[int], typer.Option("--token-budget", min=1,
+    token_budget: Annotated[int | None, typer.Option("--token-budget", min=1,
                                                         help="Tokens the search may spend (all models).")] = None,
     responses: Annotated[int, typer.Option("--responses", min=1, help="Answers per candidate.")] = 2,
     final_orders: Annotated[int, typer.Option("--final-orders", min=1,
@@ -46,7 +70,7 @@ def attack(
     confirm: Annotated[int, typer.Option(
         "--confirm", min=0, help="Re-ask the best K candidates (up to 3 x --responses answers, within --budget) "
                                  "before choosing the best; 0 turns it off.")] = 3,
-    param: Annotated[Optional[list[str]], typer.Option(
+    param: Annotated[list[str] | None, typer.Option(
         "--param", help=f"A method parameter KEY=VALUE; {_METHOD_PARAMS}.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     catalog: CatalogOpt = None,
@@ -62,17 +86,27 @@ def attack(
     stealth: Annotated[bool, typer.Option(
         "--stealth", help="Measure the best injection's stealth under the local model: the page's perplexity "
                           "ratio with and without it, its length, which --stealth-detectors flag it.")] = False,
-    stealth_detectors: Annotated[Optional[str], typer.Option(
+    stealth_detectors: Annotated[str | None, typer.Option(
         "--stealth-detectors", help="Detection defenses asked for --stealth, comma-separated, or none "
                                     "(default: perplexity,detector,known-answer).")] = None,
-    max_perplexity_ratio: Annotated[Optional[float], typer.Option(
+    max_perplexity_ratio: Annotated[float | None, typer.Option(
         "--max-perplexity-ratio", help="Refuse, before any query, every candidate whose page's perplexity ratio "
                                        "(with / without it, local model) is above R; implies --stealth.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Search for a text that, prepended to one product's page, makes the engine rank it first."""
-    from ..attacks import (DEFAULT_DETECTORS, Budget, Stealth, check_detectors, check_max_ratio, check_method,
-                           find_product, get_method, run_attack, save_attack)
+    from ..attacks import (
+        DEFAULT_DETECTORS,
+        Budget,
+        Stealth,
+        check_detectors,
+        check_max_ratio,
+        check_method,
+        find_product,
+        get_method,
+        run_attack,
+        save_attack,
+    )
     from ..catalog import load_catalog
     from ..engine import SearchEngine
     from ..store import Store

@@ -117,7 +117,8 @@ def _call(call: CallView) -> list[str]:
     if call.error:
         out += [f"Error: {md_text(call.error)}", ""]
     if call.ambiguous:
-        out += [f"The answer can be read more than one way, so it is not scored: {md_text((call.reason or '')[11:])}", ""]
+        out += ["The answer can be read more than one way, so it is not scored: "
+                f"{md_text((call.reason or '')[11:])}", ""]
     elif call.parseable is False:
         out += [f"No ranking could be read: {md_text(call.reason or '')}", ""]
     if call.ranking:
@@ -130,8 +131,11 @@ def _call(call: CallView) -> list[str]:
 
 
 def _natural(run: RunView) -> list[str]:
-    analyses = run.natural.analyses
-    header = ["category", "trials", "unparsed", "ambiguous"] + [f"F {f}" for f in FACTORS] + [f"ηp² {f}" for f in FACTORS]
+    natural = run.natural
+    assert natural is not None  # only natural runs are rendered here
+    analyses = natural.analyses
+    header = ["category", "trials", "unparsed", "ambiguous", *[f"F {f}" for f in FACTORS],
+              *[f"ηp² {f}" for f in FACTORS]]
 
     def f_cell(test: Any) -> str:
         return f"{fmt_num(test.f)}{md_text(stars(test.p))} (p {fmt_p(test.p)})"
@@ -145,7 +149,7 @@ def _natural(run: RunView) -> list[str]:
              + [""] * (n - len(a.position_curve)) for name, a in analyses.items()]
     return ["### What drives the rankings", "",
             "One-way F (\\* p<.05, \\*\\* p<.01, \\*\\*\\* p<.001) and the partial eta squared of the joint "
-            f"three-factor ANOVA (Type II) with its 95% interval from {md_text(run.natural.intervals)}.", "",
+            f"three-factor ANOVA (Type II) with its 95% interval from {md_text(natural.intervals)}.", "",
             table(header, rows, right=range(1, len(header))), "",
             *[f"{md_text(name)}: answers left out: "
               + "; ".join(f"{md_text(reason)} ({k})" for reason, k in a.unread_reasons.items()) + "\n"
@@ -214,7 +218,7 @@ def _attack(a: dict[str, Any]) -> list[str]:
            "The injection:", "", md_block(a["injection"]), "",
            f"#### Candidate injections ({len(a['candidates'])})", ""]
     out += _tree(a["tree"], 0)
-    return out + [""]
+    return [*out, ""]
 
 
 def _tree(nodes: list[dict[str, Any]], depth: int) -> list[str]:
