@@ -11,7 +11,7 @@ from ..catalog import load_catalog
 from ..engine import DEFAULT_GENERATE_CONFIG
 from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store, store_dir
-from . import _attack, _defend, _natural, _report, _reread
+from . import _attack, _defend, _natural, _report, _reread, _sweep
 from ._open import (
     attach_cache,
     catalog_ref,
@@ -217,5 +217,5 @@ def demo(
     run_demo(out, model=model, n_categories=categories, base_url=base_url, store_path=store)
 
 for _command in (_natural.natural, _attack.attack, _attack.transfer, _report.report, _reread.reread,
-                 _defend.defend):
+                 _defend.defend, _sweep.sweep):
     app.command()(_command)
