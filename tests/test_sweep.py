@@ -402,3 +402,20 @@ def test_a_sweep_over_endpoints_finishes_when_one_is_stopped_midway(folder, caps
     health = {e["url"]: e["healthy"] for e in endpoints}
     assert health == {a.url: False, b.url: True}
     assert len(runs_in(folder / "store")) == 4
+
+
+@pytest.mark.server
+def test_a_sweep_on_a_real_llama_server_beside_a_stopped_one(folder, capsys, llama_server):
+    """The real OpenAI-compatible server (llama.cpp) and a port where nothing listens: every
+    trial is answered by the live one and the dead one is taken out."""
+    with WireFake([]) as gone:
+        dead = gone.url
+    path = sweep_file(folder, 'kind = "natural"\ncategories = ["blender"]\nmodels = ["openai:smollm2"]\n'
+                              '[options]\ncatalog = "cat.jsonl"\ntrials = 2\nbootstrap = 0\nmax_tokens = 48\n')
+    code, out, err = poise(capsys, "sweep", str(path), "--base-url", dead, "--base-url", llama_server,
+                           "--store", str(folder / "store"), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["totals"]["states"] == {"done": 1}
+    health = {e["url"]: (e["healthy"], e["calls"]) for e in data["endpoints"]["smollm2"]}
+    assert health[dead] == (False, 0) and health[llama_server] == (True, 2)
