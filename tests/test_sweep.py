@@ -419,3 +419,21 @@ def test_a_sweep_on_a_real_llama_server_beside_a_stopped_one(folder, capsys, lla
     assert data["totals"]["states"] == {"done": 1}
     health = {e["url"]: (e["healthy"], e["calls"]) for e in data["endpoints"]["smollm2"]}
     assert health[dead] == (False, 0) and health[llama_server] == (True, 2)
+
+
+@pytest.mark.model
+def test_an_attack_sweep_on_the_bundled_model_and_its_rerun(folder, capsys):
+    path = sweep_file(folder, 'kind = "attack"\ncategories = ["blender"]\nmodels = ["local"]\n'
+                              'methods = ["none", "single"]\n[options]\ncatalog = "cat.jsonl"\nmax_tokens = 48\n'
+                              + ATTACK_OPTIONS)
+    store = str(folder / "store")
+    code, out, err = poise(capsys, "sweep", str(path), "--jobs", "2", "--store", store, "--json")
+    assert code == 0, err
+    jobs = json.loads(out)["jobs"]
+    assert [j["state"] for j in jobs] == ["done", "done"]
+    assert all(j["calls"] > 0 and j["score_before"] is not None for j in jobs)
+    code, out, err = poise(capsys, "sweep", str(path), "--store", store)
+    assert code == 0 and "2 skipped" in out, err
+    code, out, err = poise(capsys, "report", jobs[1]["run_id"], "--store", store, "--out", str(folder / "r.md"))
+    assert code == 0, err
+    assert "single" in (folder / "r.md").read_text()  # an ordinary attack run, reported as one

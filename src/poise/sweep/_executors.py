@@ -6,10 +6,17 @@ SQLite connection under its lock, and each call is one transaction (see ``store/
 so the writes of concurrent jobs never interleave inside a call. Job events (started, a
 query, finished, failed) go to the driver (the calling thread), which alone decides what runs
 next, retries failed jobs and, on Ctrl-C, marks the running jobs' runs interrupted.
+
+Jobs whose models run in this process (llama.cpp: ``local``, ``llamacpp:PATH``) run one at a
+time, whatever ``jobs`` says: llama-cpp-python points the process's stdout and stderr at
+/dev/null while it loads a model, so two loads at once on two threads can leave stdout
+pointing there for good; and such jobs share the same cores anyway. ``jobs`` is for models
+behind HTTP endpoints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -90,6 +97,7 @@ class LocalExecutor:
         self.retries = retries
         self.on_event = on_event or (lambda event, job: None)
         self._cancelled = threading.Event()
+        self._in_process = threading.Lock()  # held by the running job that loads llama.cpp models
 
     def run(self, prepared: Sequence[Prepared]) -> list[Outcome]:
         """Run every job not finished before; returns one outcome per job, in order."""
@@ -163,7 +171,8 @@ class LocalExecutor:
             p = prepared[i]
             try:
                 attach(self.db, p)
-                with self.db.open_run(p.command, p.config) as ctx:
+                with self._in_process if p.in_process else contextlib.nullcontext(), \
+                        self.db.open_run(p.command, p.config) as ctx:
                     events.put(Event("started", i, ctx.id, resumed=ctx.resumed))
                     p.run(self.db, ctx, lambda i=i: events.put(Event("query", i)))  # type: ignore[misc]
                 events.put(Event("done", i, ctx.id))

@@ -71,6 +71,14 @@ class Prepared:
         """How the store knows the run: its command and the hash of its configuration."""
         return self.command, config_hash(self.config)
 
+    @property
+    def in_process(self) -> bool:
+        """Whether a model of this job runs in this process (llama.cpp): such jobs run one at a
+        time (see ``LocalExecutor``)."""
+        from ..models import LlamaCppModel
+
+        return any(isinstance(m, LlamaCppModel) for m in self.models)
+
     def estimate(self) -> dict[str, int]:
         """At most how many model queries the job makes, and about how many tokens (each
         query's prompt estimated from its pages, plus at most max_tokens of answer); a
