@@ -12,15 +12,16 @@ import hashlib
 import json
 import random
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ModelError
 from ..catalog import Category, Document
-from ..engine import Recommender
+from ..engine import Recommender, SearchEngine
 from ..experiments import recommend
 from ..models import ChatMessage, ChatModel, GenerateConfig
-from ..ranking import RankingReader, score_of, status_of_reason
+from ..ranking import HEURISTIC, LOOP_STOP, HeuristicReader, RankingReader, score_of, status_of_reason
 from ..store import CallRecord, Store
 from .base import check_count
 
@@ -130,7 +131,8 @@ class Evaluator:
                  query: str | None = None, seed: int = 0, budget: Budget | None = None,
                  responses_per_candidate: int = 2, stop_score: float | None = None,
                  search_pool: int = 400, on_query: Callable[[], None] | None = None,
-                 reader: RankingReader | None = None, task_prefix: str = "") -> None:
+                 reader: RankingReader | None = None, task_prefix: str = "",
+                 shared_orders: bool = False, early_stop: bool = False) -> None:
         self.engine = engine
         self.task_prefix = task_prefix  # namespaces the store's task keys (several attacks in one run)
         self.reader = reader
@@ -147,6 +149,11 @@ class Evaluator:
         self.target: int | None = None
         self.search_orders = _orders(self.n, f"attack/{seed}/search", search_pool)
         self._next_order = 0
+        # opt-in: the candidates of a round (one depth) are asked on the same orders: paired
+        # comparisons, and prompts that share everything before the promoted page (order_for)
+        self.shared_orders = shared_orders
+        # stop decoding once the answer loops (opt-in: see poise.ranking.answer_loops)
+        self.early_stop = early_stop
         self.candidates: list[Candidate] = []
         self.search_queries = 0
         self.other_queries = 0
@@ -166,6 +173,30 @@ class Evaluator:
         """Orders the search never sees."""
         return _orders(self.n, f"attack/{self.seed}/{stream}", count, avoid=set(self.search_orders))
 
+    def order_for(self, cand: Candidate, answer: int) -> tuple[int, ...]:
+        """The search order of ``cand``'s answer number ``answer`` (from 0).
+
+        Shared orders: the first answers of every candidate of one depth (a round of the search)
+        use that round's orders, and the further answers of confirmation one block common to
+        all, so candidates are compared on the same orders and their prompts share everything
+        before the promoted page (the backend evaluates that prefix once). Otherwise each query
+        takes the next order of the pool, as before."""
+        pool = self.search_orders
+        if not self.shared_orders:
+            self._next_order += 1
+            return pool[(self._next_order - 1) % len(pool)]
+        per = self.responses_per_candidate
+        if answer < per:
+            return pool[(cand.depth * per + answer) % len(pool)]
+        return pool[-1 - (answer - per) % len(pool)]
+
+    def _stopping(self) -> AbstractContextManager[None]:
+        """Early stop for this query where it was checked: the plain engine, the heuristic reader."""
+        if not self.early_stop or type(self.engine) is not SearchEngine or \
+                not isinstance(self.reader or HEURISTIC, HeuristicReader):
+            return nullcontext()
+        return self.engine.model.stopping_early(LOOP_STOP)
+
     # -- one query --------------------------------------------------------------------------------
     def ask(self, task_key: str, order: tuple[int, ...], injection: str | None, phase: str,
             meta: dict[str, Any] | None = None) -> tuple[list[int] | None, str]:
@@ -184,14 +215,16 @@ class Evaluator:
             tokens = done["prompt_tokens"] + done["completion_tokens"]
         else:
             documents = self.documents(injection)
-            rec = recommend(
-                self.engine, self.category, store=self.store, run_id=self.run_id, query=self.query,
-                seed=_order_seed(order), order=order, documents=documents, task_key=self.task_prefix + task_key,
-                meta={"experiment": "attack", "phase": phase, "target": self.target,
-                      "injection": injection or "", "injection_sha": injection_sha(injection or ""),
-                      **(meta or {})},
-                reader=self.reader,
-            )
+            with self._stopping():
+                rec = recommend(
+                    self.engine, self.category, store=self.store, run_id=self.run_id, query=self.query,
+                    seed=_order_seed(order), order=order, documents=documents,
+                    task_key=self.task_prefix + task_key,
+                    meta={"experiment": "attack", "phase": phase, "target": self.target,
+                          "injection": injection or "", "injection_sha": injection_sha(injection or ""),
+                          **(meta or {})},
+                    reader=self.reader,
+                )
             ranking = list(rec.ranking.order) if rec.ranking.parseable else None
             if rec.ranking.ambiguous:
                 self.ambiguous_tasks.add(task_key)
@@ -265,8 +298,7 @@ class Evaluator:
             return cand
         want = responses or self.responses_per_candidate
         while cand.asked < want:
-            order = self.search_orders[self._next_order % len(self.search_orders)]
-            self._next_order += 1
+            order = self.order_for(cand, cand.asked)
             ranking, text = self.ask(f"{phase}/cand={cand.id}/r={cand.asked}", order, cand.injection, phase,
                                      {"candidate": cand.id, "parent": cand.parent, "strategy": cand.strategy,
                                       "depth": cand.depth})
