@@ -71,6 +71,8 @@ class StoredCandidate(BaseModel):
     search_queries_so_far: int | None = None
     improvement: str = ""
     responses: list[str] = Field(default_factory=list)
+    perplexity_ratio: float | None = None  # the page's with and without it (a stealth filter was set)
+    rejected: bool = False  # refused by the stealth filter: never asked
 
     @field_validator("scores", "responses", mode="before")
     @classmethod
@@ -115,6 +117,8 @@ class StoredAttack(ResultFile):
     confirmed: list[int] | None = None
     bad_attacker_replies: int | None = None
     selection_scores: list[float] | None = None
+    stealth: dict[str, Any] | None = None  # the injection's stealth figures (attacks.Stealth), when measured
+    method_report: dict[str, Any] | None = None  # what a method adds (a proxy trace, sequential tests ...)
     candidates: list[StoredCandidate] = Field(default_factory=list)
 
     @field_validator("product", mode="before")
