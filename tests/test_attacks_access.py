@@ -24,7 +24,7 @@ from poise.attacks import (
     sprt_decision,
 )
 from poise.catalog import sample_catalog
-from poise.engine import SearchEngine
+from poise.engine import DEFAULT_GENERATE_CONFIG, SearchEngine
 from poise.models import TokenLogprob, TopLogprob, get_model
 from poise.store import Store
 
@@ -270,9 +270,10 @@ def test_logprob_with_a_stealth_filter_on_the_bundled_model(tmp_path):
         scorer = get_model("local")  # stealth scores with a model of its own
         stealth = Stealth(scorer, max_ratio=3.0, detectors=("perplexity",))
         run_id = store.start_run("attack", {"test": "logprob-model"})
-        method = get_method("logprob", orders=1, words=4, tokens=24)
-        result = run_attack(SearchEngine(llm), cat, method, store=store, run_id=run_id, product="Oster Pro 1200",
-                            budget=Budget(8), final_orders=2, confirm=0, stealth=stealth)
+        method = get_method("logprob", orders=1, words=4, tokens=16)
+        engine = SearchEngine(llm, config=DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": 96}))
+        result = run_attack(engine, cat, method, store=store, run_id=run_id, product="Oster Pro 1200",
+                            budget=Budget(5), final_orders=1, confirm=0, stealth=stealth)
         calls = store.calls(run_id)
     proxies = [json.loads(c["meta_json"]) for c in calls if c["task_key"].startswith("proxy/")]
     assert proxies and len(proxies) == result.method_report["proxy_steps"]  # one order per step
@@ -281,7 +282,7 @@ def test_logprob_with_a_stealth_filter_on_the_bundled_model(tmp_path):
         assert not shares or (len(shares) == 3 and sum(shares) == pytest.approx(1.0, abs=1e-4))
         assert meta["proxy"] == pytest.approx(shares[oster] if shares else 0.0, abs=1e-6)
     assert all(json.loads(c["config_json"])["top_logprobs"] == 20 for c in calls if c["task_key"].startswith("proxy/"))
-    assert result.evaluator.search_queries <= 8 and result.injection  # the best suffix measured for real
+    assert result.evaluator.search_queries <= 5 and result.injection  # the best suffix measured for real
     s = result.stealth
     assert s is not None and s["perplexity_ratio"] == pytest.approx(s["perplexity_injected"] / s["perplexity_clean"],
                                                                    rel=1e-3)
@@ -295,12 +296,13 @@ def test_hardlabel_from_the_cli_on_the_bundled_model(tmp_path, tiny_catalog_file
     from .test_cli import poise
 
     result = poise("attack", "--category", "blender", "--catalog", str(tiny_catalog_file), "--method", "hardlabel",
-                   "--product", "Oster Pro 1200", "--budget", "4", "--final-orders", "2", "--confirm", "0",
+                   "--product", "Oster Pro 1200", "--budget", "3", "--final-orders", "1", "--confirm", "0",
+                   "--max-tokens", "96",
                    "--stealth", "--stealth-detectors", "perplexity", "--json", store=tmp_path)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     report = out["method_report"]
-    assert report["tests"] and sum(t["hits"] + t["misses"] for t in report["tests"]) == out["search_queries"] <= 4
+    assert report["tests"] and sum(t["hits"] + t["misses"] for t in report["tests"]) == out["search_queries"] <= 3
     hits = [t for t in report["tests"] if t["hits"]]
     assert (report["queries_to_first_hit"] is None) == (not hits)
     assert out["stealth"]["words"] == len(out["injection"].split()) > 0

@@ -107,27 +107,44 @@ class HardLabelSearch(AttackMethod):
         return (1 + hits) / (2 + c.asked)
 
     def _test(self, evaluator: Evaluator, cand: Candidate) -> None:
-        """Ask ``cand`` one answer at a time until the sequential test decides."""
+        """Ask ``cand`` one answer at a time until the sequential test decides. The test is
+        recorded even when the budget or the stop score ends it midway ("unfinished")."""
         p = self.params
-        hits = misses = 0
-        decision = "continue"
-        while decision == "continue" and cand.asked < p["max_answers"]:
-            asked, read = cand.asked, len(cand.scores)
+        seen = {"hits": 0, "misses": 0}
+        decision = "unfinished"
+        try:
+            decision = "continue"
+            while decision == "continue" and cand.asked < p["max_answers"]:
+                asked = cand.asked
+                self._ask_one(evaluator, cand, seen)
+                if cand.asked == asked:  # refused by the stealth filter: never asked
+                    decision = "refused"
+                    break
+                decision = sprt_decision(seen["hits"], seen["misses"], p["p_good"], p["p_bad"], p["alpha"],
+                                         p["beta"])
+            if decision == "continue":  # out of answers: judged by its first-place rate
+                decision = "accept" if seen["hits"] / max(1, seen["hits"] + seen["misses"]) >= p["p_good"] \
+                    else "reject"
+        finally:
+            if decision == "continue":
+                decision = "unfinished"
+            if decision == "accept" and self.report["queries_to_first_accept"] is None:
+                self.report["queries_to_first_accept"] = evaluator.search_queries
+            self.report["tests"].append({"candidate": cand.id, **seen, "decision": decision,
+                                         "queries_so_far": evaluator.search_queries})
+
+    def _ask_one(self, evaluator: Evaluator, cand: Candidate, seen: dict[str, int]) -> None:
+        """One more answer for ``cand``; only whether it put the product first is kept (also
+        when the evaluator then stops the search at the stop score)."""
+        asked, read = cand.asked, len(cand.scores)
+        try:
             evaluator.evaluate(cand, cand.asked + 1)  # StopSearch at the stop score
-            if cand.asked == asked:  # refused by the stealth filter: never asked
-                decision = "refused"
-                break
-            hit = len(cand.scores) > read and cand.scores[-1] == evaluator.n  # the top-1 label only
-            hits, misses = hits + hit, misses + (not hit)
-            if hit and self.report["queries_to_first_hit"] is None:
-                self.report["queries_to_first_hit"] = evaluator.search_queries
-            decision = sprt_decision(hits, misses, p["p_good"], p["p_bad"], p["alpha"], p["beta"])
-        if decision == "continue":  # out of answers: judged by its first-place rate
-            decision = "accept" if hits / max(1, hits + misses) >= p["p_good"] else "reject"
-        if decision == "accept" and self.report["queries_to_first_accept"] is None:
-            self.report["queries_to_first_accept"] = evaluator.search_queries
-        self.report["tests"].append({"candidate": cand.id, "hits": hits, "misses": misses, "decision": decision,
-                                     "queries_so_far": evaluator.search_queries})
+        finally:
+            if cand.asked > asked:
+                hit = len(cand.scores) > read and cand.scores[-1] == evaluator.n  # the top-1 label only
+                seen["hits" if hit else "misses"] += 1
+                if hit and self.report["queries_to_first_hit"] is None:
+                    self.report["queries_to_first_hit"] = evaluator.search_queries
 
 
 def _dash(value: Any) -> str:
