@@ -173,10 +173,30 @@ def gather_run(store: Store, record: RunRecord) -> RunView:
             calls = store.calls(record.id)
             view.calls = [call_view(c, scores) for c in calls[:MAX_CALLS_SHOWN]]
             view.calls_hidden = max(0, len(calls) - MAX_CALLS_SHOWN)
+    if (caveat := reader_caveat(record.config, record.id)) is not None:
+        view.notes.append(caveat)
     if record.status != "finished":
         view.notes.append(f"this run is {record.status}" + (f": {record.error}" if record.error else "")
                           + "; the report shows what the store holds so far")
     return view
+
+
+# the heuristic reader's first-sight accuracy on fresh answers in large engines' styles
+# (docs/measurements.md: 71.7-74.2% on the last three unseen sets)
+READER_FIRST_SIGHT = "about three in four"
+
+
+def reader_caveat(config: dict[str, Any], run_id: str = "RUN") -> str | None:
+    """A note for a run whose answers came from an engine other than the bundled model and
+    were read by the heuristic reader alone: how far its readings can be trusted, and how to
+    check them. None when the model is local or a model reader took part."""
+    model, reader = str(config.get("model") or "local"), str(config.get("reader") or "heuristic")
+    if reader != "heuristic" or model == "local" or model.startswith("llamacpp:"):
+        return None
+    return (f"answers were read by the heuristic reader alone, which reads {READER_FIRST_SIGHT} answers "
+            "written the way large engines write exactly on first sight (docs/measurements.md); "
+            f"`poise reread {run_id} --reader heuristic+openai:MODEL` counts the "
+            "answers a capable model reads differently apart, without asking the engine again")
 
 
 def cost_of(r: RunRecord) -> Cost:
