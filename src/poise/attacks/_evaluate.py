@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -103,7 +103,7 @@ class Budget:
         check_count("the token budget", self.tokens, 1, optional=True)
 
 
-def _orders(n: int, stream: str, count: int, avoid: set[tuple[int, ...]] = frozenset()) -> list[tuple[int, ...]]:
+def _orders(n: int, stream: str, count: int, avoid: Collection[tuple[int, ...]] = frozenset()) -> list[tuple[int, ...]]:
     rng = random.Random(stream)
     out: list[tuple[int, ...]] = []
     seen = set(avoid)

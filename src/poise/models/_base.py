@@ -108,7 +108,7 @@ class ChatModel(ABC):
         """Turn a backend error that was not retried (or ran out of retries) into a ModelError."""
         return ModelError(f"model {self.spec} failed: {exc}")
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op by default: a backend that holds something overrides it
         """Release what the backend holds (a loaded model, an HTTP client)."""
 
     def text_logprobs(self, text: str) -> tuple[TokenLogprob, ...]:
@@ -219,7 +219,7 @@ class ChatModel(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec!r})"
 
-    def __enter__(self) -> "ChatModel":
+    def __enter__(self) -> ChatModel:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -13,7 +13,8 @@ REVISION = re.compile(
     r"|\blet me (?:reconsider|rethink|revise|redo|correct (?:that|myself)|re-?rank|re-?order|fix (?:that|the order))"
     r"|\bon (?:second|further) thought|\bscratch (?:that|this|my|the)\b|\bcorrection\s*:|\bi take (?:that|it) back"
     r"|\b(?:revised|updated|corrected) (?:ranking|list|order|top \w+)|\bafter (?:re-?considering|reconsidering)"
-    r"|\bon reflection\b|\bi (?:ordered|ranked|listed) (?:that|those|these|them) (?:badly|wrong)|\bmoment,? (?:bitte|mal)|\ben fait,? (?:je|non)|\bpensándolo (?:bien|mejor)",
+    r"|\bon reflection\b|\bi (?:ordered|ranked|listed) (?:that|those|these|them) (?:badly|wrong)"
+    r"|\bmoment,? (?:bitte|mal)|\ben fait,? (?:je|non)|\bpensándolo (?:bien|mejor)",
     re.I,
 )
 SWAP = re.compile(r"\bswap(?:ping)?\s+(?:#|numbers?\s+|positions?\s+|spots?\s+)?(\d)\s*(?:and|&|with)\s*#?(\d)\b", re.I)
@@ -26,7 +27,8 @@ _RANKING = (
     r"|recommendations?,? (?:in order|ranked)|picks?,? (?:in order|ranked)|classement|rangfolge|rangliste|reihenfolge"
     r"|clasificaci[oó]n|ranking final|mi ranking|mein ranking|meine rangfolge)"
     r"|in (?:my )?order of (?:preference|recommendation)|how i(?:['’]d| would) rank (?:them|these)"
-    r"|ranked(?: from)? best to worst|from best to worst|best to worst|ranked(?=\s*(?:\*\*|__)?\s*:)|(?:my|our) (?:final |overall )?order"
+    r"|ranked(?: from)? best to worst|from best to worst|best to worst|ranked(?=\s*(?:\*\*|__)?\s*:)"
+    r"|(?:my|our) (?:final |overall )?order"
 )
 _SHORT = (r"tl;?dr|short answer|quick answer|quick take|quick picks?|at a glance|the short version|in short"
           r"|short version"

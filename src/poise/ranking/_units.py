@@ -21,7 +21,8 @@ _BULLET = re.compile(r"^(\s*)(?:[-*•+●▪◦]\s+|[→➤✅✔🥇🥈🥉�
 _TABLE_ROW = re.compile(r"^\s*\|(.*)\|?\s*$")
 _TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}")
 # a table column that holds the answer's own ranking ("Rank", "#", "My rank", "Position")
-_RANK_COLUMN = re.compile(r"^(?:my |our |overall |final )?(?:rank(?:ing)?|#|no\.?|position|place|platz|rang|puesto|plaats|posizione|posição|lugar|classement)$",
+_RANK_COLUMN = re.compile(r"^(?:my |our |overall |final )?(?:rank(?:ing)?|#|no\.?|position|place|platz|rang|puesto"
+                          r"|plaats|posizione|posição|lugar|classement)$",
                           re.I)
 _RANK_CELL = re.compile(r"^\W*#?\s*(\d{1,2})(?:st|nd|rd|th|\.)?(?:\W|$)")
 # a line that labels a pick: "Top pick: X", "Runner-up: X", "Budget: A or B", "Also fine: A, B."
