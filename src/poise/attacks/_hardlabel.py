@@ -20,7 +20,7 @@ import math
 import random
 from typing import Any, ClassVar
 
-from ._evaluate import Candidate, Evaluator
+from ._evaluate import Candidate, Evaluator, StopSearch
 from ._strategies import Proposal, Target, mutate, seed_proposals
 from .base import AttackMethod, AttackParameterError, Param, register_method
 
@@ -66,7 +66,7 @@ class HardLabelSearch(AttackMethod):
     def summarize(report: dict[str, Any]) -> str:
         """One line on the method's report (``attack.json``'s ``method_report``)."""
         tests = report.get("tests") or []
-        accepted = sum(t["decision"] == "accept" for t in tests)
+        accepted = sum(t["decision"] in ("accept", "stop score") for t in tests)
         return (f"hard label: {len(tests)} candidates tested, {accepted} accepted; queries to the first "
                 f"first-place answer {_dash(report.get('queries_to_first_hit'))}, to the first accepted "
                 f"candidate {_dash(report.get('queries_to_first_accept'))}")
@@ -108,7 +108,8 @@ class HardLabelSearch(AttackMethod):
 
     def _test(self, evaluator: Evaluator, cand: Candidate) -> None:
         """Ask ``cand`` one answer at a time until the sequential test decides. The test is
-        recorded even when the budget or the stop score ends it midway ("unfinished")."""
+        recorded even when the search ends midway: "stop score" (every answer so far put the
+        product first: the evaluator's success, counted as accepted) or "unfinished" (budget)."""
         p = self.params
         seen = {"hits": 0, "misses": 0}
         decision = "unfinished"
@@ -116,7 +117,11 @@ class HardLabelSearch(AttackMethod):
             decision = "continue"
             while decision == "continue" and cand.asked < p["max_answers"]:
                 asked = cand.asked
-                self._ask_one(evaluator, cand, seen)
+                try:
+                    self._ask_one(evaluator, cand, seen)
+                except StopSearch:
+                    decision = "stop score"
+                    raise
                 if cand.asked == asked:  # refused by the stealth filter: never asked
                     decision = "refused"
                     break
@@ -128,7 +133,7 @@ class HardLabelSearch(AttackMethod):
         finally:
             if decision == "continue":
                 decision = "unfinished"
-            if decision == "accept" and self.report["queries_to_first_accept"] is None:
+            if decision in ("accept", "stop score") and self.report["queries_to_first_accept"] is None:
                 self.report["queries_to_first_accept"] = evaluator.search_queries
             self.report["tests"].append({"candidate": cand.id, **seen, "decision": decision,
                                          "queries_so_far": evaluator.search_queries})
