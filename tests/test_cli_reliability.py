@@ -358,9 +358,9 @@ def test_a_resume_with_the_same_inputs_continues_the_run(tmp_path):
 
 
 def test_the_inputs_hash_covers_what_shapes_the_prompts():
-    from poise.cli._app import inputs_hash
     from poise.engine import DEFAULT_GENERATE_CONFIG
     from poise.engine._template import default_template
+    from poise.experiments import inputs_hash
 
     from .conftest import tiny_category
 

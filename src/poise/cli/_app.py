@@ -12,18 +12,6 @@ from ..engine import DEFAULT_GENERATE_CONFIG
 from ..models import DEFAULT_MODEL_SPEC
 from ..store import Store, store_dir
 from . import _attack, _defend, _natural, _report, _reread, _sweep
-from ._open import (
-    attach_cache,
-    catalog_ref,
-    defended,
-    defense_identity,
-    inputs_hash,
-    load_template,
-    open_model,
-    open_reader,
-    reader_models,
-    run_config,
-)
 from ._options import (
     AllowOutsideOpt,
     BaseUrlOpt,
@@ -43,7 +31,7 @@ from ._render import emit_json, out, ranking_table, runs_table, safe
 if TYPE_CHECKING:  # annotations only
     from ..experiments import Recommendation
 
-__all__ = ["app", "inputs_hash"]
+__all__ = ["app"]
 
 app = typer.Typer(
     name="poise",
@@ -82,15 +70,27 @@ def recommend(
 ) -> None:
     """Ask the search engine to recommend products of a category; show the ranking."""
     from ..engine import SearchEngine
+    from ..experiments import (
+        attach_cache,
+        catalog_ref,
+        defended,
+        defense_identity,
+        inputs_hash,
+        load_template,
+        model_opener,
+        open_reader,
+        reader_models,
+        run_config,
+    )
     from ..experiments import recommend as run_recommend
 
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files).category(category)
     tmpl = load_template(template)
-    llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
-    read = open_reader(reader, base_url, max_attempts, timeout)
+    open_model = model_opener(base_url, max_attempts=max_attempts, timeout=timeout)
+    llm = open_model(model)
+    read = open_reader(reader, open_model)
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens, "temperature": temperature})
-    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, base_url,
-                                      max_attempts, timeout)
+    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, open_model)
     run_cfg = run_config(
         category=cat.name, query=query or cat.default_query, model=model, seed=seed, reader=read.name,
         defenses=engine.identity().get("defenses", []),

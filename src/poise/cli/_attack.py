@@ -9,19 +9,7 @@ import typer
 
 from ..engine import DEFAULT_GENERATE_CONFIG
 from ..models import DEFAULT_MODEL_SPEC
-from ._open import (
-    attach_cache,
-    catalog_ref,
-    defended,
-    defense_identity,
-    inputs_hash,
-    load_template,
-    open_model,
-    open_reader,
-    reader_models,
-    run_config,
-    say_started,
-)
+from ._open import say_started
 from ._options import (
     AllowOutsideOpt,
     BaseUrlOpt,
@@ -95,74 +83,36 @@ def attack(
     as_json: JsonOpt = False,
 ) -> None:
     """Search for a text that, prepended to one product's page, makes the engine rank it first."""
-    from ..attacks import (
-        DEFAULT_DETECTORS,
-        Budget,
-        Stealth,
-        check_detectors,
-        check_max_ratio,
-        check_method,
-        find_product,
-        get_method,
-        run_attack,
-        save_attack,
-    )
+    from ..attacks import DEFAULT_DETECTORS, Stealth, check_detectors, check_max_ratio
     from ..catalog import load_catalog
-    from ..engine import SearchEngine
+    from ..experiments import attach_cache, attack_setup, load_template, model_opener
     from ..store import Store
 
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files).category(category)
-    params = parse_params(param)
-    needs_attacker = check_method(method, params, attacker=attacker is not None).needs_attacker
-    if product is not None:
-        find_product(cat, product)
-    tmpl = load_template(template)
-    the_budget = Budget(recommender_queries=budget, attacker_queries=attacker_budget, tokens=token_budget)
     named = DEFAULT_DETECTORS if stealth_detectors is None else stealth_detectors.split(",")
     detectors = check_detectors([d.strip() for d in named if d.strip() not in ("", "none")])
     stealth = stealth or check_max_ratio(max_perplexity_ratio) is not None
     err = make_console(stderr=True)
-    # every model is built (spec, file, URL, key checked) before anything is created
-    llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
-    attacker_llm = None
-    if needs_attacker:
-        attacker_llm = llm if (attacker or model) == model else open_model(attacker or model, base_url, None,
-                                                                           max_attempts=max_attempts, timeout=timeout)
-    read = open_reader(reader, base_url, max_attempts, timeout)
-    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
-    # the search runs against the defended engine itself (adaptive evaluation)
-    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, base_url,
-                                      max_attempts, timeout)
+    open_model = model_opener(base_url, max_attempts=max_attempts, timeout=timeout)
     # stealth is scored by a model of its own (a second local model): the engine's stays as it is
-    scorer = open_model("local", None, None, max_attempts=max_attempts, timeout=timeout) if stealth else None
-    watch = None if scorer is None else Stealth(
-        scorer, max_ratio=max_perplexity_ratio, detectors=detectors,
-        open_model=lambda spec: open_model(spec, base_url, None, max_attempts=max_attempts, timeout=timeout))
-    run_cfg = run_config(
-        category=cat.name, product=product, method=method, params=params, model=model,
-        attacker=(attacker or model) if attacker_llm else None, budget=budget, attacker_budget=attacker_budget,
-        token_budget=token_budget, responses=responses, final_orders=final_orders,
-        selection_orders=selection_orders, confirm=confirm, seed=seed, catalog=catalog_ref(catalog),
-        stealth={"detectors": list(detectors), "max_perplexity_ratio": max_perplexity_ratio} if stealth else None,
-        template=tmpl.name, reader=read.name, defenses=engine.identity().get("defenses", []),
-        generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
-        inputs=inputs_hash(cat, tmpl, llm.identity(), config,
-                           attacker_llm.identity() if attacker_llm is not None else None, *defense_identity(engine)))
+    watch = (lambda: Stealth(open_model("local"), max_ratio=max_perplexity_ratio, detectors=detectors,
+                             open_model=lambda spec: open_model(spec))) if stealth else None
+    # every input checked and every model built (spec, file, URL, key) before anything is created
+    setup = attack_setup(cat, model=model, open_model=open_model, template=load_template(template), method=method,
+                         params=parse_params(param), product=product, attacker=attacker, budget=budget,
+                         attacker_budget=attacker_budget, token_budget=token_budget, responses=responses,
+                         final_orders=final_orders, selection_orders=selection_orders, confirm=confirm, seed=seed,
+                         catalog=catalog, max_tokens=max_tokens, reader=reader, defenses=defense, stealth=watch)
     with Store(store) as db:
-        attach_cache(db, llm, attacker_llm, *reader_models(read), *defense_models)
-        with db.open_run("attack", run_cfg, close=[llm, attacker_llm, read, *defense_models, scorer]) as run:
+        attach_cache(db, *setup.models)
+        with db.open_run(setup.command, setup.config, close=setup.closing) as run:
             say_started(err, run)
             most = (0 if product else selection_orders) + budget + 2 * final_orders
             with progress_bar(err, transient=as_json) as progress:
                 task = progress.add_task(f"{method} on {cat.name}", total=most)
-                the_method = get_method(method, **params, **({"attacker": attacker_llm} if needs_attacker else {}))
-                result = run_attack(engine, cat, the_method, store=db, run_id=run.id,
-                                    product=product, seed=seed, budget=the_budget, responses_per_candidate=responses,
-                                    selection_orders=selection_orders, final_orders=final_orders,
-                                    confirm=confirm, on_query=lambda: progress.advance(task), reader=read,
-                                    stealth=watch)
+                stored = setup.run(db, run.id, lambda: progress.advance(task))
                 progress.update(task, total=progress.tasks[0].completed)
-            data = save_attack(result, db, seed).model_dump(mode="json")
+            data = stored.model_dump(mode="json")
     if as_json:
         emit_json(_brief(data))
         return
@@ -241,17 +191,28 @@ def transfer(
     engine, without searching."""
     from ..attacks import load_sources, run_transfer
     from ..engine import SearchEngine
+    from ..experiments import (
+        attach_cache,
+        defended,
+        defense_identity,
+        inputs_hash,
+        load_template,
+        model_opener,
+        open_reader,
+        reader_models,
+        run_config,
+    )
     from ..store import Store
 
     tmpl = load_template(template)
     err = make_console(stderr=True)
     with Store(store, read_only=True) as sources_db:  # the reading side: the attack runs, never written
         sources = load_sources(sources_db, run_ids, allow_outside_files)
-    llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
+    open_model = model_opener(base_url, max_attempts=max_attempts, timeout=timeout)
+    llm = open_model(model)
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
-    read = open_reader(reader, base_url, max_attempts, timeout)
-    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, base_url,
-                                      max_attempts, timeout)
+    read = open_reader(reader, open_model)
+    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, open_model)
     run_cfg = run_config(
         source_runs=list(run_ids), model=model, template=tmpl.name, final_orders=final_orders,
         generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"), reader=read.name,

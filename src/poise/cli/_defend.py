@@ -11,17 +11,7 @@ from rich.table import Table
 
 from ..engine import DEFAULT_GENERATE_CONFIG
 from ..models import DEFAULT_MODEL_SPEC
-from ._open import (
-    attach_cache,
-    catalog_ref,
-    inputs_hash,
-    load_template,
-    open_model,
-    open_reader,
-    reader_models,
-    run_config,
-    say_started,
-)
+from ._open import say_started
 from ._options import (
     AllowOutsideOpt,
     BaseUrlOpt,
@@ -40,9 +30,9 @@ from ._options import (
 from ._render import emit_json, make_console, out, progress_bar, safe
 
 if TYPE_CHECKING:  # annotations only: the CLI imports these where it uses them
-    from ..defenses import Context
-    from ..models import ChatModel
-    from ..ranking import RankingReader
+    from collections.abc import Callable
+
+    from ..catalog import Category
 
 
 def _method_names() -> str:
@@ -86,12 +76,9 @@ def defend(
 ) -> None:
     """Compare the plain engine with defended engines: clean utility, the adaptive attack and
     the plain engine's injection replayed, cost, detection and certificates. Resumable."""
-    from ..attacks import check_method, find_product
     from ..catalog import load_catalog
-    from ..defenses import DEFENSES
-    from ..engine import SearchEngine
-    from ..experiments import AttackSettings, check_defend_inputs, defend_json, run_defend
-    from ..store import Store, StoredDefend
+    from ..experiments import attach_cache, defend_setup, load_template, model_opener
+    from ..store import Store
 
     if list_defenses:
         show_defenses(as_json)
@@ -100,50 +87,24 @@ def defend(
         raise typer.BadParameter("name at least one category", param_hint="--category")
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files)
     categories = [cat.category(c) for c in dict.fromkeys(category)]
-    params = parse_params(param)
-    needs_attacker = check_method(method, params).needs_attacker
-    if product is not None:
-        for c in categories:
-            find_product(c, product)
-    specs = list(defense) if defense else sorted(DEFENSES)
-    settings = AttackSettings(method=method, params=params, budget=budget, responses=responses,
-                              selection_orders=selection_orders, final_orders=final_orders, confirm=confirm)
-    tmpl = load_template(template)
     err = make_console(stderr=True)
-    llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout)
-    attacker_llm = None
-    if needs_attacker:
-        attacker_llm = llm if (attacker or model) == model else open_model(attacker or model, base_url, None,
-                                                                           max_attempts=max_attempts, timeout=timeout)
-        settings = AttackSettings(**{**settings.__dict__, "params": {**params, "attacker": attacker_llm}})
-    read = open_reader(reader, base_url, max_attempts, timeout)
-    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
-    engine = SearchEngine(llm, template=tmpl, config=config)
-    opened: list[Any] = []
-    context = _context(read, base_url, max_attempts, timeout, opened)
-    # every spec, parameter and count checked before the store is opened
-    configs = check_defend_inputs(engine, specs, orders, settings, context)
-    run_cfg = run_config(
-        categories=[c.name for c in categories], defenses=[c.label for c in configs], method=method,
-        params=params, attacker=(attacker or model) if attacker_llm else None, budget=budget, orders=orders,
-        final_orders=final_orders, selection_orders=selection_orders, responses=responses, confirm=confirm,
-        product=product, seed=seed, model=model, catalog=catalog_ref(catalog), template=tmpl.name,
-        reader=read.name, generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
-        inputs=inputs_hash(categories, tmpl, llm.identity(), config, [c.label for c in configs],
-                           attacker_llm.identity() if attacker_llm is not None else None))
+    # every spec, parameter and count checked, every model built, before the store is opened
+    setup = defend_setup(categories, model=model, open_model=model_opener(base_url, max_attempts=max_attempts,
+                                                                          timeout=timeout),
+                         template=load_template(template), defenses=defense, method=method,
+                         params=parse_params(param), attacker=attacker, budget=budget, orders=orders,
+                         final_orders=final_orders, selection_orders=selection_orders, responses=responses,
+                         confirm=confirm, product=product, seed=seed, catalog=catalog, max_tokens=max_tokens,
+                         reader=reader)
     with Store(store) as db:
-        attach_cache(db, llm, attacker_llm, *reader_models(read), *opened)
-        with db.open_run("defend", run_cfg, close=[llm, attacker_llm, read, *opened]) as run:
+        attach_cache(db, *setup.models)
+        with db.open_run(setup.command, setup.config, close=setup.closing) as run:
             say_started(err, run)
-            results = []
             with progress_bar(err, transient=as_json) as progress:
-                for c in categories:
-                    task = progress.add_task(f"defenses on {c.name}", total=None)
-                    results.append(run_defend(engine, c, specs, store=db, run_id=run.id, reader=read,
-                                              attack=settings, orders=orders, seed=seed, product=product,
-                                              context=context, on_query=partial(progress.advance, task)))
-            stored = StoredDefend.model_validate({"run_id": run.id, **defend_json(results)})
-            db.save_result(run.id, stored)
+                def on_category(c: Category) -> Callable[[], None]:
+                    return partial(progress.advance, progress.add_task(f"defenses on {c.name}", total=None))
+
+                stored = setup.run(db, run.id, on_category)
     data = stored.model_dump(mode="json")
     if as_json:
         emit_json(data)
@@ -151,21 +112,6 @@ def defend(
     for result in data["categories"]:
         out.print(defend_table(result))
     out.print(safe(f"run {run.id}", "dim"))
-
-
-def _context(read: RankingReader, base_url: str | None, max_attempts: int, timeout: float,
-             opened: list[Any]) -> Context:
-    from ..defenses import Context
-
-    by_spec: dict[str, ChatModel] = {}  # one model per spec, however many configurations ask for it
-
-    def open_defense_model(spec: str) -> ChatModel:
-        if spec not in by_spec:
-            by_spec[spec] = open_model(spec, base_url, None, max_attempts=max_attempts, timeout=timeout)
-            opened.append(by_spec[spec])
-        return by_spec[spec]
-
-    return Context(reader=read, open_model=open_defense_model)
 
 
 def _pct(x: Any) -> str:

@@ -12,19 +12,7 @@ from rich.table import Table
 
 from ..engine import DEFAULT_GENERATE_CONFIG
 from ..models import DEFAULT_MODEL_SPEC
-from ._open import (
-    attach_cache,
-    catalog_ref,
-    defended,
-    defense_identity,
-    inputs_hash,
-    load_template,
-    open_model,
-    open_reader,
-    reader_models,
-    run_config,
-    say_started,
-)
+from ._open import say_started
 from ._options import (
     AllowOutsideOpt,
     BaseUrlOpt,
@@ -76,47 +64,31 @@ def natural(
     and a random context order. Running the same command again resumes an interrupted run.
     """
     from ..catalog import load_catalog
-    from ..engine import SearchEngine
-    from ..experiments import Rewriter, check_trials_done, run_natural, save_natural
+    from ..experiments import attach_cache, load_template, model_opener, natural_setup
     from ..store import Store
 
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files)
     if all_categories == bool(category):
         raise typer.BadParameter("name categories with --category, or pass --all", param_hint="--category")
     categories = list(cat.categories.values()) if all_categories else [cat.category(c) for c in category or []]
-    tmpl = load_template(template)
     err = make_console(stderr=True)
     # every model is built (spec, file, URL, key checked) before anything is created
-    llm = open_model(model, base_url, None, max_attempts=max_attempts, timeout=timeout, concurrency=concurrency)
-    rewrite_llm = (None if rewrite_model is None else llm if rewrite_model == model else
-                   open_model(rewrite_model, base_url, None, max_attempts=max_attempts, timeout=timeout))
-    read = open_reader(reader, base_url, max_attempts, timeout)
-    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
-    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, base_url,
-                                      max_attempts, timeout)
-    rewriter = Rewriter(rewrite_llm)
-    run_cfg = run_config(
-        categories=[c.name for c in categories], trials=trials, model=model, seed=seed, rewrite=rewriter.kind,
-        reader=read.name, defenses=engine.identity().get("defenses", []),
-        catalog=catalog_ref(catalog), template=tmpl.name, generate=config.model_dump(mode="json"),
-        base_url=llm.identity().get("base_url"),
-        inputs=inputs_hash(categories, tmpl, llm.identity(), config,
-                           rewrite_llm.identity() if rewrite_llm is not None else None, *defense_identity(engine)))
+    setup = natural_setup(categories, model=model, open_model=model_opener(base_url, max_attempts=max_attempts,
+                                                                           timeout=timeout),
+                          template=load_template(template), trials=trials, seed=seed, concurrency=concurrency,
+                          catalog=catalog, max_tokens=max_tokens, rewrite_model=rewrite_model, reader=reader,
+                          defenses=defense)
     total = trials * len(categories)
     with Store(store) as db:
-        attach_cache(db, llm, rewrite_llm, *reader_models(read), *defense_models)
-        with db.open_run("natural", run_cfg, close=[llm, rewrite_llm, read, *defense_models]) as run:
+        attach_cache(db, *setup.models)
+        with db.open_run(setup.command, setup.config, close=setup.closing) as run:
             done = run.done_tasks() if run.resumed else 0
             say_started(err, run, f"{done} of {total} trials already done")
             with progress_bar(err, transient=as_json) as progress:
                 task = progress.add_task(f"natural trials on {model}", total=total, completed=done)
-                run_natural(engine, categories, trials=trials, store=db, run_id=run.id, seed=seed,
-                            concurrency=concurrency, on_done=lambda *_: progress.advance(task), rewriter=rewriter,
-                            reader=read)
-            check_trials_done(db, run.id, total)
+                setup.run_trials(db, run.id, lambda: progress.advance(task))
             with err.status("analysing ..."):
-                result = save_natural(db, run.id, model=model, trials=trials, seed=seed, bootstrap=bootstrap,
-                                      rewriter=rewriter)
+                result = setup.save(db, run.id, bootstrap=bootstrap)
     if as_json:
         emit_json(result.stored.model_dump(mode="json"))
         return

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from .._errors import PoiseError
 from ..store import Store
-from ._open import attach_cache, open_reader, reader_models
 from ._options import BaseUrlOpt, JsonOpt, MaxAttemptsOpt, StoreOpt, TimeoutOpt
 from ._render import emit_json, out, safe
 
@@ -26,11 +25,11 @@ def reread(
 ) -> None:
     """Read every answer of a stored run again with another reader, into a new run of the
     same kind: no recommender call is made, and `poise report` shows the new readings."""
-    from ..experiments import reread_run
+    from ..experiments import attach_cache, model_opener, open_reader, reader_models, reread_run
 
     if not Store.exists(store):
         raise PoiseError("there is no results store here", "pass --store DIR, or run a command that writes one first")
-    read = open_reader(reader, base_url, max_attempts, timeout)
+    read = open_reader(reader, model_opener(base_url, max_attempts=max_attempts, timeout=timeout))
     with Store(store) as db:
         db.run(run_id)  # a clear line for an unknown run, before anything is written
         attach_cache(db, *reader_models(read))

@@ -10,16 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..catalog import Catalog, Category, load_catalog
-from ..engine import DEFAULT_GENERATE_CONFIG, SearchEngine
+from ..experiments._setup import ModelOpener, attach_cache, load_template
 from ..models import ChatModel, RetryPolicy, get_model
 from ..store import RunContext, Store, config_hash
 from ._base import Job
 from ._endpoints import Endpoints, PooledModel
-
-# What every command builds before a run (shared with the CLI, so a job records its run
-# exactly as the command does).
-from ..cli._open import (attach_cache, catalog_ref, defense_identity, inputs_hash,  # isort: skip
-                         load_template, reader_models, run_config)
 
 Tick = Callable[[], None]
 
@@ -120,30 +115,21 @@ def prepare(job: Job, source: ModelSource, category: Category) -> Prepared:
     return builder(job, source, category)
 
 
-def _reader(job: Job, source: ModelSource) -> Any:
-    from ..ranking import get_reader
-
+def _opener(job: Job, source: ModelSource) -> ModelOpener:
     o = job.options
-    return get_reader(o.reader, lambda spec: source.open(spec, o.max_attempts, o.timeout))
+
+    def open_model(spec: str, *, concurrency: int | None = None) -> ChatModel:
+        return source.open(spec, o.max_attempts, o.timeout, concurrency=concurrency)
+
+    return open_model
 
 
-def _engine(job: Job, source: ModelSource, llm: ChatModel, read: Any) -> tuple[Any, list[Any], Any]:
-    from ..defenses import Context, defend
-
+def _common(job: Job, source: ModelSource) -> dict[str, Any]:
+    """What every builder takes from a job, as the commands take it from their options."""
     o = job.options
-    opened: list[ChatModel] = []
-
-    def open_defense_model(spec: str) -> ChatModel:
-        model = source.open(spec, o.max_attempts, o.timeout)
-        opened.append(model)
-        return model
-
-    tmpl = load_template(None if job.template == "default" else job.template)  # type: ignore[arg-type]
-    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": o.max_tokens})
-    plain = SearchEngine(llm, template=tmpl, config=config)
-    specs = list(job.defenses) if job.kind != "defend" else []
-    engine = defend(plain, specs, Context(reader=read, open_model=open_defense_model))
-    return engine, opened, (tmpl, config)
+    return {"model": job.model, "open_model": _opener(job, source), "seed": job.seed, "catalog": o.catalog,
+            "template": load_template(None if job.template == "default" else job.template),
+            "max_tokens": o.max_tokens, "reader": o.reader}
 
 
 def _tokens(category: Category) -> int:
@@ -152,132 +138,50 @@ def _tokens(category: Category) -> int:
 
 
 def _natural(job: Job, source: ModelSource, cat: Category) -> Prepared:
-    from ..experiments import Rewriter, check_trials_done, run_natural, save_natural
+    from ..experiments import natural_setup
 
     o = job.options
-    llm = source.open(job.model, o.max_attempts, o.timeout, concurrency=o.concurrency)
-    rewrite_llm = (None if o.rewrite_model is None else llm if o.rewrite_model == job.model
-                   else source.open(o.rewrite_model, o.max_attempts, o.timeout))
-    read = _reader(job, source)
-    engine, defense_models, (tmpl, config) = _engine(job, source, llm, read)
-    rewriter = Rewriter(rewrite_llm)
-    run_cfg = run_config(
-        categories=[cat.name], trials=o.trials, model=job.model, seed=job.seed, rewrite=rewriter.kind,
-        reader=read.name, defenses=engine.identity().get("defenses", []),
-        catalog=catalog_ref(o.catalog), template=tmpl.name, generate=config.model_dump(mode="json"),
-        base_url=llm.identity().get("base_url"),
-        inputs=inputs_hash([cat], tmpl, llm.identity(), config,
-                           rewrite_llm.identity() if rewrite_llm is not None else None, *defense_identity(engine)))
+    setup = natural_setup([cat], **_common(job, source), trials=o.trials, concurrency=o.concurrency,
+                          rewrite_model=o.rewrite_model, defenses=job.defenses)
 
     def run(db: Store, ctx: RunContext, tick: Tick) -> None:
-        run_natural(engine, [cat], trials=o.trials, store=db, run_id=ctx.id, seed=job.seed,
-                    concurrency=o.concurrency, on_done=lambda *_: tick(), rewriter=rewriter, reader=read)
-        check_trials_done(db, ctx.id, o.trials)
-        save_natural(db, ctx.id, model=job.model, trials=o.trials, seed=job.seed, bootstrap=o.bootstrap,
-                     rewriter=rewriter)
+        setup.run_trials(db, ctx.id, tick)
+        setup.save(db, ctx.id, bootstrap=o.bootstrap)
 
-    models = [llm, rewrite_llm, *reader_models(read), *defense_models]
-    return Prepared(job, "natural", run_cfg, models, run, o.trials * (2 if rewrite_llm else 1), _tokens(cat))
+    return Prepared(job, setup.command, setup.config, setup.models, run, setup.most_queries, _tokens(cat))
 
 
 def _attack(job: Job, source: ModelSource, cat: Category) -> Prepared:
-    from ..attacks import Budget, check_method, find_product, get_method, run_attack, save_attack
+    from ..experiments import attack_setup
 
     o = job.options
-    method = job.method or "strategies"
-    needs_attacker = check_method(method, job.params, attacker=o.attacker is not None).needs_attacker
-    if o.product is not None:
-        find_product(cat, o.product)
-    llm = source.open(job.model, o.max_attempts, o.timeout)
-    attacker_llm = None
-    if needs_attacker:
-        attacker_llm = llm if (o.attacker or job.model) == job.model else source.open(
-            o.attacker or job.model, o.max_attempts, o.timeout)
-    read = _reader(job, source)
-    engine, defense_models, (tmpl, config) = _engine(job, source, llm, read)
-    run_cfg = run_config(
-        category=cat.name, product=o.product, method=method, params=job.params, model=job.model,
-        attacker=(o.attacker or job.model) if attacker_llm else None, budget=o.budget,
-        attacker_budget=o.attacker_budget, token_budget=o.token_budget, responses=o.responses,
-        final_orders=o.final_orders, selection_orders=o.selection_orders, confirm=o.confirm, seed=job.seed,
-        catalog=catalog_ref(o.catalog), stealth=None, template=tmpl.name, reader=read.name,
-        defenses=engine.identity().get("defenses", []), generate=config.model_dump(mode="json"),
-        base_url=llm.identity().get("base_url"),
-        inputs=inputs_hash(cat, tmpl, llm.identity(), config,
-                           attacker_llm.identity() if attacker_llm is not None else None, *defense_identity(engine)))
+    setup = attack_setup(cat, **_common(job, source), method=job.method or "strategies", params=job.params,
+                         product=o.product, attacker=o.attacker, budget=o.budget, attacker_budget=o.attacker_budget,
+                         token_budget=o.token_budget, responses=o.responses, final_orders=o.final_orders,
+                         selection_orders=o.selection_orders, confirm=o.confirm, defenses=job.defenses)
 
     def run(db: Store, ctx: RunContext, tick: Tick) -> None:
-        the_method = get_method(method, **job.params, **({"attacker": attacker_llm} if needs_attacker else {}))
-        budget = Budget(recommender_queries=o.budget, attacker_queries=o.attacker_budget, tokens=o.token_budget)
-        result = run_attack(engine, cat, the_method, store=db, run_id=ctx.id, product=o.product, seed=job.seed,
-                            budget=budget, responses_per_candidate=o.responses, selection_orders=o.selection_orders,
-                            final_orders=o.final_orders, confirm=o.confirm, on_query=tick, reader=read)
-        stored = save_attack(result, db, job.seed)
-        ctx_extra = {"score_before": stored.score_before, "score_after": stored.score_after,
-                     "success": stored.success}
-        prepared.extra.update(ctx_extra)
+        stored = setup.run(db, ctx.id, tick)
+        prepared.extra.update({"score_before": stored.score_before, "score_after": stored.score_after,
+                               "success": stored.success})
 
-    most = (0 if o.product else o.selection_orders) + o.budget + 2 * o.final_orders
-    models = [llm, attacker_llm, *reader_models(read), *defense_models]
-    prepared = Prepared(job, "attack", run_cfg, models, run, most + (o.attacker_budget if needs_attacker else 0),
-                        _tokens(cat))
+    prepared = Prepared(job, setup.command, setup.config, setup.models, run, setup.most_queries, _tokens(cat))
     return prepared
 
 
 def _defend(job: Job, source: ModelSource, cat: Category) -> Prepared:
-    from ..attacks import check_method, find_product
-    from ..defenses import DEFENSES, Context
-    from ..experiments import AttackSettings, check_defend_inputs, run_defend
+    from ..experiments import defend_setup
 
     o = job.options
-    method = job.method or "strategies"
-    needs_attacker = check_method(method, job.params).needs_attacker
-    if o.product is not None:
-        find_product(cat, o.product)
-    specs = list(job.defenses) if job.defenses else sorted(DEFENSES)
-    settings = AttackSettings(method=method, params=job.params, budget=o.budget, responses=o.responses,
-                              selection_orders=o.selection_orders, final_orders=o.final_orders, confirm=o.confirm)
-    llm = source.open(job.model, o.max_attempts, o.timeout)
-    attacker_llm = None
-    if needs_attacker:
-        attacker_llm = llm if (o.attacker or job.model) == job.model else source.open(
-            o.attacker or job.model, o.max_attempts, o.timeout)
-        settings = AttackSettings(**{**settings.__dict__, "params": {**job.params, "attacker": attacker_llm}})
-    read = _reader(job, source)
-    engine, _, (tmpl, config) = _engine(job, source, llm, read)
-    opened: list[ChatModel] = []
-    by_spec: dict[str, ChatModel] = {}
-
-    def open_defense_model(spec: str) -> ChatModel:
-        if spec not in by_spec:
-            by_spec[spec] = source.open(spec, o.max_attempts, o.timeout)
-            opened.append(by_spec[spec])
-        return by_spec[spec]
-
-    context = Context(reader=read, open_model=open_defense_model)
-    configs = check_defend_inputs(engine, specs, o.orders, settings, context)
-    run_cfg = run_config(
-        categories=[cat.name], defenses=[c.label for c in configs], method=method, params=job.params,
-        attacker=(o.attacker or job.model) if attacker_llm else None, budget=o.budget, orders=o.orders,
-        final_orders=o.final_orders, selection_orders=o.selection_orders, responses=o.responses,
-        confirm=o.confirm, product=o.product, seed=job.seed, model=job.model, catalog=catalog_ref(o.catalog),
-        template=tmpl.name, reader=read.name, generate=config.model_dump(mode="json"),
-        base_url=llm.identity().get("base_url"),
-        inputs=inputs_hash([cat], tmpl, llm.identity(), config, [c.label for c in configs],
-                           attacker_llm.identity() if attacker_llm is not None else None))
+    setup = defend_setup([cat], **_common(job, source), defenses=job.defenses, method=job.method or "strategies",
+                         params=job.params, attacker=o.attacker, budget=o.budget, orders=o.orders,
+                         final_orders=o.final_orders, selection_orders=o.selection_orders, responses=o.responses,
+                         confirm=o.confirm, product=o.product)
 
     def run(db: Store, ctx: RunContext, tick: Tick) -> None:
-        from ..experiments import defend_json
-        from ..store import StoredDefend
+        setup.run(db, ctx.id, lambda _: tick)
 
-        result = run_defend(engine, cat, specs, store=db, run_id=ctx.id, reader=read, attack=settings,
-                            orders=o.orders, seed=job.seed, product=o.product, context=context, on_query=tick)
-        db.save_result(ctx.id, StoredDefend.model_validate({"run_id": ctx.id, **defend_json([result])}))
-
-    per_config = o.orders + o.budget + 2 * o.final_orders
-    most = (0 if o.product else o.selection_orders) + per_config * (len(configs) + 1)
-    return Prepared(job, "defend", run_cfg, [llm, attacker_llm, *reader_models(read), *opened], run, most,
-                    _tokens(cat))
+    return Prepared(job, setup.command, setup.config, setup.models, run, setup.most_queries, _tokens(cat))
 
 
 def attach(db: Store, prepared: Prepared) -> None:

@@ -1,0 +1,118 @@
+"""What a run is built from before it starts: models, readers, defended engines and the
+configuration it records. Everything here checks its input without loading or calling a
+model, so a run fails on a bad spec before a store is created. The commands and the sweep
+both build their runs from here (see ``_runs.py``), so a run records the same configuration
+however it was started."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ..engine import PromptTemplate, Recommender, default_template
+from ..models import ChatModel, RequestCache, RetryPolicy, get_model
+from ..store import Store, content_hash
+
+if TYPE_CHECKING:
+    from ..defenses import Context
+    from ..ranking import RankingReader
+
+
+class ModelOpener(Protocol):
+    """Turns a model spec into a model: built and checked, never loaded or called."""
+
+    def __call__(self, spec: str, *, concurrency: int | None = None) -> ChatModel: ...
+
+
+def model_opener(base_url: str | None = None, *, max_attempts: int = 5, timeout: float = 60.0) -> ModelOpener:
+    """Opens models as the commands do: ``openai:`` specs at ``base_url``, every model with the
+    same retries and timeout, and no cache yet (the store's comes later: :func:`attach_cache`)."""
+
+    def open_model(spec: str, *, concurrency: int | None = None) -> ChatModel:
+        retry = RetryPolicy(max_attempts=max_attempts, timeout_s=timeout)
+        return get_model(spec, base_url=base_url, retry=retry, max_concurrency=concurrency)
+
+    return open_model
+
+
+def open_reader(spec: str, open_model: ModelOpener) -> RankingReader:
+    """The ranking reader a spec names; a model reader's model is built (and checked) here."""
+    from ..ranking import get_reader
+
+    return get_reader(spec, lambda s: open_model(s))
+
+
+def defended(engine: Recommender, specs: Sequence[str] | None, reader: RankingReader,
+             open_model: ModelOpener) -> tuple[Recommender, list[ChatModel]]:
+    """``engine`` wrapped by the defenses ``specs`` name, and the models those defenses opened."""
+    from ..defenses import defend
+
+    opened: list[ChatModel] = []
+    return defend(engine, list(specs or []), defense_context(reader, open_model, opened)), opened
+
+
+def defense_context(reader: RankingReader, open_model: ModelOpener, opened: list[ChatModel]) -> Context:
+    """What defenses are built with: the reader, and one model per spec however many
+    defenses ask for it (each model opened is appended to ``opened``)."""
+    from ..defenses import Context
+
+    by_spec: dict[str, ChatModel] = {}
+
+    def open_defense_model(spec: str) -> ChatModel:
+        if spec not in by_spec:
+            by_spec[spec] = open_model(spec)
+            opened.append(by_spec[spec])
+        return by_spec[spec]
+
+    return Context(reader=reader, open_model=open_defense_model)
+
+
+def defense_identity(engine: Recommender) -> list[Any]:
+    """What a run's inputs hash adds for a defended engine (nothing for a plain one, so runs
+    recorded before defenses existed keep their identity)."""
+    return [engine.identity()] if engine.identity().get("defenses") else []
+
+
+def reader_models(reader: Any) -> list[Any]:
+    """The models a reader asks (none for the heuristic one)."""
+    parts = [reader.first, reader.second] if hasattr(reader, "second") else [reader]
+    return [p.model for p in parts if hasattr(p, "model")]
+
+
+def attach_cache(store: Store, *models: Any, use_cache: bool = True) -> None:
+    """Give models built before the store the store's request cache."""
+    if use_cache:
+        cache = RequestCache(store.cache_path)
+        for llm in models:
+            if llm is not None:
+                llm.cache = cache
+
+
+def inputs_hash(*parts: object) -> str:
+    """The content hash a run records of everything that shapes its prompts (the categories
+    with their products and documents, the template's text, the query, the model's identity,
+    the sampling ...): a resume adopts only a run with the same inputs, never one whose
+    catalog or template was edited, reordered or swapped for another of the same name."""
+    return content_hash(*parts)
+
+
+def catalog_ref(catalog: str | Path | None) -> str:
+    """How a run records its catalog: an absolute path (so a later `poise transfer` finds it
+    from any folder), or 'sample' for the bundled one."""
+    return str(Path(catalog).expanduser().resolve()) if catalog else "sample"
+
+
+def load_template(path: str | Path | None) -> PromptTemplate:
+    """The prompt template in a TOML file, or the default one (``None``)."""
+    return PromptTemplate.from_file(Path(path)) if path else default_template()
+
+
+def run_config(**items: object) -> dict[str, object]:
+    """What a run records as its configuration: plain values, never a key."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in items.items()}
+
+
+def distinct(models: Iterable[Any]) -> list[Any]:
+    """The models given, each once, without the ``None`` ones."""
+    return list({id(m): m for m in models if m is not None}.values())
