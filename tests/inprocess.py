@@ -1,0 +1,77 @@
+"""Runs started from Python, as a library user starts them (no CLI, no subprocess): the
+builders of ``poise.experiments`` and ``Store.open_run``, against a wire fake or a real model.
+For tests where the command line is not what is tested."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from poise.catalog import Category, sample_catalog
+from poise.engine import DEFAULT_GENERATE_CONFIG, SearchEngine, default_template
+from poise.experiments import (
+    attach_cache,
+    attack_setup,
+    defended,
+    defense_identity,
+    inputs_hash,
+    model_opener,
+    natural_setup,
+    open_reader,
+    reader_models,
+    run_config,
+)
+from poise.store import RunContext, Store
+
+CATALOG = sample_catalog()
+
+
+def attack(store: Path, base_url: str | None, *, category: str | Category = "blender", model: str = "openai:fake",
+           max_attempts: int = 5, **options: Any) -> tuple[dict[str, Any], RunContext]:
+    """``poise attack --json`` in-process: the stored result (as JSON) and the run's context
+    (``resumed`` tells whether it adopted an interrupted run)."""
+    cat = CATALOG.category(category) if isinstance(category, str) else category
+    setup = attack_setup(cat, model=model, open_model=model_opener(base_url, max_attempts=max_attempts),
+                         template=default_template(), **options)
+    with Store(store) as db:
+        attach_cache(db, *setup.models)
+        with db.open_run(setup.command, setup.config, close=setup.closing) as run:
+            stored = setup.run(db, run.id)
+    return stored.model_dump(mode="json"), run
+
+
+def natural(store: Path, base_url: str | None, categories: list[str], *, catalog: Any = CATALOG,
+            bootstrap: int = 1000, max_attempts: int = 5, **options: Any) -> tuple[dict[str, Any], RunContext]:
+    """``poise natural --json`` in-process."""
+    setup = natural_setup([catalog.category(c) for c in categories],
+                          open_model=model_opener(base_url, max_attempts=max_attempts), template=default_template(),
+                          **options)
+    with Store(store) as db:
+        attach_cache(db, *setup.models)
+        with db.open_run(setup.command, setup.config, close=setup.closing) as run:
+            setup.run_trials(db, run.id)
+            result = setup.save(db, run.id, bootstrap=bootstrap)
+    return result.stored.model_dump(mode="json"), run
+
+
+def transfer(store: Path, base_url: str | None, run_ids: list[str], *, model: str = "openai:other",
+             final_orders: int = 10, reader: str = "heuristic", defenses: list[str] | None = None) -> dict[str, Any]:
+    """``poise transfer --json`` in-process."""
+    from poise.attacks import load_sources, run_transfer
+
+    with Store(store, read_only=True) as sources_db:
+        sources = load_sources(sources_db, run_ids)
+    open_model = model_opener(base_url)
+    llm, tmpl = open_model(model), default_template()
+    read = open_reader(reader, open_model)
+    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=DEFAULT_GENERATE_CONFIG), defenses,
+                                      read, open_model)
+    config = run_config(source_runs=list(run_ids), model=model, template=tmpl.name, final_orders=final_orders,
+                        inputs=inputs_hash([s.attack.model_dump(mode="json") for s in sources], tmpl,
+                                           llm.identity(), *defense_identity(engine)))
+    with Store(store, create=False) as db:
+        attach_cache(db, llm, *reader_models(read), *defense_models)
+        with db.open_run("transfer", config, close=[llm, read, *defense_models]) as run:
+            result = run_transfer(engine, sources, store=db, run_id=run.id, final_orders=final_orders, reader=read,
+                                  model=model, template=tmpl.name)
+    return result.model_dump(mode="json")
