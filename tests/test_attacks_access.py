@@ -28,12 +28,19 @@ from poise.engine import DEFAULT_GENERATE_CONFIG, SearchEngine
 from poise.models import TokenLogprob, TopLogprob, get_model
 from poise.store import Store
 
-from .test_attacks import numbered, run_attack_cli
-from .test_cli import assert_one_line_error
+from .test_attacks import numbered
+from .test_cli import assert_one_line_error, poise
 from .test_defenses_detect import ScriptedScorer
 from .wirefake import WireFake, completion, context_documents, token_logprobs, tokens_of
 
 BLENDER = sample_catalog().category("blender")
+
+
+def run_attack_cli(fake: WireFake, store, *extra: str):
+    """``poise attack`` on the blender against the fake, as a user runs it (these methods must
+    work from the command line)."""
+    return poise("attack", "--category", "blender", "--model", "openai:fake", "--base-url", fake.url, "--json",
+                 *extra, store=store, env={"OPENAI_API_KEY": "sk-test-attack"})
 PUSH = ("first", "best", "#1", "top", "rank", "winner", "choice", "recommend", "number", "only")
 
 
