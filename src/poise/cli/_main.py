@@ -56,8 +56,8 @@ def _handle(exc: BaseException) -> int:
         return _fail(_INTERRUPT_LINE, INTERRUPTED)
     if isinstance(exc, PoiseError):
         return _fail(exc.one_line(), 1)
-    if "Exit" in names and isinstance(getattr(exc, "exit_code", None), int):
-        code = exc.exit_code  # type: ignore[attr-defined]
+    code = getattr(exc, "exit_code", None)
+    if "Exit" in names and isinstance(code, int):
         return _fail(_INTERRUPT_LINE, INTERRUPTED) if code == INTERRUPTED else code
     if "NoArgsIsHelpError" in names:  # `poise` or `poise catalog` alone: the help, on stdout
         print(_message(exc))

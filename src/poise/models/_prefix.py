@@ -199,7 +199,7 @@ def prefix_llama_class() -> Any:
         ) -> Iterator[int]:
             prompt = list(tokens)
             if not self.reuse_prefix:
-                self.reset()  # type: ignore[no-untyped-call]
+                self.reset()  # type: ignore[no-untyped-call]  # llama_cpp leaves Llama.reset unannotated
             elif self.prefix_store is not None:
                 self.prefix_store.before_call(self, prompt)
             else:

@@ -174,6 +174,7 @@ class LocalExecutor:
                 with self._in_process if p.in_process else contextlib.nullcontext(), \
                         self.db.open_run(p.command, p.config) as ctx:
                     events.put(Event("started", i, ctx.id, resumed=ctx.resumed))
+                    # mypy cannot infer a lambda with a default argument (which binds this job's i)
                     p.run(self.db, ctx, lambda i=i: events.put(Event("query", i)))  # type: ignore[misc]
                 events.put(Event("done", i, ctx.id))
             except BaseException as exc:  # noqa: BLE001 - a job's failure is reported to the driver, never raised
