@@ -10,12 +10,14 @@ import sqlite3
 
 import pytest
 
+from poise import PoiseError
 from poise.attacks import METHODS, AttackMethod, Budget, Evaluator, injection_sha, parse_attacker_reply, run_attack
 from poise.catalog import sample_catalog
 from poise.engine import SearchEngine
 from poise.models import get_model
 from poise.store import Store
 
+from . import inprocess
 from .test_cli import assert_one_line_error, poise
 from .wirefake import WireFake, context_documents
 
@@ -56,18 +58,19 @@ def attacker_and(recommender):
     return answer
 
 
-def run_attack_cli(fake: WireFake, store, *extra: str, category: str = "blender"):
-    return poise("attack", "--category", category, "--model", "openai:fake", "--base-url", fake.url, "--json",
-                 *extra, store=store, env={"OPENAI_API_KEY": "sk-test-attack"})
+# (the search, not the command line, is what these test: the attacks run in-process; see
+# test_contracts.py for every method's contract)
+def run_attack_here(fake: WireFake, store, **options):
+    """``poise attack --model openai:fake --json`` from Python: the result and the run."""
+    return inprocess.attack(store, fake.url, **options)
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_every_method_runs_records_and_reports(tmp_path, method):
-    extra = ["--attacker", "openai:attacker"] if METHODS[method].needs_attacker else []
+def test_every_method_runs_records_and_reports(tmp_path, method, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-attack")
+    extra = {"attacker": "openai:attacker"} if METHODS[method].needs_attacker else {}
     with WireFake([], responder=attacker_and(gullible)) as fake:
-        result = run_attack_cli(fake, tmp_path, "--method", method, "--budget", "20", *extra)
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
+        out, _ = run_attack_here(fake, tmp_path, method=method, budget=20, **extra)
     assert set(out) >= REQUIRED
     # the default target is the product ranked lowest without injection: never in the first
     # four places of the gullible recommender's answers during selection
@@ -100,14 +103,14 @@ def test_every_method_runs_records_and_reports(tmp_path, method):
 
 def test_strategy_search_is_cheaper_than_the_papers_budget(tmp_path):
     with WireFake([], responder=gullible) as fake:
-        out = json.loads(run_attack_cli(fake, tmp_path, "--method", "strategies").stdout)
+        out, _ = run_attack_here(fake, tmp_path, method="strategies")
     # the paper's configuration may spend 138 recommender queries per category
     assert out["success"] and out["queries_to_first_success"] <= 138 // 3
 
 
 def test_the_budget_is_a_hard_cap(tmp_path):
     with WireFake([], responder=immune) as fake:
-        out = json.loads(run_attack_cli(fake, tmp_path, "--method", "strategies", "--budget", "7").stdout)
+        out, _ = run_attack_here(fake, tmp_path, method="strategies", budget=7)
         asked = len(fake.requests)
     assert out["search_queries"] == 7 and out["stopped_by"] == "budget: recommender queries"
     assert asked == 4 + 7 + 2 * 10
@@ -126,20 +129,18 @@ def test_final_orders_are_never_search_orders(tmp_path):
 
 def test_an_interrupted_attack_resumes_to_the_same_result(tmp_path):
     with WireFake([], responder=gullible) as fake:
-        straight = json.loads(run_attack_cli(fake, tmp_path / "a", "--method", "strategies").stdout)
+        straight, _ = run_attack_here(fake, tmp_path / "a", method="strategies")
         straight_asked = len(fake.requests)
     # the same attack, but the server breaks after eight answers
     with WireFake([], responder=gullible) as fake:
         fake.break_after = 8
-        first = run_attack_cli(fake, tmp_path / "b", "--method", "strategies", "--max-attempts", "1")
+        with pytest.raises(PoiseError):  # the model's error, as raised (the CLI shows it as one line)
+            run_attack_here(fake, tmp_path / "b", method="strategies", max_attempts=1)
         port = fake.server.server_address[1]
-    assert first.returncode == 1 and "Traceback" not in first.stderr
     with WireFake([], responder=gullible, port=port) as fake:
-        second = run_attack_cli(fake, tmp_path / "b", "--method", "strategies")
+        resumed, second = run_attack_here(fake, tmp_path / "b", method="strategies")
         asked = len(fake.requests)
-    assert second.returncode == 0, second.stderr
-    assert "resuming run" in second.stderr
-    resumed = json.loads(second.stdout)
+    assert second.resumed
     assert asked == straight_asked - 8  # nothing asked twice
     for key in ("injection", "score_before", "score_after", "queries_to_first_success", "recommender_queries"):
         assert resumed[key] == straight[key], key
@@ -147,13 +148,10 @@ def test_an_interrupted_attack_resumes_to_the_same_result(tmp_path):
 
 def test_transfer_rescores_without_searching(tmp_path):
     with WireFake([], responder=gullible) as fake:
-        src = json.loads(run_attack_cli(fake, tmp_path, "--method", "single").stdout)
+        src, _ = run_attack_here(fake, tmp_path, method="single")
     with WireFake([], responder=immune) as fake:
-        result = poise("transfer", src["run_id"], "--model", "openai:other", "--base-url", fake.url, "--json",
-                       store=tmp_path, env={"OPENAI_API_KEY": "k"})
+        out = inprocess.transfer(tmp_path, fake.url, [src["run_id"]], model="openai:other")
         asked = len(fake.requests)
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
     (item,) = out["items"]
     assert asked == 2 * 10  # before and after on ten orders, no search
     assert item["injection"] == src["injection"] and item["source_after"] == src["score_after"]
@@ -261,12 +259,10 @@ def test_tap_branches_ask_the_attacker_apart(tmp_path):
     """Sibling branches share their history: each still gets its own sampling seed, so
     the request cache cannot hand all of them one answer."""
     with WireFake([], responder=attacker_and(immune)) as fake:
-        result = run_attack_cli(fake, tmp_path, "--method", "tap", "--attacker", "openai:attacker", "--budget", "12",
-                                "--param", "roots=1", "--param", "branching=3")
+        out, _ = run_attack_here(fake, tmp_path, method="tap", attacker="openai:attacker", budget=12,
+                                 params={"roots": 1, "branching": 3})
         seeds = [r.get("seed") for r in fake.requests if r["model"] == "attacker"]
-    assert result.returncode == 0, result.stderr
     assert len(seeds) >= 4 and len(set(seeds)) == len(seeds)
-    out = json.loads(result.stdout)
     assert len({c["injection"] for c in out["candidates"]}) == len(out["candidates"])
 
 
@@ -276,7 +272,10 @@ def test_tap_branches_ask_the_attacker_apart(tmp_path):
     ("temperature=9", "parameter 'temperature' must be between 0 and 2"),
 ])
 def test_bad_method_parameters_fail_before_the_first_query(tmp_path, param, fragment):
+    # the command line is the point here: --param's text, parsed, and the one line it prints
     with WireFake([], responder=attacker_and(immune)) as fake:
-        result = run_attack_cli(fake, tmp_path, "--method", "tap", "--attacker", "openai:attacker", "--param", param)
+        result = poise("attack", "--category", "blender", "--model", "openai:fake", "--base-url", fake.url, "--json",
+                       "--method", "tap", "--attacker", "openai:attacker", "--param", param, store=tmp_path,
+                       env={"OPENAI_API_KEY": "sk-test-attack"})
     assert_one_line_error(result, fragment)
     assert fake.requests == []

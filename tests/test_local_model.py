@@ -83,18 +83,13 @@ def test_prompt_larger_than_the_context_is_a_clear_error(model_path):
 def test_natural_and_attack_run_on_the_real_model(tmp_path):
     """The experiments end to end on the bundled model, kept small: two natural trials,
     and an attack with a two-query search and two final orders."""
-    import json
+    from . import inprocess
 
-    from .test_cli import poise
-
-    nat = poise("natural", "-c", "blender", "--trials", "2", "--max-tokens", "96", "--bootstrap", "50", "--json",
-                store=tmp_path)
-    assert nat.returncode == 0, nat.stderr
-    out = json.loads(nat.stdout)["categories"]["blender"]
+    # in-process, as a library user runs them (the CLI has its own tests)
+    nat, _ = inprocess.natural(tmp_path, None, ["blender"], model="local", trials=2, max_tokens=96, bootstrap=50)
+    out = nat["categories"]["blender"]
     assert out["trials"] + out["unparseable"] == 2
-    att = poise("attack", "-c", "blender", "--budget", "2", "--final-orders", "2", "--selection-orders", "1",
-                "--max-tokens", "96", "--json", store=tmp_path)
-    assert att.returncode == 0, att.stderr
-    data = json.loads(att.stdout)
+    data, _ = inprocess.attack(tmp_path, None, model="local", budget=2, final_orders=2, selection_orders=1,
+                               max_tokens=96)
     assert data["search_queries"] <= 2 and data["recommender_queries"] <= 1 + 2 + 4
     assert data["injection"] and data["final_orders"] == 2

@@ -3,7 +3,6 @@ F-statistics equal to statsmodels' on the run's own records, resumption after fa
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import sqlite3
@@ -15,11 +14,13 @@ import pytest
 import statsmodels.formula.api as smf
 from statsmodels.stats.anova import anova_lm
 
+from poise import PoiseError
 from poise.catalog import sample_catalog
 from poise.experiments import FACTORS, draw_trial, natural_records, rewrite_document, trial_documents
 from poise.ranking._names import matcher_for
 from poise.store import Store
 
+from . import inprocess
 from .test_cli import poise
 from .wirefake import WireFake, completion, context_documents, context_titles, error
 
@@ -92,17 +93,16 @@ def test_trials_are_seeded_permutations():
 
 
 # -- the whole command against a recommender of known behaviour ---------------------------------
-def run_natural_cli(fake: WireFake, store, *extra: str, trials: int = 16):
-    return poise("natural", "--category", "blender", "--category", "laptop", "--trials", str(trials),
-                 "--model", "openai:fake", "--base-url", fake.url, "--bootstrap", "200", "--json",
-                 *extra, store=store, env={"OPENAI_API_KEY": "sk-test-natural"})
+# (the analysis, not the command line, is what these test: the runs start in-process)
+def run_natural_here(fake: WireFake, store, trials: int = 16, **options):
+    """``poise natural -c blender -c laptop --json`` from Python: the result and the run."""
+    return inprocess.natural(store, fake.url, ["blender", "laptop"], model="openai:fake", trials=trials,
+                             bootstrap=200, **options)
 
 
 def test_a_position_biased_recommender_shows_position_not_name(tmp_path):
     with WireFake([], responder=by_position()) as fake:
-        result = run_natural_cli(fake, tmp_path)
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
+        out, _ = run_natural_here(fake, tmp_path)
     for name in ("blender", "laptop"):
         cat = out["categories"][name]
         assert cat["trials"] == 16 and cat["unparseable"] == 0
@@ -126,9 +126,7 @@ def test_a_name_loyal_recommender_shows_product_not_position(tmp_path):
     blender = [p.name for p in CATALOG.category("blender").products]
     preferred = list(reversed(laptop)) + blender[2:] + blender[:2]
     with WireFake([], responder=by_name(preferred)) as fake:
-        result = run_natural_cli(fake, tmp_path)
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
+        out, _ = run_natural_here(fake, tmp_path)
     for name in ("blender", "laptop"):
         cat = out["categories"][name]
         assert cat["one_way"]["product"]["p"] < 1e-6
@@ -146,9 +144,7 @@ def test_f_statistics_equal_statsmodels_on_the_runs_own_records(tmp_path):
         return numbered(sorted(titles, key=weights.get, reverse=True)[: rng.randint(2, 6)])
 
     with WireFake([], responder=noisy) as fake:
-        result = run_natural_cli(fake, tmp_path, "--concurrency", "1", trials=20)
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
+        out, _ = run_natural_here(fake, tmp_path, concurrency=1, trials=20)
     with Store(tmp_path) as store:
         records = natural_records(store, out["run_id"])
     df = pd.DataFrame({k: getattr(records, k) for k in ("category", "product", "document", "position", "score")})
@@ -167,15 +163,16 @@ def test_f_statistics_equal_statsmodels_on_the_runs_own_records(tmp_path):
     assert all(sorted(g["position"]) == list(range(1, 9)) for _, g in per_trial)
 
 
-def test_an_interrupted_run_resumes_without_repeating_trials(tmp_path):
+def test_an_interrupted_run_resumes_without_repeating_trials(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-natural")
     # the server dies after five answers: the run stops with failed trials stored
     script = [(200, completion(numbered(["Oster Pro 1200", "Bosch VitaBoost 1600 W"])), 0)] * 5
     script += [error(500, "server down")] * 40
     with WireFake(script) as fake:
-        first = run_natural_cli(fake, tmp_path, "--concurrency", "1", "--max-attempts", "1", trials=6)
+        with pytest.raises(PoiseError) as first:
+            run_natural_here(fake, tmp_path, concurrency=1, max_attempts=1, trials=6)
         port = fake.server.server_address[1]
-    assert first.returncode == 1
-    assert "trials failed" in first.stderr and "run the same command again" in first.stderr
+    assert "trials failed" in first.value.one_line() and "run the same command again" in first.value.one_line()
     with sqlite3.connect(tmp_path / "poise.sqlite") as conn:
         ok = conn.execute("SELECT COUNT(*) FROM calls WHERE error IS NULL").fetchone()[0]
         failed = conn.execute("SELECT COUNT(*) FROM calls WHERE error IS NOT NULL").fetchone()[0]
@@ -183,12 +180,10 @@ def test_an_interrupted_run_resumes_without_repeating_trials(tmp_path):
     assert (ok, failed, status) == (5, 7, "failed")
     # the same command again (same endpoint): only the seven missing trials are asked, into the same run
     with WireFake([], responder=by_position(), port=port) as fake:
-        second = run_natural_cli(fake, tmp_path, "--concurrency", "1", trials=6)
+        out, second = run_natural_here(fake, tmp_path, concurrency=1, trials=6)
         asked = len(fake.requests)
-    assert second.returncode == 0, second.stderr
-    assert "resuming run" in second.stderr
+    assert second.resumed
     assert asked == 7
-    out = json.loads(second.stdout)
     assert out["categories"]["blender"]["trials"] + out["categories"]["laptop"]["trials"] == 12
     with sqlite3.connect(tmp_path / "poise.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*), MIN(status) FROM runs").fetchone() == (1, "finished")
@@ -220,13 +215,10 @@ def test_documents_can_be_rewritten_by_a_model(tmp_path):
         return page.replace(source.brand, target.group(2)).replace(source.model, target.group(3)) + " [rw]"
 
     with WireFake([], responder=answer) as fake:
-        result = poise("natural", "-c", "blender", "--trials", "3", "--model", "openai:fake", "--base-url", fake.url,
-                       "--rewrite-model", "openai:rewriter", "--bootstrap", "0", "--json", store=tmp_path,
-                       env={"OPENAI_API_KEY": "k"})
+        out, _ = inprocess.natural(tmp_path, fake.url, ["blender"], model="openai:fake", trials=3,
+                                   rewrite_model="openai:rewriter", bootstrap=0)
         rewrites = [r for r in fake.requests if r["model"] == "openai:rewriter" or r["model"] == "rewriter"]
         asks = [r for r in fake.requests if r["model"] == "fake"]
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout)
     assert out["rewrite"] == "llm:openai:rewriter"
     assert out["llm_rewrites_kept"] > 0 and out["llm_rewrites_replaced"] > 0
     assert len(rewrites) == out["llm_rewrites_kept"] + out["llm_rewrites_replaced"]

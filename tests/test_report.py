@@ -21,6 +21,7 @@ from poise.report._data import candidate_tree
 from poise.report._markdown import md_block, md_text
 from poise.store import CallRecord, Store
 
+from . import inprocess
 from .test_cli import ENV_DROP, assert_one_line_error, poise
 from .test_natural import by_position
 from .wirefake import WireFake
@@ -70,14 +71,12 @@ def write_attack(db: Store, category: str, brand: str, model: str, *, rank_befor
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
-    """A store with a natural run and a hostile recommend run made by the CLI against the wire
-    fake, two attack runs (blender, laptop) and a transfer run."""
+    """A store with a natural run (started in-process) and a hostile recommend run made by the
+    CLI against the wire fake, two attack runs (blender, laptop) and a transfer run."""
     store = tmp_path_factory.mktemp("report-store")
     with WireFake([], responder=by_position()) as fake:
-        result = poise("natural", "-c", "blender", "-c", "laptop", "--trials", "8", "-m", "openai:fake",
-                       "--base-url", fake.url, "--bootstrap", "50", "--json", store=store)
-    assert result.returncode == 0, result.stderr
-    natural = json.loads(result.stdout)["run_id"]
+        natural = inprocess.natural(store, fake.url, ["blender", "laptop"], model="openai:fake", trials=8,
+                                    bootstrap=50)[0]["run_id"]
     with WireFake([], responder=lambda request: HOSTILE) as fake:
         result = poise("recommend", "-c", "blender", "-m", "openai:fake", "--base-url", fake.url, "--json",
                        store=store)
