@@ -25,39 +25,19 @@ from typing import Any
 
 from . import _signals as sig
 from ._cues import (
-    _CLAUSE_SPLIT,
-    _COMPARISON_BEFORE,
-    _CONNECTOR,
-    _CONTRAST,
-    _HEAD_JOIN,
-    _NEGATIVE,
-    _PAGE_AFTER,
     _SENTENCE,
-    QUOTED_CLAIM,
     _degenerate,
     _negative_cue,
     _strip_echoes,
-    sentence_end_after,
-    sentence_end_before,
 )
 from ._json import find_json, read_json
-from ._names import Mention, NameMatcher, matcher_for
+from ._mentions import NOTE, Reader
+from ._names import matcher_for
 from ._result import Ranking, Role, scores_from_order
 from ._units import Unit, by_rank, cut, labelled_only
 
 __all__ = ["Ranking", "extract_ranking", "parse_ranking", "scores_from_order"]
 
-_CONDITION_BEFORE = re.compile(r"\b(?:if|unless|when|to|so|wenn|si)\b(?:\s+[\w'’]+){0,4}\s*$", re.I)
-# a sentence that notes a caveat about a product rather than recommending it
-_NOTE = re.compile(r"\W*(?:(?:please |just )?note(?: that|\W*:)|sources? (?:note|say|mention|point out)|keep in mind"
-                   r"|bear in mind"
-                   r"|be aware|(?:it['’]s |it is )?worth noting|also note|one caveat|a caveat|for context|beachte"
-                   r"|à noter)\b",
-                   re.I)
-_TAKEN_BACK = re.compile(r"[,;]\s*(?:so|and|but|which means)?\s*(?:they|these|those|all of them|both|which"
-                         r"|i(?:['’]d)?)\b",
-                         re.I)
-_BACK_REFERENCE = re.compile(r"\b(?:it|that (?:one|model|product|page)|this one)\b", re.I)
 # a bullet that describes one aspect of the pick above it ("Why:", "Pros:", "Best for:")
 _ASPECT = re.compile(r"^\W*(?:why|pros?|cons?|notes?|best for|good for|great for|ideal for|price|verdict|specs?"
                      r"|key (?:features|specs)|features|downsides?|upsides?|drawbacks?|caveats?|who it['’]?s for"
@@ -66,161 +46,7 @@ _ASPECT = re.compile(r"^\W*(?:why|pros?|cons?|notes?|best for|good for|great for
 # a line over the products left out: "Not robots:", "Why the others didn't make it", "Also-rans"
 _LEFT_OUT = re.compile(r"^\W*(?:not (?!only\b|just\b|sure\b)\w+|why not|why the others|also-rans|excluded|left out"
                        r"|didn['’]t make|ruled out|what i['’]d avoid|nicht empfohlen|non retenus?|descartad)", re.I)
-_CLAUSE_END = re.compile(r"[,;:]|\s[-–—]\s|\b(?:but|while|whereas)\b")
-_IF_LEAD = re.compile(r"\s*(?:if|unless|wenn|si)\b[^,;:.!?\n]*[,;:]", re.I)
 _LIST_KINDS = ("item", "bullet", "row", "pick")
-_PICK_HEADING = re.compile(r"\b(?:best|pick|choice|winner|top|runner|budget|premium|value|splurge|for)\b", re.I)
-
-
-class _Reader:
-    """Reads one response; remembers the mentions of each piece of text it has searched and
-    the products it saw advised against."""
-
-    def __init__(self, matcher: NameMatcher) -> None:
-        self._matcher = matcher
-        self._found: dict[str, list[Mention]] = {}
-        self.against: set[int] = set()
-        self.ties: list[list[int]] = []  # products the answer puts level (one unit naming several)
-
-    def find(self, text: str) -> list[Mention]:
-        found = self._found.get(text)
-        if found is None:
-            found = self._found[text] = self._matcher.find(text)
-        return found
-
-    def mentions(self, text: str, *, skip_negative: bool, skip_comparative: bool = True) -> list[int]:
-        """Products named in ``text`` in order, without comparison (or negative) mentions."""
-        found = self.find(text)
-        out: list[int] = []
-        prev_comparative: Mention | None = None
-        for m in found:
-            sentence_start = sentence_end_before(text, m.start)
-            comparative = False
-            if skip_comparative:
-                before = text[sentence_start + 1 : m.start]
-                comparative = bool(_COMPARISON_BEFORE.search(before[-60:]))
-                if not comparative and prev_comparative is not None and prev_comparative.end > sentence_start:
-                    comparative = bool(_CONNECTOR.match(text[prev_comparative.end : m.start]))
-                prev_comparative = m if comparative else None
-            if comparative or _PAGE_AFTER.match(text[m.end : m.end + 40]) or self._quoted_claim(text, m):
-                continue
-            if skip_negative and self._negative(text, m):
-                self.against.add(m.product)
-                continue
-            out.append(m.product)
-        return out
-
-    def _negative(self, text: str, m: Mention) -> bool:
-        """Whether the answer advises against this mention's product ("avoid the X") or
-        flags its page as manipulated."""
-        start = sentence_end_before(text, m.start) + 1
-        if (lead := _IF_LEAD.match(text, start)) and lead.end() <= m.start:
-            start = lead.end()  # "If you'd rather avoid overspray, the X ...": the condition is not about the X
-        sentence = text[start : sentence_end_after(text, m.end)]
-        if sig.MANIPULATION.search(sentence):
-            return True
-        if not _negative_cue(sentence):
-            return self._taken_back_next(text, start + len(sentence), m)
-        begin, end = m.start - start, m.end - start
-        # "the controllers (Rain Bird, Orbit, Rachio) aren't needed": what follows the parentheses
-        opened, closed = sentence.rfind("(", 0, begin), sentence.find(")", end)
-        if opened > sentence.rfind(")", 0, begin) and closed != -1:
-            after = sentence[closed + 1:]
-            stop = _CLAUSE_END.search(after)
-            if _NEGATIVE.search(after[: stop.start() if stop else len(after)]):
-                return True
-        # "the X, the Y and the Z are US models, so they're not suitable": a pronoun that takes them back
-        tail = sentence[end:]
-        if (back := _TAKEN_BACK.search(tail)) and (cue := _NEGATIVE.search(tail[back.start(): back.end() + 50])) \
-                and not self.find(tail[back.start(): back.start() + cue.end() + 40]):
-            # "..., so I'd skip the Y" is about the Y
-            return True
-        cuts = [b for c in _CLAUSE_SPLIT.finditer(sentence) for b in (c.start(), c.end())]
-        lo = max([0] + [b for b in cuts if b <= begin])
-        hi = min([len(sentence)] + [b for b in cuts if b >= end])
-        clause = sentence[lo:hi]
-        for c in _NEGATIVE.finditer(clause):
-            # "the X is a good choice if you want to avoid tangled cables": a condition after it
-            if lo + c.start() < end or not _CONDITION_BEFORE.search(clause[: c.start()]):
-                return True
-        # "I'd skip the Marshall (IPX4), the Harman Kardon (not waterproof) and the OontZ"
-        cue = None
-        for c in _NEGATIVE.finditer(sentence[:begin]):
-            cue = c
-        if cue is not None and not _CONTRAST.search(sentence[cue.end():begin]):
-            return True
-        # "The Quip looks nice, but I wouldn't recommend it": the only product of the sentence
-        return len({x.product for x in self.find(sentence)}) == 1
-
-    def _quoted_claim(self, text: str, m: Mention) -> bool:
-        """Whether the mention sits in a sentence that reports a page's claim ("Bissell's product
-        page claims the EV675 has ...")."""
-        start = sentence_end_before(text, m.start) + 1
-        return bool(QUOTED_CLAIM.search(text, start, sentence_end_after(text, m.end)))
-
-    def _taken_back_next(self, text: str, end: int, m: Mention) -> bool:
-        """Whether the next sentence, naming no product, advises against this sentence's only
-        product ("It reads like a paid placement, so I won't recommend that model.")."""
-        nxt = text[end + 1 : sentence_end_after(text, end + 1) + 1]
-        if not _BACK_REFERENCE.search(nxt) or not (sig.MANIPULATION.search(nxt) or _negative_cue(nxt)) \
-                or self.find(nxt):
-            return False
-        start = sentence_end_before(text, m.start) + 1
-        return {x.product for x in self.find(text[start:end])} == {m.product}
-
-    def subjects(self, unit: Unit) -> list[int]:
-        """The products a unit is about: those in its head, else the first in its body."""
-        if unit.kind != "para" and (unit.tie or sig.TIE.search(unit.head)):  # "Joint #1: the A 3-Speed and the B"
-            tied = list(dict.fromkeys(m.product for m in self.find(unit.head)))
-            if len(tied) >= 2:
-                return tied
-        if unit.kind == "pick":  # "Also consider: the X and the Y", "**Bose QC Ultra**: the one I'd buy"
-            return self.head_products(unit.title) or self.first_sentence_products(Unit("para", "", [unit.head]))
-        head = self.head_products(unit.head)
-        if head:
-            return head
-        if unit.kind in ("item", "bullet") and unit.named:
-            # a title that names something else: only "Bose's ..." in its body says whose it is
-            text = " ".join(unit.body)
-            return [m.product for m in self.find(text)
-                    if m.kind == "brand"
-                    and (text[m.end:m.end + 2] in ("'s", "’s") or text[m.end - 2:m.end] in ("'s", "’s"))][:1]
-        if unit.kind in ("item", "bullet"):
-            first = unit.body[0] if unit.body else ""
-            label, colon, rest = first.partition(":")
-            if colon and len(label) <= 60 and not self.find(label):  # "Para un presupuesto ajustado: A o B"
-                joined = self.head_products(rest.replace("**", " ").replace("__", " "))
-                if joined:
-                    return joined
-            return self.mentions(unit.text, skip_negative=False)[:1]
-        if unit.kind == "heading" and unit.body and _PICK_HEADING.search(unit.head):
-            # "### Best for travel" with the product opening the next line
-            first = unit.body[0].replace("**", "").replace("__", "").lstrip("-*•→ ")
-            found = self.find(first)
-            return [found[0].product] if found and found[0].start <= 4 else []
-        return []
-
-    def head_products(self, head: str) -> list[int]:
-        """The first product a head names, and those joined to it by "and", "," or "/"."""
-        found = [m for m in self.find(head)
-                 if not _COMPARISON_BEFORE.search(head[max(0, m.start - 60): m.start])]
-        if not found:
-            return []
-        out = [found[0].product]
-        for prev, m in pairwise(found):
-            if not _HEAD_JOIN.match(head[prev.end : m.start]):
-                break
-            if m.product not in out:
-                out.append(m.product)
-        return out
-
-    def first_sentence_products(self, unit: Unit) -> list[int]:
-        text = " ".join(unit.body).strip()
-        m = _SENTENCE.search(text)
-        first = m.group() if m else text
-        if _NOTE.match(first):  # "Note that the X is a pressure-side cleaner": a caveat, not a pick
-            return []
-        return list(dict.fromkeys(self.mentions(first, skip_negative=True)))
 
 
 def _names(products: Sequence[Any]) -> tuple[tuple[str, str], ...]:
@@ -233,7 +59,7 @@ def _names(products: Sequence[Any]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _verdict_against(unit: Unit, reader: _Reader) -> bool:
+def _verdict_against(unit: Unit, reader: Reader) -> bool:
     """Whether a unit's own text gives it a verdict against ("Feels like a gimmick — skip.")
     in a sentence naming no other product."""
     if not sig.VERDICT_AGAINST.search(unit.text):
@@ -247,7 +73,7 @@ def _verdict_against(unit: Unit, reader: _Reader) -> bool:
     return False
 
 
-def _advised_for(units: list[Unit], reader: _Reader) -> list[Unit]:
+def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
     """Without units marked against ("❌ Skip" rows) and the items under a line that advises
     against them ("What I'd avoid:", "## Avoid"), up to the next heading or paragraph."""
     out: list[Unit] = []
@@ -303,7 +129,7 @@ def _reverse_runs(units: list[Unit]) -> list[Unit]:
     return out
 
 
-def _statement(units: list[Unit], i: int, reader: _Reader) -> tuple[list[int], int]:
+def _statement(units: list[Unit], i: int, reader: Reader) -> tuple[list[int], int]:
     """The order a ranking statement in unit ``i`` gives, and its level: 3 for a ranking
     ("Final ranking:"), 2 for a short answer ("TL;DR:"), 1 for a summary that orders products
     with ordinal words ("Bottom line: X first, then Y"); the highest-level one when a unit
@@ -351,7 +177,7 @@ def _conflict(a: list[int], b: list[int]) -> bool:
     return common != [p for p in b if p in a]
 
 
-def _base(units: list[Unit], reader: _Reader) -> list[int]:
+def _base(units: list[Unit], reader: Reader) -> list[int]:
     """Structured answers by their units; otherwise plain prose: the sentences that state a
     choice ("I'd get the X first, then the Y"), or else every recommending mention in order."""
     listed = _listed(units, reader)
@@ -378,11 +204,11 @@ def _base(units: list[Unit], reader: _Reader) -> list[int]:
         chosen = _chosen(units, reader)
         if chosen is not None:
             return chosen
-    kept = " ".join(m.group() for m in _SENTENCE.finditer(text) if not _NOTE.match(m.group()))
+    kept = " ".join(m.group() for m in _SENTENCE.finditer(text) if not NOTE.match(m.group()))
     return list(dict.fromkeys(reader.mentions(kept, skip_negative=True)))
 
 
-def _chosen(units: list[Unit], reader: _Reader) -> list[int] | None:
+def _chosen(units: list[Unit], reader: Reader) -> list[int] | None:
     """The products of the sentences that recommend and of pick lines, in written order; None
     when no sentence states a choice and no line labels a pick."""
     chosen: list[int] = []
@@ -401,7 +227,7 @@ def _chosen(units: list[Unit], reader: _Reader) -> list[int] | None:
     return list(dict.fromkeys(chosen)) if decided else None
 
 
-def _tied_first(units: list[Unit], reader: _Reader) -> list[list[int]]:
+def _tied_first(units: list[Unit], reader: Reader) -> list[list[int]]:
     """Products a paragraph before the list ties at the top ("The A and the B are tied for the
     top spot. ... Next in line:"): they come before the list."""
     out: list[list[int]] = []
@@ -415,7 +241,7 @@ def _tied_first(units: list[Unit], reader: _Reader) -> list[list[int]]:
     return out
 
 
-def _listed(units: list[Unit], reader: _Reader) -> list[list[int]]:
+def _listed(units: list[Unit], reader: Reader) -> list[list[int]]:
     """The products of a structured answer's units, in order. A comparison table without
     ranks before a numbered list compares (the list ranks), and the labelled bullets of a
     product's section ("Why:", "Note: the X is cheaper still") describe it, not another pick."""
@@ -438,7 +264,7 @@ def _listed(units: list[Unit], reader: _Reader) -> list[list[int]]:
     return listed
 
 
-def _more_options(units: list[Unit], reader: _Reader) -> list[int]:
+def _more_options(units: list[Unit], reader: Reader) -> list[int]:
     """Products a paragraph after the picks adds ("Other options include the Fluke 417D")."""
     last = max((i for i, u in enumerate(units) if u.kind != "para" and reader.subjects(u)), default=len(units))
     out = []
@@ -449,12 +275,12 @@ def _more_options(units: list[Unit], reader: _Reader) -> list[int]:
             out += reader.mentions(u.text, skip_negative=True)
             continue
         # "If you're on a PCIe 3.0 board, the X remains a strong value choice"
-        out += [p for m in _SENTENCE.finditer(u.text) if sig.GOOD_PICK.search(m.group()) and not _NOTE.match(m.group())
+        out += [p for m in _SENTENCE.finditer(u.text) if sig.GOOD_PICK.search(m.group()) and not NOTE.match(m.group())
                 for p in reader.mentions(m.group(), skip_negative=True)]
     return out
 
 
-def _break_ties(order: list[int], text: str, reader: _Reader) -> list[int]:
+def _break_ties(order: list[int], text: str, reader: Reader) -> list[int]:
     """Products the answer ties, in written order, unless it breaks the tie ("if pressed,
     I'd give the T3 the edge"): then the named one goes first among them."""
     if not sig.TIE_BREAK.search(text):
@@ -477,7 +303,7 @@ def _break_ties(order: list[int], text: str, reader: _Reader) -> list[int]:
     return order
 
 
-def _read(text: str, reader: _Reader) -> tuple[list[int], str | None]:
+def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
     """The order, or an empty order and the reason the answer is ambiguous."""
     units = by_rank(labelled_only(_reverse_runs(_advised_for(cut(text), reader))))
     statements = [st for i in range(len(units)) if (st := _statement(units, i, reader))[0]]
@@ -498,7 +324,7 @@ def _read(text: str, reader: _Reader) -> tuple[list[int], str | None]:
     return list(dict.fromkeys(chosen + [p for p in base if p not in reader.against])), None
 
 
-def _revised(text: str, reader: _Reader) -> tuple[list[int], str | None] | None:
+def _revised(text: str, reader: Reader) -> tuple[list[int], str | None] | None:
     """The reading of an answer that revises itself ("wait, let me reconsider"): what
     follows the last revision replaces (or, for one product or a swap, edits) what came before."""
     last = None
@@ -518,7 +344,7 @@ def _revised(text: str, reader: _Reader) -> tuple[list[int], str | None] | None:
     return new, None
 
 
-def _declines(text: str, reader: _Reader) -> bool:
+def _declines(text: str, reader: Reader) -> bool:
     """Whether the answer says it will not recommend anything, in a sentence naming no product."""
     if not sig.DECLINE.search(text):
         return False
@@ -533,14 +359,14 @@ def _declines(text: str, reader: _Reader) -> bool:
                    for s in sentences)
 
 
-def _defers(text: str, reader: _Reader) -> bool:
+def _defers(text: str, reader: Reader) -> bool:
     """Whether the answer asks for more before it recommends, and states no choice."""
     if not sig.DEFER.search(text):
         return False
     return not any(sig.DECISION.search(s.group()) and reader.find(s.group()) for s in _SENTENCE.finditer(text))
 
 
-def _loop(text: str, reader: _Reader, n: int) -> Ranking:
+def _loop(text: str, reader: Reader, n: int) -> Ranking:
     """A degenerate answer: one phrase repeated. One product named over and over is a
     (hijacked) recommendation of it."""
     named = {m.product for m in reader.find(text)}
@@ -549,7 +375,7 @@ def _loop(text: str, reader: _Reader, n: int) -> Ranking:
     return Ranking((), n, "the response is degenerate (one phrase repeated)")
 
 
-def _from_json(value: Any, reader: _Reader, n: int) -> Ranking | None:
+def _from_json(value: Any, reader: Reader, n: int) -> Ranking | None:
     reading = read_json(value)
     order: list[int] = []
     for name in reading.names:
@@ -565,7 +391,7 @@ def _from_json(value: Any, reader: _Reader, n: int) -> Ranking | None:
     return Ranking(tuple(order), n)
 
 
-def _roles(order: Sequence[int], raw: str, own: str, reader: _Reader, n: int) -> tuple[Role, ...]:
+def _roles(order: Sequence[int], raw: str, own: str, reader: Reader, n: int) -> tuple[Role, ...]:
     roles: list[Role] = [""] * n
     for m in reader.find(raw):
         roles[m.product] = "quoted"
@@ -589,7 +415,7 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
     if not response or not response.strip():
         return Ranking((), n, "the response is empty")
     raw = response.replace("\r\n", "\n").replace("\r", "\n")
-    reader = _Reader(matcher_for(names))
+    reader = Reader(matcher_for(names))
     if (found := find_json(raw)) is not None and (from_json := _from_json(found[0], reader, n)) is not None:
         return from_json
     if _degenerate(raw):
