@@ -94,7 +94,7 @@ class Outcome:
 def run_config(name: str, cfg: Config, category: Category, target: int, args: argparse.Namespace) -> Outcome:
     out = Outcome(name)
     model = LlamaCppModel("local", default_model_path(), reuse_prefix=cfg.reuse,
-                          prefix_cache_bytes=(1 << 30) if cfg.store else 0)
+                          prefix_cache_bytes=(1 << 30) if cfg.store else 0, n_batch=args.n_batch)
     config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": args.max_tokens})
     reader = TimedReader()
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "runs") as store:
@@ -273,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", nargs="*", default=["paper", "live", "store", "early"], choices=list(CONFIGS))
     ap.add_argument("--concurrency", type=int, default=0, help="prompts for the 2-process measurement (0: off)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--n-batch", type=int, default=512,
+                    help="llama.cpp's prompt batch (a reused prefix is a whole number of batches)")
     args = ap.parse_args(argv)
     category = sample_catalog().category(args.category)
     if not 0 <= args.target < len(category.products):
