@@ -257,6 +257,23 @@ def test_a_closed_pipe_in_process(clean_env, monkeypatch):
     assert errors.getvalue() == ""
 
 
+def test_a_closed_pipe_silences_only_its_own_command(clean_env, monkeypatch, capsys):
+    """A later command in the same process (a sweep's job, a Python caller) prints again."""
+    class Closed(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def fileno(self):
+            raise io.UnsupportedOperation
+
+    with monkeypatch.context() as m:
+        m.setattr(sys, "stdout", Closed())
+        assert main(["catalog", "show", "blender"]) == 0
+    capsys.readouterr()
+    assert main(["catalog", "show", "blender"]) == 0
+    assert "blender" in capsys.readouterr().out.lower()
+
+
 # -- dependencies ------------------------------------------------------------------------------------
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()

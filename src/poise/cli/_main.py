@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI: returns 0, or raises SystemExit with the exit code after one line on stderr."""
     try:
         from ._app import app
+        from ._render import out
 
+        out.quiet = False  # a closed pipe silences one invocation, not every later one in this process
         rv = app(args=argv, prog_name="poise", standalone_mode=False)
         # typer turns Ctrl-C into Exit(130) and, outside standalone mode, *returns* the code
         code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
