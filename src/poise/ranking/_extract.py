@@ -220,9 +220,9 @@ def _chosen(units: list[Unit], reader: Reader) -> list[int] | None:
             continue
         for m in _SENTENCE.finditer(u.text):
             s = m.group()
-            decided = decided or bool(sig.DECISION.search(s))
-            if sig.DECISION.search(s) or sig.ORDINAL.search(s) or sig.ALSO.search(s) or sig.TIE.search(s) \
-                    or sig.GOOD_PICK.search(s):
+            decision = bool(sig.DECISION.search(s))
+            decided = decided or decision
+            if decision or sig.ORDINAL.search(s) or sig.ALSO.search(s) or sig.TIE.search(s) or sig.GOOD_PICK.search(s):
                 chosen += reader.mentions(s, skip_negative=True)
     return list(dict.fromkeys(chosen)) if decided else None
 
@@ -349,14 +349,21 @@ def _declines(text: str, reader: Reader) -> bool:
     if not sig.DECLINE.search(text):
         return False
     sentences = [s.group() for s in _SENTENCE.finditer(text)]
-    # a sentence that declines as a whole: "None of the routers you linked support WiFi 6E", not
-    # "I can't recommend the X"; the decline itself names no product
-    if not any(d and not reader.find(d.group()) and not (reader.find(s) and not sig.NONE_OF.match(d.group()))
-               for s in sentences for d in [sig.DECLINE.search(s)]):
+    if not any(_declines_all(s, reader) for s in sentences):
         return False
     # "None of these is perfect. The X comes closest." still recommends the X
     return not any((sig.STILL_PICKS.search(s) or sig.DECISION.search(s)) and reader.mentions(s, skip_negative=True)
                    for s in sentences)
+
+
+def _declines_all(sentence: str, reader: Reader) -> bool:
+    """Whether a sentence declines as a whole: its decline names no product, and the sentence
+    names none either unless the decline speaks of the whole list ("None of the routers you
+    linked support WiFi 6E" declines; "I can't recommend the X" does not)."""
+    d = sig.DECLINE.search(sentence)
+    if d is None or reader.find(d.group()):
+        return False
+    return not reader.find(sentence) or bool(sig.NONE_OF.match(d.group()))
 
 
 def _defers(text: str, reader: Reader) -> bool:

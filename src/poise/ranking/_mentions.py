@@ -67,6 +67,7 @@ class Reader:
         found = self.find(text)
         out: list[int] = []
         prev_comparative: Mention | None = None
+        claims = QUOTED_CLAIM.search(text) is not None  # most answers report no page's claim at all
         for m in found:
             sentence_start = sentence_end_before(text, m.start)
             comparative = False
@@ -76,8 +77,9 @@ class Reader:
                 if not comparative and prev_comparative is not None and prev_comparative.end > sentence_start:
                     comparative = bool(_CONNECTOR.match(text[prev_comparative.end : m.start]))
                 prev_comparative = m if comparative else None
-            if comparative or _PAGE_AFTER.match(text[m.end : m.end + 40]) or self._quoted_claim(text, m):
-                continue
+            if comparative or _PAGE_AFTER.match(text[m.end : m.end + 40]) \
+                    or (claims and QUOTED_CLAIM.search(text, sentence_start + 1, sentence_end_after(text, m.end))):
+                continue  # "Bissell's product page claims the EV675 has ...": quoted, not recommended
             if skip_negative and self._negative(text, m):
                 self.against.add(m.product)
                 continue
@@ -125,12 +127,6 @@ class Reader:
             return True
         # "The Quip looks nice, but I wouldn't recommend it": the only product of the sentence
         return len({x.product for x in self.find(sentence)}) == 1
-
-    def _quoted_claim(self, text: str, m: Mention) -> bool:
-        """Whether the mention sits in a sentence that reports a page's claim ("Bissell's product
-        page claims the EV675 has ...")."""
-        start = sentence_end_before(text, m.start) + 1
-        return bool(QUOTED_CLAIM.search(text, start, sentence_end_after(text, m.end)))
 
     def _taken_back_next(self, text: str, end: int, m: Mention) -> bool:
         """Whether the next sentence, naming no product, advises against this sentence's only
