@@ -1,5 +1,6 @@
 """The SQLite results store: runs, calls, responses, scores; resumability lives here."""
 
+from ._bundle import RunBundle
 from ._results import (
     RESULT_SCHEMA_VERSION,
     ProductRef,
@@ -39,6 +40,7 @@ __all__ = [
     "ProductRef",
     "ResultError",
     "ResultFile",
+    "RunBundle",
     "RunContext",
     "RunRecord",
     "Store",

@@ -259,10 +259,15 @@ def write_result(folder: Path, result: ResultFile) -> Path:
     """Write a result file whole or not at all (a temporary file beside it, renamed)."""
     path = folder / result.FILE
     text = json.dumps(result.model_dump(mode="json"), ensure_ascii=False, indent=1)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+    return write_whole(path, text.encode("utf-8"))
+
+
+def write_whole(path: Path, data: bytes) -> Path:
+    """Write a file whole or not at all (a temporary file beside it, renamed)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.chmod(tmp, 0o666 & ~_umask())  # as an ordinary write would leave it
         os.replace(tmp, path)
     except BaseException:

@@ -21,13 +21,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import StoreError
 from ..ranking._result import AMBIGUOUS_PREFIX, score_at
 from ._results import ResultFile, read_result, write_result
 from ._run import Closable, RunContext
 from ._schema import SCHEMA, _alive, _connect_read_only, _migrate, process_start
+
+if TYPE_CHECKING:
+    from ._bundle import RunBundle
 
 R = TypeVar("R", bound=ResultFile)
 
@@ -294,34 +297,19 @@ class Store:
     def record_call(self, run_id: str, call: CallRecord) -> int:
         """Write one call and its per-product scores atomically; returns the call id."""
         with self._tx() as c:
-            cur = c.execute(
-                "INSERT INTO calls (run_id, task_key, category, query, model_spec, model_name, template,"
-                " seed, context_order, messages_json, config_json, response_text, finish_reason,"
-                " prompt_tokens, completion_tokens, latency_s, cached, cache_key, parseable,"
-                " unparseable_reason, ranking_json, error, meta_json, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, call.task_key, call.category, call.query, call.model_spec, call.model_name,
-                 call.template, call.seed, json.dumps(list(call.context_order)),
-                 json.dumps(list(call.messages)), json.dumps(call.config, sort_keys=True),
-                 call.response_text, call.finish_reason, call.prompt_tokens, call.completion_tokens,
-                 call.latency_s, int(call.cached), call.cache_key,
-                 None if call.parseable is None else int(call.parseable), call.unparseable_reason,
-                 None if call.ranking is None else json.dumps(list(call.ranking)), call.error,
-                 None if call.meta is None else json.dumps(call.meta, sort_keys=True), time.time()),
-            )
-            assert cur.lastrowid is not None  # an INSERT always sets it
-            call_id = int(cur.lastrowid)
-            if call.parseable and call.ranking is not None:
-                n = len(call.products)
-                ranks = {index: j for j, index in enumerate(call.ranking, start=1)}
-                position = {index: p for p, index in enumerate(call.context_order, start=1)}
-                c.executemany(
-                    "INSERT INTO scores (call_id, product_index, brand, model, position, rank, score)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(call_id, i, brand, model, position.get(i, 0), ranks.get(i), score_at(ranks.get(i), n))
-                     for i, (brand, model) in enumerate(call.products)],
-                )
-        return call_id
+            return _insert_call(c, run_id, call)
+
+    def export_run(self, run_id: str, *, calls: bool = True) -> RunBundle:
+        """A run as plain data (its record, calls with scores, result files); see ``_bundle``."""
+        from ._bundle import export_run
+
+        return export_run(self, run_id, calls=calls)
+
+    def import_run(self, bundle: RunBundle) -> None:
+        """Merge a bundle into this store in one transaction; see ``_bundle``."""
+        from ._bundle import import_run
+
+        import_run(self, bundle)
 
     def done_tasks(self, run_id: str) -> set[str]:
         """Task keys of a run that already have a successful call (what a resume skips)."""
@@ -409,3 +397,35 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _insert_call(c: sqlite3.Connection, run_id: str, call: CallRecord) -> int:
+    """One call and its per-product scores, inside the caller's transaction; the call id."""
+    cur = c.execute(
+        "INSERT INTO calls (run_id, task_key, category, query, model_spec, model_name, template,"
+        " seed, context_order, messages_json, config_json, response_text, finish_reason,"
+        " prompt_tokens, completion_tokens, latency_s, cached, cache_key, parseable,"
+        " unparseable_reason, ranking_json, error, meta_json, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (run_id, call.task_key, call.category, call.query, call.model_spec, call.model_name,
+         call.template, call.seed, json.dumps(list(call.context_order)),
+         json.dumps(list(call.messages)), json.dumps(call.config, sort_keys=True),
+         call.response_text, call.finish_reason, call.prompt_tokens, call.completion_tokens,
+         call.latency_s, int(call.cached), call.cache_key,
+         None if call.parseable is None else int(call.parseable), call.unparseable_reason,
+         None if call.ranking is None else json.dumps(list(call.ranking)), call.error,
+         None if call.meta is None else json.dumps(call.meta, sort_keys=True), time.time()),
+    )
+    assert cur.lastrowid is not None  # an INSERT always sets it
+    call_id = int(cur.lastrowid)
+    if call.parseable and call.ranking is not None:
+        n = len(call.products)
+        ranks = {index: j for j, index in enumerate(call.ranking, start=1)}
+        position = {index: p for p, index in enumerate(call.context_order, start=1)}
+        c.executemany(
+            "INSERT INTO scores (call_id, product_index, brand, model, position, rank, score)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(call_id, i, brand, model, position.get(i, 0), ranks.get(i), score_at(ranks.get(i), n))
+             for i, (brand, model) in enumerate(call.products)],
+        )
+    return call_id
