@@ -167,6 +167,9 @@ class Evaluator:
         # may see less of each answer sets it (hardlabel: the first-place rate)
         self.objective: Callable[[Candidate], float] | None = None
         self._refused_in_row = 0
+        # other products' pages as their own attackers left them (competition): they replace the
+        # catalog's pages in every query; the promoted product's page is never among them
+        self.pages: dict[int, Document] = {}
 
     # -- orders ---------------------------------------------------------------------------------
     def fresh_orders(self, stream: str, count: int) -> list[tuple[int, ...]]:
@@ -243,6 +246,7 @@ class Evaluator:
                      task_key: str) -> str:
         """The attacker's reply to ``messages`` (empty when its call failed), recorded or read
         back; spends the attacker query budget and the token budget like :meth:`ask`."""
+        task_key = self.task_prefix + task_key  # several searches in one run ask apart
         done = self.store.done_call(self.run_id, task_key)
         if done is not None:
             self.attacker_queries += 1
@@ -271,7 +275,8 @@ class Evaluator:
         return response.text
 
     def documents(self, injection: str | None) -> list[Document]:
-        docs = [p.document for p in self.category.products]
+        docs = [self.pages.get(i, p.document) if i != self.target else p.document
+                for i, p in enumerate(self.category.products)]
         if injection and self.target is not None:
             original = docs[self.target]
             docs[self.target] = Document(text=f"{injection}\n\n{original.text}", source_url=original.source_url)
