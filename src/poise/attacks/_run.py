@@ -172,29 +172,11 @@ def run_attack(
                    task_prefix=task_prefix)
     ev.stealth = stealth
     # 1. selection
-    n = ev.n
-    sums = np.zeros(n)
-    for k, order in enumerate(ev.fresh_orders("select", selection_orders) if product is None else []):
-        ranking, _ = ev.ask(f"select/order={k}", order, None, "select")
-        if ranking is not None:
-            sums += scores_from_order(ranking, n)
-    selection = [round(float(x) / max(selection_orders, 1), 4) for x in sums] if product is None else []
-    target = int(min(range(n), key=lambda i: (sums[i], i))) if product is None else find_product(category, product)
-    ev.target = target
+    selection = selection_scores(ev, selection_orders) if product is None else []
+    target = lowest(selection)[0] if product is None else find_product(category, product)
     p = category.products[target]
-    others = tuple(q.name for i, q in enumerate(category.products) if i != target)
-    tgt = Target(p.name, category.name, ev.query, others)
     # 2. search
-    stopped_by = "method finished"
-    try:
-        method.search(ev, tgt, random.Random(f"attack/{seed}/{method.name}"))
-    except StopSearch:
-        stopped_by = "stop score reached"
-    except BudgetExhausted as exc:
-        stopped_by = f"budget: {exc}"
-    ev.confirm(confirm, 3 * responses_per_candidate)
-    best = ev.best()
-    injection = best.injection if best is not None else ""
+    injection, stopped_by = search_injection(ev, method, target, seed, confirm)
     # 3. final figures, paired, on orders the search never saw
     final = final_scores(ev, final_orders, injection)
     stealthy = None
@@ -208,6 +190,42 @@ def run_attack(
         bad_attacker_replies=getattr(method, "bad_replies", 0), stealth=stealthy,
         method_report=getattr(method, "report", None),
     )
+
+
+def selection_scores(ev: Evaluator, orders: int) -> list[float]:
+    """Every product's mean score without injection on ``orders`` fresh context orders of their
+    own (an unreadable answer adds nothing): what the product to promote is chosen on."""
+    sums = np.zeros(ev.n)
+    for k, order in enumerate(ev.fresh_orders("select", orders)):
+        ranking, _ = ev.ask(f"select/order={k}", order, None, "select")
+        if ranking is not None:
+            sums += scores_from_order(ranking, ev.n)
+    return [round(float(x) / max(orders, 1), 4) for x in sums]
+
+
+def lowest(scores: list[float]) -> list[int]:
+    """Product indices from the lowest score up (ties: the earlier product first)."""
+    return sorted(range(len(scores)), key=lambda i: (scores[i], i))
+
+
+def search_injection(ev: Evaluator, method: AttackMethod, target: int, seed: int, confirm: int) -> tuple[str, str]:
+    """``method``'s search for an injection promoting ``target``, then the confirmation of the
+    front-runners: (the best injection, "" when none; what stopped the search)."""
+    category = ev.category
+    ev.target = target
+    p = category.products[target]
+    others = tuple(q.name for i, q in enumerate(category.products) if i != target)
+    stopped_by = "method finished"
+    try:
+        method.search(ev, Target(p.name, category.name, ev.query, others),
+                      random.Random(f"attack/{seed}/{method.name}"))
+    except StopSearch:
+        stopped_by = "stop score reached"
+    except BudgetExhausted as exc:
+        stopped_by = f"budget: {exc}"
+    ev.confirm(confirm, 3 * ev.responses_per_candidate)
+    best = ev.best()
+    return (best.injection if best is not None else ""), stopped_by
 
 
 def final_scores(ev: Evaluator, orders: int, injection: str, *, sides: tuple[str, ...] = ("before", "after"),
