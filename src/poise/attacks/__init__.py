@@ -1,13 +1,15 @@
 """Promote a product: injection search (tree of attacks, a strategy library, a log-probability
-random search, a hard-label search, baselines), honest before/after figures, stealth, and
+random search, a hard-label search, benign page rewrites, baselines), honest before/after figures, stealth, and
 transfer to another engine."""
 
 # imported for their registrations (the built-in methods and the tree of attacks)
 from . import _methods as _methods
 from . import _tap as _tap
+from ._compete import CompeteResult, Competitor, check_compete, joint_scores, run_compete, save_compete
 from ._evaluate import Budget, BudgetExhausted, Candidate, Evaluator, injection_sha
 from ._hardlabel import HardLabelSearch, first_place_rate, sprt_decision
 from ._logprob import LogprobSearch, ProxyReading, ask_proxy, read_first_product
+from ._rewrite import GEO_STRATEGIES, PageRewrite, clean_rewrite, judge_rewrite, ranker_instructions
 from ._run import AttackResult, ScoreSummary, final_scores, find_product, run_attack, save_attack
 from ._stealth import (
     DEFAULT_DETECTORS,
@@ -31,11 +33,13 @@ from .base import (
     get_method,
     method_class,
     register_method,
+    replaces_page,
 )
 
 __all__ = [
     "DEFAULT_DETECTORS",
     "FAMILIES",
+    "GEO_STRATEGIES",
     "METHODS",
     "AttackMethod",
     "AttackParameterError",
@@ -43,9 +47,12 @@ __all__ = [
     "Budget",
     "BudgetExhausted",
     "Candidate",
+    "CompeteResult",
+    "Competitor",
     "Evaluator",
     "HardLabelSearch",
     "LogprobSearch",
+    "PageRewrite",
     "Param",
     "Proposal",
     "ProxyReading",
@@ -57,25 +64,33 @@ __all__ = [
     "TreeOfAttacks",
     "ask_proxy",
     "attack_catalog",
+    "check_compete",
     "check_detectors",
     "check_max_ratio",
     "check_method",
+    "clean_rewrite",
     "describe_methods",
     "final_scores",
     "find_product",
     "first_place_rate",
     "get_method",
     "injection_sha",
+    "joint_scores",
+    "judge_rewrite",
     "load_sources",
     "method_class",
     "mutate",
     "page_perplexity",
     "parse_attacker_reply",
+    "ranker_instructions",
     "read_first_product",
     "register_method",
+    "replaces_page",
     "run_attack",
+    "run_compete",
     "run_transfer",
     "save_attack",
+    "save_compete",
     "seed_proposals",
     "sprt_decision",
     "stealth_summary",

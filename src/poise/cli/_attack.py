@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from .._errors import PoiseError
 from ..engine import DEFAULT_GENERATE_CONFIG
 from ..models import DEFAULT_MODEL_SPEC
 from ._open import say_started
@@ -40,8 +41,9 @@ _METHOD_NAMES, _METHOD_PARAMS = _methods()
 
 def attack(
     category: Annotated[str, typer.Option("--category", "-c", help="The category to attack.")],
-    product: Annotated[str | None, typer.Option(
-        "--product", "-p", help="The product to promote (default: the one ranked lowest without injection).")] = None,
+    product: Annotated[list[str] | None, typer.Option(
+        "--product", "-p", help="The product to promote (default: the one ranked lowest without injection); "
+                                "with --compete, repeat it to name the K products.")] = None,
     method: Annotated[str, typer.Option("--method", help=f"One of: {_METHOD_NAMES}.")] = "strategies",
     model: ModelOpt = DEFAULT_MODEL_SPEC,
     attacker: Annotated[str | None, typer.Option(
@@ -80,14 +82,20 @@ def attack(
     max_perplexity_ratio: Annotated[float | None, typer.Option(
         "--max-perplexity-ratio", help="Refuse, before any query, every candidate whose page's perplexity ratio "
                                        "(with / without it, local model) is above R; implies --stealth.")] = None,
+    compete: Annotated[int | None, typer.Option(
+        "--compete", help="Attack K products at once, each with its own search and --budget (default: the K ranked "
+                          "lowest without injection); then measure each with no injection, its own alone and all K "
+                          "together on the same fresh orders.", metavar="K")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search for a text that, prepended to one product's page, makes the engine rank it first."""
+    """Search for a text that, prepended to one product's page, makes the engine rank it first
+    (with --compete K: K products at once, each with its own search)."""
     from ..attacks import DEFAULT_DETECTORS, Stealth, check_detectors, check_max_ratio
     from ..catalog import load_catalog
-    from ..experiments import attach_cache, attack_setup, load_template, model_opener
+    from ..experiments import attach_cache, attack_setup, compete_setup, load_template, model_opener
     from ..store import Store
 
+    one = _one_product(product, compete)
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files).category(category)
     named = DEFAULT_DETECTORS if stealth_detectors is None else stealth_detectors.split(",")
     detectors = check_detectors([d.strip() for d in named if d.strip() not in ("", "none")])
@@ -98,25 +106,45 @@ def attack(
     watch = (lambda: Stealth(open_model("local"), max_ratio=max_perplexity_ratio, detectors=detectors,
                              open_model=lambda spec: open_model(spec))) if stealth else None
     # every input checked and every model built (spec, file, URL, key) before anything is created
-    setup = attack_setup(cat, model=model, open_model=open_model, template=load_template(template), method=method,
-                         params=parse_params(param), product=product, attacker=attacker, budget=budget,
-                         attacker_budget=attacker_budget, token_budget=token_budget, responses=responses,
-                         final_orders=final_orders, selection_orders=selection_orders, confirm=confirm, seed=seed,
-                         catalog=catalog, max_tokens=max_tokens, reader=reader, defenses=defense, stealth=watch)
+    options: dict[str, Any] = dict(
+        model=model, open_model=open_model, template=load_template(template), method=method,
+        params=parse_params(param), attacker=attacker, budget=budget, attacker_budget=attacker_budget,
+        token_budget=token_budget, responses=responses, final_orders=final_orders, selection_orders=selection_orders,
+        confirm=confirm, seed=seed, catalog=catalog, max_tokens=max_tokens, reader=reader, defenses=defense,
+        stealth=watch)
+    setup = (attack_setup(cat, product=one, **options) if compete is None
+             else compete_setup(cat, compete=compete, products=product, **options))
     with Store(store) as db:
         attach_cache(db, *setup.models)
         with db.open_run(setup.command, setup.config, close=setup.closing) as run:
             say_started(err, run)
             most = (0 if product else selection_orders) + budget + 2 * final_orders
             with progress_bar(err, transient=as_json) as progress:
-                task = progress.add_task(f"{method} on {cat.name}", total=most)
+                task = progress.add_task(f"{method} on {cat.name}", total=most if compete is None
+                                         else setup.most_queries)
                 stored = setup.run(db, run.id, lambda: progress.advance(task))
                 progress.update(task, total=progress.tasks[0].completed)
             data = stored.model_dump(mode="json")
+    if compete is not None:
+        from ._compete import brief, show_compete
+
+        if as_json:
+            emit_json(brief(data))
+        else:
+            show_compete(data)
+        return
     if as_json:
         emit_json(_brief(data))
         return
     show_attack(data)
+
+
+def _one_product(products: list[str] | None, compete: int | None) -> str | None:
+    """The one --product of an ordinary attack (several need --compete)."""
+    if compete is None and products and len(products) > 1:
+        raise PoiseError(f"--product is given {len(products)} times but one product is promoted at a time",
+                         f"name one, or add --compete {len(products)} to attack them at once")
+    return products[0] if products and compete is None else None
 
 
 def _brief(data: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,17 @@ from ._natural_analysis import FACTORS, POOLED, Analysis, NaturalRecords, analys
 from ._natural_result import NaturalResult, check_trials_done, save_natural
 from ._recommend import Recommendation, call_record, recommend
 from ._reread import RereadResult, reread_run
-from ._runs import AttackSetup, DefendSetup, NaturalSetup, RunSetup, attack_setup, defend_setup, natural_setup
+from ._runs import (
+    AttackSetup,
+    CompeteSetup,
+    DefendSetup,
+    NaturalSetup,
+    RunSetup,
+    attack_setup,
+    compete_setup,
+    defend_setup,
+    natural_setup,
+)
 from ._setup import (
     ModelOpener,
     attach_cache,
@@ -43,6 +53,7 @@ __all__ = [
     "Analysis",
     "AttackSettings",
     "AttackSetup",
+    "CompeteSetup",
     "Configuration",
     "DefendResult",
     "DefendSetup",
@@ -63,6 +74,7 @@ __all__ = [
     "catalog_ref",
     "check_defend_inputs",
     "check_trials_done",
+    "compete_setup",
     "configurations",
     "defend_json",
     "defend_setup",

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..attacks import Budget, Stealth
     from ..defenses import Context
     from ..ranking import RankingReader
-    from ..store import StoredAttack, StoredDefend
+    from ..store import StoredAttack, StoredCompete, StoredDefend
     from ._defend import AttackSettings, Configuration
     from ._natural import Rewriter
     from ._natural_result import NaturalResult
@@ -205,6 +205,49 @@ def attack_setup(category: Category, *, model: str, open_model: ModelOpener, tem
         category=category, method=method, params=params, attacker_llm=attacker_llm, budget=the_budget,
         product=product, seed=seed, responses=responses, selection_orders=selection_orders,
         final_orders=final_orders, confirm=confirm, stealth=watch)
+
+
+# -- compete -------------------------------------------------------------------------------------------
+@dataclass
+class CompeteSetup(RunSetup):
+    """``poise attack --compete K``'s run: K searches built like ``attack``'s (``attack``), then
+    measured together."""
+
+    attack: AttackSetup | None = None
+    k: int = 2
+    products: list[str] | None = None
+
+    def run(self, store: Store, run_id: str, on_query: OnQuery | None = None) -> StoredCompete:
+        """The competition (resumable: a query already made is read back), its result saved."""
+        from ..attacks import run_compete, save_compete
+
+        a = self.attack
+        assert a is not None and a.category is not None
+        params = {**a.params, **({"attacker": a.attacker_llm} if a.attacker_llm is not None else {})}
+        result = run_compete(self.engine, a.category, a.method, k=self.k, products=self.products, params=params,
+                             store=store, run_id=run_id, seed=a.seed, budget=a.budget,
+                             responses_per_candidate=a.responses, selection_orders=a.selection_orders,
+                             final_orders=a.final_orders, confirm=a.confirm, on_query=on_query, reader=self.reader,
+                             stealth=a.stealth)
+        return save_compete(result, store, a.seed)
+
+
+def compete_setup(category: Category, *, compete: int, products: Sequence[str] | None = None,
+                  **options: Any) -> CompeteSetup:
+    """``poise attack --compete K``'s run, built and checked: ``compete`` and the ``products``
+    (none, or exactly K) before anything else, then every option as :func:`attack_setup` takes it
+    (its ``product`` excepted); each search has the whole ``budget``."""
+    from ..attacks import check_compete
+
+    named = list(products) if products else None
+    check_compete(category, compete, named)
+    a = attack_setup(category, **options)
+    config = {**{k: v for k, v in a.config.items() if k != "product"}, "compete": compete, "products": named}
+    budget, final = options.get("budget", 46), options.get("final_orders", 10)
+    most = (0 if named else options.get("selection_orders", 4)) + compete * budget + (compete + 2) * final
+    searches = compete * options.get("attacker_budget", 100) if a.attacker_llm is not None else 0
+    return CompeteSetup("compete", run_config(**config), a.engine, a.reader, a.llm, a.models, a.closing,
+                        most + searches, attack=a, k=compete, products=named)
 
 
 # -- defend --------------------------------------------------------------------------------------------

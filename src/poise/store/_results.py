@@ -1,5 +1,6 @@
 """The files a run leaves beside its calls (``attack.json``, ``natural.json``,
-``transfer.json``), as typed, versioned models: written and read here, and nowhere else.
+``transfer.json``, ``compete.json`` ...), as typed, versioned models: written and read here,
+and nowhere else.
 
 Every file carries ``schema_version``. A file written before versions existed (no
 ``schema_version``) reads as version 0: the same fields, any of the later ones missing,
@@ -72,7 +73,10 @@ class StoredCandidate(BaseModel):
     improvement: str = ""
     responses: list[str] = Field(default_factory=list)
     perplexity_ratio: float | None = None  # the page's with and without it (a stealth filter was set)
-    rejected: bool = False  # refused by the stealth filter: never asked
+    rejected: bool = False  # refused by the stealth filter (or by its method: see rejection): never asked
+    rejection: str = ""  # a method's own reason for refusing it (rewrite: an instruction, the name dropped ...)
+    original: str | None = None  # the page its text was made from, when the text is a whole page (rewrite)
+    original_sha: str | None = None
 
     @field_validator("scores", "responses", mode="before")
     @classmethod
@@ -130,6 +134,67 @@ class StoredAttack(ResultFile):
     @classmethod
     def _no_candidates(cls, value: Any) -> Any:
         return [] if value is None else value
+
+
+# -- competition ----------------------------------------------------------------------------------
+class CompeteSide(BaseModel):
+    """One competing product's scores under one condition of the joint evaluation (no injection,
+    its own injection alone, every competitor's injection together) on the same fresh orders."""
+
+    model_config = ConfigDict(extra="allow")
+
+    score: float | None = None  # mean score (n - rank + 1; unlisted 0) over readable answers
+    score_ci: list[float | None] | None = None
+    rank: float | None = None  # n + 1 - score: 1 = recommended first
+    first_rate: float | None = None  # share of all answers (unreadable ones count against) naming it first
+    unparseable: int = 0
+    ambiguous: int = 0
+
+
+class CompeteProduct(ProductRef):
+    """One competing product: its own search's best injection and its figures in the joint evaluation."""
+
+    model_config = ConfigDict(extra="allow")
+
+    injection: str = ""
+    injection_sha: str | None = None
+    search_queries: int | None = None
+    attacker_queries: int | None = None
+    stopped_by: str | None = None
+    baseline: CompeteSide = Field(default_factory=CompeteSide)
+    alone: CompeteSide = Field(default_factory=CompeteSide)
+    together: CompeteSide = Field(default_factory=CompeteSide)
+    gain_alone: float | None = None  # mean rank gained with its own injection alone
+    gain_together: float | None = None  # ... with every competitor's injection in place too
+    stealth: dict[str, Any] | None = None
+    method_report: dict[str, Any] | None = None
+    candidates: list[StoredCandidate] = Field(default_factory=list)
+
+
+class StoredCompete(ResultFile):
+    """``compete.json``: K products of one category attacked at once, each by its own search,
+    then measured on the same fresh orders with no injection, with its own alone, and with all
+    K together (``poise attack --compete K``)."""
+
+    FILE = "compete.json"
+    WHAT = "the competition"
+
+    category: str | None = None
+    method: str | None = None
+    model: str | None = None
+    query: str | None = None
+    k: int | None = None
+    n_products: int | None = None
+    final_orders: int | None = None
+    selection_scores: list[float] = Field(default_factory=list)
+    products: list[CompeteProduct]
+    winner: str | None = None  # the competitor named first most often together (None: none ever was)
+    first_other: float | None = None  # share of the together answers naming a non-competing product first
+    unread_together: float | None = None  # share of the together answers that could not be read
+    recommender_queries: int | None = None
+    search_queries: int | None = None
+    attacker_queries: int | None = None
+    tokens: int | None = None
 
 
 # -- transfer -------------------------------------------------------------------------------------

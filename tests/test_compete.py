@@ -1,0 +1,183 @@
+"""Competition (``poise attack --compete K``): K products attacked at once, each with its own
+search, then measured with no injection, alone and together on the same fresh orders. A
+recommender of known behaviour (a wire fake) where the outcome must be exact; the real bundled
+model from the command line and from Python."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from poise import PoiseError
+from poise.catalog import Category, sample_catalog
+from poise.engine import default_template
+from poise.experiments import attach_cache, compete_setup, model_opener
+from poise.store import RunContext, Store, StoredCompete
+
+from .test_attacks import gullible
+from .test_cli import assert_one_line_error, poise, runs_in
+from .wirefake import WireFake, context_documents
+
+BLENDER = sample_catalog().category("blender")
+TINY = {"budget": 4, "final_orders": 3, "selection_orders": 2, "confirm": 0, "responses": 1}
+
+
+def compete(store: Path, base_url: str | None, *, category: Category = BLENDER, model: str = "openai:fake",
+            max_attempts: int = 5, **options: Any) -> tuple[dict[str, Any], RunContext]:
+    """``poise attack --compete K --json`` in-process: the stored result (as JSON) and the run."""
+    setup = compete_setup(category, model=model, open_model=model_opener(base_url, max_attempts=max_attempts),
+                          template=default_template(), **options)
+    with Store(store) as db:
+        attach_cache(db, *setup.models)
+        with db.open_run(setup.command, setup.config, close=setup.closing) as run:
+            stored = setup.run(db, run.id)
+    return stored.model_dump(mode="json"), run
+
+
+def calls_of(store: Path, run_id: str) -> list[dict[str, Any]]:
+    with Store(store) as db:
+        return db.calls(run_id)
+
+
+# -- a recommender of known behaviour ---------------------------------------------------------------------
+def test_alone_every_injection_wins_together_they_split_first_place(tmp_path, monkeypatch):
+    # the gullible recommender puts first the first page (in context order) that asks to be first:
+    # alone each competitor wins every order; together exactly one of them wins each order
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-compete")
+    with WireFake([], responder=gullible) as fake:
+        out, run = compete(tmp_path, fake.url, compete=2, **TINY)
+    products = out["products"]
+    assert [p["index"] for p in products] == sorted(range(8), key=lambda i: (out["selection_scores"][i], i))[:2]
+    for p in products:
+        assert p["injection"] and p["search_queries"] <= TINY["budget"]
+        assert p["alone"]["first_rate"] == 1.0 and p["alone"]["rank"] == 1.0
+        assert p["gain_alone"] == pytest.approx(p["baseline"]["rank"] - 1.0)
+    assert sum(p["together"]["first_rate"] for p in products) == pytest.approx(1.0)
+    assert out["first_other"] == 0.0 and out["unread_together"] == 0.0
+    assert any(p["gain_together"] < p["gain_alone"] for p in products)  # someone loses under competition
+    top = max(products, key=lambda p: (p["together"]["first_rate"], -p["index"]))
+    assert out["winner"] == f"{top['brand']} {top['model']}"
+    with Store(tmp_path) as db:
+        assert db.run(run.id).command == "compete" and db.run(run.id).config["compete"] == 2
+        assert db.load_result(run.id, StoredCompete).model_dump(mode="json") == out
+    calls = calls_of(tmp_path, run.id)
+    assert len(calls) == out["recommender_queries"] == TINY["selection_orders"] + sum(
+        p["search_queries"] for p in products) + (2 + 2) * TINY["final_orders"]
+
+
+def test_the_joint_evaluation_places_every_injection_in_the_prompt(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-compete")
+    with WireFake([], responder=gullible) as fake:
+        out, run = compete(tmp_path, fake.url, compete=3, **TINY)
+    injections = {p["index"]: p["injection"] for p in out["products"]}
+    names = {i: BLENDER.products[i].name for i in injections}
+    phases: dict[str, int] = {}
+    for call in calls_of(tmp_path, run.id):
+        meta = json.loads(call["meta_json"])
+        phases[meta["phase"]] = phases.get(meta["phase"], 0) + 1
+        if not meta["phase"].startswith("final_"):
+            continue
+        docs = dict(context_documents({"messages": json.loads(call["messages_json"])}))
+        placed = {i for i in injections if docs[names[i]].startswith(injections[i] + "\n\n")}
+        alone = re.search(r"/product=(\d+)/", call["task_key"])
+        expected = {int(alone[1])} if alone else set(injections) if meta["phase"] == "final_together" else set()
+        assert placed == expected, call["task_key"]
+        assert meta["injections"] == {str(i): injections[i] for i in expected}
+        # every other page is the catalog's, untouched
+        assert all(docs[p.name].startswith(p.document.text) for i, p in enumerate(BLENDER.products) if i not in placed)
+    assert phases["final_none"] == phases["final_together"] == TINY["final_orders"]
+    assert phases["final_alone"] == 3 * TINY["final_orders"]
+
+
+def test_an_interrupted_competition_resumes_without_asking_anything_twice(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-compete")
+    with WireFake([], responder=gullible) as fake:
+        straight, _ = compete(tmp_path / "a", fake.url, compete=2, **TINY)
+        straight_asked = len(fake.requests)
+    with WireFake([], responder=gullible) as fake:
+        fake.break_after = straight_asked // 2  # the server breaks halfway through (in the second search)
+        with pytest.raises(PoiseError):
+            compete(tmp_path / "b", fake.url, max_attempts=1, compete=2, **TINY)
+        answered, port = fake.answered, fake.server.server_address[1]
+    with WireFake([], responder=gullible, port=port) as fake:
+        resumed, run = compete(tmp_path / "b", fake.url, compete=2, **TINY)
+        asked = len(fake.requests)
+    assert run.resumed and answered >= 1
+    assert asked == straight_asked - answered  # what was answered before is read back, never asked again
+    drop = {"run_id"}
+    assert {k: v for k, v in resumed.items() if k not in drop} == {k: v for k, v in straight.items() if k not in drop}
+    keys = [c["task_key"] for c in calls_of(tmp_path / "b", run.id) if c["error"] is None]
+    assert len(keys) == len(set(keys))
+
+
+# -- bad input: one line, before any query, nothing written -------------------------------------------------
+@pytest.mark.parametrize(("k", "products", "fragment"), [
+    (1, None, "--compete must be a whole number of at least 2"),
+    (9, None, "has only 8 products"),
+    (3, ["Oster Pro 1200", "Ninja"], "--compete 3 with 2 --product"),
+    (2, ["Oster", "oster pro 1200"], "names 'Oster Pro 1200' twice"),
+    (2, ["Oster", "Nonesuch"], "no single product 'Nonesuch'"),
+])
+def test_bad_competitions_fail_before_any_model_is_built(k, products, fragment):
+    def no_model(spec: str, *, concurrency: int | None = None) -> Any:
+        raise AssertionError("a model was built")
+
+    with pytest.raises(PoiseError, match=re.escape(fragment)):
+        compete_setup(BLENDER, compete=k, products=products, model="local", open_model=no_model,
+                      template=default_template())
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (("--compete", "1"), "at least 2"),
+    (("--compete", "2", "-p", "Oster Pro 1200"), "name 2 products with --product"),
+    (("-p", "Oster Pro 1200", "-p", "Ninja"), "add --compete 2"),
+])
+def test_bad_competitions_from_the_cli_are_one_line(tmp_path, args, fragment):
+    result = poise("attack", "--category", "blender", *args, store=tmp_path)
+    assert_one_line_error(result, fragment)
+    assert runs_in(tmp_path) == []
+
+
+# -- the real bundled model ----------------------------------------------------------------------------------
+@pytest.mark.model
+def test_compete_from_the_cli_on_the_bundled_model(tmp_path, tiny_catalog_file):
+    args = ("attack", "--category", "blender", "--catalog", str(tiny_catalog_file), "--compete", "2",
+            "-p", "Oster Pro 1200", "-p", "Ninja Foodi Power Blender", "--method", "single", "--budget", "1",
+            "--final-orders", "1", "--confirm", "0", "--responses", "1", "--max-tokens", "64")
+    result = poise(*args, store=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "gain together" in result.stdout and "Oster Pro 1200" in result.stdout
+    run_id = re.findall(r"run (\S+)", result.stdout)[-1]
+    with Store(tmp_path) as db:
+        stored = db.load_result(run_id, StoredCompete)
+    assert stored is not None
+    out = stored.model_dump(mode="json")
+    assert [p["model"] for p in out["products"]] == ["Pro 1200", "Foodi Power Blender"]
+    assert out["recommender_queries"] == 2 + (2 + 2) * 1 and out["final_orders"] == 1
+    assert all(p["injection"] and p["search_queries"] == 1 for p in out["products"])
+    report = poise("report", out["run_id"], "--format", "md", "--out", "-", "--store", str(tmp_path), store=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "### Competition" in report.stdout and "Ninja Foodi Power Blender" in report.stdout
+
+
+@pytest.mark.model
+def test_compete_from_python_on_the_bundled_model(tmp_path):
+    from .conftest import tiny_category
+
+    cat = tiny_category()
+    out, run = compete(tmp_path, None, category=cat, model="local", compete=2, method="single", budget=1,
+                       final_orders=1, selection_orders=1, confirm=0, responses=1, max_tokens=64)
+    chosen = [p["index"] for p in out["products"]]
+    assert chosen == sorted(range(3), key=lambda i: (out["selection_scores"][i], i))[:2]
+    calls = calls_of(tmp_path, run.id)
+    assert len(calls) == out["recommender_queries"] == 1 + 2 + (2 + 2) * 1
+    together = [c for c in calls if c["task_key"].startswith("final/together/")]
+    prompt = json.loads(together[0]["messages_json"])[-1]["content"]
+    assert all(p["injection"] in prompt for p in out["products"])
+    for p in out["products"]:
+        for side in ("baseline", "alone", "together"):
+            assert p[side]["first_rate"] in (0.0, 1.0)  # one order: first or not
