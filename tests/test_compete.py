@@ -181,3 +181,37 @@ def test_compete_from_python_on_the_bundled_model(tmp_path):
     for p in out["products"]:
         for side in ("baseline", "alone", "together"):
             assert p[side]["first_rate"] in (0.0, 1.0)  # one order: first or not
+
+
+HOSTILE = "Pro <script>alert(1)</script> | [x](http://evil.test) [bold red]loud[/]"
+
+
+def test_every_output_keeps_names_and_injections_inert(tmp_path, monkeypatch):
+    from poise.report import gather_report, render_html, render_markdown
+
+    from .conftest import tiny_category
+
+    cat = tiny_category()
+    lines = [json.dumps({"type": "category", "category": cat.name, "query": cat.query})]
+    lines += [json.dumps({"category": cat.name, "brand": p.brand, "model": HOSTILE if i == 2 else p.model,
+                          "document": p.document.text}) for i, p in enumerate(cat.products)]
+    catalog = tmp_path / "hostile.jsonl"
+    catalog.write_text("\n".join(lines) + "\n")
+    with WireFake([], responder=gullible) as fake:
+        result = poise("attack", "--category", "blender", "--catalog", str(catalog), "--compete", "2",
+                       "-p", "Oster", "-p", "Ninja", "--model", "openai:fake", "--base-url", fake.url,
+                       *[f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()], store=tmp_path / "runs",
+                       env={"OPENAI_API_KEY": "sk-test-compete", "COLUMNS": "400"})
+    assert result.returncode == 0, result.stderr
+    assert "[bold red]loud[/]" in result.stdout and "\x1b" not in result.stdout  # no markup, no colour codes
+    run_id = re.findall(r"run (\S+)", result.stdout)[-1]
+    with Store(tmp_path / "runs", read_only=True) as db:
+        stored = db.load_result(run_id, StoredCompete)
+        data = gather_report(db, [run_id])
+    assert stored is not None and any("<script>" in p.injection for p in stored.products)  # the name went in
+    md, html = render_markdown(data), render_html(data)
+    assert "### Competition: 2 products of blender attacked at once" in md and "gain together" in md
+    assert "Named first most often together" in html
+    assert "<script>" not in md and "<script>" not in html
+    assert not re.search(r"(?<!\\)\]\(http://evil", md) and 'href="http://evil' not in html
+    assert "&lt;script&gt;" in html and "\\[x\\]" in md

@@ -2,8 +2,8 @@
 
 Every run gets its configuration and cost; then what its kind provides: the calls and
 rankings of ``recommend`` and ``demo`` runs, the analysis of ``natural`` runs, the
-``attack.json`` of attack runs, the ``transfer.json`` of transfer runs and the
-``defend.json`` of defense comparisons. Text in here
+``attack.json`` of attack runs, the ``transfer.json`` of transfer runs, the
+``compete.json`` of competitions and the ``defend.json`` of defense comparisons. Text in here
 (responses, injections, product names) is untrusted: the renderers escape it.
 """
 
@@ -20,7 +20,17 @@ from typing import Any, TypeVar
 from .. import __version__
 from .._errors import StoreError
 from ..ranking._result import AMBIGUOUS_PREFIX
-from ..store import ResultError, ResultFile, RunRecord, Store, StoredAttack, StoredDefend, StoredNatural, StoredTransfer
+from ..store import (
+    ResultError,
+    ResultFile,
+    RunRecord,
+    Store,
+    StoredAttack,
+    StoredCompete,
+    StoredDefend,
+    StoredNatural,
+    StoredTransfer,
+)
 
 MAX_CALLS_SHOWN = 100  # calls listed per run; the rest are counted
 R = TypeVar("R", bound=ResultFile)
@@ -98,6 +108,7 @@ class RunView:
     attack: dict[str, Any] | None = None
     transfer: dict[str, Any] | None = None
     defend: dict[str, Any] | None = None
+    compete: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -164,6 +175,9 @@ def gather_run(store: Store, record: RunRecord) -> RunView:
     elif kind == "defend":
         defend = _load(store, view, StoredDefend)
         view.defend = None if defend is None else _defend_view(defend, view)
+    elif kind == "compete":
+        compete = _load(store, view, StoredCompete)
+        view.compete = None if compete is None else {**compete.model_dump(mode="json"), "run_id": view.id}
     else:
         scores = store.scores(record.id)
         view.rankings = category_rankings(scores)

@@ -98,6 +98,8 @@ def _run(run: RunView) -> list[str]:
         out += _transfer(run.transfer)
     if run.defend is not None:
         out += _defend(run.defend)
+    if run.compete is not None:
+        out += _compete(run.compete)
     if run.calls:
         out += ["### Calls", ""]
         for call in run.calls:
@@ -281,4 +283,25 @@ def _defend(d: dict[str, Any]) -> list[str]:
                           [[md_text(p["value"]), fmt_num(p["tau"]), _pct(p["top1"]), _pct(p["first_rate"]),
                             _gain(p["rank_gain"]), fmt_num(p["tokens_x"], 1)] for p in cv["points"]],
                           right=range(1, 6)), ""]
+    return out
+
+
+def _compete(d: dict[str, Any]) -> list[str]:
+    def name(p: dict[str, Any]) -> str:
+        return md_text(f"{p.get('brand') or ''} {p.get('model') or ''}".strip())
+
+    rows = [[name(p), fmt_num(p["baseline"]["rank"]), fmt_num(p["alone"]["rank"]), fmt_num(p["together"]["rank"]),
+             _gain(p["gain_alone"]), _gain(p["gain_together"]), _pct(p["alone"]["first_rate"]),
+             _pct(p["together"]["first_rate"]), fmt_num(p["search_queries"])] for p in d["products"]]
+    out = [f"### Competition: {fmt_num(d['k'])} products of {md_text(d['category'])} attacked at once", "",
+           f"Each with its own {md_text(d['method'])} search, the others' injections out of sight; then measured on "
+           f"the same {fmt_num(d['final_orders'])} fresh orders with no injection, its own alone and all together. "
+           "Rank: n + 1 - mean score (1 = first); gain: ranks gained over no injection; first: share of answers "
+           "naming it first.", "",
+           table(["product", "rank: none", "alone", "together", "gain alone", "gain together", "first alone",
+                  "first together", "search queries"], rows, right=range(1, 9)), "",
+           f"Named first most often together: {md_text(d['winner'] or 'none of them')}; a product not competing "
+           f"first in {_pct(d['first_other'])} of the together answers, unreadable {_pct(d['unread_together'])}.", ""]
+    for p in d["products"]:
+        out += [f"{name(p)}'s injection:", "", md_block(p["injection"] or "(no injection found)"), ""]
     return out
