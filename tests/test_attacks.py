@@ -91,7 +91,10 @@ def test_every_method_runs_records_and_reports(tmp_path, method, monkeypatch):
             assert m["injection"] == cand["injection"] and m["injection_sha"] == cand["sha"]
     if METHODS[method].needs_attacker:  # the attacker's reasoning is kept with each candidate it wrote
         assert all(c["improvement"] == "ask directly" for c in data["candidates"] if c["strategy"] == "tap")
-    if method == "none":
+    if METHODS[method].replaces_page:  # rewrite: every reply here is an instruction or no page: all rejected
+        assert data["candidates"] and all(c["rejected"] and c["rejection"] for c in data["candidates"])
+        assert out["injection"] == "" and out["search_queries"] == 0 and out["score_after"] == out["score_before"]
+    elif method == "none":
         assert out["score_after"] == out["score_before"] and out["injection"] == ""
         assert out["recommender_queries"] == 4 + 10  # selection + final, nothing else
     else:

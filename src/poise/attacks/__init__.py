@@ -10,6 +10,7 @@ from ._evaluate import Budget, BudgetExhausted, Candidate, Evaluator, injection_
 from ._hardlabel import HardLabelSearch, first_place_rate, sprt_decision
 from ._logprob import LogprobSearch, ProxyReading, ask_proxy, read_first_product
 from ._rewrite import GEO_STRATEGIES, PageRewrite, clean_rewrite, judge_rewrite, ranker_instructions
+from ._rewrite import GEO_STRATEGIES, PageRewrite, clean_rewrite, judge_rewrite, ranker_instructions
 from ._run import AttackResult, ScoreSummary, final_scores, find_product, run_attack, save_attack
 from ._stealth import (
     DEFAULT_DETECTORS,
@@ -40,6 +41,7 @@ __all__ = [
     "DEFAULT_DETECTORS",
     "FAMILIES",
     "GEO_STRATEGIES",
+    "GEO_STRATEGIES",
     "METHODS",
     "AttackMethod",
     "AttackParameterError",
@@ -52,6 +54,7 @@ __all__ = [
     "Evaluator",
     "HardLabelSearch",
     "LogprobSearch",
+    "PageRewrite",
     "PageRewrite",
     "Param",
     "Proposal",
@@ -69,6 +72,7 @@ __all__ = [
     "check_max_ratio",
     "check_method",
     "clean_rewrite",
+    "clean_rewrite",
     "describe_methods",
     "final_scores",
     "find_product",
@@ -77,14 +81,17 @@ __all__ = [
     "injection_sha",
     "joint_scores",
     "judge_rewrite",
+    "judge_rewrite",
     "load_sources",
     "method_class",
     "mutate",
     "page_perplexity",
     "parse_attacker_reply",
     "ranker_instructions",
+    "ranker_instructions",
     "read_first_product",
     "register_method",
+    "replaces_page",
     "replaces_page",
     "run_attack",
     "run_compete",

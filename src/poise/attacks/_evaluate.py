@@ -64,7 +64,11 @@ class Candidate:
     search_queries_so_far: int | None = None
     improvement: str = ""  # what the attacker said it changed and why (the tree of attacks)
     perplexity_ratio: float | None = None  # the page's, with and without it (when a stealth filter is set)
-    rejected: bool = False  # refused by the stealth filter: never asked
+    rejected: bool = False  # refused by the stealth filter (or by its method: see rejection): never asked
+    # a method's own reason for refusing it (rewrite: an instruction, the name dropped ...); "": none
+    rejection: str = ""
+    # the page its text was made from, when the text is a whole page (rewrite): kept with its hash
+    original: str | None = None
 
     @property
     def asked(self) -> int:
@@ -86,7 +90,8 @@ class Candidate:
                 else self.search_queries_so_far,
                 "improvement": self.improvement, "responses": self.responses,
                 "perplexity_ratio": None if self.perplexity_ratio is None else round(self.perplexity_ratio, 4),
-                "rejected": self.rejected}
+                "rejected": self.rejected, "rejection": self.rejection, "original": self.original,
+                "original_sha": None if self.original is None else injection_sha(self.original)}
 
 
 @dataclass(frozen=True)
@@ -170,6 +175,9 @@ class Evaluator:
         # other products' pages as their own attackers left them (competition): they replace the
         # catalog's pages in every query; the promoted product's page is never among them
         self.pages: dict[int, Document] = {}
+        # a candidate's text is the promoted page itself, in place of the catalog's (rewrite), not
+        # an injection prepended to it: set from the method's AttackMethod.replaces_page
+        self.replaces_page = False
 
     # -- orders ---------------------------------------------------------------------------------
     def fresh_orders(self, stream: str, count: int) -> list[tuple[int, ...]]:
@@ -279,7 +287,8 @@ class Evaluator:
                 for i, p in enumerate(self.category.products)]
         if injection and self.target is not None:
             original = docs[self.target]
-            docs[self.target] = Document(text=f"{injection}\n\n{original.text}", source_url=original.source_url)
+            text = injection if self.replaces_page else f"{injection}\n\n{original.text}"
+            docs[self.target] = Document(text=text, source_url=original.source_url)
         return docs
 
     def score(self, ranking: list[int] | None, product: int | None = None) -> int | None:

@@ -213,6 +213,7 @@ def search_injection(ev: Evaluator, method: AttackMethod, target: int, seed: int
     front-runners: (the best injection, "" when none; what stopped the search)."""
     category = ev.category
     ev.target = target
+    ev.replaces_page = method.replaces_page
     p = category.products[target]
     others = tuple(q.name for i, q in enumerate(category.products) if i != target)
     stopped_by = "method finished"

@@ -16,6 +16,7 @@ from ..ranking import RankingReader
 from ..store import RunRecord, Store, StoredAttack, StoredTransfer, TransferItem
 from ._evaluate import Evaluator
 from ._run import final_scores
+from .base import replaces_page
 
 # what a transfer reads of an attack run's attack.json
 SOURCE_FIELDS = ("category", "product", "injection", "score_before", "score_after")
@@ -90,6 +91,7 @@ def transfer_one(engine: Recommender, source: TransferSource, *, store: Store, r
     ev = Evaluator(engine, cat, store=store, run_id=run_id, query=src.query, seed=source.record.config.get("seed", 0),
                    reader=reader, on_query=on_query)
     ev.target = index
+    ev.replaces_page = replaces_page(src.method)  # a rewritten page replaces the page, as in its attack
     final = final_scores(ev, final_orders, src.injection, key=lambda side, k: f"{src.run_id}/{side}/order={k}",
                          phase="transfer", meta={"source_run": src.run_id}, ask_without=True)
     fb, fa = final["before"], final["after"]

@@ -69,6 +69,8 @@ class AttackMethod(ABC):
 
     name: ClassVar[str]
     needs_attacker: ClassVar[bool] = False
+    # its candidates are whole pages that replace the promoted page (rewrite), not text prepended to it
+    replaces_page: ClassVar[bool] = False
     description: ClassVar[str] = ""
     parameters: ClassVar[dict[str, Param]] = {}
 
@@ -105,6 +107,13 @@ def method_class(name: str) -> type[AttackMethod]:
     if name not in METHODS:
         raise PoiseError(f"unknown attack method {name!r}", f"choose one of {', '.join(METHODS)}")
     return METHODS[name]
+
+
+def replaces_page(name: str | None) -> bool:
+    """Whether the method called ``name`` writes whole pages (a stored run's method: False when
+    it is not registered here)."""
+    cls = METHODS.get(name or "")
+    return cls is not None and cls.replaces_page
 
 
 def check_method(name: str, params: dict[str, Any], *, attacker: bool = False) -> type[AttackMethod]:

@@ -47,9 +47,11 @@ def attack(
     method: Annotated[str, typer.Option("--method", help=f"One of: {_METHOD_NAMES}.")] = "strategies",
     model: ModelOpt = DEFAULT_MODEL_SPEC,
     attacker: Annotated[str | None, typer.Option(
-        "--attacker", help="The attacker model spec for --method tap (default: the --model).")] = None,
+        "--attacker", help="The attacker model spec for --method tap, or the rewrite model for --method rewrite "
+                           "(default: the --model).")] = None,
     budget: Annotated[int, typer.Option("--budget", min=1, help="Recommender queries the search may spend.")] = 46,
-    attacker_budget: Annotated[int, typer.Option("--attacker-budget", min=1, help="Attacker queries (tap).")] = 100,
+    attacker_budget: Annotated[int, typer.Option("--attacker-budget", min=1,
+                                                 help="Attacker queries (tap, rewrite).")] = 100,
     token_budget: Annotated[int | None, typer.Option("--token-budget", min=1,
                                                         help="Tokens the search may spend (all models).")] = None,
     responses: Annotated[int, typer.Option("--responses", min=1, help="Answers per candidate.")] = 2,
@@ -171,7 +173,11 @@ def show_attack(d: dict[str, Any]) -> None:
                       f"{d[f'first_rate_{side}']:.0%}", str(d[f"unparseable_{side}"]),
                       str(d.get(f"ambiguous_{side}") or 0))
     out.print(table)
-    out.print(Panel(safe(d["injection"] or "(no injection)"), title="best injection", title_align="left"))
+    from ..attacks import replaces_page
+
+    whole = replaces_page(d.get("method"))  # rewrite: the injection is the whole rewritten page
+    out.print(Panel(safe(d["injection"] or ("(no rewrite: the catalog page)" if whole else "(no injection)")),
+                    title="rewritten page" if whole else "best injection", title_align="left"))
     first = d["queries_to_first_success"]
     out.print(safe(
         f"{'success' if d['success'] else 'no success'}: {d['recommender_queries']} recommender queries "
@@ -193,7 +199,8 @@ def access_lines(d: dict[str, Any]) -> list[str]:
         lines.append(summarize(d["method_report"]))
     if d.get("stealth"):
         lines.append(f"stealth: {stealth_summary(d['stealth'])}")
-    refused = sum(bool(c.get("rejected")) for c in d["candidates"])
+    # refused by the stealth filter (a method's own refusals, with a reason, are in its line)
+    refused = sum(bool(c.get("rejected")) and not c.get("rejection") for c in d["candidates"])
     if refused:
         lines.append(f"{refused} candidates refused by --max-perplexity-ratio (never asked)")
     return lines

@@ -223,7 +223,7 @@ def run_defend(
         elif plain_injection:
             ev = Evaluator(defended, category, store=store, run_id=run_id, seed=seed, reader=reader,
                            on_query=tick, task_prefix=p + "transfer/")
-            ev.target = target
+            ev.target, ev.replaces_page = target, found.evaluator.replaces_page  # a rewrite replaces the page
             replay = final_scores(ev, attack.final_orders, plain_injection, sides=("after",))["after"]
             robust.transfer_first_rate = round(replay.first_rate, 4)
             robust.transfer_rank_after = _num(replay.mean_rank)
