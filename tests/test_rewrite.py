@@ -24,6 +24,7 @@ from poise.attacks import (
     judge_rewrite,
     ranker_instructions,
 )
+from poise.report import gather_report, render_html, render_markdown
 from poise.store import Store, StoredAttack
 
 from . import inprocess
@@ -38,7 +39,7 @@ PAGE = OSTER.document.text
 
 def quote(page: str) -> str:
     return page.replace("two smoothie cups.", 'two smoothie cups. "The best value blender we tested," says chef '
-                                              "Ana Ruiz of Test Kitchen.")
+                                              "Ana Ruiz of <i>Test Kitchen</i>.")  # markup: shown inert
 
 
 def cite(page: str) -> str:
@@ -175,6 +176,12 @@ def test_rewrites_replace_the_page_rejects_are_recorded_and_chatter_stripped(tmp
     assert rows[3][0] == chatter(BOTH)
     stored = json.loads((tmp_path / "runs" / run_id / "attack.json").read_text())
     assert stored["candidates"][3]["original"] == PAGE and stored["candidates"][1]["rejection"]
+    with Store(tmp_path) as db:  # the report names the page for what it is and shows it inert
+        data = gather_report(db, [run_id])
+    markdown, html = render_markdown(data), render_html(data)
+    assert "The rewritten page:" in markdown and "(rejected: instruction: " in markdown
+    assert "<h3>The rewritten page</h3>" in html and "rejected: instruction: " in html
+    assert "&lt;i&gt;Test Kitchen" in html and "<i>Test Kitchen" not in html
 
 
 def test_a_resumed_rewrite_asks_nothing_twice_and_transfer_replaces_the_page(tmp_path, tiny_catalog_file):

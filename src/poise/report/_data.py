@@ -328,10 +328,13 @@ def _load(store: Store, view: RunView, kind: type[R], need: tuple[str, ...] = ()
 
 def _attack_view(attack: StoredAttack, run_id: str) -> dict[str, Any]:
     """What the renderers show of an attack: its fields, the product's name, the search tree."""
+    from ..attacks import replaces_page
+
     data = attack.model_dump(mode="json")
     data["run_id"] = run_id
     data["product_name"] = attack.product.name if attack.product is not None else ""
     data["tree"] = candidate_tree(data["candidates"], data["injection"])
+    data["text_label"] = "rewritten page" if replaces_page(attack.method) else "injection"  # what the text is
     return data
 
 

@@ -217,7 +217,7 @@ def _attack(a: dict[str, Any]) -> list[str]:
         rows.append(["search stopped by", md_text(a["stopped_by"])])
     rows += _access_rows(a)
     out = [f"### Attack on {md_text(a['product_name'])} ({md_text(a['category'])})", "", table(["", ""], rows), "",
-           "The injection:", "", md_block(a["injection"]), "",
+           f"The {a.get('text_label') or 'injection'}:", "", md_block(a["injection"]), "",
            f"#### Candidate injections ({len(a['candidates'])})", ""]
     out += _tree(a["tree"], 0)
     return [*out, ""]
@@ -229,6 +229,8 @@ def _tree(nodes: list[dict[str, Any]], depth: int) -> list[str]:
         c = node["c"]
         mark = (f" (re-asked; search mean {fmt_num(c.get('search_mean_score'))})" if c.get("confirmed") else "") \
             + (" (kept)" if node["final"] else "")
+        if c.get("rejection"):  # refused by its method (rewrite), never asked
+            mark += f" (rejected: {md_text(c['rejection'])})"
         out.append(f"{'  ' * depth}- \\#{md_text(c['id'])} {md_text(c['strategy'])}, mean score "
                    f"{fmt_num(c['mean_score'])}{mark}: {md_text(c['injection'][:300]) or '(no injection)'}")
         out += _tree(node["children"], depth + 1)
