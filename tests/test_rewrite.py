@@ -125,6 +125,8 @@ def test_empty_long_short_nameless_and_repeated_rewrites_are_rejected():
     assert judge("") == "empty"
     assert judge(PAGE * 4) == "too long"  # 2 x the page + 200 characters at most
     assert judge(PAGE[:20]) == "too short"
+    assert judge(PAGE + " The 900-watt motor is a fast motor." * 3) == "repetitive"  # a small model's loop
+    assert judge(PAGE + " The 900-watt motor is a fast motor." * 2) == ""
     assert judge(PAGE.replace("Oster Pro 1200", "blender")) == "name dropped"
     assert judge(PAGE) == "unchanged"
     assert judge(QUOTED, tried={QUOTED: 4}) == "duplicate"

@@ -13,10 +13,11 @@ best page can gather several edits. The evaluator keeps the best.
 The rewrite model's reply is untrusted text: capped, its chatter stripped ("Here is the
 rewritten page:", code fences, "Let me know ..."), then judged (:func:`judge_rewrite`). A
 rewrite is rejected (stored with its reason, never asked) when it is empty, shorter than a
-quarter of the page, longer than ``max_growth`` times the page plus a short allowance, no
-longer names the product, repeats a page already tried, or holds instruction-like text aimed
-at the ranker (:func:`ranker_instructions`): a benign edit persuades a reader and instructs
-nobody. Every candidate keeps the catalog page it replaces and both hashes.
+quarter of the page, longer than ``max_growth`` times the page plus a short allowance, says
+one sentence three times or more (a small model's loop), no longer names the product, repeats
+a page already tried, or holds instruction-like text aimed at the ranker
+(:func:`ranker_instructions`): a benign edit persuades a reader and instructs nobody. Every
+candidate keeps the catalog page it replaces and both hashes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -75,6 +77,8 @@ MAX_REPLY_CHARS = 20_000
 ALLOWANCE_CHARS = 200
 #: A rewrite shorter than this share of the page has dropped its content.
 MIN_SHARE = 0.25
+#: A rewrite that says one sentence (of 4 words or more) this many times has fallen into a loop.
+MAX_REPEATS = 3
 
 # -- the reply -----------------------------------------------------------------------------------------
 _FENCE = re.compile(r"^\s*```[\w-]*\s*$", re.M)
@@ -171,6 +175,9 @@ def judge_rewrite(text: str, original: str, product: Product, *, max_growth: flo
     found = ranker_instructions(text)
     if found:
         return f"instruction: {found[0][:80]!r}"
+    sentence, times = _most_repeated(text)
+    if times >= MAX_REPEATS:
+        return f"repetitive: {sentence[:60]!r} {times} times"
     if not _names(text, product) and _names(original, product):
         return f"name dropped: the page no longer names the {product.name}"
     if text.strip() == original.strip():
@@ -178,6 +185,13 @@ def judge_rewrite(text: str, original: str, product: Product, *, max_growth: flo
     if tried and text in tried:
         return f"duplicate: the same page as candidate {tried[text]}"
     return ""
+
+
+def _most_repeated(text: str) -> tuple[str, int]:
+    """The sentence of 4 words or more ``text`` says most often (case and spacing aside), and how often."""
+    said = [" ".join(s.lower().split()) for s in re.split(r"(?<=[.!?])\s+|\n+", text)]
+    counts = Counter(s for s in said if len(s.split()) >= 4)
+    return counts.most_common(1)[0] if counts else ("", 0)
 
 
 def _names(text: str, product: Product) -> bool:
