@@ -143,44 +143,52 @@ def test_bad_competitions_from_the_cli_are_one_line(tmp_path, args, fragment):
 
 
 # -- the real bundled model ----------------------------------------------------------------------------------
+# both tests run the same competition in one store: whichever runs second is answered by the
+# store's request cache (each still runs whole, as a user runs it, when run alone)
+MODEL_RUN = {"compete": 2, "products": ["Oster Pro 1200", "Ninja Foodi Power Blender"], "method": "single",
+             "budget": 1, "final_orders": 1, "confirm": 0, "responses": 1, "max_tokens": 64}
+
+
+@pytest.fixture(scope="module")
+def model_store(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("compete-model")
+
+
 @pytest.mark.model
-def test_compete_from_the_cli_on_the_bundled_model(tmp_path, tiny_catalog_file):
-    args = ("attack", "--category", "blender", "--catalog", str(tiny_catalog_file), "--compete", "2",
-            "-p", "Oster Pro 1200", "-p", "Ninja Foodi Power Blender", "--method", "single", "--budget", "1",
-            "--final-orders", "1", "--confirm", "0", "--responses", "1", "--max-tokens", "64")
-    result = poise(*args, store=tmp_path)
+def test_compete_from_the_cli_on_the_bundled_model(model_store, tiny_catalog_file):
+    result = poise("attack", "--category", "blender", "--catalog", str(tiny_catalog_file), "--compete", "2",
+                   "-p", "Oster Pro 1200", "-p", "Ninja Foodi Power Blender", "--method", "single", "--budget", "1",
+                   "--final-orders", "1", "--confirm", "0", "--responses", "1", "--max-tokens", "64",
+                   store=model_store, env={"COLUMNS": "200"})
     assert result.returncode == 0, result.stderr
     assert "gain together" in result.stdout and "Oster Pro 1200" in result.stdout
     run_id = re.findall(r"run (\S+)", result.stdout)[-1]
-    with Store(tmp_path) as db:
+    with Store(model_store) as db:
         stored = db.load_result(run_id, StoredCompete)
     assert stored is not None
     out = stored.model_dump(mode="json")
     assert [p["model"] for p in out["products"]] == ["Pro 1200", "Foodi Power Blender"]
     assert out["recommender_queries"] == 2 + (2 + 2) * 1 and out["final_orders"] == 1
     assert all(p["injection"] and p["search_queries"] == 1 for p in out["products"])
-    report = poise("report", out["run_id"], "--format", "md", "--out", "-", "--store", str(tmp_path), store=tmp_path)
+    report = poise("report", run_id, "--format", "md", "--out", "-", "--store", str(model_store), store=model_store)
     assert report.returncode == 0, report.stderr
     assert "### Competition" in report.stdout and "Ninja Foodi Power Blender" in report.stdout
 
 
 @pytest.mark.model
-def test_compete_from_python_on_the_bundled_model(tmp_path):
+def test_compete_from_python_on_the_bundled_model(model_store):
     from .conftest import tiny_category
 
-    cat = tiny_category()
-    out, run = compete(tmp_path, None, category=cat, model="local", compete=2, method="single", budget=1,
-                       final_orders=1, selection_orders=1, confirm=0, responses=1, max_tokens=64)
-    chosen = [p["index"] for p in out["products"]]
-    assert chosen == sorted(range(3), key=lambda i: (out["selection_scores"][i], i))[:2]
-    calls = calls_of(tmp_path, run.id)
-    assert len(calls) == out["recommender_queries"] == 1 + 2 + (2 + 2) * 1
+    out, run = compete(model_store, None, category=tiny_category(), model="local", **MODEL_RUN)
+    assert [p["index"] for p in out["products"]] == [2, 1]
+    calls = calls_of(model_store, run.id)
+    assert len(calls) == out["recommender_queries"] == 2 + (2 + 2) * 1
     together = [c for c in calls if c["task_key"].startswith("final/together/")]
     prompt = json.loads(together[0]["messages_json"])[-1]["content"]
-    assert all(p["injection"] in prompt for p in out["products"])
+    assert all(p["injection"] and p["injection"] in prompt for p in out["products"])
     for p in out["products"]:
-        for side in ("baseline", "alone", "together"):
-            assert p[side]["first_rate"] in (0.0, 1.0)  # one order: first or not
+        for side in ("baseline", "alone", "together"):  # one order: first or not, read or not
+            assert p[side]["first_rate"] in (0.0, 1.0) and p[side]["unparseable"] + p[side]["ambiguous"] <= 1
 
 
 HOSTILE = "Pro <script>alert(1)</script> | [x](http://evil.test) [bold red]loud[/]"
