@@ -153,6 +153,7 @@ def test_rewrites_replace_the_page_rejects_are_recorded_and_chatter_stripped(tmp
         ("quotations", None), ("statistics", None), ("statistics", 0), ("cite_sources", 0)]
     rewrites = [r for r in asked if r["model"] == "attacker"]
     assert [source_of(r) for r in rewrites] == [PAGE, PAGE, QUOTED, QUOTED]
+    assert all(r["stop"] == ["</page>"] for r in rewrites)  # nothing after the page is generated
     good, bad, bad_again, chatty = cands
     assert good["injection"] == QUOTED and not good["rejected"] and good["scores"]
     assert bad["rejected"] and bad["rejection"].startswith("instruction: ") and bad["scores"] == []

@@ -290,7 +290,9 @@ class PageRewrite(AttackMethod):
         key = f"attacker/rewrite/round={round_}/parent={parent.id if parent else None}/strategy={strategy.name}"
         seed = int(hashlib.sha256(f"{evaluator.seed}/{key}".encode()).hexdigest()[:8], 16)
         limit = allowed_chars(original, self.params["max_growth"])
-        config = GenerateConfig(temperature=self.params["temperature"], max_tokens=limit // 3 + 32, seed=seed)
+        # room for the longest page accepted (about 3 characters a token) and no more; nothing after </page>
+        config = GenerateConfig(temperature=self.params["temperature"], max_tokens=limit // 3 + 32, seed=seed,
+                                stop=("</page>",))
         text = clean_rewrite(evaluator.ask_attacker(self.attacker, messages, config, key))  # "": the call failed
         tried = {c.injection: c.id for c in evaluator.candidates}
         rejection = judge_rewrite(text, original, product, max_growth=self.params["max_growth"], tried=tried)
