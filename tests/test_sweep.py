@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import signal
 import sqlite3
@@ -70,8 +71,12 @@ def poise(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str
     return code, captured.out, captured.err
 
 
+PROGRESS_LINE = re.compile(r"sweep \S+ \[\d+/\d+\] (started|resuming|done|failed|will retry) ")
+
+
 def one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
+    """stderr's one error line; the sweep's progress lines (stderr is not a terminal here) aside."""
+    lines = [line for line in err.splitlines() if line.strip() and not PROGRESS_LINE.match(line)]
     assert len(lines) == 1 and lines[0].startswith("poise: error: ") and "Traceback" not in err, err
     return lines[0]
 

@@ -10,11 +10,14 @@ import typer
 from rich import box
 from rich.table import Table
 
+from .._errors import PoiseError
 from ._options import JsonOpt, StoreOpt
-from ._render import emit_json, make_console, out, progress_bar, safe
+from ._render import emit_json, make_console, out, safe
+from ._sweep_view import SweepView
 
 if TYPE_CHECKING:  # annotations only
-    from ..sweep import Event, Outcome, Prepared
+    from ..store import Store
+    from ..sweep import Job, ModelSource, Outcome, Prepared
 
 
 def sweep(
@@ -25,6 +28,15 @@ def sweep(
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, max=64, help="Jobs run at once.")] = 1,
     retries: Annotated[int, typer.Option(
         "--retries", min=0, max=10, help="Times a failed job is run again (resuming its run).")] = 1,
+    executor: Annotated[str, typer.Option(
+        "--executor", help="local (threads of this process) or ray (Ray tasks; the store is written here "
+                           "alone).")] = "local",
+    address: Annotated[str | None, typer.Option(
+        "--address", help="The Ray cluster to join (e.g. 10.0.0.5:6379; default: start a local one).",
+        show_default=False)] = None,
+    report: Annotated[Path | None, typer.Option(
+        "--report", help="Write one HTML report of the whole sweep here (with --dry-run: of what the store "
+                         "holds, running nothing).", show_default=False)] = None,
     base_url: Annotated[list[str] | None, typer.Option(
         "--base-url", envvar="OPENAI_BASE_URL", show_envvar=True,
         help="An endpoint for openai:MODEL specs; repeat to spread calls over several servers.")] = None,
@@ -36,45 +48,109 @@ def sweep(
     """Run a grid of ordinary runs (every category x model x template x method x defense x
     seed of a sweep file), resumably: a rerun skips finished jobs, resumes interrupted ones and
     retries failed ones."""
-    from ..store import Store
-    from ..sweep import LocalExecutor, ModelSource, close_models, load_sweep, prepare_all, store_states, totals
+    from ..sweep import ModelSource, close_models, load_sweep, prepare_all, totals
 
+    _check_flags(executor, address, report, dry_run)
     plan = load_sweep(file)
     urls = [u for item in base_url or [] for u in item.split() if u]  # the env var may list several
     source = ModelSource(urls, endpoint_limit=endpoint_limit)
     prepared = prepare_all(plan.jobs(), source)
     try:
         if dry_run:
-            if Store.exists(store):
-                with Store(store, read_only=True) as db:
-                    store_states(db, prepared)
-            else:
-                store_states(None, prepared)
-            show_plan(prepared, as_json)
+            _dry_run(prepared, store, report, plan.path.name, as_json)
             return
-        err = make_console(stderr=True)
         try:
-            with Store(store) as db, progress_bar(err, transient=True) as progress:
-                bar = progress.add_task(f"sweep {plan.path.name}", total=len(prepared))
-                outcomes = LocalExecutor(db, jobs=jobs, retries=retries,
-                                         on_event=_on_event(progress, bar)).run(prepared)
+            outcomes, endpoints, seconds = _run(plan.path.name, prepared, source, store, executor=executor,
+                                                address=address, jobs=jobs, retries=retries, report=report)
         except KeyboardInterrupt:
             _leave_now()
     finally:
         close_models(prepared)
         source.close()
-    summary = totals(outcomes)
+    summary = {**totals(outcomes), "seconds": round(seconds, 3),
+               "queries_per_s": round(sum(o.queries for o in outcomes) / max(seconds, 1e-9), 3)}
     if as_json:
-        emit_json({"sweep": str(plan.path), "totals": summary, "jobs": [o.to_json() for o in outcomes],
-                   "endpoints": source.stats()})
+        emit_json({"sweep": str(plan.path), "executor": executor, "totals": summary,
+                   "jobs": [o.to_json() for o in outcomes], "endpoints": endpoints,
+                   **({"report": str(report)} if report else {})})
     else:
         out.print(outcome_table(outcomes))
         out.print(safe(_totals_line(summary), "dim"))
+        if report:
+            out.print(safe(f"report: {report}"))
     failed = summary["states"].get("failed", 0)
     if failed:
-        from .._errors import PoiseError
-
         raise PoiseError(f"{failed} of {len(outcomes)} jobs failed", "run the same sweep again to retry them")
+
+
+def _check_flags(executor: str, address: str | None, report: Path | None, dry_run: bool) -> None:
+    """Flags that do not fit, refused before anything is read or written."""
+    if executor not in ("local", "ray"):
+        raise PoiseError(f"unknown executor {executor!r}", "use --executor local or --executor ray")
+    if address is not None and executor != "ray":
+        raise PoiseError("--address names a Ray cluster", "add --executor ray, or drop --address")
+    if executor == "ray" and not dry_run:
+        from ..sweep import require_ray
+
+        require_ray()
+    if report is not None and (report.is_dir() or not report.parent.is_dir()):
+        raise PoiseError(f"cannot write the report to {report}: "
+                         + ("it is a folder" if report.is_dir() else "no such folder"),
+                         "pass a file in an existing folder to --report")
+
+
+def _dry_run(prepared: list[Prepared], store: Path | None, report: Path | None, name: str, as_json: bool) -> None:
+    from ..store import Store
+    from ..sweep import store_states
+
+    if not Store.exists(store):
+        if report is not None:
+            raise PoiseError(f"no results store at {store or 'the default place'} to report on",
+                             "run the sweep first (without --dry-run)")
+        store_states(None, prepared)
+        show_plan(prepared, as_json)
+        return
+    with Store(store, read_only=True) as db:
+        store_states(db, prepared)
+        if report is not None:
+            _write_report(db, name, [(p.job, p.state, p.run_id) for p in prepared], report)
+    show_plan(prepared, as_json)
+
+
+def _run(name: str, prepared: list[Prepared], source: ModelSource, store: Path | None, *, executor: str,
+         address: str | None, jobs: int, retries: int, report: Path | None,
+         ) -> tuple[list[Outcome], dict[str, Any], float]:
+    """Run the jobs with the live view on stderr; write the report; the outcomes, the
+    endpoints' figures and the seconds the sweep took."""
+    import time
+
+    from ..store import Store
+    from ..sweep import LocalExecutor, RayExecutor, Tally, store_states
+
+    with Store(store) as db:
+        store_states(db, prepared)
+        ex: LocalExecutor | RayExecutor = LocalExecutor(db, jobs=jobs, retries=retries)
+        if executor == "ray":
+            ex = RayExecutor(db, jobs=jobs, retries=retries, address=address, base_urls=source.base_urls,
+                             endpoint_limit=source.endpoint_limit)
+        endpoints = ex.endpoint_stats if isinstance(ex, RayExecutor) else source.stats
+        tally = Tally(prepared, tokens=ex.live_tokens, endpoints=endpoints)
+        begun = time.monotonic()
+        with SweepView(make_console(stderr=True), tally, name) as view:
+            ex.on_event = view.on_event
+            outcomes = ex.run(prepared)
+        seconds = time.monotonic() - begun
+        if report is not None:
+            _write_report(db, name, [(p.job, o.state, o.run_id) for p, o in zip(prepared, outcomes, strict=True)],
+                          report)
+    return outcomes, endpoints(), seconds
+
+
+def _write_report(db: Store, name: str, jobs: list[tuple[Job, str, str | None]], path: Path) -> None:
+    from ..report import gather_sweep, render_sweep_html
+    from ._report import write_text
+
+    write_text(path, render_sweep_html(gather_sweep(db, name, jobs)))
 
 
 def _leave_now() -> None:
@@ -90,16 +166,6 @@ def _leave_now() -> None:
     _fail(_INTERRUPT_LINE, INTERRUPTED)
     sys.stdout.flush()
     os._exit(INTERRUPTED)
-
-
-def _on_event(progress: Any, bar: Any) -> Any:
-    def on_event(event: Event, job: Prepared) -> None:
-        if event.kind in ("done", "failed"):
-            progress.advance(bar)
-        elif event.kind == "started":
-            verb = "resuming" if event.resumed else "running"
-            progress.update(bar, description=f"{verb} {job.job.label}")
-    return on_event
 
 
 def show_plan(prepared: list[Prepared], as_json: bool) -> None:

@@ -98,10 +98,16 @@ class LocalExecutor:
         self.on_event = on_event or (lambda event, job: None)
         self._cancelled = threading.Event()
         self._in_process = threading.Lock()  # held by the running job that loads llama.cpp models
+        self._prepared: Sequence[Prepared] = ()
+
+    def live_tokens(self) -> int:
+        """Tokens the jobs' models have spent so far in this sweep (what a progress view shows)."""
+        return sum(p.usage()["tokens"] for p in self._prepared)
 
     def run(self, prepared: Sequence[Prepared]) -> list[Outcome]:
         """Run every job not finished before; returns one outcome per job, in order."""
         store_states(self.db, prepared)
+        self._prepared = prepared
         attempts = [0] * len(prepared)
         queries = [0] * len(prepared)
         seconds = [0.0] * len(prepared)
