@@ -131,6 +131,12 @@ def test_bad_competitions_fail_before_any_model_is_built(k, products, fragment):
                       template=default_template())
 
 
+def test_a_competition_refuses_a_single_product_argument():
+    with pytest.raises(PoiseError, match="not product="):
+        compete_setup(BLENDER, compete=2, product="Oster", model="local", open_model=model_opener(None),
+                      template=default_template())
+
+
 @pytest.mark.parametrize(("args", "fragment"), [
     (("--compete", "1"), "at least 2"),
     (("--compete", "2", "-p", "Oster Pro 1200"), "name 2 products with --product"),

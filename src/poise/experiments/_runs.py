@@ -237,8 +237,12 @@ def compete_setup(category: Category, *, compete: int, products: Sequence[str] |
     """``poise attack --compete K``'s run, built and checked: ``compete`` and the ``products``
     (none, or exactly K) before anything else, then every option as :func:`attack_setup` takes it
     (its ``product`` excepted); each search has the whole ``budget``."""
-    from ..attacks import check_compete
+    from ..attacks import AttackParameterError, check_compete
 
+    if options.get("product") is not None:
+        raise AttackParameterError("a competition names its products with products=[...], not product=",
+                                   "pass the K products as products, or none to attack the K lowest-ranked")
+    options.pop("product", None)
     named = list(products) if products else None
     check_compete(category, compete, named)
     a = attack_setup(category, **options)
