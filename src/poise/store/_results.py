@@ -189,7 +189,7 @@ class StoredCompete(ResultFile):
     selection_scores: list[float] = Field(default_factory=list)
     products: list[CompeteProduct]
     winner: str | None = None  # the competitor named first most often together (None: none ever was)
-    first_other: float | None = None  # share of the together answers naming a non-competing product first
+    first_other: float | None = None  # share of the together answers naming first a non-competing product (or none)
     unread_together: float | None = None  # share of the together answers that could not be read
     recommender_queries: int | None = None
     search_queries: int | None = None
