@@ -272,3 +272,27 @@ def test_the_live_view_counts_jobs_queries_tokens_and_endpoints_and_shows_them_i
     drawn = screen.getvalue()
     assert "1 done, 1 running, 2 pending of 4 jobs" in drawn and "1,234 tokens" in drawn and "1 queries" in drawn
     assert "[bold]evil[/bold]" in drawn and "\x1b[31m" not in drawn and "down" in drawn and "1.50" in drawn
+
+
+def test_a_worker_whose_job_is_not_the_drivers_run_fails_it_with_one_line(folder, capsys):
+    """``run_job`` (the Ray task's body, called here as a function): a worker that builds another
+    configuration than the driver's (here: the catalog edited in between) asks nothing and says why."""
+    from poise.store import Store
+    from poise.sweep import ModelSource, load_sweep, prepare_all
+    from poise.sweep._ray import run_job
+
+    (job,) = load_sweep(natural_sweep(folder, seeds="[0]")).jobs()[:1]
+    (prepared,) = prepare_all([job], ModelSource(["http://127.0.0.1:9/v1"]))
+    with Store(folder / "store") as db:
+        run_id = db.start_run(prepared.command, prepared.config)
+        seed = db.export_run(run_id)
+    (folder / "cat.jsonl").write_text((folder / "cat.jsonl").read_text().replace("7 speeds", "8 speeds"))
+    sent: list[Any] = []
+
+    class Events:
+        def put(self, item: Any) -> None:
+            sent.append(item)
+
+    result = run_job(0, job, seed, ["http://127.0.0.1:9/v1"], 4, Events())
+    assert result.error is not None and "its run on the worker is not the driver's" in result.error
+    assert sent == [] and result.bundle.id == run_id and result.bundle.calls == ()

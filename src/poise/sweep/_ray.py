@@ -83,12 +83,12 @@ def run_job(index: int, job: Job, seed: RunBundle, base_urls: list[str], endpoin
         prepared: Prepared | None = None
         error = None
         try:
-            category = load_catalog(job.options.catalog, allow_outside_files=job.options.allow_outside_files)
-            prepared = prepare(job, source, category.category(job.category))
+            db.import_run(seed)
+            catalog = load_catalog(job.options.catalog, allow_outside_files=job.options.allow_outside_files)
+            prepared = prepare(job, source, catalog.category(job.category))
             if prepared.key != (seed.command, config_hash(seed.config)):
                 raise PoiseError(f"job {job.label}: its run on the worker is not the driver's (another catalog, "
                                  "template or model file there)", "give every machine the same files")
-            db.import_run(seed)
             attach(db, prepared)
             with db.open_run(prepared.command, prepared.config) as ctx:
                 prepared.run(db, ctx, lambda: send("query"))
@@ -98,7 +98,10 @@ def run_job(index: int, job: Job, seed: RunBundle, base_urls: list[str], endpoin
             if prepared is not None:
                 close_models([prepared])
             source.close()
-        bundle = db.export_run(seed.id, calls=False)
+        try:
+            bundle = db.export_run(seed.id, calls=False)
+        except PoiseError:  # the seed could not even be imported: the run as it was, without its calls
+            bundle = dataclasses.replace(seed, calls=(), files={})
         db.close()
     return JobResult(bundle, prepared.usage() if prepared else {}, dict(prepared.extra) if prepared else {},
                      source.stats(), error)
@@ -234,6 +237,9 @@ class RayExecutor:
         else:
             self.db.import_run(result.bundle)
             error = result.error
+            if error is not None and result.bundle.status != "failed":  # it failed before its run began
+                assert p.run_id is not None
+                self.db.finish_run(p.run_id, "failed", error)
             s.usage = result.usage
             p.extra.update(result.extra)
             self._merge_endpoints(result.endpoints)
