@@ -3,6 +3,7 @@
     python benchmarks/bench_ranking.py                      # every set in tests/data
     python benchmarks/bench_ranking.py --sets train_5_engines.jsonl
     python benchmarks/bench_ranking.py --files /tmp/new_set.jsonl --misses
+    python benchmarks/bench_ranking.py --sets train_12_mixed.jsonl --reader heuristic+llamacpp:MODEL.gguf
 
 A labelled case is one JSON object per line: ``category``, ``response``, ``expected`` (the
 recommended products best first as [brand, model], or null when the answer recommends none
@@ -34,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from poise.catalog import sample_catalog
-from poise.ranking import parse_ranking
+from poise.models import get_model
+from poise.ranking import HEURISTIC, RankingReader, get_reader, parse_ranking
 from poise.ranking._names import NameMatcher
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
@@ -62,8 +64,9 @@ def status_of(ranking: Any) -> str:
     return "ranked" if ranking.parseable else "unparseable"
 
 
-def judge(case: dict[str, Any], products: list[tuple[str, str]]) -> tuple[str, bool, Any]:
-    ranking = parse_ranking(case["response"], products)
+def judge(case: dict[str, Any], products: list[tuple[str, str]],
+          reader: RankingReader = HEURISTIC) -> tuple[str, bool, Any]:
+    ranking = reader.read(case["response"], products)
     status = status_of(ranking)
     got = [list(products[i]) for i in ranking.order] if status == "ranked" else None
     expected = case["expected"]
@@ -77,7 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--files", nargs="+", type=Path, metavar="PATH", help="labelled sets anywhere")
     ap.add_argument("--misses", action="store_true", help="print every miss")
     ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--reader", default="heuristic",
+                    help="reader spec (heuristic, MODEL or heuristic+MODEL); timing is for the heuristic reader")
+    ap.add_argument("--base-url", default=None, help="for openai:MODEL reader specs")
     args = ap.parse_args(argv)
+    reader = get_reader(args.reader, lambda spec: get_model(spec, base_url=args.base_url))
     paths = [DATA / "reader" / s for s in args.sets or []] + list(args.files or [])
     if not paths:
         paths = default_sets()
@@ -91,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         by_family: dict[str, list[bool]] = defaultdict(list)
         for case in cases:
             products = products_of(case, catalog)
-            status, correct, got = judge(case, products)
+            status, correct, got = judge(case, products, reader)
             counts["n"] += 1
             counts["correct"] += correct
             counts["ambiguous"] += status == "ambiguous"
@@ -109,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"      weak family {family}: {sum(oks)}/{len(oks)}")
     if len(paths) > 1:
         print(line("all", totals))
-    if not args.no_timing:
+    reader.close()
+    if not args.no_timing and args.reader == "heuristic":
         timing(everything)
 
 
