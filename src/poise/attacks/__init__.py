@@ -7,6 +7,7 @@ from . import _methods as _methods
 from . import _tap as _tap
 from ._compete import CompeteResult, Competitor, check_compete, joint_scores, run_compete, save_compete
 from ._evaluate import Budget, BudgetExhausted, Candidate, Evaluator, injection_sha
+from ._gcg import COMPUTE_PHASES, GreedyCoordinateGradient
 from ._hardlabel import HardLabelSearch, first_place_rate, sprt_decision
 from ._logprob import LogprobSearch, ProxyReading, ask_proxy, read_first_product
 from ._rewrite import GEO_STRATEGIES, PageRewrite, clean_rewrite, judge_rewrite, ranker_instructions
@@ -38,6 +39,7 @@ from .base import (
 )
 
 __all__ = [
+    "COMPUTE_PHASES",
     "DEFAULT_DETECTORS",
     "FAMILIES",
     "GEO_STRATEGIES",
@@ -52,6 +54,7 @@ __all__ = [
     "CompeteResult",
     "Competitor",
     "Evaluator",
+    "GreedyCoordinateGradient",
     "HardLabelSearch",
     "LogprobSearch",
     "PageRewrite",
