@@ -153,6 +153,8 @@ def run_attack(
     reader: RankingReader | None = None,
     task_prefix: str = "",
     stealth: Stealth | None = None,
+    shared_orders: bool = False,
+    early_stop: bool = False,
 ) -> AttackResult:
     """Run one attack; resumable: a query the run already made is read back, not asked.
 
@@ -163,13 +165,16 @@ def run_attack(
 
     ``stealth``: measures the chosen injection's stealth; with a maximum perplexity ratio it
     also refuses, before any query, every candidate above it.
+
+    ``shared_orders`` and ``early_stop``: the evaluator's opt-in speed-ups (see
+    :class:`~poise.attacks.Evaluator`); a run records them, so it resumes only with the same.
     """
     for name, value, minimum in (("--responses", responses_per_candidate, 1), ("--final-orders", final_orders, 1),
                                  ("--selection-orders", selection_orders, 1), ("--confirm", confirm, 0)):
         check_count(name, value, minimum)
     ev = Evaluator(engine, category, store=store, run_id=run_id, query=query, seed=seed, budget=budget,
                    responses_per_candidate=responses_per_candidate, on_query=on_query, reader=reader,
-                   task_prefix=task_prefix)
+                   task_prefix=task_prefix, shared_orders=shared_orders, early_stop=early_stop)
     ev.stealth = stealth
     # 1. selection
     selection = selection_scores(ev, selection_orders) if product is None else []

@@ -88,6 +88,13 @@ def attack(
         "--compete", help="Attack K products at once, each with its own search and --budget (default: the K ranked "
                           "lowest without injection); then measure each with no injection, its own alone and all K "
                           "together on the same fresh orders.", metavar="K")] = None,
+    shared_orders: Annotated[bool, typer.Option(
+        "--shared-orders", help="Ask the candidates of a search round on the same context orders (paired "
+                                "comparisons; the local model reuses the prompt up to the promoted page). Changes "
+                                "which orders a search sees, so decisions differ from a run without it.")] = False,
+    early_stop: Annotated[bool, typer.Option(
+        "--early-stop", help="Stop decoding once an answer loops (three complete lines repeating earlier ones); "
+                             "the answer is stored as that prefix, flagged 'decided'.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Search for a text that, prepended to one product's page, makes the engine rank it first
@@ -113,7 +120,7 @@ def attack(
         params=parse_params(param), attacker=attacker, budget=budget, attacker_budget=attacker_budget,
         token_budget=token_budget, responses=responses, final_orders=final_orders, selection_orders=selection_orders,
         confirm=confirm, seed=seed, catalog=catalog, max_tokens=max_tokens, reader=reader, defenses=defense,
-        stealth=watch)
+        stealth=watch, shared_orders=shared_orders, early_stop=early_stop)
     setup = (attack_setup(cat, product=one, **options) if compete is None
              else compete_setup(cat, compete=compete, products=product, **options))
     with Store(store) as db:

@@ -141,6 +141,8 @@ class AttackSetup(RunSetup):
     final_orders: int = 10
     confirm: int = 3
     stealth: Stealth | None = None
+    shared_orders: bool = False
+    early_stop: bool = False
 
     def run(self, store: Store, run_id: str, on_query: OnQuery | None = None) -> StoredAttack:
         """The attack (resumable: a query already made is read back), its result saved."""
@@ -152,7 +154,8 @@ class AttackSetup(RunSetup):
         result = run_attack(self.engine, self.category, method, store=store, run_id=run_id, product=self.product,
                             seed=self.seed, budget=self.budget, responses_per_candidate=self.responses,
                             selection_orders=self.selection_orders, final_orders=self.final_orders,
-                            confirm=self.confirm, on_query=on_query, reader=self.reader, stealth=self.stealth)
+                            confirm=self.confirm, on_query=on_query, reader=self.reader, stealth=self.stealth,
+                            shared_orders=self.shared_orders, early_stop=self.early_stop)
         return save_attack(result, store, self.seed)
 
 
@@ -170,9 +173,12 @@ def attack_setup(category: Category, *, model: str, open_model: ModelOpener, tem
                  selection_orders: int = 4, confirm: int = 3, seed: int = 0, catalog: str | None = None,
                  max_tokens: int = DEFAULT_GENERATE_CONFIG.max_tokens, reader: str = "heuristic",
                  defenses: Sequence[str] | None = None,
-                 stealth: Callable[[], Stealth] | None = None) -> AttackSetup:
+                 stealth: Callable[[], Stealth] | None = None,
+                 shared_orders: bool = False, early_stop: bool = False) -> AttackSetup:
     """``poise attack``'s run, built and checked: the method and its parameters, the product
-    and the budget before any model; ``stealth`` builds the stealth scorer (after the checks)."""
+    and the budget before any model; ``stealth`` builds the stealth scorer (after the checks).
+    ``shared_orders`` / ``early_stop``: the opt-in speed-ups, recorded in the run's
+    configuration only when on (runs stored without them resume as before)."""
     from ..attacks import Budget, find_product
 
     params = dict(params or {})
@@ -196,7 +202,8 @@ def attack_setup(category: Category, *, model: str, open_model: ModelOpener, tem
         template=template.name, reader=read.name, defenses=engine.identity().get("defenses", []),
         generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
         inputs=inputs_hash(category, template, llm.identity(), config,
-                           attacker_llm.identity() if attacker_llm is not None else None, *defense_identity(engine)))
+                           attacker_llm.identity() if attacker_llm is not None else None, *defense_identity(engine)),
+        **({"shared_orders": True} if shared_orders else {}), **({"early_stop": True} if early_stop else {}))
     most = (0 if product else selection_orders) + budget + 2 * final_orders
     scorer = getattr(watch, "scorer", None)
     return AttackSetup(
@@ -204,7 +211,8 @@ def attack_setup(category: Category, *, model: str, open_model: ModelOpener, tem
         [llm, attacker_llm, read, *defense_models, scorer], most + (attacker_budget if needs_attacker else 0),
         category=category, method=method, params=params, attacker_llm=attacker_llm, budget=the_budget,
         product=product, seed=seed, responses=responses, selection_orders=selection_orders,
-        final_orders=final_orders, confirm=confirm, stealth=watch)
+        final_orders=final_orders, confirm=confirm, stealth=watch, shared_orders=shared_orders,
+        early_stop=early_stop)
 
 
 # -- compete -------------------------------------------------------------------------------------------
@@ -243,6 +251,9 @@ def compete_setup(category: Category, *, compete: int, products: Sequence[str] |
         raise AttackParameterError("a competition names its products with products=[...], not product=",
                                    "pass the K products as products, or none to attack the K lowest-ranked")
     options.pop("product", None)
+    if options.get("shared_orders") or options.get("early_stop"):
+        raise AttackParameterError("--shared-orders and --early-stop are not available with --compete yet",
+                                   "drop them, or attack one product at a time")
     named = list(products) if products else None
     check_compete(category, compete, named)
     a = attack_setup(category, **options)
