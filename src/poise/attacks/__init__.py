@@ -11,7 +11,6 @@ from ._gcg import COMPUTE_PHASES, GreedyCoordinateGradient
 from ._hardlabel import HardLabelSearch, first_place_rate, sprt_decision
 from ._logprob import LogprobSearch, ProxyReading, ask_proxy, read_first_product
 from ._rewrite import GEO_STRATEGIES, PageRewrite, clean_rewrite, judge_rewrite, ranker_instructions
-from ._rewrite import GEO_STRATEGIES, PageRewrite, clean_rewrite, judge_rewrite, ranker_instructions
 from ._run import AttackResult, ScoreSummary, final_scores, find_product, run_attack, save_attack
 from ._stealth import (
     DEFAULT_DETECTORS,
@@ -43,7 +42,6 @@ __all__ = [
     "DEFAULT_DETECTORS",
     "FAMILIES",
     "GEO_STRATEGIES",
-    "GEO_STRATEGIES",
     "METHODS",
     "AttackMethod",
     "AttackParameterError",
@@ -57,7 +55,6 @@ __all__ = [
     "GreedyCoordinateGradient",
     "HardLabelSearch",
     "LogprobSearch",
-    "PageRewrite",
     "PageRewrite",
     "Param",
     "Proposal",
@@ -75,7 +72,6 @@ __all__ = [
     "check_max_ratio",
     "check_method",
     "clean_rewrite",
-    "clean_rewrite",
     "describe_methods",
     "final_scores",
     "find_product",
@@ -84,17 +80,14 @@ __all__ = [
     "injection_sha",
     "joint_scores",
     "judge_rewrite",
-    "judge_rewrite",
     "load_sources",
     "method_class",
     "mutate",
     "page_perplexity",
     "parse_attacker_reply",
     "ranker_instructions",
-    "ranker_instructions",
     "read_first_product",
     "register_method",
-    "replaces_page",
     "replaces_page",
     "run_attack",
     "run_compete",
