@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -133,6 +134,19 @@ def test_flags_that_do_not_fit_are_one_line_and_write_nothing(folder, capsys, mo
         code, out, err = poise(capsys, "sweep", str(path), "--store", store, "--base-url", "http://127.0.0.1:9/v1",
                                *extra)
         assert code != 0 and out == "" and expected in one_error_line(err)
+    assert not (folder / "store").exists()
+
+
+def test_a_cluster_that_is_not_there_is_one_line_and_writes_nothing(folder, capsys):
+    """Ray alone would wait minutes for it; the store is created only once Ray is reached."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    path = natural_sweep(folder)
+    code, out, err = poise(capsys, "sweep", str(path), "--executor", "ray", "--address", f"127.0.0.1:{port}",
+                           "--store", str(folder / "store"), "--base-url", "http://127.0.0.1:9/v1")
+    assert code != 0 and out == ""
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in one_error_line(err)
     assert not (folder / "store").exists()
 
 

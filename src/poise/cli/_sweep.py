@@ -123,11 +123,14 @@ def _run(name: str, prepared: list[Prepared], source: ModelSource, store: Path |
     """Run the jobs with the live view on stderr; write the report; the outcomes, the
     endpoints' figures and the seconds the sweep took."""
     import time
+    from contextlib import nullcontext
 
     from ..store import Store
-    from ..sweep import LocalExecutor, RayExecutor, Tally, store_states
+    from ..sweep import LocalExecutor, RayExecutor, Tally, ray_session, store_states
 
-    with Store(store) as db:
+    # a new store is created only once Ray is reached: a bad --address leaves nothing behind
+    with ray_session(address) if executor == "ray" and not Store.exists(store) else nullcontext(), \
+            Store(store) as db:
         store_states(db, prepared)
         ex: LocalExecutor | RayExecutor = LocalExecutor(db, jobs=jobs, retries=retries)
         if executor == "ray":

@@ -6,7 +6,7 @@ from ._endpoints import FAILURES_TO_DOWN, Endpoint, Endpoints, PooledModel
 from ._executors import STATES, Event, LocalExecutor, Outcome, close_models, store_states, totals
 from ._jobs import ModelSource, Prepared, prepare, prepare_all
 from ._progress import LIVE_STATES, Tally
-from ._ray import INSTALL_HINT, JobResult, RayExecutor, require_ray
+from ._ray import INSTALL_HINT, JobResult, RayExecutor, connect_ray, ray_session, require_ray
 
 __all__ = [
     "FAILURES_TO_DOWN",
@@ -31,9 +31,11 @@ __all__ = [
     "SweepFile",
     "Tally",
     "close_models",
+    "connect_ray",
     "load_sweep",
     "prepare",
     "prepare_all",
+    "ray_session",
     "require_ray",
     "store_states",
     "totals",

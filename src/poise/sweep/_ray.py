@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import socket
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -42,6 +45,50 @@ def require_ray() -> ModuleType:
     except ImportError:
         raise PoiseError("the Ray executor needs Ray, which is not installed", INSTALL_HINT) from None
     return ray
+
+
+def connect_ray(address: str | None) -> bool:
+    """Join the Ray cluster at ``address`` (none: ``RAY_ADDRESS``, else a new local cluster,
+    never one found by chance) unless Ray is initialised here already; whether this call
+    started it. One PoiseError line when the cluster cannot be reached or started."""
+    ray = require_ray()
+    if address:
+        _reachable(address)
+    if ray.is_initialized():
+        return False
+    try:
+        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+        raise PoiseError(f"cannot start or reach {where}: {' '.join(str(exc).split())[:200]}",
+                         "start one with `ray start --head`, or check --address") from None
+    return True
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (one line) when nothing listens at a ``[ray://]HOST:PORT`` address: Ray itself
+    waits minutes for a cluster that is not there."""
+    found = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)", address.strip())
+    if found is None:
+        return  # "auto", "local" and other forms Ray understands: Ray judges them
+    try:
+        socket.create_connection((found.group(1), int(found.group(2))), timeout=timeout).close()
+    except OSError as exc:
+        raise PoiseError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
+                         "start one with `ray start --head`, or check --address") from None
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Ray joined (or started) for the block, and shut down after it if this started it:
+    a sweep connects before it creates a new store, so a bad ``--address`` leaves nothing."""
+    started = connect_ray(address)
+    try:
+        yield
+    finally:
+        if started:
+            require_ray().shutdown()
 
 
 # -- the worker ------------------------------------------------------------------------------------
@@ -166,17 +213,7 @@ class RayExecutor:
 
     def _connect(self) -> bool:
         """Join the cluster (or start a local one); whether this call started Ray here."""
-        if self.ray.is_initialized():
-            return False
-        # no address: RAY_ADDRESS, else a new local cluster ("local"), never one found by chance
-        address = self.address or os.environ.get("RAY_ADDRESS") or "local"
-        try:
-            self.ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
-            raise PoiseError(f"cannot start or reach {where}: {' '.join(str(exc).split())[:200]}",
-                             "start one with `ray start --head`, or check --address") from None
-        return True
+        return connect_ray(self.address)
 
     def _drive(self, prepared: Sequence[Prepared], todo: list[int]) -> None:
         from ray.util.queue import Queue
