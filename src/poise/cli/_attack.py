@@ -97,8 +97,9 @@ def attack(
                              "the answer is stored as that prefix, flagged 'decided'.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Search for a text that, prepended to one product's page, makes the engine rank it first
-    (with --compete K: K products at once, each with its own search)."""
+    """Search for a text that, prepended to one product's page (with --method rewrite: the page
+    rewritten), makes the engine rank it first (with --compete K: K products at once, each with
+    its own search)."""
     from ..attacks import DEFAULT_DETECTORS, Stealth, check_detectors, check_max_ratio
     from ..catalog import load_catalog
     from ..experiments import attach_cache, attack_setup, compete_setup, load_template, model_opener
