@@ -8,18 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from poise.catalog import Category, sample_catalog
-from poise.engine import DEFAULT_GENERATE_CONFIG, SearchEngine, default_template
+from poise.engine import default_template
 from poise.experiments import (
     attach_cache,
     attack_setup,
-    defended,
-    defense_identity,
-    inputs_hash,
     model_opener,
     natural_setup,
-    open_reader,
-    reader_models,
-    run_config,
+    transfer_setup,
 )
 from poise.store import RunContext, Store
 
@@ -57,21 +52,14 @@ def natural(store: Path, base_url: str | None, categories: list[str], *, catalog
 def transfer(store: Path, base_url: str | None, run_ids: list[str], *, model: str = "openai:other",
              final_orders: int = 10, reader: str = "heuristic", defenses: list[str] | None = None) -> dict[str, Any]:
     """``poise transfer --json`` in-process."""
-    from poise.attacks import load_sources, run_transfer
+    from poise.attacks import load_sources
 
     with Store(store, read_only=True) as sources_db:
         sources = load_sources(sources_db, run_ids)
-    open_model = model_opener(base_url)
-    llm, tmpl = open_model(model), default_template()
-    read = open_reader(reader, open_model)
-    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=DEFAULT_GENERATE_CONFIG), defenses,
-                                      read, open_model)
-    config = run_config(source_runs=list(run_ids), model=model, template=tmpl.name, final_orders=final_orders,
-                        inputs=inputs_hash([s.attack.model_dump(mode="json") for s in sources], tmpl,
-                                           llm.identity(), *defense_identity(engine)))
+    setup = transfer_setup(sources, run_ids=run_ids, model=model, open_model=model_opener(base_url),
+                           template=default_template(), final_orders=final_orders, reader=reader, defenses=defenses)
     with Store(store, create=False) as db:
-        attach_cache(db, llm, *reader_models(read), *defense_models)
-        with db.open_run("transfer", config, close=[llm, read, *defense_models]) as run:
-            result = run_transfer(engine, sources, store=db, run_id=run.id, final_orders=final_orders, reader=read,
-                                  model=model, template=tmpl.name)
+        attach_cache(db, *setup.models)
+        with db.open_run(setup.command, setup.config, close=setup.closing) as run:
+            result = setup.run(db, run.id)
     return result.model_dump(mode="json")

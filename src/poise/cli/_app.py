@@ -69,43 +69,21 @@ def recommend(
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the search engine to recommend products of a category; show the ranking."""
-    from ..engine import SearchEngine
-    from ..experiments import (
-        attach_cache,
-        catalog_ref,
-        defended,
-        defense_identity,
-        inputs_hash,
-        load_template,
-        model_opener,
-        open_reader,
-        reader_models,
-        run_config,
-    )
-    from ..experiments import recommend as run_recommend
+    from ..experiments import attach_cache, load_template, model_opener, recommend_setup
 
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files).category(category)
-    tmpl = load_template(template)
-    open_model = model_opener(base_url, max_attempts=max_attempts, timeout=timeout)
-    llm = open_model(model)
-    read = open_reader(reader, open_model)
-    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens, "temperature": temperature})
-    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, open_model)
-    run_cfg = run_config(
-        category=cat.name, query=query or cat.default_query, model=model, seed=seed, reader=read.name,
-        defenses=engine.identity().get("defenses", []),
-        catalog=catalog_ref(catalog), template=tmpl.name, generate=config.model_dump(mode="json"),
-        base_url=llm.identity().get("base_url"),
-        inputs=inputs_hash(cat, query or cat.default_query, tmpl, llm.identity(), config, seed,
-                           *defense_identity(engine)))
+    setup = recommend_setup(cat, model=model, open_model=model_opener(base_url, max_attempts=max_attempts,
+                                                                      timeout=timeout),
+                            template=load_template(template), query=query, seed=seed, catalog=catalog,
+                            max_tokens=max_tokens, temperature=temperature, reader=reader, defenses=defense)
     with Store(store) as db:
-        attach_cache(db, llm, *reader_models(read), *defense_models, use_cache=not no_cache)
-        with db.open_run("recommend", run_cfg, resume=False, close=[llm, read, *defense_models]) as run:
+        attach_cache(db, *setup.models, use_cache=not no_cache)
+        with db.open_run(setup.command, setup.config, resume=False, close=setup.closing) as run:
             if not as_json:
                 with out.status(safe(f"asking {model} about {cat.name} ..."), spinner="dots"):
-                    rec = run_recommend(engine, cat, store=db, run_id=run.id, query=query, seed=seed, reader=read)
+                    rec = setup.run(db, run.id)
             else:
-                rec = run_recommend(engine, cat, store=db, run_id=run.id, query=query, seed=seed, reader=read)
+                rec = setup.run(db, run.id)
     if as_json:
         emit_json(rec.to_json())
         return

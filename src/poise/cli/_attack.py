@@ -232,45 +232,24 @@ def transfer(
 ) -> None:
     """Re-score attack runs' best injections on another model, prompt template or defended
     engine, without searching."""
-    from ..attacks import load_sources, run_transfer
-    from ..engine import SearchEngine
-    from ..experiments import (
-        attach_cache,
-        defended,
-        defense_identity,
-        inputs_hash,
-        load_template,
-        model_opener,
-        open_reader,
-        reader_models,
-        run_config,
-    )
+    from ..attacks import load_sources
+    from ..experiments import attach_cache, load_template, model_opener, transfer_setup
     from ..store import Store
 
-    tmpl = load_template(template)
     err = make_console(stderr=True)
+    tmpl = load_template(template)
     with Store(store, read_only=True) as sources_db:  # the reading side: the attack runs, never written
         sources = load_sources(sources_db, run_ids, allow_outside_files)
-    open_model = model_opener(base_url, max_attempts=max_attempts, timeout=timeout)
-    llm = open_model(model)
-    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
-    read = open_reader(reader, open_model)
-    engine, defense_models = defended(SearchEngine(llm, template=tmpl, config=config), defense, read, open_model)
-    run_cfg = run_config(
-        source_runs=list(run_ids), model=model, template=tmpl.name, final_orders=final_orders,
-        generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"), reader=read.name,
-        defenses=engine.identity().get("defenses", []),
-        inputs=inputs_hash([(s.attack.model_dump(mode="json", exclude={"schema_version"}, exclude_unset=True),
-                             s.category) for s in sources], tmpl, llm.identity(), config, *defense_identity(engine)))
+    setup = transfer_setup(sources, run_ids=run_ids, model=model, template=tmpl, final_orders=final_orders,
+                           open_model=model_opener(base_url, max_attempts=max_attempts, timeout=timeout),
+                           max_tokens=max_tokens, reader=reader, defenses=defense)
     with Store(store, create=False) as db:
-        attach_cache(db, llm, *reader_models(read), *defense_models)
-        with db.open_run("transfer", run_cfg, close=[llm, read, *defense_models]) as run:
+        attach_cache(db, *setup.models)
+        with db.open_run(setup.command, setup.config, close=setup.closing) as run:
             say_started(err, run)
             with progress_bar(err, transient=as_json) as progress:
-                task = progress.add_task(f"transfer to {model}", total=2 * final_orders * len(sources))
-                result = run_transfer(engine, sources, store=db, run_id=run.id, final_orders=final_orders,
-                                      reader=read, model=model, template=tmpl.name,
-                                      on_query=lambda: progress.advance(task))
+                task = progress.add_task(f"transfer to {model}", total=setup.most_queries)
+                result = setup.run(db, run.id, on_query=lambda: progress.advance(task))
     data = result.model_dump(mode="json")
     if as_json:
         emit_json(data)

@@ -31,6 +31,7 @@ from ._runs import (
     defend_setup,
     natural_setup,
 )
+from ._runs_other import RecommendSetup, TransferSetup, recommend_setup, transfer_setup
 from ._setup import (
     ModelOpener,
     attach_cache,
@@ -61,10 +62,12 @@ __all__ = [
     "NaturalRecords",
     "NaturalResult",
     "NaturalSetup",
+    "RecommendSetup",
     "Recommendation",
     "RereadResult",
     "Rewriter",
     "RunSetup",
+    "TransferSetup",
     "Trial",
     "analyse",
     "analyse_natural",
@@ -92,6 +95,7 @@ __all__ = [
     "pooled",
     "reader_models",
     "recommend",
+    "recommend_setup",
     "reread_run",
     "rewrite_document",
     "run_config",
@@ -100,5 +104,6 @@ __all__ = [
     "run_trial",
     "save_natural",
     "split_chain",
+    "transfer_setup",
     "trial_documents",
 ]
