@@ -10,19 +10,27 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AV
 	-DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: setup lock browser demo lint test bench clean
+.PHONY: setup setup-dev lock browser demo lint test bench clean
 
+# `setup` installs what poise needs to run (the demo); `setup-dev` adds the test, lint and type
+# tools and the optional extras the tests cover (whitebox: torch 2.13.0 CPU, transformers; ray).
 setup: $(VENV)/.installed
+
+setup-dev: $(VENV)/.installed-dev
 
 # constraints.txt pins every package to the versions CI tested: no drift on a fresh machine.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 
 # After a deliberate upgrade in .venv: write its exact versions to constraints.txt.
-lock: setup
+lock: setup-dev
 	{ sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
@@ -42,11 +50,11 @@ demo: setup
 	$(BIN)/poise demo
 
 # Lint and type checks (configured in pyproject.toml) run before the tests: a new error fails CI.
-lint: setup
+lint: setup-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-test: setup browser lint
+test: setup-dev browser lint
 	$(BIN)/python -m pytest -q
 
 bench: setup
