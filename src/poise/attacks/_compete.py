@@ -27,7 +27,7 @@ from ..store import Store, StoredCompete
 from ._evaluate import Budget, Evaluator, injection_sha
 from ._run import ScoreSummary, find_product, lowest, search_injection, selection_scores
 from ._stealth import Stealth
-from .base import AttackParameterError, check_count, get_method
+from .base import AttackParameterError, check_attack_counts, get_method
 
 CONDITIONS = ("baseline", "alone", "together")
 
@@ -162,9 +162,8 @@ def run_compete(
     made is read back, not asked. ``method`` and ``params`` make each competitor's search
     (``params`` may hold the attacker model); ``budget`` is each search's."""
     named = check_compete(category, k, products)
-    for name, value, minimum in (("--responses", responses_per_candidate, 1), ("--final-orders", final_orders, 1),
-                                 ("--selection-orders", selection_orders, 1), ("--confirm", confirm, 0)):
-        check_count(name, value, minimum)
+    check_attack_counts(responses=responses_per_candidate, final_orders=final_orders,
+                        selection_orders=selection_orders, confirm=confirm)
     get_method(method, **(params or {}))  # a bad parameter fails here, before any query
 
     def evaluator(prefix: str) -> Evaluator:

@@ -29,7 +29,7 @@ from ..store import Store, StoredAttack
 from ._evaluate import Budget, BudgetExhausted, Evaluator, StopSearch, injection_sha
 from ._stealth import Stealth
 from ._strategies import Target
-from .base import AttackMethod, check_count
+from .base import AttackMethod, check_attack_counts
 
 
 @dataclass(frozen=True)
@@ -169,9 +169,8 @@ def run_attack(
     ``shared_orders`` and ``early_stop``: the evaluator's opt-in speed-ups (see
     :class:`~poise.attacks.Evaluator`); a run records them, so it resumes only with the same.
     """
-    for name, value, minimum in (("--responses", responses_per_candidate, 1), ("--final-orders", final_orders, 1),
-                                 ("--selection-orders", selection_orders, 1), ("--confirm", confirm, 0)):
-        check_count(name, value, minimum)
+    check_attack_counts(responses=responses_per_candidate, final_orders=final_orders,
+                        selection_orders=selection_orders, confirm=confirm)
     ev = Evaluator(engine, category, store=store, run_id=run_id, query=query, seed=seed, budget=budget,
                    responses_per_candidate=responses_per_candidate, on_query=on_query, reader=reader,
                    task_prefix=task_prefix, shared_orders=shared_orders, early_stop=early_stop)

@@ -60,6 +60,13 @@ def check_count(name: str, value: Any, minimum: int, optional: bool = False) -> 
         raise AttackParameterError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
 
 
+def check_attack_counts(*, responses: Any, final_orders: Any, selection_orders: Any, confirm: Any) -> None:
+    """Refuse an attack's counts (one line naming the CLI option) before any query."""
+    for name, value, minimum in (("--responses", responses, 1), ("--final-orders", final_orders, 1),
+                                 ("--selection-orders", selection_orders, 1), ("--confirm", confirm, 0)):
+        check_count(name, value, minimum)
+
+
 class AttackMethod(ABC):
     """One way of searching for an injection.
 

@@ -150,13 +150,12 @@ class AttackSettings:
 
 # -- the run -------------------------------------------------------------------------------------------
 def _check_counts(orders: int, attack: AttackSettings) -> None:
-    from ..attacks.base import check_count
+    from ..attacks.base import check_attack_counts, check_count
 
     check_count("--orders", orders, 2)
-    for name, value, minimum in (("--budget", attack.budget, 1), ("--final-orders", attack.final_orders, 1),
-                                 ("--responses", attack.responses, 1),
-                                 ("--selection-orders", attack.selection_orders, 1), ("--confirm", attack.confirm, 0)):
-        check_count(name, value, minimum)
+    check_count("--budget", attack.budget, 1)
+    check_attack_counts(responses=attack.responses, final_orders=attack.final_orders,
+                        selection_orders=attack.selection_orders, confirm=attack.confirm)
 
 
 def run_defend(
