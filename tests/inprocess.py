@@ -26,8 +26,13 @@ def attack(store: Path, base_url: str | None, *, category: str | Category = "ble
     """``poise attack --json`` in-process: the stored result (as JSON) and the run's context
     (``resumed`` tells whether it adopted an interrupted run)."""
     cat = CATALOG.category(category) if isinstance(category, str) else category
-    setup = attack_setup(cat, model=model, open_model=model_opener(base_url, max_attempts=max_attempts),
-                         template=default_template(), **options)
+    return run_setup(store, attack_setup(cat, model=model, open_model=model_opener(base_url, max_attempts=max_attempts),
+                                         template=default_template(), **options))
+
+
+def run_setup(store: Path, setup: Any) -> tuple[dict[str, Any], RunContext]:
+    """A built run (``attack_setup``, ``compete_setup`` ...) started or resumed in ``store`` as
+    its command does: the stored result (as JSON) and the run's context."""
     with Store(store) as db:
         attach_cache(db, *setup.models)
         with db.open_run(setup.command, setup.config, close=setup.closing) as run:

@@ -15,9 +15,10 @@ import pytest
 from poise import PoiseError
 from poise.catalog import Category, sample_catalog
 from poise.engine import default_template
-from poise.experiments import attach_cache, compete_setup, model_opener
+from poise.experiments import compete_setup, model_opener
 from poise.store import RunContext, Store, StoredCompete
 
+from . import inprocess
 from .test_attacks import gullible
 from .test_cli import assert_one_line_error, poise, runs_in
 from .wirefake import WireFake, context_documents
@@ -29,13 +30,9 @@ TINY = {"budget": 4, "final_orders": 3, "selection_orders": 2, "confirm": 0, "re
 def compete(store: Path, base_url: str | None, *, category: Category = BLENDER, model: str = "openai:fake",
             max_attempts: int = 5, **options: Any) -> tuple[dict[str, Any], RunContext]:
     """``poise attack --compete K --json`` in-process: the stored result (as JSON) and the run."""
-    setup = compete_setup(category, model=model, open_model=model_opener(base_url, max_attempts=max_attempts),
-                          template=default_template(), **options)
-    with Store(store) as db:
-        attach_cache(db, *setup.models)
-        with db.open_run(setup.command, setup.config, close=setup.closing) as run:
-            stored = setup.run(db, run.id)
-    return stored.model_dump(mode="json"), run
+    return inprocess.run_setup(store, compete_setup(
+        category, model=model, open_model=model_opener(base_url, max_attempts=max_attempts),
+        template=default_template(), **options))
 
 
 def calls_of(store: Path, run_id: str) -> list[dict[str, Any]]:

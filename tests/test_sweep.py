@@ -280,18 +280,24 @@ def _stored(store: Path) -> int:
             return 0
 
 
-def test_ctrl_c_exits_130_with_one_line_and_a_rerun_resumes(folder):
-    path = natural_sweep(folder, trials=4)
-    store = str(folder / "store")
-    hung = threading.Event()
+def hangs_from_the_sixth(hung: threading.Event) -> list:
+    """Wire-fake replies for a Ctrl-C test: five answers, then none for a minute (``hung`` set)."""
+    asked = iter(range(1, 101))
 
     def answer(body: dict, headers: dict) -> tuple:
-        if len(fake.requests) > 5:  # from the sixth request on, nothing answers
+        if next(asked) > 5:  # from the sixth request on, nothing answers
             hung.set()
             return (200, completion(rank_all(body)), 60)
         return (200, completion(rank_all(body)), 0)
 
-    with WireFake([answer] * 100) as fake:
+    return [answer] * 100
+
+
+def test_ctrl_c_exits_130_with_one_line_and_a_rerun_resumes(folder):
+    path = natural_sweep(folder, trials=4)
+    store = str(folder / "store")
+    hung = threading.Event()
+    with WireFake(hangs_from_the_sixth(hung)) as fake:
         proc = _spawn("sweep", str(path), "--jobs", "2", "--base-url", fake.url, "--store", store, cwd=folder)
         assert hung.wait(60)
         deadline = time.monotonic() + 30

@@ -33,7 +33,7 @@ from .test_sweep import (  # the sweep module's own helpers and its small catalo
     runs_in,
     sweep_file,
 )
-from .wirefake import WireFake, completion, error
+from .wirefake import WireFake, error
 
 ATTACK = ('kind = "attack"\ncategories = ["blender", "kettle"]\nmodels = ["openai:fake"]\n'
           'methods = ["single", "none"]\n[options]\ncatalog = "cat.jsonl"\n' + ATTACK_OPTIONS)
@@ -204,14 +204,7 @@ def test_ctrl_c_and_a_rerun_on_a_cluster_named_by_address(folder):
         argv = [sys.executable, "-m", "poise", "sweep", str(path), "--executor", "ray", "--address", address,
                 "--jobs", "2", "--store", str(store)]
         hung = threading.Event()
-
-        def answer(body: dict, headers: dict) -> tuple:
-            if len(fake.requests) > 5:  # from the sixth request on, nothing answers
-                hung.set()
-                return (200, completion(rank_all(body)), 60)
-            return (200, completion(rank_all(body)), 0)
-
-        with WireFake([answer] * 100) as fake:
+        with WireFake(test_sweep.hangs_from_the_sixth(hung)) as fake:
             proc = subprocess.Popen([*argv, "--base-url", fake.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=env, cwd=folder)
             assert hung.wait(90)
