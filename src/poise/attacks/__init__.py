@@ -7,7 +7,7 @@ from . import _methods as _methods
 from . import _tap as _tap
 from ._compete import CompeteResult, Competitor, check_compete, joint_scores, run_compete, save_compete
 from ._evaluate import Budget, BudgetExhausted, Candidate, Evaluator, injection_sha
-from ._gcg import COMPUTE_PHASES, GreedyCoordinateGradient
+from ._gcg import COMPUTE_PHASES, GreedyCoordinateGradient, admitted_swaps
 from ._hardlabel import HardLabelSearch, first_place_rate, sprt_decision
 from ._logprob import LogprobSearch, ProxyReading, ask_proxy, read_first_product
 from ._rewrite import GEO_STRATEGIES, PageRewrite, clean_rewrite, judge_rewrite, ranker_instructions
@@ -65,6 +65,7 @@ __all__ = [
     "Target",
     "TransferSource",
     "TreeOfAttacks",
+    "admitted_swaps",
     "ask_proxy",
     "attack_catalog",
     "check_compete",

@@ -17,9 +17,19 @@ the promoted product's name ("The best blender for smoothies and crushing ice is
 (everything before the suffix is a KV cache computed once per order, without gradients); the
 ``topk`` tokens with the most negative gradient at each position; ``candidates`` single-token
 swaps drawn from them; those whose text does not tokenize back to the same ids in the prompt
-are dropped; the rest are scored (batched, no gradients) and the best is kept when it lowers
-the loss, so the kept suffix's loss never rises. The search stops after ``steps`` steps or
+are dropped, and so are those whose injection the stealth filter refuses
+(``--max-perplexity-ratio``: :meth:`Evaluator.stealth_check`, the same llama.cpp scoring as every
+method's candidates; never a recommender query); the rest are scored (batched, no gradients)
+and the best is kept when it lowers the loss, so the kept suffix's loss never rises and its
+injection is always one the filter admits. The search stops after ``steps`` steps or
 ``seconds`` of steps.
+
+**Under a stealth filter** the starting injection (the fixed text and ``suffix`` times " !") is
+checked first, before the weights load: when it is above the ratio the run stops with one line
+(raise the ratio, or start from fewer tokens) rather than optimise from a start it may never
+leave by single-token swaps. Each step records how many swaps it refused (``refused``), replayed
+on resume with the rest of the step; steps stored before the filter applied inside the search
+have no such count and are reported apart.
 
 **Measured for real**: every ``every`` steps and at the end, the best injection so far is a
 candidate the evaluator asks the recommender about (any engine: llama.cpp, an endpoint), like
@@ -33,9 +43,11 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .._errors import PoiseError
 from ..models import default_model_path
 from ..store import CallRecord
 from ._evaluate import Evaluator, injection_sha
@@ -44,7 +56,7 @@ from ._strategies import FAMILIES, Target
 from ._whitebox import SENTINEL, Piece, Surrogate, load_surrogate, require_whitebox
 from .base import AttackMethod, Param, register_method
 
-__all__ = ["GreedyCoordinateGradient"]
+__all__ = ["GreedyCoordinateGradient", "admitted_swaps"]
 
 #: Phases of store records that are computations on local weights, not model queries.
 COMPUTE_PHASES = ("gcg",)
@@ -90,7 +102,7 @@ class GreedyCoordinateGradient(AttackMethod):
         span = "-" if first is None or last is None else f"{first:.3f} -> {last:.3f}"
         return (f"gcg: loss {span} over {len(steps)} steps ({per:.1f} s a step, {report.get('orders', 0)} orders, "
                 f"{report.get('surrogate', '?')} in PyTorch); measured for real (step: loss -> mean score): "
-                f"{measured or 'none'}")
+                f"{measured or 'none'}{_filtered(report)}")
 
     def search(self, evaluator: Evaluator, target: Target, rng: random.Random) -> None:
         run = _Run(self, evaluator, target, rng)
@@ -99,6 +111,46 @@ class GreedyCoordinateGradient(AttackMethod):
         finally:
             run.release()
             self.report = run.summary()
+
+
+def _filtered(report: dict[str, Any]) -> str:
+    """What the stealth filter did inside the search ("" without one)."""
+    ratio = report.get("max_perplexity_ratio")
+    if ratio is None:
+        return ""
+    steps = report.get("steps") or []
+    counted = [s for s in steps if "refused" in s]
+    parts = [f"{sum(s['refused'] for s in counted)} of {sum(s['fitting'] for s in counted)} swaps refused "
+             "before scoring"] if counted or not steps else []
+    if len(counted) < len(steps):
+        parts.append(f"{len(steps) - len(counted)} steps stored before the filter applied inside the search")
+    return f"; stealth filter (perplexity ratio <= {ratio:g}): {', '.join(parts)}"
+
+
+def admitted_swaps(evaluator: Evaluator, head: str, swaps: list[list[int]],
+                   text: Callable[[list[int]], str]) -> tuple[list[list[int]], int]:
+    """The swaps whose injection (``head`` + the suffix's ``text``) the evaluator's stealth filter
+    admits, in order, and how many it refused. The filter scores pages on its own llama.cpp
+    model: nothing is asked of the recommender, nothing counts as a query; without a maximum
+    ratio every swap is admitted."""
+    kept = [swap for swap in swaps if evaluator.stealth_check(head + text(swap))[0]]
+    return kept, len(swaps) - len(kept)
+
+
+def check_start(evaluator: Evaluator, head: str, suffix_text: str, tokens: int) -> None:
+    """One clear error when the stealth filter refuses the starting injection (head + suffix)."""
+    ok, ratio = evaluator.stealth_check(head + suffix_text)
+    if ok or ratio is None:
+        return
+    stealth = evaluator.stealth
+    assert stealth is not None and stealth.max_ratio is not None
+    limit = stealth.max_ratio
+    _, alone = evaluator.stealth_check(head)
+    hint = (f"the fixed text alone is at {alone:.3g}: raise --max-perplexity-ratio to at least that"
+            if alone is not None and alone > limit else
+            "raise --max-perplexity-ratio, or start from fewer tokens (--param suffix=K)")
+    raise PoiseError(f"gcg cannot start: its starting injection (the fixed text and {tokens} {INITIAL_TOKEN!r} "
+                     f"tokens) has a perplexity ratio of {ratio:.3g}, above --max-perplexity-ratio {limit:g}", hint)
 
 
 def surrogate_path(evaluator: Evaluator) -> Path:
@@ -196,6 +248,8 @@ class _Run:
             return self.surrogate
         import torch
 
+        if self.suffix is None:  # a fresh start (a replayed suffix was admitted when its step ran)
+            check_start(self.ev, self.head, INITIAL_TOKEN * self.p["suffix"], self.p["suffix"])  # before the load
         self.threads = torch.get_num_threads()
         torch.set_num_threads(self.p["threads"])
         s = self.surrogate = load_surrogate(self.path)
@@ -214,8 +268,6 @@ class _Run:
         if self.suffix is None:
             self.suffix = s.tokens(INITIAL_TOKEN * self.p["suffix"], special=False)[: self.p["suffix"]]
             if not all(s.fits(piece, self.suffix) for piece in self.pieces):
-                from .._errors import PoiseError
-
                 raise PoiseError("the initial suffix does not tokenize back to itself in this prompt",
                                  "report it: the gcg method cannot start on this model")
         seconds = time.perf_counter() - started
@@ -241,20 +293,22 @@ class _Run:
         current = before if self.loss is None else self.loss  # the kept loss: never recomputed upward
         swaps = self.swaps(grad, random.Random(f"gcg/{self.seed}/{k}"))
         fitting = [c for c in swaps if all(s.fits(piece, c) for piece in self.pieces)]
-        scored = [0.0] * len(fitting)
+        admitted, refused = admitted_swaps(self.ev, self.head, fitting, s.text)
+        scored = [0.0] * len(admitted)
         for piece in self.pieces:
             scored = [a + b / len(self.pieces) for a, b in
-                      zip(scored, s.losses(piece, fitting, self.p["batch"]), strict=True)]
-        best = min(range(len(fitting)), key=lambda i: (scored[i], i), default=None)
+                      zip(scored, s.losses(piece, admitted, self.p["batch"]), strict=True)]
+        best = min(range(len(admitted)), key=lambda i: (scored[i], i), default=None)
         improved = best is not None and scored[best] < current
         if improved:
             assert best is not None
-            self.suffix, current = fitting[best], scored[best]
+            self.suffix, current = admitted[best], scored[best]
         self.loss = current
         seconds = time.perf_counter() - started
         text = s.text(self.suffix)
         record = {"step": k, "loss_before": round(before, 6), "loss": round(current, 6), "improved": improved,
-                  "swaps": len(swaps), "fitting": len(fitting), "seconds": round(seconds, 3), "text": text}
+                  "swaps": len(swaps), "fitting": len(fitting), "refused": refused, "seconds": round(seconds, 3),
+                  "text": text}
         self.save(f"step={k}", seconds, {"step_record": record, "suffix": self.suffix,
                                          "injection": self.head + text,
                                          "injection_sha": injection_sha(self.head + text)})
@@ -290,6 +344,9 @@ class _Run:
             torch.set_num_threads(self.threads)
 
     def summary(self) -> dict[str, Any]:
+        stealth = self.ev.stealth
         return {"surrogate": self.setup.get("surrogate", self.path.name), "orders": len(self.orders),
                 "head": self.head, "stopped_by": self.stopped_by, "setup": self.setup,
-                "steps": self.steps, "measured": self.measured}
+                "steps": self.steps, "measured": self.measured,
+                "max_perplexity_ratio": None if stealth is None else stealth.max_ratio,
+                "refused": sum(s.get("refused", 0) for s in self.steps)}
