@@ -69,6 +69,24 @@ def test_a_list_from_least_to_most_recommended_is_read_backwards():
     assert order(text.replace("least to most", "most to least")) == (1, 2, 0)
 
 
+def test_countdowns_in_other_words_and_languages_are_read_best_first():
+    platz = "Von Platz 3 bis Platz 1:\n\n## Platz 3: Oster Pro 1200\nok.\n\n## Platz 2: Ninja Foodi\ngut.\n\n" \
+            "## Platz 1: Vitamix E310\nsuper."
+    assert order(platz) == (3, 1, 2)
+    tiers = "From good to better to best:\n\n- **Good:** Oster Pro 1200\n- **Better:** Ninja Foodi\n- **Best:** Vitamix E310"
+    assert order(tiers) == (3, 1, 2)
+    spanish = "De menor a mayor recomendación:\n\n- Oster Pro 1200\n- Ninja Foodi\n- Vitamix E310"
+    assert order(spanish) == (3, 1, 2)
+    # control: without the signal the written order stands
+    assert order(spanish.replace("De menor a mayor recomendación", "Mis favoritos")) == (2, 1, 3)
+
+
+def test_if_i_had_to_put_them_in_order_beats_the_bullets():
+    text = ("Good options:\n\n- **Oster Pro 1200** - cheap.\n- **Ninja Foodi** - versatile.\n- **Vitamix E310** - "
+            "durable.\n\nIf I had to put them in order: first the Vitamix, then the Ninja, then the Oster.")
+    assert order(text) == (3, 1, 2)
+
+
 def test_rank_labels_order_sections_and_unlabelled_ones_are_not_ranked():
     text = ("### Oster Pro 1200 ($80) — [#2]\nValue.\n\n### Blendtec Designer 650 S ($400) — [#1]\nPower.\n\n"
             "### Vitamix E310 ($350)\nGood, but not ranked.")

@@ -29,6 +29,7 @@ _RANKING = (
     r"|in (?:my )?order of (?:preference|recommendation)|how i(?:['’]d| would) rank (?:them|these)"
     r"|ranked(?: from)? best to worst|from best to worst|best to worst|ranked(?=\s*(?:\*\*|__)?\s*:)"
     r"|(?:my|our) (?:final |overall )?order"
+    r"|if i (?:had|have) to (?:put (?:them|these) in(?: an)? order|rank (?:them|these))"
 )
 _SHORT = (r"tl;?dr|short answer|quick answer|quick take|quick picks?|at a glance|the short version|in short"
           r"|short version"
@@ -64,7 +65,8 @@ REVERSED = re.compile(
     r"|\bworst to best\b|\bbottom to top\b|\bin reverse order\b|\bsaving the best for last\b|\bbest for last\b"
     r"|\bcount(?:ing)? up\b|\bfrom (?:the )?weakest\b|\bvom (?:schlechtesten|wenigsten)\b|\bdu moins (?:bon"
     r"|recommand\w*)\b|\bde menos a m[aá]s\b"
-    r"|\bdel (?:peor|menos recomendad\w*)\b",
+    r"|\bdel (?:peor|menos recomendad\w*)\b|\bde menor a mayor\b|\bdal (?:meno|peggiore)\b|\bvan (?:minst|slechtst)\w*"
+    r"|\bgood(?:,| to) better(?:,| to)(?: the)? best\b|\bvon platz \d+ bis platz 1\b",
     re.I,
 )
 # an answer that recommends nothing it was given

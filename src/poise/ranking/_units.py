@@ -49,8 +49,9 @@ _NOTE_LABEL = re.compile(r"^\W*(?:(?:models?|products?|options?) (?:considered|r
 _NOT_LISTED = re.compile(r"^\W*not\b|\bnot (?:a fit|in the (?:list|ranking)|for you|ranked|tiered|rated)\b|\bexclu"
                          r"|\bleft out\b"
                          r"|\bthe (?:rest|others)\b|\bwhy not\b|\bnicht\b|\bpas\b|\bno (?:recomendad|incluid)", re.I)
-# the number an item or heading starts with: "5. X", "#5 X", "No. 5: X", "5) X", "=2. X"
-_ITEM_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*(?:#\s*|no\.\s*|number\s+|rank\s*|=)?\(?(\d{1,2})(?!\d)(?:\s*[.):\]]"
+# the number an item or heading starts with: "5. X", "#5 X", "No. 5: X", "5) X", "=2. X", "Platz 3: X"
+_ITEM_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*(?:#\s*|no\.\s*|number\s+|rank\s*|="
+                          r"|(?:platz|place|rang|puesto|posici[oó]n|posizione|plaats)\s+)?\(?(\d{1,2})(?!\d)(?:\s*[.):\]]"
                           r"|\s+[-–—]|\s)",
                           re.I)
 # a rank label anywhere in a head: "[#2]", "(#1)", "— rank 3", "Rank: 2"
