@@ -111,6 +111,90 @@ def test_an_interrupted_competition_resumes_without_asking_anything_twice(tmp_pa
     assert len(keys) == len(set(keys))
 
 
+# -- best-response rounds ---------------------------------------------------------------------------------
+def pages_of(call: dict[str, Any]) -> dict[str, str]:
+    return dict(context_documents({"messages": json.loads(call["messages_json"])}))
+
+
+def test_in_round_two_each_search_has_the_others_injection_in_place(tmp_path, monkeypatch):
+    # the gullible recommender puts first the first page (in context order) asking to be first:
+    # alone (round 1) a candidate that asks is always named first; in round 2 the other's round-1
+    # injection (which asks too) is on its page, so it is named first only where its page comes first
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-compete")
+    with WireFake([], responder=gullible) as fake:
+        out, run = compete(tmp_path, fake.url, compete=2, rounds=2, **{**TINY, "responses": 2})
+    products = {p["index"]: p for p in out["products"]}
+    names = {i: BLENDER.products[i].name for i in products}
+    first_injection = {i: p["rounds"][0]["injection"] for i, p in products.items()}
+    calls = calls_of(tmp_path, run.id)
+    outcomes: dict[int, list[tuple[bool, bool]]] = {1: [], 2: []}  # (named first, its page before the other's)
+    for call in calls:
+        meta = json.loads(call["meta_json"])
+        searched = re.match(r"(?:round=(\d+)/)?product=(\d+)/search/", call["task_key"])
+        if not searched:
+            continue
+        number, me = int(searched[1] or 1), int(searched[2])
+        (other,) = set(products) - {me}
+        docs = pages_of(call)
+        assert docs[names[me]].startswith(meta["injection"] + "\n\n")  # its own candidate on its page
+        placed = docs[names[other]].startswith(first_injection[other] + "\n\n")
+        assert placed == (number == 2), call["task_key"]  # round 2: the other's round-1 injection in place
+        if re.search(r"\bfirst\b|#1|number one", meta["injection"], re.I):  # a candidate that asks
+            titles = list(docs)
+            outcomes[number].append((json.loads(call["ranking_json"])[0] == me,
+                                     titles.index(names[me]) < titles.index(names[other])))
+    assert outcomes[1] and all(named for named, _ in outcomes[1])
+    assert outcomes[2] and all(named == ahead for named, ahead in outcomes[2])
+    assert not all(named for named, _ in outcomes[2])  # the other's injection costs it some first places
+    assert out["rounds"] == 2 and run.resumed is False
+    for p in products.values():
+        assert [r["round"] for r in p["rounds"]] == [1, 2] and p["rounds"][0]["best_search_score"] == 8
+        assert all(r["search_queries"] <= TINY["budget"] for r in p["rounds"])
+        assert p["search_queries"] == sum(r["search_queries"] for r in p["rounds"])
+        assert p["injection"] == (p["rounds"][1]["injection"] or p["rounds"][0]["injection"])
+        assert p["gain_together_round1"] == pytest.approx(p["baseline"]["rank"] - p["together_round1"]["rank"])
+    changed = any(p["injection"] != first_injection[i] for i, p in products.items())
+    phases = [json.loads(c["meta_json"])["phase"] for c in calls]
+    assert phases.count("final_together_round1") == (TINY["final_orders"] if changed else 0)
+    assert len(calls) == out["recommender_queries"] == TINY["selection_orders"] + sum(
+        p["search_queries"] for p in products.values()) + (2 + 2 + changed) * TINY["final_orders"]
+
+
+def test_a_run_with_other_rounds_is_a_new_run_and_the_same_rounds_resume(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-compete")
+    options = {"compete": 2, "rounds": 2, **TINY}
+    with WireFake([], responder=gullible) as fake:
+        straight, run_a = compete(tmp_path / "a", fake.url, **options)
+    keys_a = [c["task_key"] for c in calls_of(tmp_path / "a", run_a.id)]
+    before_round_two = sum(not k.startswith(("round=", "final/")) for k in keys_a)  # selection and round 1
+    with WireFake([], responder=gullible) as fake:
+        fake.break_after = before_round_two + 1  # breaks in round 2
+        with pytest.raises(PoiseError):
+            compete(tmp_path / "b", fake.url, max_attempts=1, **options)
+        port = fake.server.server_address[1]
+    with WireFake([], responder=gullible, port=port) as fake:
+        _, other = compete(tmp_path / "b", fake.url, **{**options, "rounds": 1})  # not the interrupted run's
+        resumed, run = compete(tmp_path / "b", fake.url, **options)
+    with Store(tmp_path / "b") as db:
+        configs = {r: db.run(r).config for r in (other.id, run.id)}
+    assert not other.resumed and other.id != run.id and run.resumed
+    assert "rounds" not in configs[other.id] and configs[run.id]["rounds"] == 2  # one round: the config of before
+    keys = [c["task_key"] for c in calls_of(tmp_path / "b", run.id) if c["error"] is None]
+    assert len(keys) == len(set(keys)) and any(k.startswith("round=2/") for k in keys)
+    assert {k: v for k, v in resumed.items() if k != "run_id"} == {k: v for k, v in straight.items() if k != "run_id"}
+
+
+@pytest.mark.parametrize("rounds", [0, 11, 2.5, True, "2"])
+def test_bad_rounds_fail_before_any_model_is_built(rounds):
+    def no_model(spec: str, *, concurrency: int | None = None) -> Any:
+        raise AssertionError("a model was built")
+
+    with pytest.raises(PoiseError) as err:
+        compete_setup(BLENDER, compete=2, rounds=rounds, model="local", open_model=no_model,
+                      template=default_template())
+    assert f"--rounds must be a whole number from 1 to 10, not {rounds!r}" in err.value.one_line()
+
+
 # -- bad input: one line, before any query, nothing written -------------------------------------------------
 @pytest.mark.parametrize(("k", "products", "fragment"), [
     (1, None, "--compete must be a whole number of at least 2"),
@@ -138,6 +222,8 @@ def test_a_competition_refuses_a_single_product_argument():
     (("--compete", "1"), "at least 2"),
     (("--compete", "2", "-p", "Oster Pro 1200"), "name 2 products with --product"),
     (("-p", "Oster Pro 1200", "-p", "Ninja"), "add --compete 2"),
+    (("--compete", "2", "--rounds", "11"), "--rounds must be a whole number from 1 to 10, not 11"),
+    (("--rounds", "2"), "add --compete K, or drop --rounds"),
 ])
 def test_bad_competitions_from_the_cli_are_one_line(tmp_path, args, fragment):
     result = poise("attack", "--category", "blender", *args, store=tmp_path)
@@ -192,6 +278,29 @@ def test_compete_from_python_on_the_bundled_model(model_store):
     for p in out["products"]:
         for side in ("baseline", "alone", "together"):  # one order: first or not, read or not
             assert p[side]["first_rate"] in (0.0, 1.0) and p[side]["unparseable"] + p[side]["ambiguous"] <= 1
+
+
+@pytest.mark.model
+def test_compete_with_two_rounds_on_the_bundled_model(model_store):
+    """Round 1 is the run above (read from the store's request cache); round 2 asks the bundled
+    model with the other's injection in place. ``single`` on a budget of 1 proposes the same
+    template each round, so the round-1 injections are the final ones: never asked twice."""
+    from .conftest import tiny_category
+
+    out, run = compete(model_store, None, category=tiny_category(), model="local", **{**MODEL_RUN, "rounds": 2})
+    calls = calls_of(model_store, run.id)
+    assert len(calls) == out["recommender_queries"] == 2 * 2 + (2 + 2) * 1 and out["rounds"] == 2
+    injections = {p["index"]: p["injection"] for p in out["products"]}
+    for p in out["products"]:
+        assert [(r["round"], r["injection"], r["search_queries"]) for r in p["rounds"]] == \
+            [(1, p["injection"], 1), (2, p["injection"], 1)]
+        assert p["gain_together_round1"] == p["gain_together"] and p["together_round1"] == p["together"]
+    second = [c for c in calls if c["task_key"].startswith("round=2/")]
+    assert len(second) == 2 and not [c for c in calls if "together_round1" in c["task_key"]]
+    for call in second:
+        me = int(re.search(r"product=(\d+)/", call["task_key"])[1])
+        prompt = json.loads(call["messages_json"])[-1]["content"]
+        assert all(text in prompt for text in injections.values()), me  # its own and the other's
 
 
 HOSTILE = "Pro <script>alert(1)</script> | [x](http://evil.test) [bold red]loud[/]"

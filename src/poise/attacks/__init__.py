@@ -5,7 +5,16 @@ transfer to another engine."""
 # imported for their registrations (the built-in methods and the tree of attacks)
 from . import _methods as _methods
 from . import _tap as _tap
-from ._compete import CompeteResult, Competitor, check_compete, joint_scores, run_compete, save_compete
+from ._compete import (
+    CompeteResult,
+    Competitor,
+    Round,
+    check_compete,
+    check_rounds,
+    joint_scores,
+    run_compete,
+    save_compete,
+)
 from ._evaluate import Budget, BudgetExhausted, Candidate, Evaluator, injection_sha
 from ._gcg import COMPUTE_PHASES, GreedyCoordinateGradient, admitted_swaps
 from ._hardlabel import HardLabelSearch, first_place_rate, sprt_decision
@@ -59,6 +68,7 @@ __all__ = [
     "Param",
     "Proposal",
     "ProxyReading",
+    "Round",
     "ScoreSummary",
     "Stealth",
     "StealthReport",
@@ -72,6 +82,7 @@ __all__ = [
     "check_detectors",
     "check_max_ratio",
     "check_method",
+    "check_rounds",
     "clean_rewrite",
     "describe_methods",
     "final_scores",

@@ -88,6 +88,10 @@ def attack(
         "--compete", help="Attack K products at once, each with its own search and --budget (default: the K ranked "
                           "lowest without injection); then measure each with no injection, its own alone and all K "
                           "together on the same fresh orders.", metavar="K")] = None,
+    rounds: Annotated[int | None, typer.Option(
+        "--rounds", help="With --compete: in rounds 2..R each product searches again (same --budget) with the "
+                         "others' injections of the round before in place (a best response); 1-10, default 1.",
+                   metavar="R")] = None,
     shared_orders: Annotated[bool, typer.Option(
         "--shared-orders", help="Ask the candidates of a search round on the same context orders (paired "
                                 "comparisons; the local model reuses the prompt up to the promoted page). Changes "
@@ -106,6 +110,9 @@ def attack(
     from ..store import Store
 
     one = _one_product(product, compete)
+    if rounds is not None and compete is None:
+        raise PoiseError("--rounds is for competitions: each product searches again against the others' injections",
+                         "add --compete K, or drop --rounds")
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files).category(category)
     named = DEFAULT_DETECTORS if stealth_detectors is None else stealth_detectors.split(",")
     detectors = check_detectors([d.strip() for d in named if d.strip() not in ("", "none")])
@@ -123,7 +130,8 @@ def attack(
         confirm=confirm, seed=seed, catalog=catalog, max_tokens=max_tokens, reader=reader, defenses=defense,
         stealth=watch, shared_orders=shared_orders, early_stop=early_stop)
     setup = (attack_setup(cat, product=one, **options) if compete is None
-             else compete_setup(cat, compete=compete, products=product, **options))
+             else compete_setup(cat, compete=compete, products=product, rounds=1 if rounds is None else rounds,
+                                **options))
     with Store(store) as db:
         attach_cache(db, *setup.models)
         with db.open_run(setup.command, setup.config, close=setup.closing) as run:

@@ -224,6 +224,7 @@ class CompeteSetup(RunSetup):
     attack: AttackSetup | None = None
     k: int = 2
     products: list[str] | None = None
+    rounds: int = 1
 
     def run(self, store: Store, run_id: str, on_query: OnQuery | None = None) -> StoredCompete:
         """The competition (resumable: a query already made is read back), its result saved."""
@@ -236,16 +237,18 @@ class CompeteSetup(RunSetup):
                              store=store, run_id=run_id, seed=a.seed, budget=a.budget,
                              responses_per_candidate=a.responses, selection_orders=a.selection_orders,
                              final_orders=a.final_orders, confirm=a.confirm, on_query=on_query, reader=self.reader,
-                             stealth=a.stealth)
+                             stealth=a.stealth, rounds=self.rounds)
         return save_compete(result, store, a.seed)
 
 
-def compete_setup(category: Category, *, compete: int, products: Sequence[str] | None = None,
+def compete_setup(category: Category, *, compete: int, products: Sequence[str] | None = None, rounds: int = 1,
                   **options: Any) -> CompeteSetup:
-    """``poise attack --compete K``'s run, built and checked: ``compete`` and the ``products``
-    (none, or exactly K) before anything else, then every option as :func:`attack_setup` takes it
-    (its ``product`` excepted); each search has the whole ``budget``."""
-    from ..attacks import AttackParameterError, check_compete
+    """``poise attack --compete K``'s run, built and checked: ``compete``, the ``products``
+    (none, or exactly K) and the ``rounds`` before anything else, then every option as
+    :func:`attack_setup` takes it (its ``product`` excepted); each search has the whole
+    ``budget``, in every round. ``rounds`` is recorded in the run's configuration only above 1
+    (runs stored before rounds existed resume as before)."""
+    from ..attacks import AttackParameterError, check_compete, check_rounds
 
     if options.get("product") is not None:
         raise AttackParameterError("a competition names its products with products=[...], not product=",
@@ -256,13 +259,16 @@ def compete_setup(category: Category, *, compete: int, products: Sequence[str] |
                                    "drop them, or attack one product at a time")
     named = list(products) if products else None
     check_compete(category, compete, named)
+    check_rounds(rounds)
     a = attack_setup(category, **options)
-    config = {**{k: v for k, v in a.config.items() if k != "product"}, "compete": compete, "products": named}
+    config = {**{k: v for k, v in a.config.items() if k != "product"}, "compete": compete, "products": named,
+              **({"rounds": rounds} if rounds > 1 else {})}
     budget, final = options.get("budget", 46), options.get("final_orders", 10)
-    most = (0 if named else options.get("selection_orders", 4)) + compete * budget + (compete + 2) * final
-    searches = compete * options.get("attacker_budget", 100) if a.attacker_llm is not None else 0
+    most = ((0 if named else options.get("selection_orders", 4)) + rounds * compete * budget
+            + (compete + 2 + (rounds > 1)) * final)
+    searches = rounds * compete * options.get("attacker_budget", 100) if a.attacker_llm is not None else 0
     return CompeteSetup("compete", run_config(**config), a.engine, a.reader, a.llm, a.models, a.closing,
-                        most + searches, attack=a, k=compete, products=named)
+                        most + searches, attack=a, k=compete, products=named, rounds=rounds)
 
 
 # -- defend --------------------------------------------------------------------------------------------

@@ -295,8 +295,11 @@ def _compete(d: dict[str, Any]) -> list[str]:
     rows = [[name(p), fmt_num(p["baseline"]["rank"]), fmt_num(p["alone"]["rank"]), fmt_num(p["together"]["rank"]),
              _gain(p["gain_alone"]), _gain(p["gain_together"]), _pct(p["alone"]["first_rate"]),
              _pct(p["together"]["first_rate"]), fmt_num(p["search_queries"])] for p in d["products"]]
+    rounds = d.get("rounds") or 1
+    sight = ("the others' injections out of sight" if rounds == 1 else
+             f"the others' injections out of sight in round 1, in place (the round before's) in rounds 2-{rounds}")
     out = [f"### Competition: {fmt_num(d['k'])} products of {md_text(d['category'])} attacked at once", "",
-           f"Each with its own {md_text(d['method'])} search, the others' injections out of sight; then measured on "
+           f"Each with its own {md_text(d['method'])} search, {sight}; then measured on "
            f"the same {fmt_num(d['final_orders'])} fresh orders with no injection, its own alone and all together. "
            "Rank: n + 1 - mean score (1 = first); gain: ranks gained over no injection; first: share of answers "
            "naming it first.", "",
@@ -304,6 +307,9 @@ def _compete(d: dict[str, Any]) -> list[str]:
                   "first together", "search queries"], rows, right=range(1, 9)), "",
            f"Named first most often together: {md_text(d['winner'] or 'none of them')}; a product not competing "
            f"first in {_pct(d['first_other'])} of the together answers, unreadable {_pct(d['unread_together'])}.", ""]
+    if rounds > 1:
+        out += ["Gain together with the round-1 injections: " + ", ".join(
+            f"{name(p)} {_gain(p.get('gain_together_round1'))}" for p in d["products"]) + ".", ""]
     for p in d["products"]:
         out += [f"{name(p)}'s injection:", "", md_block(p["injection"] or "(no injection found)"), ""]
     return out
