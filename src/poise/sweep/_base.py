@@ -38,6 +38,7 @@ from .._errors import PoiseError
 Kind = Literal["natural", "attack", "defend"]
 Scalar = bool | int | float | str
 NO_DEFENSE = "none"
+MAX_SWEEP_BYTES = 1_000_000  # a sweep file is a few lines; anything larger is the wrong file
 
 
 class SweepError(PoiseError):
@@ -231,17 +232,33 @@ def load_sweep(path: str | Path) -> Sweep:
     path = Path(path).expanduser()
     where = f"sweep file {path}"
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(_read(path, where))
     except FileNotFoundError:
         raise SweepError(f"no {where}", "check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SweepError(f"cannot read {where}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SweepError(f"{where} is not UTF-8 text (byte {exc.start})", "save it as UTF-8") from None
+    except OSError as exc:
+        raise SweepError(f"cannot read {where}: {exc.strerror or exc}", "check the path and its permissions") from None
     except tomllib.TOMLDecodeError as exc:
         raise SweepError(f"{where} is not valid TOML: {exc}") from None
     try:
         return Sweep(SweepFile.model_validate(data), path.resolve())
     except ValidationError as exc:
         raise SweepError(f"{where}: {_problem(exc)}", "see the README's sweep file section") from None
+
+
+def _read(path: Path, where: str) -> str:
+    """The file's text; a folder, a device or a pipe (which may never end) and a file over
+    MAX_SWEEP_BYTES are refused before anything is read."""
+    if path.is_dir():
+        raise SweepError(f"{where} is a folder", "pass the sweep file (TOML) itself")
+    if path.exists() and not path.is_file():
+        raise SweepError(f"{where} is not a regular file (a device or a pipe)", "pass a sweep file (TOML) on disk")
+    size = path.stat().st_size
+    if size > MAX_SWEEP_BYTES:
+        raise SweepError(f"{where} is {size:,} bytes, too large for a sweep file (limit {MAX_SWEEP_BYTES:,})",
+                         "a sweep file lists axes and options; pass the right file")
+    return path.read_text(encoding="utf-8")
 
 
 _TYPE_TAGS = {"bool", "int", "float", "str", "list", "dict"}

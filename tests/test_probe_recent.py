@@ -1,0 +1,101 @@
+"""A hostile user against the newest commands (sweep, attack's options, reread, defend, report):
+special files where a file is expected, report targets that are not files, seeds the
+statistics choke on, keys echoed back in answers, and labels that would break a progress line.
+Each test failed before its fix; the model is never loaded (wire fakes on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from poise.cli import main
+
+from .wirefake import context_titles
+
+ENV_DROP = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "POISE_HOME", "POISE_DEBUG")
+BLENDERS = [("Oster", "Pro 1200", "The Oster Pro 1200 has 7 speeds. Price: $99."),
+            ("Blendtec", "Designer 650 S", "The Blendtec Designer 650 S has a motor."),
+            ("Ninja", "Foodi", "The Ninja Foodi crushes ice. Price: $179.")]
+
+
+def rank_all(request: dict) -> str:
+    return "\n".join(f"{i}. {title}" for i, title in enumerate(context_titles(request), 1))
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key in ENV_DROP:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+    lines = [json.dumps({"type": "category", "category": "blender", "query": "Which blender? Rank them."})]
+    lines += [json.dumps({"category": "blender", "brand": b, "model": m, "document": d}) for b, m, d in BLENDERS]
+    (tmp_path / "cat.jsonl").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def poise(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def spawned(*argv: str, cwd: Path, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    """``poise ARGV`` in a child process; a hang is a failed assertion, not a hung suite."""
+    env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
+    try:
+        return subprocess.run([sys.executable, "-m", "poise", *argv], capture_output=True, text=True, cwd=cwd,
+                              env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"poise {' '.join(argv)} hung (more than {timeout} s)")
+
+
+def error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("poise: error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def fifo(path: Path) -> Path:
+    """A named pipe nobody writes to: reading it blocks for ever (as /dev/zero never ends)."""
+    os.mkfifo(path)
+    return path
+
+
+# -- 1. special files where a file is read ------------------------------------------------------------
+SWEEP = 'kind = "natural"\ncategories = ["blender"]\nmodels = ["openai:fake"]\n[options]\ncatalog = "{catalog}"\n' \
+        'trials = 2\nbootstrap = 0\n{extra}'
+TEMPLATE_AXIS = 'templates = ["{template}"]\n'
+
+
+@pytest.mark.parametrize("special", ["fifo", "dev-zero"])
+def test_a_sweep_file_that_is_not_a_regular_file_is_one_line(folder, special):
+    path = fifo(folder / "sweep.toml") if special == "fifo" else folder / "sweep.toml"
+    if special == "dev-zero":
+        path.symlink_to("/dev/zero")
+    proc = spawned("sweep", str(path), "--dry-run", "--store", str(folder / "store"), cwd=folder)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "is not a regular file" in error_line(proc.stderr)
+    assert not (folder / "store").exists()
+
+
+def test_a_sweep_file_too_large_or_not_utf8_is_one_line_with_a_fix(folder, capsys):
+    big = folder / "big.toml"
+    with big.open("w") as fh:
+        fh.truncate(2_000_001)  # sparse: 2 MB of NUL bytes, no disk spent
+    code, out, err = poise(capsys, "sweep", str(big), "--dry-run")
+    assert code == 1 and out == "" and "too large for a sweep file" in error_line(err)
+    latin = folder / "latin.toml"
+    latin.write_bytes('kind = "natural"\ncategories = ["caf\xe9"]\n'.encode("latin-1"))
+    code, out, err = poise(capsys, "sweep", str(latin), "--dry-run")
+    assert code == 1 and out == ""
+    assert "not UTF-8 text" in error_line(err) and "save it as UTF-8" in err
+
+
