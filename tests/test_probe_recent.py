@@ -99,3 +99,16 @@ def test_a_sweep_file_too_large_or_not_utf8_is_one_line_with_a_fix(folder, capsy
     assert "not UTF-8 text" in error_line(err) and "save it as UTF-8" in err
 
 
+def test_a_catalog_that_is_not_a_regular_file_is_one_line(folder):
+    (folder / "zero.jsonl").symlink_to("/dev/zero")
+    fifo(folder / "pipe.csv")
+    for name in ("zero.jsonl", "pipe.csv"):
+        proc = spawned("catalog", "validate", name, cwd=folder)
+        assert proc.returncode == 1 and proc.stdout == ""
+        assert f"{name}: not a regular file" in error_line(proc.stderr)
+    sweep = folder / "sweep.toml"  # a sweep's catalog too (a link is followed: /dev/zero has no extension)
+    sweep.write_text(SWEEP.format(catalog="pipe.csv", extra=""))
+    proc = spawned("sweep", str(sweep), "--dry-run", cwd=folder)
+    assert proc.returncode == 1 and "pipe.csv: not a regular file" in error_line(proc.stderr)
+
+

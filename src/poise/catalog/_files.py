@@ -38,6 +38,9 @@ def max_document_chars(value: int | None = None) -> int:
 
 
 def read_text(path: Path) -> str:
+    """A catalog file's text; a device or a pipe (which may never end) is refused unread."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise CatalogError(f"{path}: not a regular file (a device or a pipe)", "pass a catalog file on disk")
     try:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
