@@ -112,3 +112,16 @@ def test_a_catalog_that_is_not_a_regular_file_is_one_line(folder):
     assert proc.returncode == 1 and "pipe.csv: not a regular file" in error_line(proc.stderr)
 
 
+def test_a_template_that_is_not_a_regular_file_is_one_line(folder):
+    (folder / "zero.toml").symlink_to("/dev/zero")
+    proc = spawned("recommend", "-c", "blender", "--catalog", "cat.jsonl", "--template", "zero.toml",
+                   "--store", str(folder / "store"), cwd=folder)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "zero.toml: not a regular file" in error_line(proc.stderr)
+    fifo(folder / "pipe.toml")
+    sweep = folder / "sweep.toml"  # a sweep's templates axis too
+    sweep.write_text(SWEEP.format(catalog="cat.jsonl", extra="").replace(
+        "[options]", TEMPLATE_AXIS.format(template="pipe.toml") + "[options]"))
+    proc = spawned("sweep", str(sweep), "--dry-run", cwd=folder)
+    assert proc.returncode == 1 and "pipe.toml: not a regular file" in error_line(proc.stderr)
+    assert not (folder / "store").exists()

@@ -95,6 +95,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     try:
         if path.is_dir():
             raise TemplateError(f"{path}: is a folder, not a template file", "pass a .toml file with --template")
+        if path.exists() and not path.is_file():  # a device or a pipe may never end: refused unread
+            raise TemplateError(f"{path}: not a regular file (a device or a pipe)", "pass a .toml file with --template")
         if path.stat().st_size > MAX_TEMPLATE_BYTES:
             raise TemplateError(f"{path}: {path.stat().st_size:,} bytes, too large for a prompt template "
                                 f"(limit {MAX_TEMPLATE_BYTES:,})")
