@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from poise.cli import main
 
-from .wirefake import context_titles
+from .wirefake import WireFake, context_titles
 
 ENV_DROP = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "POISE_HOME", "POISE_DEBUG")
 BLENDERS = [("Oster", "Pro 1200", "The Oster Pro 1200 has 7 speeds. Price: $99."),
@@ -125,3 +127,37 @@ def test_a_template_that_is_not_a_regular_file_is_one_line(folder):
     proc = spawned("sweep", str(sweep), "--dry-run", cwd=folder)
     assert proc.returncode == 1 and "pipe.toml: not a regular file" in error_line(proc.stderr)
     assert not (folder / "store").exists()
+
+
+# -- 2. report targets that are not ordinary files ---------------------------------------------------------
+def natural_sweep(folder: Path) -> Path:
+    path = folder / "sweep.toml"
+    path.write_text(SWEEP.format(catalog="cat.jsonl", extra=""))
+    return path
+
+
+def test_a_report_to_a_pipe_is_written_into_it_not_over_it(folder, capsys):
+    """Renaming a finished report over the target replaced a device or pipe with a file (as
+    root, ``--report /dev/null`` replaced /dev/null itself); such a target is written in place."""
+    pipe = fifo(folder / "report.pipe")
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(pipe.read_bytes()), daemon=True)
+    reader.start()
+    with WireFake([], responder=rank_all) as fake:
+        code, _, err = poise(capsys, "sweep", str(natural_sweep(folder)), "--base-url", fake.url, "--store",
+                             str(folder / "store"), "--report", str(pipe))
+    assert code == 0, err
+    assert stat.S_ISFIFO(pipe.stat().st_mode)  # still the pipe
+    reader.join(10)
+    assert got and got[0].startswith(b"<!doctype html>")
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".report")] == []  # no temporary file left
+
+
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="needs Linux's /proc")
+def test_a_report_that_cannot_be_written_names_the_flag_given(folder, capsys):
+    with WireFake([], responder=rank_all) as fake:
+        code, _, err = poise(capsys, "sweep", str(natural_sweep(folder)), "--base-url", fake.url, "--store",
+                             str(folder / "store"), "--report", "/proc/version")
+    assert code == 1
+    line = error_line(err)
+    assert "cannot write the report to /proc/version" in line and "with --report" in line and "--out" not in line

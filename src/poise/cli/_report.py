@@ -53,11 +53,17 @@ def report_format(fmt: str | None, out_path: str | None) -> str:
     return FORMATS[fmt.lower()]
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write the whole file or nothing (a temporary file beside it, renamed)."""
+def write_text(path: Path, text: str, flag: str = "--out") -> None:
+    """Write the whole file or nothing (a temporary file beside it, renamed). A target that is
+    not a regular file (a device such as /dev/null, a named pipe) is written into: renaming over
+    it would replace the device or pipe itself. ``flag``: the option that named the path."""
     try:
         if path.is_dir():
             raise IsADirectoryError(f"{path} is a folder")
+        if path.exists() and not path.is_file():
+            with path.open("w", encoding="utf-8") as fh:
+                fh.write(text)
+            return
         folder = path.parent
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
         try:
@@ -70,7 +76,7 @@ def write_text(path: Path, text: str) -> None:
             raise
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise PoiseError(f"cannot write the report to {path}: {reason}", "pass a writable path with --out") from exc
+        raise PoiseError(f"cannot write the report to {path}: {reason}", f"pass a writable path with {flag}") from exc
 
 
 def _umask() -> int:

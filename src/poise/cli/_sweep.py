@@ -153,7 +153,7 @@ def _write_report(db: Store, name: str, jobs: list[tuple[Job, str, str | None]],
     from ..report import gather_sweep, render_sweep_html
     from ._report import write_text
 
-    write_text(path, render_sweep_html(gather_sweep(db, name, jobs)))
+    write_text(path, render_sweep_html(gather_sweep(db, name, jobs)), flag="--report")
 
 
 def _leave_now() -> None:
