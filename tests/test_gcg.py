@@ -222,20 +222,21 @@ def test_steps_stored_before_the_filter_replay_and_are_reported_apart(tmp_path):
 def test_under_a_ratio_gcg_scores_only_admitted_swaps_and_a_resume_replays_the_refusals(tmp_path):
     """The bundled model as the stealth scorer and the surrogate (the recommender is a wire
     fake: what is tested is the search). The ratio is set a little above the starting
-    injection's, so some swaps pass and some do not. The first run fails at its measurement;
-    the resumed one reads both steps back, their refusals included, and computes nothing."""
+    injection's, so some swaps pass and some do not (here 2 of 4). The first run fails at its
+    measurement; the resumed one reads the step back, its refusals included, and computes nothing."""
     cat = tiny_category()
     others = tuple(p.name for i, p in enumerate(cat.products) if i != OSTER)
     head = FAMILIES["direct"](Target("Oster Pro 1200", cat.name, cat.default_query, others), 0)
     scorer = get_model("local")
     clean = cat.products[OSTER].document.text
     page = f"{head}{' !' * 4}\n\n{clean}"  # the starting injection on the page
-    limit = page_perplexity(scorer, page)[0] / page_perplexity(scorer, clean)[0] + 0.2
+    clean_ppl = page_perplexity(scorer, clean)[0]
+    limit = page_perplexity(scorer, page)[0] / clean_ppl + 0.09
     options = {"category": cat, "method": "gcg", "product": "Oster Pro 1200", "budget": 2, "responses": 1,
-               "final_orders": 1, "confirm": 0, "params": {**SMALL, "steps": 2, "orders": 1, "every": 5},
+               "final_orders": 1, "confirm": 0, "params": {**SMALL, "steps": 1, "orders": 1, "every": 5},
                "stealth": lambda: Stealth(scorer, max_ratio=limit, detectors=())}
     with WireFake([], responder=immune) as fake:
-        fake.break_after = 0  # the measurement fails: both steps were computed and stored
+        fake.break_after = 0  # the measurement fails: the step was computed and stored
         with pytest.raises(PoiseError):
             inprocess.attack(tmp_path, fake.url, max_attempts=1, **options)
         port = fake.server.server_address[1]
@@ -244,12 +245,12 @@ def test_under_a_ratio_gcg_scores_only_admitted_swaps_and_a_resume_replays_the_r
     report, recorded = out["method_report"], rows(tmp_path, run.id)
     steps = report["steps"]
     assert run.resumed and [r["step_record"] for r in recorded if r["key"].startswith("gcg/step=")] == steps
-    assert sorted(r["key"] for r in recorded if r["phase"] == "gcg") == ["gcg/setup", "gcg/step=0", "gcg/step=1"]
+    assert sorted(r["key"] for r in recorded if r["phase"] == "gcg") == ["gcg/setup", "gcg/step=0"]
     refused, fitting = sum(s["refused"] for s in steps), sum(s["fitting"] for s in steps)
     assert 0 < refused < fitting and report["refused"] == refused and report["max_perplexity_ratio"] == limit
     assert f"{refused} of {fitting} swaps refused before scoring" in GreedyCoordinateGradient.summarize(report)
     found = head + steps[-1]["text"]  # the kept injection: admitted, measured, the only one asked
-    ratio = page_perplexity(scorer, f"{found}\n\n{clean}")[0] / page_perplexity(scorer, clean)[0]
+    ratio = page_perplexity(scorer, f"{found}\n\n{clean}")[0] / clean_ppl
     assert ratio <= limit and out["injection"] == found
     assert [c["injection"] for c in out["candidates"]] == [found] and out["candidates"][0]["perplexity_ratio"] <= limit
     assert {r["injection"] for r in recorded if r["phase"] == "search"} == {found} and out["search_queries"] == 1
