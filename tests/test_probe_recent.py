@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -161,3 +162,19 @@ def test_a_report_that_cannot_be_written_names_the_flag_given(folder, capsys):
     assert code == 1
     line = error_line(err)
     assert "cannot write the report to /proc/version" in line and "with --report" in line and "--out" not in line
+
+
+# -- 3. a negative seed ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", [
+    ("attack", "--budget", "2", "--final-orders", "2", "--selection-orders", "1", "--confirm", "0", "--responses", "1"),
+    ("natural", "--trials", "3", "--bootstrap", "20")])
+def test_a_negative_seed_runs_to_the_end(folder, capsys, command):
+    """--seed -3 was taken, every query made, then the bootstrap refused the seed: an internal
+    error (exit 70) and a failed run."""
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, *command, "-c", "blender", "--catalog", "cat.jsonl", "--model", "openai:fake",
+                               "--base-url", fake.url, "--seed", "-3", "--store", str(folder / "store"), "--json")
+    assert code == 0, err
+    assert json.loads(out)
+    with sqlite3.connect(folder / "store" / "poise.sqlite") as conn:
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("finished",)]

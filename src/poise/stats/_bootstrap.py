@@ -49,7 +49,7 @@ def bootstrap(
     groups = _cluster_rows(clusters, strata)
     everything = np.concatenate([rows for stratum in groups for rows in stratum])
     estimate = np.atleast_1d(np.asarray(statistic(everything), dtype=float))
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed if seed >= 0 else seed & 0xFFFF_FFFF_FFFF_FFFF)  # numpy takes no negative seed
     reps = []
     for _ in range(n_boot):
         picked = []
