@@ -18,7 +18,7 @@ import pytest
 
 from poise.cli import main
 
-from .wirefake import WireFake, context_titles
+from .wirefake import WireFake, completion, context_titles
 
 ENV_DROP = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "POISE_HOME", "POISE_DEBUG")
 BLENDERS = [("Oster", "Pro 1200", "The Oster Pro 1200 has 7 speeds. Price: $99."),
@@ -178,3 +178,35 @@ def test_a_negative_seed_runs_to_the_end(folder, capsys, command):
     assert json.loads(out)
     with sqlite3.connect(folder / "store" / "poise.sqlite") as conn:
         assert conn.execute("SELECT status FROM runs").fetchall() == [("finished",)]
+
+
+# -- 4. a key echoed back in an answer ---------------------------------------------------------------------------
+KEY = "probe-key-7f3a9c2e51d0"  # no well-known shape: only redaction by value can catch it
+
+
+def echo_key_in_answer(body: dict, headers: dict) -> tuple:
+    """A 200 answer (and model name) that quote the request's key, as a logging proxy or a
+    compromised model server might."""
+    key = headers.get("authorization", "").removeprefix("Bearer ")
+    reply = completion(f"Your key is {key}.\n" + rank_all(body))
+    reply["model"] = f"fake-{key}"
+    return (200, reply, 0)
+
+
+def test_a_key_echoed_in_an_answer_is_stored_nowhere(folder, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    store, report = folder / "store", folder / "sweep.html"
+    with WireFake([echo_key_in_answer] * 20) as fake:
+        code, out, err = poise(capsys, "sweep", str(natural_sweep(folder)), "--base-url", fake.url, "--store",
+                               str(store), "--report", str(report), "--json")
+        assert code == 0, err
+        assert fake.headers and all(h["authorization"] == f"Bearer {KEY}" for h in fake.headers)  # it was sent
+    run_id = json.loads(out)["jobs"][0]["run_id"]
+    code, _, err = poise(capsys, "report", run_id, "--store", str(store), "--out", str(folder / "run.md"))
+    assert code == 0, err
+    written = [p for p in folder.rglob("*") if p.is_file()]
+    assert [p.name for p in written if KEY.encode() in p.read_bytes()] == []
+    with sqlite3.connect(store / "poise.sqlite") as conn:
+        (answer,) = conn.execute("SELECT response_text FROM calls LIMIT 1").fetchone()
+    assert "Your key is [redacted]." in answer and "1. Oster Pro 1200" in answer  # the answer still reads
+    assert KEY not in out + err

@@ -69,8 +69,9 @@ class OpenAIModel(ChatModel):
                     f"no API key for {DEFAULT_BASE_URL}",
                     f"set {API_KEY_ENV} in the environment, or pass --base-url for a local server",
                 )
-            key = "no-key"  # local OpenAI-compatible servers accept any key
-        register_secret(key)  # redacted from every error text from now on
+            key = "no-key"  # local OpenAI-compatible servers accept any key (not a secret: never redacted)
+        else:
+            register_secret(key)  # redacted from every error text and answer from now on
         register_secret(urlsplit(self.base_url).password)
         import openai  # lazy: only this backend needs the SDK
 

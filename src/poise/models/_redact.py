@@ -46,6 +46,18 @@ def register_secret(value: str | None) -> None:
             _KNOWN.add(value)
 
 
+def redact_keys(text: str) -> str:
+    """``text`` (a model's answer) with every key a backend was given (see
+    :func:`register_secret`) replaced by value. No patterns and no environment scan: in an
+    answer 'key=' or 'Bearer' are ordinary words, and an unrelated variable's value may be one."""
+    with _KNOWN_LOCK:
+        known = sorted(_KNOWN, key=len, reverse=True)
+    for secret in known:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
 def _secrets(extra: tuple[str, ...]) -> list[str]:
     with _KNOWN_LOCK:
         found = set(_KNOWN)

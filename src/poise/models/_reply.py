@@ -7,7 +7,7 @@ from typing import Any
 
 from .._errors import ModelError
 from ._llamacpp import _parse_logprobs
-from ._redact import inert_excerpt
+from ._redact import inert_excerpt, redact_keys
 from ._types import ChatResponse, Usage
 
 _HINT = "check that --base-url points at an OpenAI-compatible API (it usually ends in /v1)"
@@ -17,7 +17,7 @@ def read_completion(body: str, where: str, model: str, want_logprobs: bool) -> C
     """The response in a 200 reply's ``body``; a one-line ModelError naming what is missing."""
     data = _json(body, where)
     choice = _choice(data, where)
-    text = choice["message"]["content"]
+    text = redact_keys(choice["message"]["content"])  # a server may echo the key: never stored or shown
     raw_usage = data.get("usage")
     usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
     logprobs = None
@@ -29,7 +29,7 @@ def read_completion(body: str, where: str, model: str, want_logprobs: bool) -> C
     finish = choice.get("finish_reason")
     return ChatResponse(
         text=text,
-        model=data["model"] if isinstance(data.get("model"), str) and data["model"] else model,
+        model=redact_keys(data["model"]) if isinstance(data.get("model"), str) and data["model"] else model,
         finish_reason=finish if isinstance(finish, str) else None,
         usage=Usage(prompt_tokens=_count(usage.get("prompt_tokens")),
                     completion_tokens=_count(usage.get("completion_tokens"))),
