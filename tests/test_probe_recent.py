@@ -210,3 +210,18 @@ def test_a_key_echoed_in_an_answer_is_stored_nowhere(folder, capsys, monkeypatch
         (answer,) = conn.execute("SELECT response_text FROM calls LIMIT 1").fetchone()
     assert "Your key is [redacted]." in answer and "1. Oster Pro 1200" in answer  # the answer still reads
     assert KEY not in out + err
+
+
+# -- 5. one line per progress event ------------------------------------------------------------------------------
+def test_a_newline_in_a_job_label_keeps_each_progress_event_on_one_line(folder, capsys):
+    """A sweep file's values (here a model name) reach the job label; a newline in one split a
+    progress line in two, the second half looking like a line of its own."""
+    path = folder / "sweep.toml"
+    path.write_text(SWEEP.format(catalog="cat.jsonl", extra="").replace('"openai:fake"', '"openai:fake\\nsweep x"'))
+    with WireFake([], responder=rank_all) as fake:
+        code, _, err = poise(capsys, "sweep", str(path), "--base-url", fake.url, "--store", str(folder / "store"),
+                             "--json")
+    assert code == 0, err
+    lines = err.splitlines()
+    assert len(lines) == 2 and all(line.startswith("sweep sweep.toml [") for line in lines), err
+    assert "openai:fake sweep x / none" in lines[1]

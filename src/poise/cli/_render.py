@@ -48,8 +48,9 @@ def safe(text: str, style: str = "") -> Text:
 
 
 def note(console: Console, text: str) -> None:
-    """One line on the console (stderr, usually), never wrapped into several."""
-    console.print(safe(text), soft_wrap=True)
+    """One line on the console (stderr, usually), never wrapped into several: a newline in
+    untrusted text (a label, a name) becomes a space."""
+    console.print(safe(" ".join(inert(text).split())), soft_wrap=True)
 
 
 def ranking_table(title: str, rows: list[dict[str, Any]]) -> Table:
