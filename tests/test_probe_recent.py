@@ -225,3 +225,25 @@ def test_a_newline_in_a_job_label_keeps_each_progress_event_on_one_line(folder, 
     lines = err.splitlines()
     assert len(lines) == 2 and all(line.startswith("sweep sweep.toml [") for line in lines), err
     assert "openai:fake sweep x / none" in lines[1]
+
+
+# -- 6. a report over the results store itself ---------------------------------------------------------------------
+@pytest.mark.parametrize("target", ["poise.sqlite", "cache.sqlite", "poise.sqlite-wal"])
+def test_a_report_is_never_written_over_the_stores_own_files(folder, capsys, target):
+    """``--report STORE/poise.sqlite`` replaced the database with HTML: every run lost."""
+    store = folder / "store"
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "sweep", str(natural_sweep(folder)), "--base-url", fake.url, "--store",
+                               str(store), "--json")
+        assert code == 0, err
+        run_id = json.loads(out)["jobs"][0]["run_id"]
+        before = {name: (store / name).read_bytes() for name in ("poise.sqlite", "cache.sqlite")}
+        code, out, err = poise(capsys, "sweep", str(natural_sweep(folder)), "--base-url", fake.url, "--store",
+                               str(store), "--report", str(store / target))
+    assert code == 1 and out == ""
+    assert "is a file of the results store" in error_line(err)
+    code, out, err = poise(capsys, "report", run_id, "--store", str(store), "--out", str(store / target))
+    assert code == 1 and out == "" and "is a file of the results store" in error_line(err)
+    assert {name: (store / name).read_bytes() for name in before} == before
+    code, out, err = poise(capsys, "runs", "--store", str(store), "--json")
+    assert code == 0 and [r["id"] for r in json.loads(out)] == [run_id]

@@ -53,10 +53,21 @@ def report_format(fmt: str | None, out_path: str | None) -> str:
     return FORMATS[fmt.lower()]
 
 
+def check_target(path: Path, flag: str = "--out") -> None:
+    """Refuse a report path that is one of a results store's own files (its database, its
+    cache, their journals): writing there would destroy every run."""
+    from ..store import CACHE_NAME, DB_NAME
+
+    if path.name.startswith((DB_NAME, CACHE_NAME)) and (path.parent / DB_NAME).is_file():
+        raise PoiseError(f"cannot write the report to {path}: it is a file of the results store",
+                         f"pass another path to {flag}")
+
+
 def write_text(path: Path, text: str, flag: str = "--out") -> None:
     """Write the whole file or nothing (a temporary file beside it, renamed). A target that is
     not a regular file (a device such as /dev/null, a named pipe) is written into: renaming over
     it would replace the device or pipe itself. ``flag``: the option that named the path."""
+    check_target(path, flag)
     try:
         if path.is_dir():
             raise IsADirectoryError(f"{path} is a folder")

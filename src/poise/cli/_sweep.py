@@ -97,6 +97,10 @@ def _check_flags(executor: str, address: str | None, report: Path | None, dry_ru
         raise PoiseError(f"cannot write the report to {report}: "
                          + ("it is a folder" if report.is_dir() else "no such folder"),
                          "pass a file in an existing folder to --report")
+    if report is not None:
+        from ._report import check_target
+
+        check_target(report, "--report")
 
 
 def _dry_run(prepared: list[Prepared], store: Path | None, report: Path | None, name: str, as_json: bool) -> None:
