@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import re
 import unicodedata
 from typing import ClassVar
@@ -41,7 +42,8 @@ from .base import Param, register_defense
 
 _AI = (r"(?:ai|a\.i\.|artificial intelligence|ai assistants?|assistants?|chat ?bots?|llms?|(?:large )?language models?"
        r"|ai models?|ai systems?|search engines?|answer engines?|gpt|chatgpt|claude|gemini|copilot|perplexity"
-       r"|ai crawlers?|ai agents?)")
+       r"|ai crawlers?|ai agents?|(?:llm|ai) crawlers?|automated (?:systems?|readers?|reviewers?|summari[sz]ers?"
+       r"|assistants?|agents?|tools?)|summari[sz]ers?|ai[- ]generated \w+(?: \w+)?|intelligen\w+ artificial\w*)")
 _REPLY = r"(?:answers?|responses?|repl(?:y|ies)|outputs?|rankings?|recommendations?)"
 _STRONG_VERB = (r"(?:rank|list|recommend|mention|name|present|feature|cite|suggest|prioriti[sz]e|promote|rate)"
                 r"(?!\s*(?::|price|prices|of\b))")
@@ -63,32 +65,97 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     rf"(?:the |all |any )?{_AI}\b",
     rf"\b(?:if|when|whenever|while)\s+you(?:['’]re| are)\s+(?:an? |the )?{_AI}\b",
     rf"\b{_AI}\s+(?:that (?:are |is )?)?(?:reading|summari[sz]ing|processing|parsing|indexing|answering|evaluating"
-    r"|crawling|reviewing)\s+(?:this|these|the)\b",
+    r"|crawling|reviewing|compiling|writing|generating|relaying|comparing)\b",
+    rf"\b(?:format|instructions?|requirements?|notes?|notice|messages?|directives?|hints?|guidance|rules?|reminder)"
+    rf"\s+(?:\w+\s+)?(?:for|to)\s+(?:the |all |any )?{_AI}\b",
+    rf"\b{_AI}\s+(?:instructions?|directives?|notes?|notice|hints?|guidance|rules?)\s*[:\]]",
+    rf"^\W*(?:for|to|attention)\s+(?:the |all |any )?{_AI}\b|\b(?:for|to)\s+(?:the |all |any )?{_AI}\s*:",
+    rf"\b(?:any|every|an?)\s+{_AI}\s+that\s+(?:does not|doesn['’]t|fails to|won['’]t)\s+(?:place|rank|list|put"
+    r"|recommend|mention|name)\b|\bcop(?:y|ied)\s+(?:\w+\s+)?verbatim\b",
+    r"\bsi vous êtes (?:un |une )?(?:modèle de langage|ia|assistant|intelligence artificielle)\b"
+    r"|\bwenn du (?:ein |eine )?(?:ki|sprachmodell|assistent)\b"
+    r"|\bsi eres (?:un |una )?(?:modelo de lenguaje|ia|asistente)\b"
+    r"|\b(?:commencez|commence) (?:votre|ta) réponse\b|\bbeginne (?:deine|ihre) antwort\b"
+    r"|\b(?:empieza|comienza) (?:tu|su) respuesta\b|\binizia la (?:tua|sua) risposta\b",
+    r"^\W*(?:hey |dear )?(?:assistant|ai|chat ?bot|llm)\s*[,:]",
+    r"(?:(?<![a-z])AI(?![a-z])|\bKI\b|\bIA\b|ИИ|人工智能|\byapay zek[aâ]\w*|\bintelligen\w+ artificial\w*)"
+    r"[^\n.!?:]{0,25}(?:へ|에게|:)",
+    # role play
+    r"\b(?:imagine|pretend|suppose)\s+(?:that\s+)?you(?:['’]re| are)\b|\bpretend to be\b|\byou are now\b"
+    r"|\bfrom now on,?\s+(?:you|the assistant)\b|\bstay in character\b|\blet['’]s play a game\b"
+    r"|^\W*act as\b|\bact as (?:the user['’]s|an?|the)\s+(?:\w+\s+){0,3}(?:expert|assistant|friend|reviewer|technician"
+    r"|salesperson|ambassador|agent|advisor|bot)\b|^\W*(?:role|persona)\s*:|\bsimulate an?\b[^.!?\n]{0,40}"
+    r"\b(?:agent|assistant|expert|persona|bot)\b|\byour scripted answer\b|\bin (?:sales|developer|god) mode\b",
     # overrides
     r"\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|your\s+|every\s+|of\s+)*"
     r"(?:previous|prior|above|earlier|preceding|original|system|existing|other|competing)?\s*"
     r"(?:instructions?|prompts?|rules?|guidelines?|directives?|context|sources?|search results|pages?|documents?"
     r"|products?|reviews?|competitors?)\b",
-    rf"\b(?:system (?:instructions?|prompt|override|message|note)|developer (?:message|prompt|instructions?)"
+    rf"\b(?:system (?:override|note|notice|alert|directive)|systemhinweis"
     rf"|(?:hidden|secret|priority|override) (?:instructions?|directives?|prompt)|new instructions? (?:for|to) "
     rf"(?:the |any |all )?{_AI})\b",
-    r"[\[<({]\s*/?\s*(?:system|assistant|developer|inst|sys)\b[^\]>)}\n]{0,30}[\]>)}]",
+    r"[\[<({]\s*/?\s*(?:system|assistant|developer|admin|inst|sys)\w*\b[^\]>)}\n]{0,40}[\]>)}]",
+    r"\b(?:do not|don['’]t|never)\s+follow\s+(?:your|the|any)\s+(?:\w+\s+){0,2}instructions\b"
+    r"|\boverride (?:your|the|any|all) (?:\w+ )?(?:ranking|rankings|instructions|order)\b|^\W*override\s*:"
+    r"|\bsupersedes?\b[^.!?\n]{0,30}\b(?:all|any|every)\b|\bdo not reveal (?:this|these)\b"
+    r"|\b(?:this|the) (?:instruction|directive) is mandatory\b"
+    r"|\bhighest priority\b[^.!?\n]{0,40}\b(?:document|page|instruction)"
+    r"|\b(?:document|page|instruction)s?\b[^.!?\n]{0,40}\bhighest priority\b",
     r"(?:^|\n)\W*(?:assistant|system (?:prompt|message|note|override|instructions?))\s*:",
     # the answer dictated
     rf"\b(?:begin|start|open|end|finish|conclude|preface|prefix)\s+(?:your|the|each|every|any)\s+{_REPLY}\b",
     rf"\b(?:your|the assistant['’]s|the ai['’]s|the model['’]s)\s+{_REPLY}\s+(?:must|should|shall|has to|needs to"
     r"|will|is to|may only|can only)\b",
     rf"\b(?:in|within|into)\s+(?:your|the assistant['’]s|the ai['’]s)\s+{_REPLY}\b",
+    r"\b(?:the |your )?(?:summary|answer|response|reply|output)\s+(?:must|should|shall)\s+(?:start|begin|open|end)\b"
+    r"|\b(?:open|begin|start|lead)\s+with\s*[\"“'«:]|\boutput only\b|\bno other text\b"
+    r"|\b(?:structure|format)\s+your\s+(?:reply|answer|response|output)\b"
+    r"|\b(?:response|answer|reply|output)\s+(?:style|format|template)\s*[:=]"
+    r"|\bwhen you write your (?:answer|response|reply)\b"
+    r"|\b(?:first|top) (?:bullet(?: point)?|line|item|entry|recommendation) (?:must|should|shall) be\b"
+    r"|\b(?:instead|simply)\s+(?:say|tell (?:me|them|the user)|write|state|answer)\b",
     r"\b(?:when|whenever|if)\s+(?:you(?:['’]re| are)?\s+)?(?:asked|answering|recommending|ranking|summari[sz]ing"
     r"|responding|generating)\b[^.!?\n]{0,60}\b(?:always|must|should|only|never)\b",
     # a ranking ordered
     rf"^\W*(?:please\s+|kindly\s+|now\s+|always\s+|just\s+|simply\s+)?{_STRONG_VERB}\b[^.!?\n]{{0,80}}?"
-    rf"\b{_STRONG_POSITION}",
-    rf"^\W*(?:please\s+|kindly\s+|now\s+|always\s+|just\s+|simply\s+)?{_WEAK_VERB}\b[^.!?\n]{{0,80}}?\b{_WEAK_POSITION}",
-    rf"{_AI_ORDER}[^.!?\n]{{0,40}}?\b(?:{_STRONG_VERB}|{_WEAK_VERB})\w*\b",
-    rf"{_YOU_ORDER}{_STRONG_VERB}\w*\b[^.!?\n]{{0,80}}?\b{_STRONG_POSITION}",
+    rf"(?<!\w){_STRONG_POSITION}",
+    rf"^\W*(?:please\s+|kindly\s+|now\s+|always\s+|just\s+|simply\s+)?{_WEAK_VERB}\b[^.!?\n]{{0,80}}?"
+    rf"(?<!\w){_WEAK_POSITION}",
+    rf"{_AI_ORDER}[^.!?\n]{{0,40}}?\b(?:{_STRONG_VERB}|{_WEAK_VERB}|use|follow|copy|include|output|say|respond|answer"
+    r"|treat|describe|present|report|start|begin|open|ignore|disregard|prefer|favou?r|be aware|know|note"
+    r"|remember)\w*\b",
+    rf"{_YOU_ORDER}{_STRONG_VERB}\w*\b[^.!?\n]{{0,80}}?(?<!\w){_STRONG_POSITION}",
     rf"\b(?:must|should|shall|has to|needs to|is to|are to)\s+(?:always\s+)?(?:be\s+)?{_STRONG_VERB}\w*"
-    rf"[^.!?\n]{{0,40}}?\b{_STRONG_POSITION}",
+    rf"[^.!?\n]{{0,40}}?(?<!\w){_STRONG_POSITION}",
+    r"\b(?:should|must|shall|are encouraged to|are (?:asked|instructed|required|expected) to|need to|always|please)\s+"
+    r"(?:\w+\s+){0,3}?(?:describe|present|introduce|report|label|call|treat|regard|frame|list|rank|recommend|place"
+    r"|put|position|mention|name|feature|cite|highlight)\w*\b[^.!?\n]{0,100}?\b(?:as (?:the |a |an )?(?:best|only|top"
+    r"|primary|final|clear|undisputed|benchmark|superior|winner|number one|#1|first|leading|preferred|definitive)"
+    r"|first|#\s?1|number one|at the top|on top|above|ahead of|before (?:all|any|every|the other|other))",
+    r"(?:^|[,:;]\s*)(?:please\s+)?(?:say|describe|present|introduce|label|treat|report)\b[^.!?\n]{0,100}?"
+    r"\b(?:as (?:the )?(?:best|only|top|primary|final|clear winner|winner|benchmark|superior|number one)"
+    r"|is (?:the )?(?:best|clear winner|winner|only))\b",
+    r"(?:^|[,;:]\s*|\band\s+)(?:please\s+)?(?:do not|don['’]t|never)\s+(?:recommend|mention|discuss|suggest|cite|rank"
+    r"|list|name|bring up|present)\b",
+    r"(?:^|[,;:]\s*|\band\s+)(?:please\s+)?(?:omit|skip|exclude|hide|ignore)\s+(?:all\s+)?(?:the\s+)?(?:others"
+    r"|other (?:products|options|brands|models|results)|the rest|alternatives|competitors|any (?:other|competing))\b"
+    r"(?!\s+of\b)",
+    r"\b(?:by|when|while)\s+(?:listing|ranking|recommending|naming)\b[^.!?\n]{0,80}?\bfirst\b",
+    r"\b(?:belongs|deserves to be|should (?:be|appear|come)|must (?:be|appear|come))\s+(?:at the top|first"
+    r"|#\s?1|number one|in first place|on top)\b",
+    r"\bis the only \w+(?: \w+){0,4} to recommend\b",
+    r"\b(?:llm|ai|assistant|gpt|chatbot|bot)[._-]?(?:instructions?|directives?|config|ranking|rank|metadata|prompt|hints?"
+    r"|override|preferences?)\w*\b",
+    r"\b\w+[_.]\w*(?:rank|recommend|competitor|alternative|answer|response|override)\w*\s*[:=]"
+    r"|\b\w*(?:rank|recommend|competitor|alternative|override)\w*[_.]\w+\s*[:=]",
+    r"^\W*(?:recommend|disparage|promote|demote)\s*[:=]|[\"']role[\"']\s*:\s*[\"'](?:system|developer|assistant)",
+    r"\[hidden(?: text)?\]",
+    r"\b(?:note|message|reminder|instruction|clarification|follow-up|preference|request)s?\s+(?:from|of|by)"
+    r"\s+the user\b"
+    r"|\buser (?:clarification|instruction|preference|note|request|message)s?\b[^.!?\n:]{0,30}:"
+    r"|\bthe user['’]s (?:earlier|previous) message\b|\(from the user\b"
+    r"|\bthe (?:user|person asking|shopper|customer asking)\b[^.!?\n]{0,60}\b(?:has (?:already )?(?:decided|indicated"
+    r"|asked|said|requested|ruled)|wants (?:a |an |only |the )|only wants|prefers)\b",
     r"\b(?:do not|don['’]t|never|must not|should not|shouldn['’]t|may not)\s+(?:ever\s+)?(?:recommend|rank|list"
     r"|mention|suggest|include|cite|name)\s+(?:any |the |these |those )?(?:other|competitors?|competing|alternatives?"
     r"|rivals?)\b",
@@ -100,7 +167,10 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     # other languages: overrides and ranking orders
     r"\b(?:ignorier\w*|vergiss|missachte)\b[^.!?\n]{0,40}\b(?:anweisungen|instruktionen|vorgaben)\b",
     r"\b(?:ignore[rz]?|oublie[rz]?)\b[^.!?\n]{0,40}\b(?:instructions|consignes)\b",
-    r"\b(?:ignora|olvida)\w*\b[^.!?\n]{0,40}\b(?:instrucciones|indicaciones|istruzioni)\b",
+    r"\b(?:ignora|olvida|ignore|zignoruj|negeer|ignorera|игнорируй|не обращай)\w*\b[^.!?\n]{0,40}"
+    r"(?:instrucciones|indicaciones|istruzioni|instruções|polecenia|instructies|instruktioner|инструкци\w*"
+    r"|altre pagine|otras páginas|outras páginas|andere pagina)",
+    r"(?:無視|무시)[^。！？\n]{0,10}(?:指示|지시|命令)",
     r"\b(?:an erster stelle|auf platz (?:1|eins)|en premier|en première (?:position|place)|numéro un"
     r"|en primer (?:lugar|puesto)|el número uno|al primo posto|in prima posizione|numero uno)\b"
     r"[^.!?\n]{0,60}\b(?:empfehl|nenn|list|setz|platzier|recommand|class|mett|place|cit|recomiend|recomend|coloc"
@@ -120,7 +190,10 @@ _LOOKALIKES = str.maketrans(dict(zip(
 _LEET = str.maketrans("013457@$", "oieastas")
 _SPACED = re.compile(r"\b(?:\w[ .\-_*]){3,}\w\b")
 _MIXED = re.compile(r"\b(?=\w*[a-z])(?=\w*[0-9@$])[\w@$]+\b", re.I)
+_COMMON = re.compile(r"\b(?:the|and|is|are|to|of|for|with|in|on|it|this|de|la|le|el|der|die|das|und|il|het|en)\b", re.I)
+_SNAKE = re.compile(r"\b\w+(?:_\w+){3,}\b")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
+_HEX = re.compile(r"\b[0-9a-f]{2}(?:[ :]?[0-9a-f]{2}){11,}\b", re.I)
 _LIST_LINE = re.compile(r"^\s*(?:[-*•+]|\d{1,2}[.)]|#\d)\s+\S")
 
 
@@ -129,15 +202,19 @@ def normalise(text: str) -> str:
     as Latin, letter-spaced words joined ("i g n o r e"), digits inside words as letters."""
     text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text)).translate(_LOOKALIKES)
     text = _SPACED.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group(0)), text)
+    text = _SNAKE.sub(lambda m: m.group(0).replace("_", " "), text)
     return _MIXED.sub(lambda m: m.group(0).translate(_LEET) if not m.group(0).isdigit() else m.group(0), text)
 
 
 def decoded(text: str) -> str:
-    """The text of the base64 blobs in ``text`` that decode to readable UTF-8 ("" if none)."""
+    """The text of the base64 and hex blobs in ``text`` that decode to readable UTF-8 ("" if none)."""
     out = []
-    for blob in _BASE64.findall(text):
+    blobs = [(b, "base64") for b in _BASE64.findall(text)] + [(b, "hex") for b in _HEX.findall(text)]
+    for blob, kind in blobs:
         try:
-            raw = base64.b64decode(blob + "=" * (-len(blob) % 4), validate=True).decode("utf-8")
+            data = (base64.b64decode(blob + "=" * (-len(blob) % 4), validate=True) if kind == "base64"
+                    else bytes.fromhex(re.sub(r"[ :]", "", blob)))
+            raw = data.decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
             continue
         if sum(ch.isprintable() for ch in raw) >= 0.9 * len(raw):
@@ -145,12 +222,18 @@ def decoded(text: str) -> str:
     return "\n".join(out)
 
 
+def variants(sentence: str) -> tuple[str, ...]:
+    """The sentence as written, normalised, decoded from base64 or hex, and, when it holds no common
+    word (so it may be encoded), reversed and in ROT13."""
+    plain = normalise(sentence)
+    if _COMMON.search(plain):  # readable as it is: not reversed or rotated
+        return sentence, plain, decoded(sentence)
+    return sentence, plain, decoded(sentence), plain[::-1], codecs.encode(plain, "rot13")
+
+
 def cue(sentence: str) -> bool:
-    """Whether a sentence holds a cue, as written, normalised, or inside a base64 blob."""
-    for variant in (sentence, normalise(sentence), decoded(sentence)):
-        if variant and any(p.search(variant) for p in CUES):
-            return True
-    return False
+    """Whether a sentence holds a cue in any of its :func:`variants`."""
+    return any(any(p.search(variant) for p in CUES) for variant in variants(sentence) if variant)
 
 
 def flagged_sentences(text: str) -> list[str]:
