@@ -12,33 +12,88 @@ import errno
 import os
 import signal
 import sys
+from typing import Any
 
 from .._errors import PoiseError
 
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+TERMINATED = 143  # 128 + SIGTERM, what shells report for `kill`, `timeout` or a CI runner's stop
 INTERNAL = 70  # EX_SOFTWARE
 _INTERRUPT_LINE = "interrupted; finished calls are saved in the store"
+_TERMINATE_LINE = "terminated (SIGTERM); finished calls are saved in the store"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C raises KeyboardInterrupt: every path that marks runs
+    interrupted on Ctrl-C (a run's context, the sweep executors) does the same for it."""
+
+
+class _Sigterm:
+    """SIGTERM handled as Ctrl-C for one invocation: while a command runs (``armed``), the
+    first SIGTERM raises Terminated in the main thread; those that follow while it winds down
+    (runs marked, the store closed) are not let cut that short. On leaving, the handler there
+    before is put back, so a SIGTERM after the one line (worker threads ending at exit) ends
+    the process at once."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.armed = False
+        self._before: Any = None
+        self._installed = False
+
+    def __enter__(self) -> _Sigterm:
+        self.received, self.armed = 0, True
+        try:
+            self._before = signal.signal(signal.SIGTERM, self._handle)
+            self._installed = True
+        except (ValueError, OSError):  # not the main thread: signals are not ours to handle
+            self._installed = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.armed = False
+        if self._installed:
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if self._before is None else self._before)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received += 1
+        if self.armed and self.received == 1:
+            raise Terminated()
+
+
+_SIGTERM = _Sigterm()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI: returns 0, or raises SystemExit with the exit code after one line on stderr."""
-    try:
-        from ._app import app
-        from ._render import out
+    with _SIGTERM:
+        try:
+            from ._app import app
+            from ._render import out
 
-        out.quiet = False  # a closed pipe silences one invocation, not every later one in this process
-        rv = app(args=argv, prog_name="poise", standalone_mode=False)
-        # typer turns Ctrl-C into Exit(130) and, outside standalone mode, *returns* the code
-        code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
-        if code == INTERRUPTED:
-            code = _fail(_INTERRUPT_LINE, INTERRUPTED)
-    except BaseException as exc:  # noqa: BLE001 - classified below; nothing is let through unmatched
-        code = _handle(exc)
+            out.quiet = False  # a closed pipe silences one invocation, not every later one in this process
+            rv = app(args=argv, prog_name="poise", standalone_mode=False)
+            _SIGTERM.armed = False
+            # typer turns Ctrl-C into Exit(130) and, outside standalone mode, *returns* the code
+            code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+            if code == INTERRUPTED:
+                code = interrupted()
+        except BaseException as exc:  # noqa: BLE001 - classified below; nothing is let through unmatched
+            _SIGTERM.armed = False
+            code = _handle(exc)
     if code == INTERRUPTED and argv is None:
         _default_sigint()
     if code:
         sys.exit(code)  # as the console script would: callers in Python see SystemExit
     return 0
+
+
+def interrupted() -> int:
+    """The one line for an interruption (Ctrl-C, or SIGTERM) on stderr; its exit code."""
+    if _SIGTERM.received:
+        return _fail(_TERMINATE_LINE, TERMINATED)
+    return _fail(_INTERRUPT_LINE, INTERRUPTED)
 
 
 def _names(exc: BaseException) -> set[str]:
@@ -55,12 +110,12 @@ def _handle(exc: BaseException) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else _fail(str(code), 1))
     if isinstance(exc, KeyboardInterrupt) or "Abort" in names:
-        return _fail(_INTERRUPT_LINE, INTERRUPTED)
+        return interrupted()
     if isinstance(exc, PoiseError):
         return _fail(exc.one_line(), 1)
     code = getattr(exc, "exit_code", None)
     if "Exit" in names and isinstance(code, int):
-        return _fail(_INTERRUPT_LINE, INTERRUPTED) if code == INTERRUPTED else code
+        return interrupted() if code == INTERRUPTED else code
     if "NoArgsIsHelpError" in names:  # `poise` or `poise catalog` alone: the help, on stdout
         print(_message(exc))
         return 0

@@ -161,18 +161,18 @@ def _write_report(db: Store, name: str, jobs: list[tuple[Job, str, str | None]],
 
 
 def _leave_now() -> None:
-    """Ctrl-C: the running jobs' runs are marked interrupted and every finished call is
-    committed (the store is closed). Calls still in flight on worker threads are abandoned, not
-    waited for (each could take up to --timeout): the process ends here, with the one line and
-    exit code every command gives for Ctrl-C."""
+    """Ctrl-C (or SIGTERM): the running jobs' runs are marked interrupted and every finished
+    call is committed (the store is closed). Calls still in flight on worker threads are
+    abandoned, not waited for (each could take up to --timeout): the process ends here, with the
+    one line and exit code every command gives for Ctrl-C (or SIGTERM)."""
     import os
     import sys
 
-    from ._main import _INTERRUPT_LINE, INTERRUPTED, _fail
+    from ._main import interrupted
 
-    _fail(_INTERRUPT_LINE, INTERRUPTED)
+    code = interrupted()
     sys.stdout.flush()
-    os._exit(INTERRUPTED)
+    os._exit(code)
 
 
 def show_plan(prepared: list[Prepared], as_json: bool) -> None:

@@ -19,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import signal
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -57,13 +59,27 @@ def connect_ray(address: str | None) -> bool:
     if ray.is_initialized():
         return False
     try:
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        with _sigterm_kept():
+            ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local", include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise PoiseError(f"cannot start or reach {where}: {' '.join(str(exc).split())[:200]}",
                          "start one with `ray start --head`, or check --address") from None
     return True
+
+
+@contextmanager
+def _sigterm_kept() -> Iterator[None]:
+    """``ray.init`` makes SIGTERM exit the driver at once (``sys.exit``), past every handler of
+    Ctrl-C: a SIGTERM handler the caller installed (poise's CLI: SIGTERM as Ctrl-C, the running
+    runs marked interrupted) is put back."""
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if callable(before) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, before)
 
 
 def _reachable(address: str, timeout: float = 5.0) -> None:

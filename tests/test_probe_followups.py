@@ -1,0 +1,155 @@
+"""Follow-ups to the hostile probe of the CLI (test_probe_recent.py): SIGTERM handled as Ctrl-C,
+control characters in model specs, empty parts of a composed defense, --stealth-detectors
+alone, a Ray address whose port is no port, and the rounds of a competition in its HTML
+report. Each test failed before its fix; the model is never loaded (wire fakes on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from poise.cli import main
+
+from .wirefake import WireFake, completion, context_titles
+
+ENV_DROP = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "POISE_HOME", "POISE_DEBUG", "RAY_ADDRESS")
+BLENDERS = [("Oster", "Pro 1200", "The Oster Pro 1200 has 7 speeds. Price: $99."),
+            ("Blendtec", "Designer 650 S", "The Blendtec Designer 650 S has a motor."),
+            ("Ninja", "Foodi", "The Ninja Foodi crushes ice. Price: $179.")]
+TERM_LINE = "poise: error: terminated (SIGTERM); finished calls are saved in the store"
+
+
+def rank_all(request: dict) -> str:
+    return "\n".join(f"{i}. {title}" for i, title in enumerate(context_titles(request), 1))
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for key in ENV_DROP:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+    lines = [json.dumps({"type": "category", "category": "blender", "query": "Which blender? Rank them."})]
+    lines += [json.dumps({"category": "blender", "brand": b, "model": m, "document": d}) for b, m, d in BLENDERS]
+    (tmp_path / "cat.jsonl").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def poise(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("poise: error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def spawn(*argv: str, cwd: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
+    env["RAY_AUTH_MODE"] = "disabled"  # a local cluster on loopback for this test alone
+    return subprocess.Popen([sys.executable, "-m", "poise", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=cwd, env=env)
+
+
+def statuses(store: Path) -> list[str]:
+    with sqlite3.connect(store / "poise.sqlite") as conn:
+        return [status for (status,) in conn.execute("SELECT status FROM runs ORDER BY created_at")]
+
+
+def answered(store: Path) -> int:
+    if not (store / "poise.sqlite").exists():
+        return 0
+    with sqlite3.connect(store / "poise.sqlite", timeout=30) as conn:
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM calls WHERE error IS NULL").fetchone()[0])
+        except sqlite3.OperationalError:  # the tables are not created yet
+            return 0
+
+
+def hangs_after(n: int, hung: threading.Event, seconds: float = 60) -> list:
+    """Wire-fake replies: ``n`` answers, then each after ``seconds`` (``hung`` set)."""
+    asked = iter(range(1, 101))
+
+    def answer(body: dict, headers: dict) -> tuple:
+        if next(asked) > n:
+            hung.set()
+            return (200, completion(rank_all(body)), seconds)
+        return (200, completion(rank_all(body)), 0)
+
+    return [answer] * 100
+
+
+def terminate_when_hung(proc: subprocess.Popen[str], hung: threading.Event, store: Path, kept: int) -> str:
+    """SIGTERM once ``kept`` answers are stored and the next call hangs; stderr of the exit."""
+    assert hung.wait(60)
+    deadline = time.monotonic() + 30
+    while answered(store) < kept:
+        assert time.monotonic() < deadline, "the answers before the hang were never stored"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and out == "", err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert [line for line in lines if line.startswith("poise: ")] == [TERM_LINE] == lines[-1:], err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    return err
+
+
+# -- 1. SIGTERM is handled as Ctrl-C is -----------------------------------------------------------------------
+def test_sigterm_during_natural_marks_the_run_interrupted_and_a_rerun_resumes(folder):
+    """SIGTERM (timeout, kill, a CI runner) killed the process outright: the run stayed
+    'running' until a later command adopted it."""
+    store = folder / "store"
+    args = ("natural", "-c", "blender", "--catalog", "cat.jsonl", "-n", "3", "-k", "1", "--bootstrap", "0",
+            "-m", "openai:fake", "--store", str(store))
+    hung = threading.Event()
+    with WireFake(hangs_after(2, hung, seconds=1)) as fake:  # a command waits for the call in flight (as on Ctrl-C)
+        terminate_when_hung(spawn(*args, "--base-url", fake.url, cwd=folder), hung, store, kept=2)
+    assert statuses(store) == ["interrupted"]
+    kept = answered(store)
+    with WireFake([], responder=rank_all, port=fake.server.server_address[1]) as again:  # a run's key has the URL
+        proc = spawn(*args, "--base-url", again.url, cwd=folder)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "resuming run" in err and len(again.requests) == 3 - kept  # what was answered is not asked again
+    assert statuses(store) == ["finished"]
+
+
+SWEEP = ('kind = "natural"\ncategories = ["blender"]\nmodels = ["openai:fake"]\nseeds = [0, 1]\n[options]\n'
+         'catalog = "cat.jsonl"\ntrials = 3\nbootstrap = 0\n')
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_sigterm_during_a_sweep_marks_its_runs_interrupted_and_a_rerun_resumes(folder, executor):
+    """The sweep's executors mark their running runs interrupted on Ctrl-C; on SIGTERM the
+    process died with them 'running' (under Ray, Ray's own SIGTERM handler exited 15)."""
+    if executor == "ray":
+        pytest.importorskip("ray")
+    (folder / "sweep.toml").write_text(SWEEP)
+    store = folder / "store"
+    args = ("sweep", "sweep.toml", "--executor", executor, "--jobs", "1", "--store", str(store))
+    hung = threading.Event()
+    with WireFake(hangs_after(2, hung)) as fake:  # the first job's third trial hangs; the second job waits
+        terminate_when_hung(spawn(*args, "--base-url", fake.url, cwd=folder), hung, store, kept=2)
+    assert statuses(store) == ["interrupted"]
+    with WireFake([], responder=rank_all, port=fake.server.server_address[1]) as again:
+        proc = spawn(*args, "--base-url", again.url, "--json", cwd=folder)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert len(again.requests) == 6 - 2  # the answered trials are not asked again
+    assert statuses(store) == ["finished", "finished"]
+    assert {job["state"] for job in json.loads(out)["jobs"]} == {"done"}
