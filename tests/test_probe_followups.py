@@ -153,3 +153,40 @@ def test_sigterm_during_a_sweep_marks_its_runs_interrupted_and_a_rerun_resumes(f
         assert len(again.requests) == 6 - 2  # the answered trials are not asked again
     assert statuses(store) == ["finished", "finished"]
     assert {job["state"] for job in json.loads(out)["jobs"]} == {"done"}
+
+
+# -- 2. control characters in a model spec --------------------------------------------------------------------
+NATURAL = ("natural", "-c", "blender", "--catalog", "cat.jsonl", "-n", "2", "--bootstrap", "0")
+ATTACK = ("attack", "-c", "blender", "--catalog", "cat.jsonl", "--budget", "2", "--final-orders", "1",
+          "--selection-orders", "1", "--confirm", "0", "--responses", "1")
+
+
+@pytest.mark.parametrize(("flag", "command", "spec", "shown"), [
+    ("--model", NATURAL, "openai:a\rb", "'openai:a\\rb'"),
+    ("--model", NATURAL, "openai:fake\nrm -rf", "'openai:fake\\nrm -rf'"),
+    ("--attacker", (*ATTACK, "--method", "tap", "-m", "openai:fake"), "openai:\x1b[31mred", "'openai:\\x1b[31mred'"),
+    ("--reader", (*NATURAL, "-m", "openai:fake"), "heuristic+openai:a\tb", "'openai:a\\tb'"),
+    ("--model", NATURAL, "openai:evil\u202eexe", "'openai:evil\\u202eexe'"),
+])
+def test_a_model_spec_with_a_control_character_is_refused_before_anything_runs(folder, capsys, flag, command, spec,
+                                                                                 shown):
+    """A CR, newline, tab or ESC inside a spec was sent to the server as part of the model's name."""
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, *command, flag, spec, "--base-url", fake.url, "--store", str(folder / "st"))
+        assert fake.requests == []
+    assert code == 1 and out == ""
+    line = error_line(err)
+    assert f"model spec {shown} has a control or invisible character" in line and "retype" in line, line
+    assert not (folder / "st").exists()
+
+
+@pytest.mark.parametrize("urls", [1, 2])  # one endpoint: get_model; several: the sweep's pooled models
+def test_a_sweep_files_model_with_a_control_character_is_refused_before_anything_runs(folder, capsys, urls):
+    (folder / "sweep.toml").write_text(SWEEP.replace('"openai:fake"', '"openai:fa\\rke"'))
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "sweep", "sweep.toml", *["--base-url", fake.url] * urls,
+                               "--store", str(folder / "st"))
+        assert fake.requests == []
+    assert code == 1 and out == ""
+    assert "model spec 'openai:fa\\rke' has a control or invisible character" in error_line(err)
+    assert not (folder / "st").exists()

@@ -7,7 +7,7 @@ from ._llamacpp import LlamaCppModel, default_model_path
 from ._openai import OpenAIModel, redact_url
 from ._prefix import LlamaTimings, PrefixStats, PrefixStore
 from ._redact import inert_excerpt, redact_secrets, register_secret
-from ._registry import DEFAULT_MODEL_SPEC, backends, get_model, register_backend
+from ._registry import DEFAULT_MODEL_SPEC, backends, check_model_spec, get_model, register_backend
 from ._retry import RetryPolicy, parse_retry_after
 from ._types import ChatMessage, ChatResponse, GenerateConfig, TokenLogprob, TopLogprob, Usage
 
@@ -32,6 +32,7 @@ __all__ = [
     "UsageTotals",
     "backends",
     "cache_key",
+    "check_model_spec",
     "default_model_path",
     "get_model",
     "inert_excerpt",

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..catalog import Catalog, Category, load_catalog
 from ..experiments._setup import ModelOpener, attach_cache, load_template
-from ..models import ChatModel, RetryPolicy, get_model
+from ..models import ChatModel, RetryPolicy, check_model_spec, get_model
 from ..store import RunContext, Store, config_hash
 from ._base import Job
 from ._endpoints import Endpoints, PooledModel
@@ -30,7 +30,7 @@ class ModelSource:
 
     def open(self, spec: str, max_attempts: int, timeout: float, concurrency: int | None = None) -> ChatModel:
         retry = RetryPolicy(max_attempts=max_attempts, timeout_s=timeout)
-        if spec.strip().startswith("openai:") and len(self.base_urls) > 1:
+        if check_model_spec(spec).startswith("openai:") and len(self.base_urls) > 1:
             name = spec.strip().removeprefix("openai:")
             if name not in self.pools:
                 self.pools[name] = Endpoints(name, self.base_urls, limit=self.endpoint_limit, retry=retry)
