@@ -190,3 +190,37 @@ def test_a_sweep_files_model_with_a_control_character_is_refused_before_anything
     assert code == 1 and out == ""
     assert "model spec 'openai:fa\\rke' has a control or invisible character" in error_line(err)
     assert not (folder / "st").exists()
+
+
+# -- 3. an empty part of a composed defense ---------------------------------------------------------------------
+@pytest.mark.parametrize("spec", ["+", " + ", "spotlight++sandwich", "+spotlight", "spotlight+"])
+@pytest.mark.parametrize("kind", ["natural", "defend"])
+def test_a_sweep_defense_with_an_empty_part_is_refused_before_anything_runs(folder, capsys, spec, kind):
+    """``defenses = ["+"]`` silently meant no defense, ``"a++b"`` silently meant a+b."""
+    body = SWEEP.replace("natural", kind).replace("[options]", f"defenses = {json.dumps([spec])}\n[options]")
+    if kind == "defend":
+        body = body.replace("trials = 3\nbootstrap = 0\n", "orders = 2\nbudget = 1\nfinal_orders = 1\n")
+    (folder / "sweep.toml").write_text(body)
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "sweep", "sweep.toml", "--base-url", fake.url, "--store", str(folder / "st"))
+        assert fake.requests == []
+    assert code == 1 and out == ""
+    assert f"defense spec {spec!r} has an empty part" in error_line(err)
+    assert not (folder / "st").exists()
+
+
+@pytest.mark.parametrize("spec", ["+", "spotlight++sandwich", "+spotlight"])
+def test_the_defend_commands_defense_with_an_empty_part_is_one_clear_line(folder, capsys, spec):
+    code, out, err = poise(capsys, "defend", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                           "--base-url", "http://127.0.0.1:9/v1", "--defense", spec, "--store", str(folder / "st"))
+    assert code == 1 and out == ""
+    line = error_line(err)
+    assert f"defense spec {spec!r} has an empty part" in line and "spotlight+sandwich" in line, line
+    assert not (folder / "st").exists()
+
+
+def test_a_plus_inside_a_value_is_still_part_of_the_value():
+    from poise.defenses import split_chain
+
+    assert split_chain("detector:model=openai:g++") == ["detector:model=openai:g++"]
+    assert split_chain("detector:model=openai:g++ + sandwich") == ["detector:model=openai:g++", "sandwich"]

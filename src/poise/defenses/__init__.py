@@ -15,6 +15,7 @@ from .base import (
     get_defense,
     parse_spec,
     register_defense,
+    split_chain,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "get_defense",
     "parse_spec",
     "register_defense",
+    "split_chain",
 ]

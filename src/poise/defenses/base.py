@@ -151,6 +151,27 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     return name.strip(), values
 
 
+def split_chain(spec: str) -> list[str]:
+    """``a:x=1+b`` -> [``a:x=1``, ``b``]: ``+`` composes defenses. A ``+`` inside a value (before
+    a piece that names no registered defense, after one with a value) stays in the value; an
+    empty part (``+``, ``a++b``, ``+a``, ``a+``) is an error, as is a piece that is not
+    ``NAME[:key=value,...]``: here, before any call."""
+    pieces: list[str] = []
+    for part in spec.split("+"):
+        head = part.partition(":")[0]
+        if pieces and "=" in pieces[-1] and head.strip() not in DEFENSES and "=" not in head:
+            pieces[-1] += "+" + part
+        elif not part.strip():
+            raise DefenseError(f"defense spec {spec!r} has an empty part",
+                               "'+' joins two defenses: write a+b, e.g. spotlight+sandwich")
+        else:
+            pieces.append(part.strip())
+    pieces = [piece.strip() for piece in pieces]
+    for piece in pieces:
+        parse_spec(piece)
+    return pieces
+
+
 def get_defense(spec: str, inner: Recommender, context: Context | None = None) -> Defense:
     name, values = parse_spec(spec)
     cls = DEFENSES.get(name)

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..catalog import Category
+from ..defenses import split_chain
 from ..engine import Recommender
 from ..ranking import RankingReader
 from ..store import Store
@@ -72,23 +73,6 @@ class Configuration:
     source: str  # the spec it was expanded from
     curve_param: str | None = None  # the listed parameter it takes one value of
     curve_value: str | None = None
-
-
-def split_chain(spec: str) -> list[str]:
-    """``a:x=1+b`` -> [``a:x=1``, ``b``]; a ``+`` inside a value (before a piece that names
-    no registered defense) stays in the value."""
-    from ..defenses import DEFENSES, parse_spec
-
-    pieces: list[str] = []
-    for part in spec.split("+"):
-        name = part.partition(":")[0].strip()
-        if pieces and name not in DEFENSES and "=" not in part.partition(":")[0]:
-            pieces[-1] += "+" + part
-        else:
-            pieces.append(part.strip())
-    for piece in pieces:
-        parse_spec(piece)  # "not key=value" is an error here, before any call
-    return pieces
 
 
 def expand_spec(spec: str) -> list[tuple[tuple[str, ...], str | None, str | None]]:

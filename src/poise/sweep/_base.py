@@ -215,8 +215,10 @@ class Sweep:
 
 
 def _engine(spec: str) -> tuple[str, ...]:
-    """A defenses axis value: 'none', one spec, or specs composed with '+'."""
-    return () if spec.strip() == NO_DEFENSE else tuple(s.strip() for s in spec.split("+") if s.strip())
+    """A defenses axis value: 'none', one spec, or specs composed with '+' (an empty part is an error)."""
+    from ..defenses import split_chain
+
+    return () if spec.strip() == NO_DEFENSE else tuple(split_chain(spec))
 
 
 def _param_grid(params: dict[str, Scalar | list[Scalar]]) -> Iterator[dict[str, Any]]:
