@@ -224,3 +224,19 @@ def test_a_plus_inside_a_value_is_still_part_of_the_value():
 
     assert split_chain("detector:model=openai:g++") == ["detector:model=openai:g++"]
     assert split_chain("detector:model=openai:g++ + sandwich") == ["detector:model=openai:g++", "sandwich"]
+
+
+# -- 4. --stealth-detectors alone ------------------------------------------------------------------------------------
+def test_stealth_detectors_alone_imply_stealth(folder, capsys):
+    """``--stealth-detectors`` without ``--stealth`` was silently ignored: no stealth measured.
+    The run's configuration (recorded before any query) says what it measures; the server
+    fails every call, so the run ends before the stealth scorer (the bundled model) is needed."""
+    store = folder / "store"
+    with WireFake([]) as fake:
+        fake.break_after = 0  # every call: 500
+        code, out, err = poise(capsys, *ATTACK, "-m", "openai:fake", "--base-url", fake.url, "--max-attempts", "1",
+                               "--stealth-detectors", "instruction-filter", "--store", str(store))
+    assert code == 1 and out == "" and "500" in error_line(err)
+    with sqlite3.connect(store / "poise.sqlite") as conn:
+        ((config,),) = conn.execute("SELECT config_json FROM runs").fetchall()
+    assert json.loads(config)["stealth"] == {"detectors": ["instruction-filter"], "max_perplexity_ratio": None}

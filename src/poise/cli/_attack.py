@@ -80,7 +80,7 @@ def attack(
                           "ratio with and without it, its length, which --stealth-detectors flag it.")] = False,
     stealth_detectors: Annotated[str | None, typer.Option(
         "--stealth-detectors", help="Detection defenses asked for --stealth, comma-separated, or none "
-                                    "(default: perplexity,detector,known-answer).")] = None,
+                                    "(default: perplexity,detector,known-answer); implies --stealth.")] = None,
     max_perplexity_ratio: Annotated[float | None, typer.Option(
         "--max-perplexity-ratio", help="Refuse, before any query, every candidate whose page's perplexity ratio "
                                        "(with / without it, local model) is above R; implies --stealth.")] = None,
@@ -116,7 +116,8 @@ def attack(
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files).category(category)
     named = DEFAULT_DETECTORS if stealth_detectors is None else stealth_detectors.split(",")
     detectors = check_detectors([d.strip() for d in named if d.strip() not in ("", "none")])
-    stealth = stealth or check_max_ratio(max_perplexity_ratio) is not None
+    # naming detectors or a maximum ratio asks for the stealth measurement they are part of
+    stealth = stealth or stealth_detectors is not None or check_max_ratio(max_perplexity_ratio) is not None
     err = make_console(stderr=True)
     open_model = model_opener(base_url, max_attempts=max_attempts, timeout=timeout)
     # stealth is scored by a model of its own (a second local model): the engine's stays as it is
