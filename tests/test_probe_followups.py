@@ -240,3 +240,19 @@ def test_stealth_detectors_alone_imply_stealth(folder, capsys):
     with sqlite3.connect(store / "poise.sqlite") as conn:
         ((config,),) = conn.execute("SELECT config_json FROM runs").fetchall()
     assert json.loads(config)["stealth"] == {"detectors": ["instruction-filter"], "max_perplexity_ratio": None}
+
+
+# -- 5. a Ray address whose port is no port -------------------------------------------------------------------------
+@pytest.mark.parametrize(("address", "fragment"), [
+    ("127.0.0.1:99999", "99999 is not a port (1-65535)"), ("ray://head:0", "0 is not a port (1-65535)"),
+    ("[::1]:65536", "65536 is not a port (1-65535)"), ("127.0.0.1:abc", "is not HOST:PORT"),
+    (":6379", "is not HOST:PORT"), ("head:", "is not HOST:PORT")])
+def test_a_ray_address_that_is_not_host_and_port_is_one_line_before_anything(folder, capsys, address, fragment):
+    """``--address 127.0.0.1:99999`` said 'Connection refused'; ``HOST:abc`` went to Ray."""
+    (folder / "sweep.toml").write_text(SWEEP)
+    code, out, err = poise(capsys, "sweep", "sweep.toml", "--executor", "ray", "--address", address,
+                           "--base-url", "http://127.0.0.1:9/v1", "--store", str(folder / "st"))
+    assert code == 1 and out == ""
+    line = error_line(err)
+    assert f"--address {address}" in line and fragment in line and "Connection refused" not in line, line
+    assert not (folder / "st").exists()

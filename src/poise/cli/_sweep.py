@@ -89,6 +89,10 @@ def _check_flags(executor: str, address: str | None, report: Path | None, dry_ru
         raise PoiseError(f"unknown executor {executor!r}", "use --executor local or --executor ray")
     if address is not None and executor != "ray":
         raise PoiseError("--address names a Ray cluster", "add --executor ray, or drop --address")
+    if address is not None:
+        from ..sweep import check_ray_address
+
+        check_ray_address(address)
     if executor == "ray" and not dry_run:
         from ..sweep import require_ray
 

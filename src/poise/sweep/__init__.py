@@ -6,7 +6,7 @@ from ._endpoints import FAILURES_TO_DOWN, Endpoint, Endpoints, PooledModel
 from ._executors import STATES, Event, LocalExecutor, Outcome, close_models, store_states, totals
 from ._jobs import ModelSource, Prepared, prepare, prepare_all
 from ._progress import LIVE_STATES, Tally
-from ._ray import INSTALL_HINT, JobResult, RayExecutor, connect_ray, ray_session, require_ray
+from ._ray import INSTALL_HINT, JobResult, RayExecutor, check_ray_address, connect_ray, ray_session, require_ray
 
 __all__ = [
     "FAILURES_TO_DOWN",
@@ -30,6 +30,7 @@ __all__ = [
     "SweepError",
     "SweepFile",
     "Tally",
+    "check_ray_address",
     "close_models",
     "connect_ray",
     "load_sweep",

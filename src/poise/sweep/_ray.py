@@ -82,14 +82,32 @@ def _sigterm_kept() -> Iterator[None]:
             signal.signal(signal.SIGTERM, before)
 
 
+def check_ray_address(address: str) -> tuple[str, int] | None:
+    """The (host, port) of a ``[ray://]HOST:PORT`` address (``[IPv6]:PORT`` too); None for a
+    form without a port that Ray judges itself (``auto``, ``local``). One PoiseError line for
+    an address with a colon that is not HOST:PORT, or whose port is not 1-65535."""
+    text = address.strip()
+    if ":" not in text.removeprefix("ray://"):
+        return None
+    found = re.fullmatch(r"(?:ray://)?(?:\[([^\]/]+)\]|([^:/\[\]\s]+)):(\d+)", text)
+    if found is None:
+        raise PoiseError(f"--address {address} is not HOST:PORT",
+                         "write it as HOST:PORT or ray://HOST:PORT (e.g. 127.0.0.1:6379), or auto")
+    port = int(found.group(3))
+    if not 1 <= port <= 65535:
+        raise PoiseError(f"--address {address}: {port} is not a port (1-65535)",
+                         "name the port `ray start --head` printed (6379 by default)")
+    return found.group(1) or found.group(2), port
+
+
 def _reachable(address: str, timeout: float = 5.0) -> None:
     """Fail fast (one line) when nothing listens at a ``[ray://]HOST:PORT`` address: Ray itself
     waits minutes for a cluster that is not there."""
-    found = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)", address.strip())
-    if found is None:
+    where = check_ray_address(address)
+    if where is None:
         return  # "auto", "local" and other forms Ray understands: Ray judges them
     try:
-        socket.create_connection((found.group(1), int(found.group(2))), timeout=timeout).close()
+        socket.create_connection(where, timeout=timeout).close()
     except OSError as exc:
         raise PoiseError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}",
                          "start one with `ray start --head`, or check --address") from None
