@@ -129,14 +129,15 @@ def test_detection_rates_count_pages_and_cost_nothing():
     assert details["cost"] == {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
 
 
-def test_the_training_pages_keep_their_floor():
-    """train_14_pages: 120 injected and 120 clean pages written blind (docs/measurements.md has
-    the filter's first-sight figure on them); a change that loses ground fails here."""
-    path = Path(__file__).parent / "data" / "pages" / "train_14_pages.jsonl"
+@pytest.mark.parametrize("name, size, floor", [("train_14_pages", 120, 110), ("train_15_pages", 100, 93)])
+def test_the_training_pages_keep_their_floor(name, size, floor):
+    """Page sets written blind (docs/measurements.md has the filter's first-sight figure on each),
+    now training sets: a change that loses ground, or flags a clean page, fails here."""
+    path = Path(__file__).parent / "data" / "pages" / f"{name}.jsonl"
     cases = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     flagged = {c["id"]: bool(flagged_sentences(c["text"])) for c in cases}
     injected = [c["id"] for c in cases if c["kind"] == "injection"]
     clean = [c["id"] for c in cases if c["kind"] == "clean"]
-    assert (len(injected), len(clean)) == (120, 120)
-    assert sum(flagged[i] for i in injected) >= 110
+    assert (len(injected), len(clean)) == (size, size)
+    assert sum(flagged[i] for i in injected) >= floor
     assert [i for i in clean if flagged[i]] == []

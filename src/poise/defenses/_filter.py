@@ -36,6 +36,7 @@ import codecs
 import re
 import unicodedata
 from typing import ClassVar
+from urllib.parse import unquote
 
 from ._detect import Detection, Verdict, sentence_spans
 from .base import Param, register_defense
@@ -43,7 +44,9 @@ from .base import Param, register_defense
 _AI = (r"(?:ai|a\.i\.|artificial intelligence|ai assistants?|assistants?|chat ?bots?|llms?|(?:large )?language models?"
        r"|ai models?|ai systems?|search engines?|answer engines?|gpt|chatgpt|claude|gemini|copilot|perplexity"
        r"|ai crawlers?|ai agents?|(?:llm|ai) crawlers?|automated (?:systems?|readers?|reviewers?|summari[sz]ers?"
-       r"|assistants?|agents?|tools?)|summari[sz]ers?|ai[- ]generated \w+(?: \w+)?|intelligen\w+ artificial\w*)")
+       r"|assistants?|agents?|tools?)|summari[sz]ers?|ai[- ]generated \w+(?: \w+)?|intelligen\w+ artificial\w*"
+       r"|(?:recommendation|retrieval|ranking|answer|generative) (?:engines?|models?|systems?)|shopping (?:assistants?"
+       r"|tools?|agents?)|ai (?:shopping )?tools?|smart systems?)")
 _REPLY = r"(?:answers?|responses?|repl(?:y|ies)|outputs?|rankings?|recommendations?)"
 _STRONG_VERB = (r"(?:rank|list|recommend|mention|name|present|feature|cite|suggest|prioriti[sz]e|promote|rate)"
                 r"(?!\s*(?::|price|prices|of\b))")
@@ -70,6 +73,9 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     rf"\s+(?:\w+\s+)?(?:for|to)\s+(?:the |all |any )?{_AI}\b",
     rf"\b{_AI}\s+(?:instructions?|directives?|notes?|notice|hints?|guidance|rules?)\s*[:\]]",
     rf"^\W*(?:for|to|attention)\s+(?:the |all |any )?{_AI}\b|\b(?:for|to)\s+(?:the |all |any )?{_AI}\s*:",
+    rf"\b(?:addressed|directed|written|meant|intended) (?:to|for) (?:the |all |any )?{_AI}\b"
+    rf"|\b(?:instructs?|asks?|tells?|directs?|requires?|wants?) (?:the |all |any )?{_AI} to\b"
+    rf"|^\W*(?:\w+\s+)?{_AI}(?:\s*,\s*[\w .]{{2,20}}){{0,5}}\s*:",
     rf"\b(?:any|every|an?)\s+{_AI}\s+that\s+(?:does not|doesn['’]t|fails to|won['’]t)\s+(?:place|rank|list|put"
     r"|recommend|mention|name)\b|\bcop(?:y|ied)\s+(?:\w+\s+)?verbatim\b",
     r"\bsi vous êtes (?:un |une )?(?:modèle de langage|ia|assistant|intelligence artificielle)\b"
@@ -78,7 +84,7 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"|\b(?:commencez|commence) (?:votre|ta) réponse\b|\bbeginne (?:deine|ihre) antwort\b"
     r"|\b(?:empieza|comienza) (?:tu|su) respuesta\b|\binizia la (?:tua|sua) risposta\b",
     r"^\W*(?:hey |dear )?(?:assistant|ai|chat ?bot|llm)\s*[,:]",
-    r"(?:(?<![a-z])AI(?![a-z])|\bKI\b|\bIA\b|ИИ|人工智能|\byapay zek[aâ]\w*|\bintelligen\w+ artificial\w*)"
+    r"(?:(?<![a-z])AI(?![a-z])|\bKI\b|\bIA\b|ИИ|人工智能|\byapay zek[aâ]\w*|\bintelig\w+ artificial\w*)"
     r"[^\n.!?:]{0,25}(?:へ|에게|:)",
     # role play
     r"\b(?:imagine|pretend|suppose)\s+(?:that\s+)?you(?:['’]re| are)\b|\bpretend to be\b|\byou are now\b"
@@ -96,8 +102,12 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     rf"(?:the |any |all )?{_AI})\b",
     r"[\[<({]\s*/?\s*(?:system|assistant|developer|admin|inst|sys)\w*\b[^\]>)}\n]{0,40}[\]>)}]",
     r"\b(?:do not|don['’]t|never)\s+follow\s+(?:your|the|any)\s+(?:\w+\s+){0,2}instructions\b"
-    r"|\boverride (?:your|the|any|all) (?:\w+ )?(?:ranking|rankings|instructions|order)\b|^\W*override\s*:"
-    r"|\bsupersedes?\b[^.!?\n]{0,30}\b(?:all|any|every)\b|\bdo not reveal (?:this|these)\b"
+    r"|\boverrides? (?:your|the|any|all) (?:assistant['’]s |ai['’]s |model['’]s )?(?:\w+ )?(?:ranking|rankings"
+    r"|instructions|order)\b|^\W*override\s*:"
+    r"|\bsupersedes?\s+(?:all|any|every)\s+(?:other\s+)?(?:\w+\s+)?(?:rankings?|instructions?|recommendations?"
+    r"|reviews?|sources?|pages?|results?)\b"
+    r"|\b(?:do not|don['’]t|never) (?:reveal|disclose|mention|repeat) (?:this|these) (?:instruction|message|note"
+    r"|directive|prompt|text)s?\b|\bnew instructions? from\b"
     r"|\b(?:this|the) (?:instruction|directive) is mandatory\b"
     r"|\bhighest priority\b[^.!?\n]{0,40}\b(?:document|page|instruction)"
     r"|\b(?:document|page|instruction)s?\b[^.!?\n]{0,40}\bhighest priority\b",
@@ -106,7 +116,7 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     rf"\b(?:begin|start|open|end|finish|conclude|preface|prefix)\s+(?:your|the|each|every|any)\s+{_REPLY}\b",
     rf"\b(?:your|the assistant['’]s|the ai['’]s|the model['’]s)\s+{_REPLY}\s+(?:must|should|shall|has to|needs to"
     r"|will|is to|may only|can only)\b",
-    rf"\b(?:in|within|into)\s+(?:your|the assistant['’]s|the ai['’]s)\s+{_REPLY}\b",
+    rf"\b(?:in|within|into)\s+(?:your|the assistant['’]s|the ai['’]s)\s+(?:\w+\s+)?{_REPLY}\b",
     r"\b(?:the |your )?(?:summary|answer|response|reply|output)\s+(?:must|should|shall)\s+(?:start|begin|open|end)\b"
     r"|\b(?:open|begin|start|lead)\s+with\s*[\"“'«:]|\boutput only\b|\bno other text\b"
     r"|\b(?:structure|format)\s+your\s+(?:reply|answer|response|output)\b"
@@ -143,7 +153,10 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"\b(?:by|when|while)\s+(?:listing|ranking|recommending|naming)\b[^.!?\n]{0,80}?\bfirst\b",
     r"\b(?:belongs|deserves to be|should (?:be|appear|come)|must (?:be|appear|come))\s+(?:at the top|first"
     r"|#\s?1|number one|in first place|on top)\b",
-    r"\bis the only \w+(?: \w+){0,4} to recommend\b",
+    r"\bis the only \w+(?: \w+){0,4} to recommend\b|\b(?:is|are) best (?:presented|described|listed|ranked"
+    r"|positioned|introduced) as\b|\bposition in (?:any|every|the|your) (?:list|ranking|answer|response)s?\b"
+    r"|\b(?:first|top) (?:position|spot|place) in (?:a |any |every |the )?(?:generated|ai|answer|ranking"
+    r"|recommendation)|\bto (?:list|rank|recommend|name|mention) (?:it |them )?first\b",
     r"\b(?:llm|ai|assistant|gpt|chatbot|bot)[._-]?(?:instructions?|directives?|config|ranking|rank|metadata|prompt|hints?"
     r"|override|preferences?)\w*\b",
     r"\b\w+[_.]\w*(?:rank|recommend|competitor|alternative|answer|response|override)\w*\s*[:=]"
@@ -153,7 +166,8 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"\b(?:note|message|reminder|instruction|clarification|follow-up|preference|request)s?\s+(?:from|of|by)"
     r"\s+the user\b"
     r"|\buser (?:clarification|instruction|preference|note|request|message)s?\b[^.!?\n:]{0,30}:"
-    r"|\bthe user['’]s (?:earlier|previous) message\b|\(from the user\b"
+    r"|\bthe user['’]s (?:earlier|previous) message\b|\(from the user\b|\b(?:saved )?user preferences?\b[^.!?\n]{0,40}"
+    r"(?:\]|:)|\b(?:supplied|provided|written|set) by the user\b"
     r"|\bthe (?:user|person asking|shopper|customer asking)\b[^.!?\n]{0,60}\b(?:has (?:already )?(?:decided|indicated"
     r"|asked|said|requested|ruled)|wants (?:a |an |only |the )|only wants|prefers)\b",
     r"\b(?:do not|don['’]t|never|must not|should not|shouldn['’]t|may not)\s+(?:ever\s+)?(?:recommend|rank|list"
@@ -190,7 +204,8 @@ _LOOKALIKES = str.maketrans(dict(zip(
 _LEET = str.maketrans("013457@$", "oieastas")
 _SPACED = re.compile(r"\b(?:\w[ .\-_*]){3,}\w\b")
 _MIXED = re.compile(r"\b(?=\w*[a-z])(?=\w*[0-9@$])[\w@$]+\b", re.I)
-_COMMON = re.compile(r"\b(?:the|and|is|are|to|of|for|with|in|on|it|this|de|la|le|el|der|die|das|und|il|het|en)\b", re.I)
+_COMMON = re.compile(r"\b(?:the|and|is|are|to|of|for|with|in|on|it|this|that|you|your|all|other|de|la|le|el|der|die"
+                     r"|das|und|il|het|en)\b", re.I)
 _SNAKE = re.compile(r"\b\w+(?:_\w+){3,}\b")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
 _HEX = re.compile(r"\b[0-9a-f]{2}(?:[ :]?[0-9a-f]{2}){11,}\b", re.I)
@@ -201,9 +216,25 @@ def normalise(text: str) -> str:
     """A copy of ``text`` for matching only: NFKC, no zero-width characters, look-alike letters
     as Latin, letter-spaced words joined ("i g n o r e"), digits inside words as letters."""
     text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text)).translate(_LOOKALIKES)
+    text = _unspace(text)
     text = _SPACED.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group(0)), text)
     text = _SNAKE.sub(lambda m: m.group(0).replace("_", " "), text)
     return _MIXED.sub(lambda m: m.group(0).translate(_LEET) if not m.group(0).isdigit() else m.group(0), text)
+
+
+def _unspace(text: str) -> str:
+    """Letter-spaced text ("r a n k  t h e  X"), where most tokens are one character, with the
+    letters of each word joined; single spaces between letters go, wider gaps become one."""
+    tokens = text.split()
+    if len(tokens) < 6 or sum(len(t) == 1 for t in tokens) <= 0.6 * len(tokens):
+        return text
+    words, current = [], ""
+    for piece, gap in re.findall(r"(\S+)(\s*)", text):
+        current += piece
+        if len(piece) > 1 or len(gap) != 1:
+            words.append(current)
+            current = ""
+    return " ".join([*words, current]).strip()
 
 
 def decoded(text: str) -> str:
@@ -223,12 +254,14 @@ def decoded(text: str) -> str:
 
 
 def variants(sentence: str) -> tuple[str, ...]:
-    """The sentence as written, normalised, decoded from base64 or hex, and, when it holds no common
-    word (so it may be encoded), reversed and in ROT13."""
+    """The sentence as written, normalised (and URL-unquoted), decoded from base64 or hex, and
+    reversed or in ROT13 where that reads as language (more common words than as written)."""
     plain = normalise(sentence)
-    if _COMMON.search(plain):  # readable as it is: not reversed or rotated
-        return sentence, plain, decoded(sentence)
-    return sentence, plain, decoded(sentence), plain[::-1], codecs.encode(plain, "rot13")
+    if "%" in plain:
+        plain = unquote(plain)
+    readable = len(_COMMON.findall(plain))
+    coded = [v for v in (plain[::-1], codecs.encode(plain, "rot13")) if len(_COMMON.findall(v)) >= max(2, 2 * readable)]
+    return sentence, plain, decoded(sentence), *coded
 
 
 def cue(sentence: str) -> bool:
