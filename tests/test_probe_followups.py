@@ -256,3 +256,38 @@ def test_a_ray_address_that_is_not_host_and_port_is_one_line_before_anything(fol
     line = error_line(err)
     assert f"--address {address}" in line and fragment in line and "Connection refused" not in line, line
     assert not (folder / "st").exists()
+
+
+# -- 6. the rounds of a competition in its HTML report --------------------------------------------------------------
+EVIL = "<b onmouseover=alert(1)>Ninja</b>"
+
+
+def test_the_html_report_of_a_competition_in_rounds_shows_the_rounds(folder, capsys):
+    """The terminal and the Markdown report showed the gain together after round 1 beside the
+    one after round R; the HTML report showed nothing of the rounds."""
+    from .test_attacks import gullible  # the first page (in context order) that asks to be first wins
+
+    (folder / "cat.jsonl").write_text((folder / "cat.jsonl").read_text().replace('"Ninja"', json.dumps(EVIL)))
+    store = folder / "store"
+    with WireFake([], responder=gullible) as fake:
+        code, out, err = poise(capsys, *ATTACK[:-2], "--compete", "2", "--rounds", "3", "--final-orders", "2",
+                               "--responses", "1", "-m", "openai:fake", "--base-url", fake.url, "--store", str(store),
+                               "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    code, _, err = poise(capsys, "report", data["run_id"], "--store", str(store), "--out", "r.html")
+    assert code == 0, err
+    html = (folder / "r.html").read_text()
+    section = html[html.index("<h3>Competition"):]
+    section = section[:section.index("</section>")] if "</section>" in section else section
+    assert "in place (the round before's) in rounds 2-3" in section
+    assert "<th class=\"n\">gain together: round 1</th><th class=\"n\">round 3</th>" in section
+    assert "Best search score per round" in section
+    for p in data["products"]:
+        name = f"{p['brand']} {p['model']}".replace("<", "&lt;").replace(">", "&gt;")
+        scores = "".join(f'<td class="n">{r["best_search_score"]:.2f}'
+                         + ("" if r["injection"] else " (none found)") + "</td>" for r in p["rounds"])
+        assert f"<tr><td>{name}</td>{scores}</tr>" in section, name
+        assert f'<td class="n">{p["gain_together_round1"]:.2f}</td><td class="n">{p["gain_together"]:.2f}</td>' \
+            in section
+    assert EVIL not in html and "&lt;b onmouseover=alert(1)&gt;Ninja&lt;/b&gt;" in section
