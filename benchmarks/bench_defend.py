@@ -93,12 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json_out, "w", encoding="utf-8") as fh:
             json.dump(data, fh, ensure_ascii=False, indent=1)
     print(f"\npooled over {len(results)} categories (success: share of categories; cuts against plain)")
-    print(f"{'configuration':<34} {'succ':>5} {'first':>6} {'gain':>6} {'cut1st':>7} {'cutgain':>8} "
+    rows = pooled(results)
+    width = max(len("configuration"), *(len(row["label"]) for row in rows))  # whole names: no two look alike
+    print(f"{'configuration':<{width}} {'succ':>5} {'first':>6} {'gain':>6} {'cut1st':>7} {'cutgain':>8} "
           f"{'top1':>5} {'tok×':>6}")
-    for row in pooled(results):
+    for row in rows:
         def f(key: str, fmt: str, row: dict[str, Any] = row) -> str:
             return "-" if row[key] is None else format(row[key], fmt)
-        print(f"{row['label'][:34]:<34} {f('success_rate', '.0%'):>5} {f('first_rate', '.0%'):>6} "
+        print(f"{row['label']:<{width}} {f('success_rate', '.0%'):>5} {f('first_rate', '.0%'):>6} "
               f"{f('rank_gain', '+.2f'):>6} {f('first_rate_cut', '.0%'):>7} {f('rank_gain_cut', '.0%'):>8} "
               f"{f('top1', '.0%'):>5} {f('tokens_x', '.1f'):>6}")
     print(f"run {run.id} in {args.store}")
