@@ -16,7 +16,7 @@ from poise.defenses._detect import NOTICE, detection_rates
 from poise.defenses._filter import InstructionFilter, cue, flagged_sentences, normalise
 
 from .test_defenses_detect import BLENDER, INJECTION, engine_for, engine_requests, injected, plain_answer, sent_pages
-from .wirefake import WireFake
+from .wirefake import WireFake, context_documents
 
 # text aimed at the assistant, in many phrasings (none of them the attack templates' words)
 AIMED = [
@@ -141,3 +141,13 @@ def test_the_training_pages_keep_their_floor(name, size, floor):
     assert (len(injected), len(clean)) == (size, size)
     assert sum(flagged[i] for i in injected) >= floor
     assert [i for i in clean if flagged[i]] == []
+
+
+def test_self_consistency_over_the_filter_reports_what_the_filter_flagged():
+    with WireFake([], responder=plain_answer) as fake:
+        engine = defend(engine_for(fake), ["instruction-filter", "self-consistency:k=3"])
+        result = engine.recommend(BLENDER, seed=0, documents=injected(5))
+        assert len(engine_requests(fake)) == 3
+        assert all(INJECTION not in text for r in engine_requests(fake) for _, text in context_documents(r))
+    assert result.report["flagged"] == [5]
+    assert result.report["detection"][0]["pages"][5]["action"] == "sanitize"

@@ -50,6 +50,17 @@ def model_calls(results: Sequence[EngineResult]) -> int:
     return total
 
 
+def inner_detection(results: Sequence[EngineResult]) -> dict[str, Any]:
+    """What detection defenses under an aggregating one flagged (catalog indices, every call
+    seeing the same pages): the union of flagged pages and the first call's per-page reports;
+    nothing when no detection defense is underneath."""
+    reports = [getattr(r, "report", {}) or {} for r in results]
+    if not any("flagged" in r for r in reports):
+        return {}
+    return {"flagged": sorted({i for r in reports for i in r.get("flagged", [])}),
+            "detection": next((r["detection"] for r in reports if r.get("detection")), [])}
+
+
 def order_by_scores(scores: Sequence[float], listed_only: bool = True) -> tuple[int, ...]:
     """Product indices best first: higher score first, ties by catalog index (lower first);
     with ``listed_only`` the products scoring 0 or less are left out (not recommended)."""
@@ -219,6 +230,7 @@ class SelfConsistency(Defense):
             "aggregation": self.name, "method": method, "orders": orders,
             "sub_rankings": [list(r.order) if r.parseable else None for r in subs],
             "unreadable": len(subs) - len(readable), "model_calls": model_calls(calls), **details,
+            **inner_detection(calls),
         }
         return DefendedResult(
             category=category.name, query=query, products=category.products,
