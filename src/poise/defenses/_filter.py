@@ -84,7 +84,8 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"|\b(?:commencez|commence) (?:votre|ta) réponse\b|\bbeginne (?:deine|ihre) antwort\b"
     r"|\b(?:empieza|comienza) (?:tu|su) respuesta\b|\binizia la (?:tua|sua) risposta\b",
     r"^\W*(?:hey |dear )?(?:assistant|ai|chat ?bot|llm)\s*[,:]",
-    r"(?:(?<![a-z])AI(?![a-z])|\bKI\b|\bIA\b|ИИ|人工智能|\byapay zek[aâ]\w*|\bintelig\w+ artificial\w*)"
+    r"(?:(?<![a-z])AI(?![a-z])|\bKI\b|\bIA\b|ИИ|人工智能|\byapay zek[aâ]\w*|\bintelig\w+ artificial\w*"
+    r"|\bmodell\w* linguistic\w*|\bmodèles? de langage|\bmodelos? de (?:lenguaje|linguagem)|\bsprachmodell\w*)"
     r"[^\n.!?:]{0,25}(?:へ|에게|:)",
     # role play
     r"\b(?:imagine|pretend|suppose)\s+(?:that\s+)?you(?:['’]re| are)\b|\bpretend to be\b|\byou are now\b"
@@ -100,7 +101,8 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     rf"\b(?:system (?:override|note|notice|alert|directive)|systemhinweis"
     rf"|(?:hidden|secret|priority|override) (?:instructions?|directives?|prompt)|new instructions? (?:for|to) "
     rf"(?:the |any |all )?{_AI})\b",
-    r"[\[<({]\s*/?\s*(?:system|assistant|developer|admin|inst|sys)\w*\b[^\]>)}\n]{0,40}[\]>)}]",
+    r"[\[<({]\s*/?\s*(?:system|assistant|developer|admin)\w*\b[^\]>)}\n]{0,40}[\]>)}]|\[/?inst\]|<</?sys>>"
+    r"|<\|(?:im_start|im_end|system|user|assistant|start_header_id|end_header_id|eot_id)\|>",
     r"\b(?:do not|don['’]t|never)\s+follow\s+(?:your|the|any)\s+(?:\w+\s+){0,2}instructions\b"
     r"|\boverrides? (?:your|the|any|all) (?:assistant['’]s |ai['’]s |model['’]s )?(?:\w+ )?(?:ranking|rankings"
     r"|instructions|order)\b|^\W*override\s*:"
@@ -116,7 +118,13 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     rf"\b(?:begin|start|open|end|finish|conclude|preface|prefix)\s+(?:your|the|each|every|any)\s+{_REPLY}\b",
     rf"\b(?:your|the assistant['’]s|the ai['’]s|the model['’]s)\s+{_REPLY}\s+(?:must|should|shall|has to|needs to"
     r"|will|is to|may only|can only)\b",
-    rf"\b(?:in|within|into)\s+(?:your|the assistant['’]s|the ai['’]s)\s+(?:\w+\s+)?{_REPLY}\b",
+    rf"\b(?:in|within|into|to|at the (?:end|start|beginning|top) of)\s+(?:your|the assistant['’]s|the ai['’]s)\s+"
+    rf"(?:\w+\s+)?{_REPLY}\b",
+    r"\bas your own (?:opinion|evaluation|assessment|conclusion|words|view|recommendation)\b|\b(?:use|reuse|repeat"
+    r"|reproduce|quote)\b[^.!?\n]{0,40}\b(?:verbatim|word for word)\b|\bsteer the conversation\b"
+    r"|\b(?:if|when|whenever) (?:a |the )?user asks\b|\bupdate your (?:internal )?(?:knowledge|memory|instructions)\b"
+    r"|\b(?:answers?|responses?|outputs?) that (?:do not|don['’]t|fail to) (?:list|rank|name|mention|recommend|put"
+    r"|place)\b|\b(?:highest|higher|lower)[- ]trust\b|\byou are (?:an? )?\w+,? an? (?:\w+ )?(?:assistant|bot|agent)\b",
     r"\b(?:the |your )?(?:summary|answer|response|reply|output)\s+(?:must|should|shall)\s+(?:start|begin|open|end)\b"
     r"|\b(?:open|begin|start|lead)\s+with\s*[\"“'«:]|\boutput only\b|\bno other text\b"
     r"|\b(?:structure|format)\s+your\s+(?:reply|answer|response|output)\b"
@@ -197,6 +205,7 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"|(?:请|請|务必|務必|必须|必須|一定要|应当|應當|应该|應該)[^。！？\n]{0,30}(?:排名第一|排在第一|放在第一|第一位|首位)",
 ))
 
+_TAGS = re.compile("[\U000E0020-\U000E007E]")
 _ZERO_WIDTH = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
 _LOOKALIKES = str.maketrans(dict(zip(
     "авсеһіјкмоорѕтхуАВСЕНІЈКМОРЅТХУαβεικνορτυχΑΒΕΗΙΚΜΝΟΡΤΥΧ",
@@ -215,6 +224,7 @@ _LIST_LINE = re.compile(r"^\s*(?:[-*•+]|\d{1,2}[.)]|#\d)\s+\S")
 def normalise(text: str) -> str:
     """A copy of ``text`` for matching only: NFKC, no zero-width characters, look-alike letters
     as Latin, letter-spaced words joined ("i g n o r e"), digits inside words as letters."""
+    text = _TAGS.sub(lambda m: chr(ord(m.group(0)) - 0xE0000), text)  # invisible tag characters spell ASCII
     text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text)).translate(_LOOKALIKES)
     text = _unspace(text)
     text = _SPACED.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group(0)), text)
@@ -296,19 +306,32 @@ def _block_end(text: str, end: int) -> int:
     return at
 
 
+def paragraphs_of(text: str, sentences: list[str]) -> list[str]:
+    """The paragraphs (text between blank lines) of ``text`` that hold any of ``sentences``."""
+    out: list[str] = []
+    for m in re.finditer(r"\S(?:.*?\S)?(?=\n[ \t]*\n|\s*$)", text, re.S):
+        if any(sentence in m.group(0) for sentence in sentences) and m.group(0) not in out:
+            out.append(m.group(0))
+    return out
+
+
 @register_defense
 class InstructionFilter(Detection):
     name = "instruction-filter"
     summary = ("flags the sentences of a page that address the AI reading it or dictate its answer (rules, no model "
-               "call) and removes them")
+               "call) and takes out their paragraphs")
     default_model = "engine"  # never asked: the rules need no model
     params: ClassVar[dict[str, Param]] = {
-        "action": Param(str, "sanitize", "what happens to a flagged page: its flagged sentences taken out, or the page",
+        "action": Param(str, "sanitize", "what happens to a flagged page: the flagged text taken out, or the page",
                         choices=("sanitize", "drop")),
+        "scope": Param(str, "paragraph", "what sanitize takes out: the paragraphs holding a flagged sentence (an "
+                       "injection is rarely one sentence), or the flagged sentences alone",
+                       choices=("paragraph", "sentence")),
     }
 
     def scan(self, text: str) -> Verdict:
         found = flagged_sentences(text)
-        return Verdict(bool(found), float(len(found)), tuple(found),
+        spans = paragraphs_of(text, found) if self.values["scope"] == "paragraph" else found
+        return Verdict(bool(found), float(len(found)), tuple(spans or found),
                        note=f"{len(found)} sentence{'s' if len(found) != 1 else ''} aimed at the assistant"
                        if found else "")
