@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import StoreError
+from .._sqlite import connect_wal, retry_locked
 from ._types import ChatMessage, ChatResponse, GenerateConfig
 
 
@@ -38,12 +39,11 @@ class RequestCache:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute(
+            self._conn = connect_wal(self.path)
+            retry_locked(lambda: self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS responses ("
                 " key TEXT PRIMARY KEY, response_json TEXT NOT NULL, created_at REAL NOT NULL)"
-            )
+            ))
             self._conn.commit()
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(

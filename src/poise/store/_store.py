@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import StoreError
+from .._sqlite import connect_wal
 from ..ranking._result import AMBIGUOUS_PREFIX, score_at
 from ._results import ResultFile, read_result, write_result
 from ._run import Closable, RunContext
@@ -157,8 +158,7 @@ class Store:
                 self._conn = _connect_read_only(self.db_path)
             else:
                 self.dir.mkdir(parents=True, exist_ok=True)
-                self._conn = sqlite3.connect(self.db_path, check_same_thread=False, timeout=30)
-                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn = connect_wal(self.db_path)
                 _migrate(self._conn)
                 self._conn.executescript(SCHEMA)
                 self._conn.execute("PRAGMA foreign_keys=ON")
