@@ -5,6 +5,7 @@ is never loaded (wire fakes on loopback)."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sqlite3
@@ -17,6 +18,21 @@ import pytest
 from poise.models import RequestCache
 from poise.models._types import ChatResponse
 from poise.store import Store
+
+from .test_probe_followups import BLENDERS, ENV_DROP, NATURAL, SWEEP, hangs_after, spawn, terminate_when_hung
+from .wirefake import WireFake
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder with a catalog of three blenders (cat.jsonl) and no poise settings."""
+    for key in ENV_DROP:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+    lines = [json.dumps({"type": "category", "category": "blender", "query": "Which blender? Rank them."})]
+    lines += [json.dumps({"category": "blender", "brand": b, "model": m, "document": d}) for b, m, d in BLENDERS]
+    (tmp_path / "cat.jsonl").write_text("\n".join(lines) + "\n")
+    return tmp_path
 
 
 # -- 1. the request cache and the store opened by several at once -------------------------------------------------
@@ -77,3 +93,26 @@ def test_processes_opening_a_new_store_and_cache_together_all_succeed(tmp_path):
     assert failed == []
     assert all(worker.exitcode == 0 for worker in workers)
 
+
+
+# -- 2. the reason a sweep records after SIGTERM -------------------------------------------------------------------
+@pytest.mark.parametrize("executor", [None, "local", "ray"])  # None: an ordinary command, what the sweep matches
+def test_after_sigterm_a_sweep_records_the_reason_an_ordinary_command_does(folder, executor):
+    """The sweep's executors wrote "KeyboardInterrupt" as an interrupted run's reason after
+    SIGTERM; an ordinary command wrote "Terminated" (the CLI's SIGTERM exception)."""
+    if executor == "ray":
+        pytest.importorskip("ray")
+    store = folder / "store"
+    hung = threading.Event()
+    if executor is None:
+        args: tuple[str, ...] = (*NATURAL, "-n", "3", "-k", "1", "-m", "openai:fake")
+        script = hangs_after(2, hung, seconds=1)  # a command waits for the call in flight
+    else:
+        (folder / "sweep.toml").write_text(SWEEP)
+        args = ("sweep", "sweep.toml", "--executor", executor, "--jobs", "1")
+        script = hangs_after(2, hung)
+    with WireFake(script) as fake:
+        terminate_when_hung(spawn(*args, "--base-url", fake.url, "--store", str(store), cwd=folder), hung, store,
+                            kept=2)
+    with sqlite3.connect(store / "poise.sqlite") as conn:
+        assert conn.execute("SELECT status, error FROM runs").fetchall() == [("interrupted", "Terminated")]

@@ -156,12 +156,12 @@ class LocalExecutor:
                         close_models([prepared[i]])
                         left -= 1
                 self.on_event(event, prepared[i])
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as the CLI's Terminated: its name is the reason
             self._cancelled.set()
             for i, run_id in running.items():
                 states[i] = "interrupted"
                 if run_id is not None:
-                    self.db.finish_run(run_id, "interrupted", "KeyboardInterrupt")
+                    self.db.finish_run(run_id, "interrupted", type(exc).__name__)
             raise
         finally:
             for _ in workers:

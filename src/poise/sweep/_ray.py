@@ -82,6 +82,36 @@ def _sigterm_kept() -> Iterator[None]:
             signal.signal(signal.SIGTERM, before)
 
 
+@contextmanager
+def _signal_exceptions_kept(raised: list[BaseException]) -> Iterator[None]:
+    """Ray's calls turn what a signal handler raised inside them (the CLI's ``Terminated`` on
+    SIGTERM) into a plain KeyboardInterrupt: meanwhile the handlers of SIGINT and SIGTERM are
+    wrapped so that what they raise is kept in ``raised`` (in the main thread; elsewhere there
+    are no handlers to wrap)."""
+    before: dict[signal.Signals, Callable[[int, Any], Any]] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if callable(handler):
+                before[signum] = handler
+                signal.signal(signum, _kept(handler, raised))
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def _kept(handler: Callable[[int, Any], Any], raised: list[BaseException]) -> Callable[[int, Any], Any]:
+    def relay(signum: int, frame: Any) -> Any:
+        try:
+            return handler(signum, frame)
+        except BaseException as exc:
+            raised.append(exc)
+            raise
+    return relay
+
+
 def check_ray_address(address: str) -> tuple[str, int] | None:
     """The (host, port) of a ``[ray://]HOST:PORT`` address (``[IPv6]:PORT`` too); None for a
     form without a port that Ray judges itself (``auto``, ``local``). One PoiseError line for
@@ -255,23 +285,29 @@ class RayExecutor:
         events = Queue(actor_options={"num_cpus": 0})
         task = self.ray.remote(num_cpus=1, max_retries=0)(run_job)
         flying: dict[Any, int] = {}
+        raised: list[BaseException] = []
         try:
-            while todo or flying:
-                while todo and len(flying) < self.jobs:
-                    i = todo.pop(0)
-                    flying[self._submit(task, prepared[i], i, events)] = i
-                self._drain(events, prepared)
-                ready, _ = self.ray.wait(list(flying), num_returns=1, timeout=0.2)
-                for ref in ready:
-                    self._drain(events, prepared)  # every call the task sent, before its end
-                    i = flying.pop(ref)
-                    if self._settle(ref, prepared[i], i):
-                        todo.append(i)
-        except KeyboardInterrupt:
-            self._interrupt(events, prepared, flying)
+            with _signal_exceptions_kept(raised):
+                self._loop(task, prepared, todo, flying, events)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as the CLI's Terminated: its name is the reason
+            self._interrupt(events, prepared, flying, type(raised[0] if raised else exc).__name__)
             raise
         finally:
             events.shutdown()
+
+    def _loop(self, task: Any, prepared: Sequence[Prepared], todo: list[int], flying: dict[Any, int],
+              events: Any) -> None:
+        while todo or flying:
+            while todo and len(flying) < self.jobs:
+                i = todo.pop(0)
+                flying[self._submit(task, prepared[i], i, events)] = i
+            self._drain(events, prepared)
+            ready, _ = self.ray.wait(list(flying), num_returns=1, timeout=0.2)
+            for ref in ready:
+                self._drain(events, prepared)  # every call the task sent, before its end
+                i = flying.pop(ref)
+                if self._settle(ref, prepared[i], i):
+                    todo.append(i)
 
     def _submit(self, task: Any, p: Prepared, i: int, events: Any) -> Any:
         claimed, _ = self.db.claim_unfinished(p.command, p.config)
@@ -338,8 +374,8 @@ class RayExecutor:
                     had[key] += e[key]
                 had["healthy"], had["last_error"] = e["healthy"], e["last_error"] or had["last_error"]
 
-    def _interrupt(self, events: Any, prepared: Sequence[Prepared], flying: dict[Any, int]) -> None:
-        """Ctrl-C: write the calls already sent, mark the running jobs' runs interrupted, cancel them."""
+    def _interrupt(self, events: Any, prepared: Sequence[Prepared], flying: dict[Any, int], reason: str) -> None:
+        """Ctrl-C: write the calls already sent, mark the running jobs' runs interrupted (``reason``), cancel them."""
         try:
             self._drain(events, prepared)
         finally:
@@ -347,5 +383,5 @@ class RayExecutor:
                 self._state[i].state = "interrupted"
                 run_id = prepared[i].run_id
                 if run_id is not None:
-                    self.db.finish_run(run_id, "interrupted", "KeyboardInterrupt")
+                    self.db.finish_run(run_id, "interrupted", reason)
                 self.ray.cancel(ref, force=True)
