@@ -19,7 +19,17 @@ from poise.models import RequestCache
 from poise.models._types import ChatResponse
 from poise.store import Store
 
-from .test_probe_followups import BLENDERS, ENV_DROP, NATURAL, SWEEP, hangs_after, spawn, terminate_when_hung
+from .test_probe_followups import (
+    ATTACK,
+    BLENDERS,
+    ENV_DROP,
+    NATURAL,
+    SWEEP,
+    hangs_after,
+    poise,
+    spawn,
+    terminate_when_hung,
+)
 from .wirefake import WireFake
 
 
@@ -116,3 +126,36 @@ def test_after_sigterm_a_sweep_records_the_reason_an_ordinary_command_does(folde
                             kept=2)
     with sqlite3.connect(store / "poise.sqlite") as conn:
         assert conn.execute("SELECT status, error FROM runs").fetchall() == [("interrupted", "Terminated")]
+
+
+# -- 3. the rounds of a competition in its Markdown report ----------------------------------------------------------
+EVIL_MD = "<b>Ninja</b> | [x](http://e.x)"
+EVIL_MD_SHOWN = r"&lt;b&gt;Ninja&lt;/b&gt; \| \[x\](http://e.x) Foodi"
+
+
+def test_the_markdown_report_of_a_competition_in_rounds_shows_each_searchs_best_score_per_round(folder, capsys):
+    """The terminal table and the HTML report showed each search's best score per round; the
+    Markdown report only the gain together after round 1."""
+    from .test_attacks import gullible  # the first page (in context order) that asks to be first wins
+
+    (folder / "cat.jsonl").write_text((folder / "cat.jsonl").read_text().replace('"Ninja"', json.dumps(EVIL_MD)))
+    store = folder / "store"
+    with WireFake([], responder=gullible) as fake:
+        code, out, err = poise(capsys, *ATTACK[:-2], "--compete", "2", "--rounds", "3", "--final-orders", "2",
+                               "--responses", "1", "-m", "openai:fake", "--base-url", fake.url, "--store", str(store),
+                               "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    code, _, err = poise(capsys, "report", data["run_id"], "--store", str(store), "--out", "r.md")
+    assert code == 0, err
+    md = (folder / "r.md").read_text()
+    section = md[md.index("### Competition"):]
+    assert "Best search score per round" in section
+    assert "| product | round 1 | round 2 | round 3 |\n| --- | ---: | ---: | ---: |\n" in section
+    shown = {"Oster": "Oster Pro 1200", "Blendtec": "Blendtec Designer 650 S", EVIL_MD: EVIL_MD_SHOWN}
+    for p in data["products"]:
+        assert len(p["rounds"]) == 3
+        scores = " | ".join(f"{r['best_search_score']:.2f}" + ("" if r["injection"] else " (none found)")
+                            for r in p["rounds"])
+        assert f"| {shown[p['brand']]} | {scores} |\n" in section, p["brand"]
+    assert EVIL_MD not in md and "<b>" not in md

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._text import ESCAPE_SEQUENCES, UNSAFE_CHARS
@@ -310,6 +310,19 @@ def _compete(d: dict[str, Any]) -> list[str]:
     if rounds > 1:
         out += ["Gain together with the round-1 injections: " + ", ".join(
             f"{name(p)} {_gain(p.get('gain_together_round1'))}" for p in d["products"]) + ".", ""]
+        out += _compete_rounds(d["products"], rounds, name)
     for p in d["products"]:
         out += [f"{name(p)}'s injection:", "", md_block(p["injection"] or "(no injection found)"), ""]
     return out
+
+
+def _compete_rounds(products: list[dict[str, Any]], rounds: int, name: Callable[[dict[str, Any]], str]) -> list[str]:
+    """Each product's best search score per round, as the terminal and the HTML report show it."""
+    def cell(r: dict[str, Any]) -> str:
+        return fmt_num(r.get("best_search_score")) + ("" if r.get("injection") else " (none found)")
+
+    rows = [[name(p), *[cell(r) for r in (p.get("rounds") or [])[:rounds]]] for p in products]
+    rows = [row + ["-"] * (rounds + 1 - len(row)) for row in rows]
+    return ["Best search score per round (mean score on the search orders): round 1 alone, then against the others' "
+            "injections of the round before; a round that found nothing keeps the injection it had.", "",
+            table(["product", *[f"round {r}" for r in range(1, rounds + 1)]], rows, right=range(1, rounds + 1)), ""]
