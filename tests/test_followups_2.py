@@ -159,3 +159,31 @@ def test_the_markdown_report_of_a_competition_in_rounds_shows_each_searchs_best_
                             for r in p["rounds"])
         assert f"| {shown[p['brand']]} | {scores} |\n" in section, p["brand"]
     assert EVIL_MD not in md and "<b>" not in md
+
+
+# -- 4. what a detection defense under pairwise flagged ---------------------------------------------------------------
+def test_pairwise_over_the_filter_reports_what_the_filter_flagged_in_catalog_indices():
+    """``pairwise`` dropped the report of a detection defense under it (its calls see two-product
+    sub-categories), so ``poise defend`` showed no detection rates for 'instruction-filter+pairwise'.
+    The injected page is product 1: index 1 in the pair (0, 1), index 0 in the pair (1, 2)."""
+    from poise.catalog import Category
+    from poise.defenses import defend
+    from poise.experiments._defend_figures import flagged_pages
+
+    from .test_defenses_detect import BLENDER, INJECTION, engine_for, engine_requests, injected, plain_answer
+    from .wirefake import context_documents
+
+    category = Category(name=BLENDER.name, query=BLENDER.query, products=BLENDER.products[:3])
+    with WireFake([], responder=plain_answer) as fake:
+        result = defend(engine_for(fake), ["instruction-filter", "pairwise"]).recommend(
+            category, seed=0, documents=injected(1)[:3])
+        assert len(engine_requests(fake)) == 6  # 3 pairs, both orders
+        assert all(INJECTION not in text for r in engine_requests(fake) for _, text in context_documents(r))
+        plain = defend(engine_for(fake), ["pairwise"]).recommend(category, seed=0, documents=injected(1)[:3])
+    assert result.report["flagged"] == [1]
+    ((detector,),) = [result.report["detection"]]
+    assert detector["defense"].startswith("instruction-filter") and detector["flagged"] == [1]
+    assert [(p["index"], p["flagged"], p["action"]) for p in detector["pages"]] == [
+        (0, False, "keep"), (1, True, "sanitize"), (2, False, "keep")]
+    assert flagged_pages(result.report, category) == {1}  # what poise defend's detection rates read
+    assert "flagged" not in plain.report and "detection" not in plain.report

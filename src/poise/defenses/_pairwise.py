@@ -119,6 +119,37 @@ def certificate(points: Matrix, k_prime: int) -> dict[str, Any]:
             "top1": top, "top1_certified": against_top == n - 1, "uniform_margin": 4 * k_prime}
 
 
+# -- what detection defenses underneath flagged -----------------------------------------------------
+def pair_detection(calls: Sequence[EngineResult], pairs: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    """What detection defenses under pairwise flagged, in catalog indices (call k saw only the
+    pages of ``pairs[k]``, as sub-category indices 0 and 1): the union of the flagged pages and,
+    per detection defense, the union of its flags, its report on each page (the first one made)
+    and its cost summed over the calls; nothing when no detection defense is underneath."""
+    reports = [getattr(call, "report", {}) or {} for call in calls]
+    if not any("flagged" in r for r in reports):
+        return {}
+    flagged: set[int] = set()
+    merged: list[dict[str, Any]] = []
+    for report, pair in zip(reports, pairs, strict=True):
+        flagged.update(pair[i] for i in report.get("flagged", []))
+        for j, detector in enumerate(report.get("detection", [])):
+            if j == len(merged):
+                merged.append({**detector, "flagged": set(), "pages": {}, "cost": {}})
+            _merge_detector(merged[j], detector, pair)
+    return {"flagged": sorted(flagged),
+            "detection": [{**d, "flagged": sorted(d["flagged"]), "pages": [d["pages"][i] for i in sorted(d["pages"])]}
+                          for d in merged]}
+
+
+def _merge_detector(into: dict[str, Any], detector: dict[str, Any], pair: tuple[int, int]) -> None:
+    """One call's report of one detection defense added to ``into``, its indices mapped to the catalog's."""
+    into["flagged"].update(pair[i] for i in detector.get("flagged", []))
+    for page in detector.get("pages", []):
+        into["pages"].setdefault(pair[page["index"]], {**page, "index": pair[page["index"]]})
+    for key, value in (detector.get("cost") or {}).items():
+        into["cost"][key] = into["cost"].get(key, 0) + value
+
+
 # -- the defense ------------------------------------------------------------------------------------
 def sub_category(category: Category, a: int, b: int) -> Category:
     """The category restricted to products a and b (same name and query)."""
@@ -164,6 +195,7 @@ class Pairwise(Defense):
         calls, outcomes = self.compare(category, query, seed, documents)
         ranking, report = self.aggregate(n, outcomes)
         report["model_calls"] = model_calls(calls)
+        report.update(pair_detection(calls, [(o.a, o.b) for o in outcomes]))
         heading = (f"Aggregate of {len(calls)} pairwise comparisons "
                    f"({'Borda count of wins' if self.values['method'] == 'borda' else 'Copeland'}):")
         return DefendedResult(
