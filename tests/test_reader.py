@@ -73,7 +73,8 @@ def test_countdowns_in_other_words_and_languages_are_read_best_first():
     platz = "Von Platz 3 bis Platz 1:\n\n## Platz 3: Oster Pro 1200\nok.\n\n## Platz 2: Ninja Foodi\ngut.\n\n" \
             "## Platz 1: Vitamix E310\nsuper."
     assert order(platz) == (3, 1, 2)
-    tiers = "From good to better to best:\n\n- **Good:** Oster Pro 1200\n- **Better:** Ninja Foodi\n- **Best:** Vitamix E310"
+    tiers = ("From good to better to best:\n\n- **Good:** Oster Pro 1200\n- **Better:** Ninja Foodi\n"
+             "- **Best:** Vitamix E310")
     assert order(tiers) == (3, 1, 2)
     spanish = "De menor a mayor recomendación:\n\n- Oster Pro 1200\n- Ninja Foodi\n- Vitamix E310"
     assert order(spanish) == (3, 1, 2)
