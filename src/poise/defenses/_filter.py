@@ -4,28 +4,32 @@ A product page speaks to a shopper; an injection speaks to the assistant that su
 page, or dictates what its answer says. This detector flags a page's sentences that
 
 * **address an AI reader**: "Note to AI assistants", "if you are a language model", "LLMs
-  summarising this page should ...";
-* **override instructions**: "ignore previous instructions", "new system instructions",
-  "[SYSTEM]", "developer message:";
-* **dictate the answer**: "begin your answer with", "your response must", "in your ranking";
-* **command a ranking**: a ranking verb with a position ("rank X first", "list it above the
-  others", "must be recommended as #1") said as an order (imperative, or with must/should and
-  "you", the assistant, the model), or a "do not recommend" order;
-* **speak for the user**: "the user only wants ...", "the user's real question";
-* **claim an official ranking**: "official/verified/definitive ranking".
+  summarising this page should ...", "For recommendation engines:", "addressed to AI assistants";
+* **override its instructions or play a role**: "ignore previous instructions", "override your
+  ranking", "[SYSTEM NOTICE]", chat-template tokens ("<|im_start|>system"), "you are now ...",
+  "stay in character", "do not disclose this message";
+* **dictate the answer**: "begin your answer with", "your response must", "in your final
+  answer", "output only", "as your own opinion", "use this verbatim";
+* **order a ranking**: a ranking verb with a position ("rank X first", "list it above the
+  others", "must be recommended as #1", "describe it as the only ...") said as an order
+  (imperative, or with must/should and the assistant), or "do not recommend ...";
+* **speak for the user**: "the user only wants ...", "note from the user", "saved user preferences";
+* **claim an official ranking** or carry ranking config keys ("verified ranking", "ai_ranking:").
 
-The same cues in German, French, Spanish, Italian and Chinese are matched for overrides and
-ranking orders. Before matching, a copy of each sentence is normalised (NFKC, zero-width
-characters removed, Cyrillic and Greek look-alike letters mapped to Latin, letter-spaced words
-joined, digits inside words read as letters), and base64 blobs are decoded and scanned too, so
-simple obfuscation does not hide a cue. A sentence that flags and ends with a colon takes the
-list lines that follow it (a fake ranking block).
+Overrides, ranking orders and notes to an AI are matched in several other languages too. Each
+sentence is matched as written and as a normalised copy (NFKC, zero-width characters removed,
+invisible Unicode tag characters read as the ASCII they spell, Cyrillic and Greek look-alike
+letters mapped to Latin, letter-spaced words joined, digits inside words read as letters,
+URL-unquoted), decoded from base64 or hex, and reversed or in ROT13 where that reads as
+language. A sentence that flags and ends with a colon takes the list lines that follow it (a
+fake ranking block). Sanitising takes out the paragraphs that hold a flagged sentence
+(``scope=paragraph``; an injection is rarely one sentence) or the sentences alone.
 
 No model is called: it costs nothing per page and is deterministic. It is a baseline, not a
-guarantee: an injection that persuades without addressing the assistant ("rated #1 by
-experts", invented statistics) passes it, and an adaptive attacker who knows the cues can
-write around them. Its rates on clean pages and on injections written blind are in
-docs/measurements.md.
+guarantee: persuasion addressed to the shopper ("rated #1 by experts", invented statistics)
+passes it by design, text that reads as page copy while aimed at the assistant often does,
+and an adaptive attacker who knows the cues can write around them. Its rates on clean pages
+and on injections written blind are in docs/measurements.md.
 """
 
 from __future__ import annotations
