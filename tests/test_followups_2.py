@@ -5,7 +5,6 @@ is never loaded (wire fakes on loopback)."""
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import sqlite3
@@ -19,14 +18,12 @@ from poise.models import RequestCache
 from poise.models._types import ChatResponse
 from poise.store import Store
 
+from .cliutil import blender_folder
 from .test_probe_followups import (
-    ATTACK,
-    BLENDERS,
-    ENV_DROP,
     NATURAL,
     SWEEP,
+    compete_in_rounds_report,
     hangs_after,
-    poise,
     spawn,
     terminate_when_hung,
 )
@@ -35,14 +32,7 @@ from .wirefake import WireFake
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A working folder with a catalog of three blenders (cat.jsonl) and no poise settings."""
-    for key in ENV_DROP:
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.chdir(tmp_path)
-    lines = [json.dumps({"type": "category", "category": "blender", "query": "Which blender? Rank them."})]
-    lines += [json.dumps({"category": "blender", "brand": b, "model": m, "document": d}) for b, m, d in BLENDERS]
-    (tmp_path / "cat.jsonl").write_text("\n".join(lines) + "\n")
-    return tmp_path
+    return blender_folder(tmp_path, monkeypatch)
 
 
 # -- 1. the request cache and the store opened by several at once -------------------------------------------------
@@ -136,19 +126,7 @@ EVIL_MD_SHOWN = r"&lt;b&gt;Ninja&lt;/b&gt; \| \[x\](http://e.x) Foodi"
 def test_the_markdown_report_of_a_competition_in_rounds_shows_each_searchs_best_score_per_round(folder, capsys):
     """The terminal table and the HTML report showed each search's best score per round; the
     Markdown report only the gain together after round 1."""
-    from .test_attacks import gullible  # the first page (in context order) that asks to be first wins
-
-    (folder / "cat.jsonl").write_text((folder / "cat.jsonl").read_text().replace('"Ninja"', json.dumps(EVIL_MD)))
-    store = folder / "store"
-    with WireFake([], responder=gullible) as fake:
-        code, out, err = poise(capsys, *ATTACK[:-2], "--compete", "2", "--rounds", "3", "--final-orders", "2",
-                               "--responses", "1", "-m", "openai:fake", "--base-url", fake.url, "--store", str(store),
-                               "--json")
-    assert code == 0, err
-    data = json.loads(out)
-    code, _, err = poise(capsys, "report", data["run_id"], "--store", str(store), "--out", "r.md")
-    assert code == 0, err
-    md = (folder / "r.md").read_text()
+    data, md = compete_in_rounds_report(folder, capsys, EVIL_MD, "r.md")
     section = md[md.index("### Competition"):]
     assert "Best search score per round" in section
     assert "| product | round 1 | round 2 | round 3 |\n| --- | ---: | ---: | ---: |\n" in section

@@ -17,45 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from poise.cli import main
+from .cliutil import ENV_DROP, answered, blender_folder, error_line, poise, rank_all
+from .wirefake import WireFake, completion
 
-from .wirefake import WireFake, completion, context_titles
-
-ENV_DROP = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "POISE_HOME", "POISE_DEBUG", "RAY_ADDRESS")
-BLENDERS = [("Oster", "Pro 1200", "The Oster Pro 1200 has 7 speeds. Price: $99."),
-            ("Blendtec", "Designer 650 S", "The Blendtec Designer 650 S has a motor."),
-            ("Ninja", "Foodi", "The Ninja Foodi crushes ice. Price: $179.")]
 TERM_LINE = "poise: error: terminated (SIGTERM); finished calls are saved in the store"
-
-
-def rank_all(request: dict) -> str:
-    return "\n".join(f"{i}. {title}" for i, title in enumerate(context_titles(request), 1))
 
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in ENV_DROP:
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.chdir(tmp_path)
-    lines = [json.dumps({"type": "category", "category": "blender", "query": "Which blender? Rank them."})]
-    lines += [json.dumps({"category": "blender", "brand": b, "model": m, "document": d}) for b, m, d in BLENDERS]
-    (tmp_path / "cat.jsonl").write_text("\n".join(lines) + "\n")
-    return tmp_path
-
-
-def poise(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("poise: error: ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+    return blender_folder(tmp_path, monkeypatch)
 
 
 def spawn(*argv: str, cwd: Path) -> subprocess.Popen[str]:
@@ -68,16 +38,6 @@ def spawn(*argv: str, cwd: Path) -> subprocess.Popen[str]:
 def statuses(store: Path) -> list[str]:
     with sqlite3.connect(store / "poise.sqlite") as conn:
         return [status for (status,) in conn.execute("SELECT status FROM runs ORDER BY created_at")]
-
-
-def answered(store: Path) -> int:
-    if not (store / "poise.sqlite").exists():
-        return 0
-    with sqlite3.connect(store / "poise.sqlite", timeout=30) as conn:
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM calls WHERE error IS NULL").fetchone()[0])
-        except sqlite3.OperationalError:  # the tables are not created yet
-            return 0
 
 
 def hangs_after(n: int, hung: threading.Event, seconds: float = 60) -> list:
@@ -262,12 +222,13 @@ def test_a_ray_address_that_is_not_host_and_port_is_one_line_before_anything(fol
 EVIL = "<b onmouseover=alert(1)>Ninja</b>"
 
 
-def test_the_html_report_of_a_competition_in_rounds_shows_the_rounds(folder, capsys):
-    """The terminal and the Markdown report showed the gain together after round 1 beside the
-    one after round R; the HTML report showed nothing of the rounds."""
+def compete_in_rounds_report(folder: Path, capsys: pytest.CaptureFixture[str], brand: str,
+                             out_name: str) -> tuple[dict, str]:
+    """``attack --compete 2 --rounds 3`` against a wire fake, with the Ninja's brand written
+    ``brand``, then ``poise report --out OUT_NAME``: the run's JSON and the report's text."""
     from .test_attacks import gullible  # the first page (in context order) that asks to be first wins
 
-    (folder / "cat.jsonl").write_text((folder / "cat.jsonl").read_text().replace('"Ninja"', json.dumps(EVIL)))
+    (folder / "cat.jsonl").write_text((folder / "cat.jsonl").read_text().replace('"Ninja"', json.dumps(brand)))
     store = folder / "store"
     with WireFake([], responder=gullible) as fake:
         code, out, err = poise(capsys, *ATTACK[:-2], "--compete", "2", "--rounds", "3", "--final-orders", "2",
@@ -275,9 +236,15 @@ def test_the_html_report_of_a_competition_in_rounds_shows_the_rounds(folder, cap
                                "--json")
     assert code == 0, err
     data = json.loads(out)
-    code, _, err = poise(capsys, "report", data["run_id"], "--store", str(store), "--out", "r.html")
+    code, _, err = poise(capsys, "report", data["run_id"], "--store", str(store), "--out", out_name)
     assert code == 0, err
-    html = (folder / "r.html").read_text()
+    return data, (folder / out_name).read_text()
+
+
+def test_the_html_report_of_a_competition_in_rounds_shows_the_rounds(folder, capsys):
+    """The terminal and the Markdown report showed the gain together after round 1 beside the
+    one after round R; the HTML report showed nothing of the rounds."""
+    data, html = compete_in_rounds_report(folder, capsys, EVIL, "r.html")
     section = html[html.index("<h3>Competition"):]
     section = section[:section.index("</section>")] if "</section>" in section else section
     assert "in place (the round before's) in rounds 2-3" in section

@@ -17,38 +17,14 @@ from pathlib import Path
 import pytest
 
 import poise as poise_pkg
-from poise.cli import main
 
-from .wirefake import WireFake, completion, context_titles
-
-ENV_DROP = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "POISE_HOME", "POISE_DEBUG")
-BLENDERS = [("Oster", "Pro 1200", "The Oster Pro 1200 has 7 speeds. Price: $99."),
-            ("Blendtec", "Designer 650 S", "The Blendtec Designer 650 S has a motor."),
-            ("Ninja", "Foodi", "The Ninja Foodi crushes ice. Price: $179.")]
-
-
-def rank_all(request: dict) -> str:
-    return "\n".join(f"{i}. {title}" for i, title in enumerate(context_titles(request), 1))
+from .cliutil import ENV_DROP, blender_folder, error_line, poise, rank_all
+from .wirefake import WireFake, completion
 
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key in ENV_DROP:
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.chdir(tmp_path)
-    lines = [json.dumps({"type": "category", "category": "blender", "query": "Which blender? Rank them."})]
-    lines += [json.dumps({"category": "blender", "brand": b, "model": m, "document": d}) for b, m, d in BLENDERS]
-    (tmp_path / "cat.jsonl").write_text("\n".join(lines) + "\n")
-    return tmp_path
-
-
-def poise(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return blender_folder(tmp_path, monkeypatch)
 
 
 def spawned(*argv: str, cwd: Path, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -59,12 +35,6 @@ def spawned(*argv: str, cwd: Path, timeout: float = 20) -> subprocess.CompletedP
                               env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
         pytest.fail(f"poise {' '.join(argv)} hung (more than {timeout} s)")
-
-
-def error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("poise: error: ")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def fifo(path: Path) -> Path:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from poise.cli import main
 from poise.models import ChatMessage, GenerateConfig, RetryPolicy
 from poise.sweep import Endpoints, PooledModel, SweepError, load_sweep
 
-from .wirefake import WireFake, completion, context_titles, error
+from .cliutil import answered, poise, rank_all
+from .wirefake import WireFake, completion, error
 
 CATALOG = [
     ("blender", [("Oster", "Pro 1200", "The Oster Pro 1200 has 7 speeds. Price: $99."),
@@ -32,11 +32,6 @@ CATALOG = [
                 ("Bonavita", "Variable", "The Bonavita Variable kettle heats fast. Price: $60.")]),
 ]
 ATTACK_OPTIONS = 'budget = 2\nfinal_orders = 1\nselection_orders = 1\nconfirm = 0\nresponses = 1\n'
-
-
-def rank_all(request: dict) -> str:
-    """An answer that ranks the request's products in context order (always readable)."""
-    return "\n".join(f"{i}. {title}" for i, title in enumerate(context_titles(request), 1))
 
 
 @pytest.fixture
@@ -60,15 +55,6 @@ def sweep_file(folder: Path, body: str, name: str = "sweep.toml") -> Path:
 def natural_sweep(folder: Path, seeds: str = "[0, 1]", trials: int = 3) -> Path:
     return sweep_file(folder, f'kind = "natural"\ncategories = ["blender", "kettle"]\nmodels = ["openai:fake"]\n'
                               f'seeds = {seeds}\n[options]\ncatalog = "cat.jsonl"\ntrials = {trials}\nbootstrap = 0\n')
-
-
-def poise(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 PROGRESS_LINE = re.compile(r"sweep \S+ \[\d+/\d+\] (started|resuming|done|failed|will retry) ")
@@ -270,16 +256,6 @@ def _spawn(*args: str, cwd: Path) -> subprocess.Popen[str]:
                             text=True, env=env, cwd=cwd)
 
 
-def _stored(store: Path) -> int:
-    if not (store / "poise.sqlite").exists():
-        return 0
-    with sqlite3.connect(store / "poise.sqlite", timeout=30) as conn:
-        try:
-            return int(conn.execute("SELECT COUNT(*) FROM calls WHERE error IS NULL").fetchone()[0])
-        except sqlite3.OperationalError:  # the tables are not created yet
-            return 0
-
-
 def hangs_from_the_sixth(hung: threading.Event) -> list:
     """Wire-fake replies for a Ctrl-C test: five answers, then none for a minute (``hung`` set)."""
     asked = iter(range(1, 101))
@@ -301,7 +277,7 @@ def test_ctrl_c_exits_130_with_one_line_and_a_rerun_resumes(folder):
         proc = _spawn("sweep", str(path), "--jobs", "2", "--base-url", fake.url, "--store", store, cwd=folder)
         assert hung.wait(60)
         deadline = time.monotonic() + 30
-        while _stored(folder / "store") < 5:  # the five answers written before Ctrl-C
+        while answered(folder / "store") < 5:  # the five answers written before Ctrl-C
             assert time.monotonic() < deadline
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
@@ -310,7 +286,7 @@ def test_ctrl_c_exits_130_with_one_line_and_a_rerun_resumes(folder):
     assert one_error_line(err) == "poise: error: interrupted; finished calls are saved in the store"
     before = runs_in(folder / "store")
     assert {status for _, _, status in before} == {"interrupted"} and len(before) == 2
-    kept = _stored(folder / "store")
+    kept = answered(folder / "store")
     assert kept == 5
     port = int(fake.url.rsplit(":", 1)[1].split("/")[0])  # the same endpoint: it is part of a run's key
     with WireFake([], responder=rank_all, port=port) as fake:

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from . import test_sweep
+from .cliutil import answered
 from .test_sweep import (  # the sweep module's own helpers and its small catalog
     ATTACK_OPTIONS,
-    _stored,
     natural_sweep,
     one_error_line,
     poise,
@@ -209,7 +209,7 @@ def test_ctrl_c_and_a_rerun_on_a_cluster_named_by_address(folder):
                                     text=True, env=env, cwd=folder)
             assert hung.wait(90)
             deadline = time.monotonic() + 30
-            while _stored(store) < 5:
+            while answered(store) < 5:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
             proc.send_signal(signal.SIGINT)
@@ -218,7 +218,7 @@ def test_ctrl_c_and_a_rerun_on_a_cluster_named_by_address(folder):
         assert one_error_line(err) == "poise: error: interrupted; finished calls are saved in the store"
         before = runs_in(store)
         assert {status for _, _, status in before} == {"interrupted"} and len(before) == 2
-        kept = _stored(store)
+        kept = answered(store)
         assert kept == 5
         port = int(fake.url.rsplit(":", 1)[1].split("/")[0])
         with WireFake([], responder=rank_all, port=port) as fake:
