@@ -187,8 +187,8 @@ def test_an_interrupted_run_resumes_without_repeating_trials(tmp_path, monkeypat
     assert out["categories"]["blender"]["trials"] + out["categories"]["laptop"]["trials"] == 12
     with sqlite3.connect(tmp_path / "poise.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*), MIN(status) FROM runs").fetchone() == (1, "finished")
-    # no key at rest
-    assert b"sk-test-natural" not in (tmp_path / "poise.sqlite").read_bytes()
+    # no key at rest, in the database, its WAL or any other file
+    assert [f.name for f in tmp_path.rglob("*") if f.is_file() and b"sk-test-natural" in f.read_bytes()] == []
 
 
 def test_bad_input_is_one_line(tmp_path):
