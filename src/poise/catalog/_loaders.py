@@ -140,6 +140,9 @@ def load_jsonl(path: str | Path, *, max_document_chars: int | None = None) -> Ca
         except json.JSONDecodeError as exc:
             raise CatalogError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})",
                                "each line must be one JSON object") from None
+        except (RecursionError, ValueError):  # nested without end, or a number of thousands of digits
+            raise CatalogError(f"{where}: not valid JSON (nested too deeply, or a number too long)",
+                               "each line must be one JSON object of text fields") from None
         if not isinstance(row, dict):
             raise CatalogError(f"{where}: expected a JSON object, found {type(row).__name__}")
         kind = row.get("type", "product")
@@ -268,7 +271,7 @@ def _json_ld_product(html: str) -> dict[str, str] | None:
     for block in re.findall(r"<script[^>]*application/ld\+json[^>]*>(.*?)</script>", html, re.S | re.I):
         try:
             data = json.loads(block)
-        except json.JSONDecodeError:
+        except (RecursionError, ValueError):  # broken, nested without end, or a number too long
             continue
         for item in data if isinstance(data, list) else [data]:
             if isinstance(item, dict) and item.get("@type") == "Product" and item.get("name"):

@@ -111,6 +111,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise TemplateError(f"{path}: not valid TOML ({' '.join(str(exc).split())})") from None
+    except (RecursionError, ValueError):  # nested without end, or an integer of thousands of digits
+        raise TemplateError(f"{path}: not valid TOML (nested too deeply, or a number too long)") from None
 
 
 def default_template() -> PromptTemplate:

@@ -39,6 +39,7 @@ Kind = Literal["natural", "attack", "defend"]
 Scalar = bool | int | float | str
 NO_DEFENSE = "none"
 MAX_SWEEP_BYTES = 1_000_000  # a sweep file is a few lines; anything larger is the wrong file
+MAX_SWEEP_JOBS = 10_000  # each job is a whole run: a grid larger than this is a typo or several sweeps
 
 
 class SweepError(PoiseError):
@@ -243,6 +244,9 @@ def load_sweep(path: str | Path) -> Sweep:
         raise SweepError(f"cannot read {where}: {exc.strerror or exc}", "check the path and its permissions") from None
     except tomllib.TOMLDecodeError as exc:
         raise SweepError(f"{where} is not valid TOML: {exc}") from None
+    except (RecursionError, ValueError):  # nested without end, or an integer of thousands of digits
+        raise SweepError(f"{where} is not valid TOML: nested too deeply, or a number too long",
+                         "a sweep file lists axes and options") from None
     try:
         return Sweep(SweepFile.model_validate(data), path.resolve())
     except ValidationError as exc:
