@@ -1,6 +1,6 @@
 """Products and their documents: schema, loaders and the bundled sample catalog."""
 
-from ._files import DEFAULT_MAX_DOCUMENT_CHARS, MAX_DOCUMENT_CHARS_ENV
+from ._files import DEFAULT_MAX_DOCUMENT_CHARS, MAX_CATALOG_BYTES, MAX_DOCUMENT_CHARS_ENV
 from ._loaders import (
     SAMPLE_CATALOG_NAME,
     iter_products,
@@ -14,6 +14,7 @@ from ._schema import Catalog, Category, Document, Product, text_problem
 
 __all__ = [
     "DEFAULT_MAX_DOCUMENT_CHARS",
+    "MAX_CATALOG_BYTES",
     "MAX_DOCUMENT_CHARS_ENV",
     "SAMPLE_CATALOG_NAME",
     "Catalog",

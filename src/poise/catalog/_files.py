@@ -16,6 +16,9 @@ from .._errors import CatalogError
 #: A document longer than this (in characters) is refused at load, unless raised.
 DEFAULT_MAX_DOCUMENT_CHARS = 200_000
 MAX_DOCUMENT_CHARS_ENV = "POISE_MAX_DOCUMENT_CHARS"
+#: A catalog file (JSONL, CSV, an HTML folder's index.csv) larger than this is refused unread:
+#: 256 MiB holds 10,000 products of 25 KB each; split a larger catalog into several.
+MAX_CATALOG_BYTES = 256 * 1024 * 1024
 #: Bytes of raw HTML read per character of the document limit (markup outweighs text).
 HTML_BYTES_PER_CHAR = 10
 OUTSIDE_HINT = ("keep the catalog's files in its own folder, or pass --allow-outside-files "
@@ -37,10 +40,14 @@ def max_document_chars(value: int | None = None) -> int:
     return value
 
 
-def read_text(path: Path) -> str:
-    """A catalog file's text; a device or a pipe (which may never end) is refused unread."""
+def read_text(path: Path, max_bytes: int = MAX_CATALOG_BYTES) -> str:
+    """A catalog file's text; a device or a pipe (which may never end) and a file over
+    ``max_bytes`` are refused unread."""
     if path.exists() and not path.is_file() and not path.is_dir():
         raise CatalogError(f"{path}: not a regular file (a device or a pipe)", "pass a catalog file on disk")
+    if path.is_file() and (size := path.stat().st_size) > max_bytes:
+        raise CatalogError(f"{path}: {size:,} bytes, too large for a catalog file (limit {max_bytes:,})",
+                           "split it into several catalogs")
     try:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -69,13 +76,15 @@ def inside(root: Path, path: Path, where: str, field: str | None, allow_outside:
 def read_bounded(path: Path, max_bytes: int, where: str, field: str | None, limit_chars: int) -> str:
     """A document file's text, refused before it is read when it is larger than ``max_bytes``."""
     prefix = f"{where}: field {field!r}: " if field else f"{where}: "
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise CatalogError(f"{prefix}{path}: not a regular file (a device or a pipe)", "name a file on disk")
     if not path.is_file():
         raise CatalogError(f"{prefix}no such file {path}")
     size = path.stat().st_size
     if size > max_bytes:
         raise CatalogError(f"{prefix}{path} is {size:,} bytes, too large for a document "
                            f"(limit {limit_chars:,} characters)", size_hint())
-    return read_text(path)
+    return read_text(path, max_bytes)
 
 
 def size_hint() -> str:
