@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from .._errors import CatalogError
 from ._files import HTML_BYTES_PER_CHAR, csv_records, inside, max_document_chars, read_bounded, read_text, size_hint
-from ._schema import Catalog, Category, Document, Product, text_problem
+from ._schema import Catalog, Category, Document, Product, name_key, text_problem
 
 SAMPLE_CATALOG_NAME = "sample"
 
@@ -51,9 +51,20 @@ class _Builder:
     max_chars: int
     products: dict[str, list[tuple[str, Product]]] = field(default_factory=lambda: defaultdict(list))
     queries: dict[str, str] = field(default_factory=dict)
+    spellings: dict[str, tuple[str, str]] = field(default_factory=dict)  # name_key -> (where, category)
+    seen: dict[tuple[str, str, str], str] = field(default_factory=dict)  # name_keys -> where
+
+    def category(self, where: str, row: dict[str, Any]) -> str:
+        """The row's category name, spelled as where it first appeared (else refused)."""
+        name = _name(where, row, "category")
+        first_where, first = self.spellings.setdefault(name_key(name), (where, name))
+        if name != first:
+            raise CatalogError(f"{where}: category {name!r} differs only in case or Unicode form from {first!r} "
+                               f"at {first_where}", "spell each category the same way everywhere")
+        return name
 
     def add_product(self, where: str, row: dict[str, Any]) -> None:
-        category = _name(where, row, "category")
+        category = self.category(where, row)
         brand, model = _name(where, row, "brand"), _name(where, row, "model")
         text = _required_text(where, row, "document")
         if len(text) > self.max_chars:
@@ -68,16 +79,16 @@ class _Builder:
             product = Product(brand=brand, model=model, document=Document(text=text, source_url=url))
         except ValidationError as exc:
             raise _from_validation(where, exc) from None
-        for other_where, other in self.products[category]:
-            if (other.brand.lower(), other.model.lower()) == (product.brand.lower(), product.model.lower()):
-                raise CatalogError(
-                    f"{where}: product {product.name!r} already listed in category {category!r} at {other_where}",
-                    "give each product of a category once",
-                )
+        other_where = self.seen.setdefault((name_key(category), name_key(brand), name_key(model)), where)
+        if other_where != where:
+            raise CatalogError(
+                f"{where}: product {product.name!r} already listed in category {category!r} at {other_where}",
+                "give each product of a category once",
+            )
         self.products[category].append((where, product))
 
     def add_category(self, where: str, row: dict[str, Any]) -> None:
-        category = _name(where, row, "category")
+        category = self.category(where, row)
         query = _required_text(where, row, "query")
         problem = text_problem(query)
         if problem:

@@ -43,6 +43,14 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+def name_key(value: str) -> str:
+    """What makes two names the same name: equal after Unicode compatibility normalisation,
+    case folding and collapsed spaces ("Café" in NFC or NFD, "Straße" and "STRASSE", "ＡＢＣ"
+    and "ABC"). Two products of a category, or two categories, may not share one."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+    return " ".join(folded.split())
+
+
 def _checked_name(value: str) -> str:
     problem = text_problem(value)
     if problem:
@@ -135,7 +143,7 @@ class Category(BaseModel):
             raise ValueError(f"category {self.name!r} needs at least 2 products to rank")
         seen: set[tuple[str, str]] = set()
         for product in self.products:
-            key = (product.brand.lower(), product.model.lower())
+            key = (name_key(product.brand), name_key(product.model))
             if key in seen:
                 raise ValueError(
                     f"category {self.name!r} lists {product.name!r} twice"
@@ -164,9 +172,9 @@ class Catalog(BaseModel):
 
     def category(self, name: str) -> Category:
         """The category called ``name`` (case-insensitive); a clear error with suggestions if none."""
-        wanted = " ".join(name.lower().split())
+        wanted = name_key(name)
         for key, category in self.categories.items():
-            if key.lower() == wanted:
+            if name_key(key) == wanted:
                 return category
         close = difflib.get_close_matches(wanted, list(self.categories), n=3, cutoff=0.6)
         hint = (
@@ -175,6 +183,16 @@ class Catalog(BaseModel):
             else "run `poise catalog list` to see the categories"
         )
         raise UnknownCategoryError(f"unknown category {name!r} in {self.source}", hint)
+
+    @model_validator(mode="after")
+    def _distinct_categories(self) -> Catalog:
+        seen: dict[str, str] = {}
+        for name in self.categories:
+            if name_key(name) in seen:
+                raise ValueError(f"categories {seen[name_key(name)]!r} and {name!r} differ only in case or "
+                                 "Unicode form")
+            seen[name_key(name)] = name
+        return self
 
     def __len__(self) -> int:
         return len(self.categories)
