@@ -318,6 +318,9 @@ def load_catalog(path: str | Path | None = None, *, allow_outside_files: bool = 
     """
     if path is None or str(path) == SAMPLE_CATALOG_NAME:
         return sample_catalog()
+    if isinstance(path, str) and not path.strip():  # Path("") would read the working folder
+        raise CatalogError("the catalog path is empty", "name a .jsonl or .csv file or a folder of HTML pages "
+                           "with --catalog, or leave it out for the bundled sample")
     path = Path(path).expanduser()
     if path.is_dir():
         return load_html_folder(path, allow_outside_files=allow_outside_files,

@@ -31,6 +31,8 @@ def report(
     """Write a report of runs: configuration, cost, rankings and the paper's figures."""
     from ..report import gather_report, render_html, render_markdown
 
+    if out_path is not None and not out_path.strip():
+        raise PoiseError("--out is empty", "pass a file to write, '-' for stdout, or leave --out out")
     kind = report_format(fmt, out_path)
     with Store(store, read_only=True) as db:
         data = gather_report(db, run_ids)

@@ -51,7 +51,7 @@ class Options(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    catalog: str | None = None
+    catalog: str | None = Field(None, min_length=1)
     allow_outside_files: bool = False
     product: str | None = None
     attacker: str | None = None
