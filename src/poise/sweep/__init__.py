@@ -1,7 +1,7 @@
 """Sweeps: a grid of natural, attack and defend runs from one TOML file, run by an executor
 (threads of this process, or Ray tasks) over one store, with calls spread over several endpoints."""
 
-from ._base import NO_DEFENSE, Job, Options, Sweep, SweepError, SweepFile, load_sweep
+from ._base import MAX_SWEEP_JOBS, NO_DEFENSE, Job, Options, Sweep, SweepError, SweepFile, load_sweep
 from ._endpoints import FAILURES_TO_DOWN, Endpoint, Endpoints, PooledModel
 from ._executors import STATES, Event, LocalExecutor, Outcome, close_models, store_states, totals
 from ._jobs import ModelSource, Prepared, prepare, prepare_all
@@ -12,6 +12,7 @@ __all__ = [
     "FAILURES_TO_DOWN",
     "INSTALL_HINT",
     "LIVE_STATES",
+    "MAX_SWEEP_JOBS",
     "NO_DEFENSE",
     "STATES",
     "Endpoint",

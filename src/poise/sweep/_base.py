@@ -25,6 +25,7 @@ store's own rules. Relative paths (catalog, templates) are read from the sweep f
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -190,6 +191,27 @@ class Sweep:
     def folder(self) -> Path:
         return self.path.parent
 
+    def axes(self) -> dict[str, int]:
+        """How many values each axis holds (a method's parameter axes as params.METHOD.KEY);
+        the grid holds at most the product of them (summed over methods, whose axes differ)."""
+        f = self.file
+        sizes = {"categories": len(f.categories), "models": len(f.models), "templates": len(f.templates),
+                 "defenses": 1 if f.kind == "defend" else len(f.defenses), "seeds": len(f.seeds)}
+        if f.kind != "natural":
+            sizes["methods"] = len(f.methods)
+        for method, values in f.params.items():
+            for key, value in sorted(values.items()):
+                sizes[f"params.{method}.{key}"] = len(value) if isinstance(value, list) else 1
+        return sizes
+
+    def most_jobs(self) -> int:
+        """The number of jobs before duplicates are merged, counted without making them."""
+        f = self.file
+        per_method = sum(math.prod(len(v) if isinstance(v, list) else 1 for v in f.params.get(m, {}).values())
+                         for m in (f.methods if f.kind != "natural" else [""]))
+        shared = {k: n for k, n in self.axes().items() if k != "methods" and not k.startswith("params.")}
+        return math.prod(shared.values()) * per_method
+
     def jobs(self) -> list[Job]:
         """Every combination of the axes, in the order of the file, each once."""
         return list({tuple(job.argv()): job for job in self._expand()}.values())
@@ -248,9 +270,14 @@ def load_sweep(path: str | Path) -> Sweep:
         raise SweepError(f"{where} is not valid TOML: nested too deeply, or a number too long",
                          "a sweep file lists axes and options") from None
     try:
-        return Sweep(SweepFile.model_validate(data), path.resolve())
+        sweep = Sweep(SweepFile.model_validate(data), path.resolve())
     except ValidationError as exc:
         raise SweepError(f"{where}: {_problem(exc)}", "see the README's sweep file section") from None
+    if (count := sweep.most_jobs()) > MAX_SWEEP_JOBS:
+        grid = " × ".join(f"{k} {n:,}" for k, n in sweep.axes().items() if n > 1)
+        raise SweepError(f"{where}: {count:,} jobs ({grid}), over the limit of {MAX_SWEEP_JOBS:,} jobs a sweep "
+                         "may hold", "each job is a whole run: split the grid into several sweep files")
+    return sweep
 
 
 def _read(path: Path, where: str) -> str:
