@@ -24,6 +24,7 @@ store's own rules. Relative paths (catalog, templates) are read from the sweep f
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import tomllib
@@ -272,7 +273,7 @@ def load_sweep(path: str | Path) -> Sweep:
     try:
         sweep = Sweep(SweepFile.model_validate(data), path.resolve())
     except ValidationError as exc:
-        raise SweepError(f"{where}: {_problem(exc)}", "see the README's sweep file section") from None
+        raise SweepError(f"{where}: {_problem(exc)}", _hint(exc)) from None
     if (count := sweep.most_jobs()) > MAX_SWEEP_JOBS:
         grid = " × ".join(f"{k} {n:,}" for k, n in sweep.axes().items() if n > 1)
         raise SweepError(f"{where}: {count:,} jobs ({grid}), over the limit of {MAX_SWEEP_JOBS:,} jobs a sweep "
@@ -295,6 +296,41 @@ def _read(path: Path, where: str) -> str:
 
 
 _TYPE_TAGS = {"bool", "int", "float", "str", "list", "dict"}
+#: flags of ``poise sweep`` itself, which a sweep file cannot set
+_COMMAND_FLAGS = {k: "--" + k.replace("_", "-") for k in
+                  ("store", "dry_run", "jobs", "retries", "executor", "address", "report", "base_url",
+                   "endpoint_limit", "json")}
+_SINGULAR = {"category": "categories", "model": "models", "template": "templates", "method": "methods",
+             "defense": "defenses", "seed": "seeds", "param": "params"}
+
+
+def _hint(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    if err["type"] != "extra_forbidden":
+        return "see the README's sweep file section"
+    return _unknown_key_hint([str(p) for p in err["loc"]])
+
+
+def _unknown_key_hint(loc: list[str]) -> str:
+    """What to write instead of an unknown key: its right spelling or place, or the command's flag."""
+    raw = loc[-1]
+    name = raw.replace("-", "_").lower()
+    in_options = loc[0] == "options" and len(loc) == 2
+    top, options = list(SweepFile.model_fields), list(Options.model_fields)
+    allowed = options if in_options else top
+    axis = name if name in top else _SINGULAR.get(name)
+    if name in _COMMAND_FLAGS:
+        return f"{_COMMAND_FLAGS[name]} is a flag of the command, not a key of the file; give it on the command line"
+    if name != raw and name in allowed:
+        return f"did you mean {name!r}?"
+    if in_options and axis is not None:
+        return f"{axis!r} is an axis: write {axis} = [...] at the top of the file, before [options]"
+    if not in_options and name in options:
+        return f"{name!r} is a fixed option: put it under [options]"
+    close = [axis] if axis else difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    return f"the keys {'under [options]' if in_options else 'of a sweep file'} are {', '.join(allowed)}"
 
 
 def _problem(exc: ValidationError) -> str:
