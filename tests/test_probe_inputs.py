@@ -101,6 +101,24 @@ def test_ten_thousand_products_load_and_a_duplicate_at_the_end_names_both_lines(
     assert "c.jsonl:18" in line
 
 
+CSV_HEADERS = {
+    "a column twice": ("category,brand,model,document,document\nblender,A,X,first,second\nblender,B,Y,d,e\n",
+                       "c.csv:1: column 'document' appears twice (columns 4 and 5)"),
+    "a nameless column": ("category,brand,model,document,\nblender,A,X,d,\nblender,B,Y,d,\n",
+                          "c.csv:1: column 5 of the header has no name"),
+    "semicolons": ("category;brand;model;document\nblender;A;X;d\nblender;B;Y;d\n",
+                   "c.csv:1: the header reads as one column 'category;brand;model;document'"),
+    "tabs": ("category\tbrand\tmodel\tdocument\nblender\tA\tX\td\nblender\tB\tY\td\n",
+             "separate the columns with commas"),
+}
+
+
+@pytest.mark.parametrize("text, fragment", CSV_HEADERS.values(), ids=CSV_HEADERS.keys())
+def test_a_csv_header_a_spreadsheet_got_wrong_is_named_for_what_it_is(tmp_path, text, fragment):
+    (tmp_path / "c.csv").write_text(text)
+    assert fragment in catalog_error(tmp_path / "c.csv")
+
+
 # -- 3. names that differ only by case or Unicode form ---------------------------------------------------------
 NFD_CAFE = unicodedata.normalize("NFD", "Café")
 

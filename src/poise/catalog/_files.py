@@ -120,6 +120,21 @@ def csv_records(path: Path, text: str, max_field_chars: int) -> Iterator[tuple[i
             yield 1, [], {}
 
 
+def check_columns(path: Path, header: list[str], example: str) -> None:
+    """A header a spreadsheet got wrong, named: one column holding the others (semicolons or
+    tabs), a column with no name (a trailing comma), a column given twice."""
+    if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
+        raise CatalogError(f"{path}:1: the header reads as one column {header[0]!r}",
+                           f"separate the columns with commas: {example}")
+    for number, name in enumerate(header, start=1):
+        if not name:
+            raise CatalogError(f"{path}:1: column {number} of the header has no name",
+                               "name it, or remove the comma that makes it")
+        if name in header[:number - 1]:
+            raise CatalogError(f"{path}:1: column {name!r} appears twice "
+                               f"(columns {header.index(name) + 1} and {number})", "keep one of them")
+
+
 def _as_row(header: list[str], record: list[str]) -> CsvRow:
     row: CsvRow = dict(zip(header, record, strict=False))  # short and long records are allowed
     if len(record) > len(header):

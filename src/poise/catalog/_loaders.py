@@ -34,7 +34,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from .._errors import CatalogError
-from ._files import HTML_BYTES_PER_CHAR, csv_records, inside, max_document_chars, read_bounded, read_text, size_hint
+from ._files import (
+    HTML_BYTES_PER_CHAR,
+    check_columns,
+    csv_records,
+    inside,
+    max_document_chars,
+    read_bounded,
+    read_text,
+    size_hint,
+)
 from ._schema import Catalog, Category, Document, Product, name_key, text_problem
 
 SAMPLE_CATALOG_NAME = "sample"
@@ -197,6 +206,7 @@ def load_csv(path: str | Path, *, allow_outside_files: bool = False,
 def _check_header(path: Path, header: list[str]) -> None:
     if not header or not any(header):
         raise CatalogError(f"{path}:1: no header row", "start with a header: category,brand,model,document")
+    check_columns(path, header, "category,brand,model,document")
     missing = [c for c in ("category", "brand", "model") if c not in header]
     if missing:
         raise CatalogError(f"{path}:1: header lacks column {missing[0]!r}",
@@ -259,7 +269,9 @@ def _read_index(path: Path, limit: int) -> dict[str, dict[str, str]]:
     if not path.is_file():
         return {}
     rows = {}
-    for line, _, row in csv_records(path, read_text(path), limit):
+    for line, header, row in csv_records(path, read_text(path), limit):
+        if header:
+            check_columns(path, header, "file,brand,model,url")
         if not row:
             continue
         where = f"{path}:{line}"
