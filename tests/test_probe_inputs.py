@@ -119,6 +119,30 @@ def test_a_csv_header_a_spreadsheet_got_wrong_is_named_for_what_it_is(tmp_path, 
     assert fragment in catalog_error(tmp_path / "c.csv")
 
 
+def pages_folder(tmp_path: Path, names: list[str]) -> Path:
+    folder = tmp_path / "pages" / "blender"
+    folder.mkdir(parents=True)
+    (folder / "index.csv").write_text("file,brand,model\n" + "".join(f"{n},Brand {n},M\n" for n in names))
+    for name in names:
+        (folder / name).write_text(f"<html><body><article><p>The {name} blender has a glass jar and seven speeds for "
+                                   "every day.</p></article></body></html>")
+    return tmp_path / "pages"
+
+
+def test_html_pages_are_told_by_their_suffix_in_any_case_and_backups_are_not_pages(tmp_path):
+    folder = pages_folder(tmp_path, ["a.html", "B.HTML", "c.htm"])
+    (folder / "blender" / "a.html~").write_text("<html><body><p>an editor's backup</p></body></html>")
+    (folder / "blender" / "notes.htmlx").write_text("not a page")
+    products = load_catalog(folder).category("blender").products
+    assert [p.brand for p in products] == ["Brand B.HTML", "Brand a.html", "Brand c.htm"]
+
+
+def test_an_empty_category_folder_is_named_not_dropped(tmp_path):
+    folder = pages_folder(tmp_path, ["a.html", "b.html"])
+    (folder / "kettle").mkdir()
+    assert "kettle: no pages (*.html or *.htm) in the category folder" in catalog_error(folder)
+
+
 # -- 3. names that differ only by case or Unicode form ---------------------------------------------------------
 NFD_CAFE = unicodedata.normalize("NFD", "Café")
 

@@ -245,7 +245,11 @@ def load_html_folder(folder: str | Path, *, allow_outside_files: bool = False,
         if index_path.exists():
             inside(root, Path(sub.name, index_path.name), str(index_path), None, allow_outside_files)
         index = _read_index(index_path, limit)
-        for page in sorted(sub.glob("*.htm*")):
+        pages = sorted(p for p in sub.iterdir() if p.suffix.lower() in (".html", ".htm") and not p.name.startswith("."))
+        if not pages:
+            raise CatalogError(f"{sub}: no pages (*.html or *.htm) in the category folder",
+                               "save the category's product pages there, or remove the folder")
+        for page in pages:
             where = str(page)
             real = inside(root, Path(sub.name, page.name), where, None, allow_outside_files)
             html = read_bounded(real, limit * HTML_BYTES_PER_CHAR, where, None, limit)
