@@ -30,8 +30,8 @@ ReaderOpt = Annotated[str, typer.Option(
     "--reader", help="How answers are read: heuristic (default), a model spec (the model returns the ranking as "
                      "JSON under a schema), or heuristic+MODEL (kept only when both agree; the rest is ambiguous).")]
 DefenseOpt = Annotated[list[str] | None, typer.Option(
-    "--defense", help="Defend the engine: NAME[:key=value,...]; repeat to compose (the first wraps the engine). "
-                      "See `poise defend --list`.")]
+    "--defense", help="Defend the engine: NAME[:key=value,...]; repeat it or join with + to compose (the first "
+                      "wraps the engine; prompt-level ones go under the others). See `poise defend --list`.")]
 AllowOutsideOpt = Annotated[bool, typer.Option(
     "--allow-outside-files", help="Let a catalog you trust read files outside its own folder.")]
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", help="A method parameter KEY=VALUE.")]

@@ -172,16 +172,32 @@ def split_chain(spec: str) -> list[str]:
     return pieces
 
 
-def get_defense(spec: str, inner: Recommender, context: Context | None = None) -> Defense:
-    name, values = parse_spec(spec)
+def _defense_class(name: str) -> type[Defense]:
     cls = DEFENSES.get(name)
     if cls is None:
         raise DefenseError(f"unknown defense {name!r}", f"choose one of {', '.join(sorted(DEFENSES))}")
-    return cls(inner, context, **values)
+    return cls
+
+
+def get_defense(spec: str, inner: Recommender, context: Context | None = None) -> Defense:
+    name, values = parse_spec(spec)
+    return _defense_class(name)(inner, context, **values)
+
+
+def asks_itself(cls: type[Defense]) -> bool:
+    """Whether a defense asks the engine under it itself (detection, aggregation, mixing: it
+    overrides ``recommend``) rather than only changing the prompt of the engine's one call."""
+    return cls.recommend is not Recommender.recommend
 
 
 def defend(engine: Recommender, specs: Sequence[str], context: Context | None = None) -> Recommender:
-    """``engine`` wrapped by each defense in turn (the first spec is the innermost)."""
-    for spec in specs:
+    """``engine`` wrapped by each defense in turn (the first spec is the innermost; ``a+b`` is
+    ``a`` then ``b``). A defense that only changes the prompt applies to every call the engine
+    is asked, so it goes under the defenses that ask the engine themselves wherever it is named
+    (``self-consistency+sandwich`` is ``sandwich+self-consistency``): over them, its one call
+    would replace theirs. The engine's ``identity()`` lists the defenses in the order applied."""
+    pieces = [piece for spec in specs for piece in split_chain(spec)]
+    asks = [asks_itself(_defense_class(parse_spec(piece)[0])) for piece in pieces]
+    for spec in [p for p, a in zip(pieces, asks) if not a] + [p for p, a in zip(pieces, asks) if a]:
         engine = get_defense(spec, engine, context)
     return engine
