@@ -147,6 +147,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise DefenseError(f"defense spec {spec!r}: {item!r} is not key=value", "write NAME:key=value,key=value")
+        if key.strip() in values:
+            raise DefenseError(f"defense spec {spec!r}: {key.strip()} is given twice", "give each parameter once")
         values[key.strip()] = value.strip()
     return name.strip(), values
 
@@ -197,7 +199,7 @@ def defend(engine: Recommender, specs: Sequence[str], context: Context | None = 
     (``self-consistency+sandwich`` is ``sandwich+self-consistency``): over them, its one call
     would replace theirs. The engine's ``identity()`` lists the defenses in the order applied."""
     pieces = [piece for spec in specs for piece in split_chain(spec)]
-    asks = [asks_itself(_defense_class(parse_spec(piece)[0])) for piece in pieces]
-    for spec in [p for p, a in zip(pieces, asks) if not a] + [p for p, a in zip(pieces, asks) if a]:
+    asks = {piece: asks_itself(_defense_class(parse_spec(piece)[0])) for piece in pieces}
+    for spec in sorted(pieces, key=lambda piece: asks[piece]):  # stable: each group in the order named
         engine = get_defense(spec, engine, context)
     return engine
