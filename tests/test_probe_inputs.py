@@ -235,3 +235,28 @@ def test_an_unknown_sweep_key_names_the_file_and_what_to_write(folder, capsys, b
     code, out, err = poise(capsys, "sweep", "s.toml", "--dry-run")
     line = error_line(err)
     assert code == 1 and out == "" and "sweep file s.toml" in line and key in line and hint in line, line
+
+
+SWEEP_HEAD = 'kind = "attack"\ncategories = ["blender"]\nmodels = ["openai:x"]\n'
+IN_FILE_TERMS = {
+    "catalog outside its folder": ('[options]\ncatalog = "cat/c.csv"\n',
+                                   ["resolves outside", "allow_outside_files = true (under [options])"]),
+    "missing catalog": ('[options]\ncatalog = "nothere.csv"\n', ["no such file", "catalog (under [options])"]),
+    "attacker unused": ('[options]\ncatalog = "cat.jsonl"\nattacker = "local"\n',
+                        ["drop attacker (under [options]), or choose methods tap or rewrite"]),
+    "missing template": ('templates = ["nothere.toml"]\n[options]\ncatalog = "cat.jsonl"\n',
+                         ["no such template file", "check the path given with templates"]),
+}
+
+
+@pytest.mark.parametrize("body, fragments", IN_FILE_TERMS.values(), ids=IN_FILE_TERMS.keys())
+def test_a_bad_value_in_a_sweep_file_is_told_in_the_files_terms_not_the_commands_flags(folder, capsys, body,
+                                                                                       fragments):
+    (folder / "cat").mkdir()
+    (folder / "cat" / "c.csv").write_text("category,brand,model,document_file\nblender,A,X,../cat.jsonl\n")
+    (folder / "s.toml").write_text(SWEEP_HEAD + body)
+    code, out, err = poise(capsys, "sweep", "s.toml", "--dry-run", "--base-url", "http://127.0.0.1:9/v1")
+    line = error_line(err)
+    assert code == 1 and out == "" and line.startswith("poise: error: sweep file s.toml: job 'attack / blender")
+    assert all(f in line for f in fragments) and " --" not in line, line
+

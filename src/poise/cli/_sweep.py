@@ -54,7 +54,7 @@ def sweep(
     plan = load_sweep(file)
     urls = [u for item in base_url or [] for u in item.split() if u]  # the env var may list several
     source = ModelSource(urls, endpoint_limit=endpoint_limit)
-    prepared = prepare_all(plan.jobs(), source)
+    prepared = prepare_all(plan.jobs(), source, where=f"sweep file {file}")
     try:
         if dry_run:
             _dry_run(prepared, store, report, plan.path.name, as_json)

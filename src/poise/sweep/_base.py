@@ -27,6 +27,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
+import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -302,6 +303,25 @@ _COMMAND_FLAGS = {k: "--" + k.replace("_", "-") for k in
                    "endpoint_limit", "json")}
 _SINGULAR = {"category": "categories", "model": "models", "template": "templates", "method": "methods",
              "defense": "defenses", "seed": "seeds", "param": "params"}
+
+
+_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z-]*)")
+_AXIS_FLAGS = {"method": "methods", "attack": "methods", "template": "templates", "defense": "defenses",
+               "model": "models", "category": "categories", "seed": "seeds", "param": "[params.METHOD]"}
+
+
+def in_file_terms(text: str) -> str:
+    """A command's message told in a sweep file's terms: ``--template`` is the templates axis,
+    ``--attacker`` the attacker key under [options]; the flags of ``poise sweep`` itself stay."""
+    def term(match: re.Match[str]) -> str:
+        name = match.group(1).replace("-", "_")
+        if name in _AXIS_FLAGS:
+            return _AXIS_FLAGS[name]
+        if name in Options.model_fields:
+            return f"{name}{' = true' if name == 'allow_outside_files' else ''} (under [options])"
+        return match.group(0)
+
+    return _FLAG.sub(term, text.replace(" (allow_outside_files=True)", ""))
 
 
 def _hint(exc: ValidationError) -> str:

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._errors import PoiseError
 from ..catalog import Catalog, Category, load_catalog
 from ..experiments._setup import ModelOpener, attach_cache, load_template
 from ..models import ChatModel, RetryPolicy, check_model_spec, get_model
 from ..store import RunContext, Store, config_hash
-from ._base import Job
+from ._base import Job, SweepError, in_file_terms
 from ._endpoints import Endpoints, PooledModel
 
 Tick = Callable[[], None]
@@ -103,11 +104,21 @@ class _Catalogs:
         return self._cache[key].category(job.category)
 
 
-def prepare_all(jobs: list[Job], source: ModelSource) -> list[Prepared]:
+def prepare_all(jobs: list[Job], source: ModelSource, where: str | None = None) -> list[Prepared]:
     """Every job built and checked (categories, methods, parameters, defenses, specs) before
-    anything runs: a bad value stops the sweep here with one line."""
+    anything runs: a bad value stops the sweep here with one line. With ``where`` (the sweep
+    file), that line names the file and the job, in the file's terms (``in_file_terms``)."""
     catalogs = _Catalogs()
-    return [prepare(job, source, catalogs.category(job)) for job in jobs]
+    prepared = []
+    for job in jobs:
+        try:
+            prepared.append(prepare(job, source, catalogs.category(job)))
+        except PoiseError as exc:
+            if where is None:
+                raise
+            raise SweepError(f"{where}: job {job.label!r}: {in_file_terms(exc.message)}",
+                             in_file_terms(exc.hint) if exc.hint else None) from exc
+    return prepared
 
 
 def prepare(job: Job, source: ModelSource, category: Category) -> Prepared:
