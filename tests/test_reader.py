@@ -43,6 +43,31 @@ def test_a_short_answer_on_top_beats_alphabetical_details():
     assert order(text) == (2, 0)
 
 
+def test_a_quick_take_that_highlights_part_of_a_numbered_list_does_not_cut_it():
+    items = "1. **Oster Pro 1200**: cheap.\n2. **Blendtec Designer 650 S**: strong.\n3. **Vitamix E310**: quiet.\n\n"
+    assert order(items + "**Quick take:** the Oster for most people; the Blendtec if you blend daily.") == (2, 0, 3)
+    assert order("**Quick answer:** the Oster.\n\n### Top picks\n" + items) == (2, 0, 3)
+    # a short answer that is itself the only list, over sections that discuss more products, still decides
+    assert order("**TL;DR:**\n1. Oster Pro 1200\n2. Blendtec\n\n---\n\n- **Ninja Foodi**: loud.\n"
+                 "- **Vitamix E310**: quiet.\n- **Oster Pro 1200**: cheap.") == (2, 0)
+
+
+def test_labelled_picks_after_a_table_rank_and_a_skip_bullet_excludes():
+    text = ("| Blender | Watts |\n|---|---|\n| Ninja Foodi | 1400 |\n| Oster Pro 1200 | 1200 |\n"
+            "| Blendtec 650 | 1560 |\n| Vitamix E310 | 1380 |\n\n**Verdict**\n- **Best overall:** Blendtec 650\n"
+            "- **Best value:** Oster Pro 1200\n- **Skip:** Ninja Foodi (loud) and Vitamix E310 (small jar)")
+    ranking = parse_ranking(text, P)
+    assert ranking.order == (0, 2) and ranking.roles == ("recommended", "against", "recommended", "against")
+
+
+def test_i_would_not_use_it_advises_against_and_spec_words_name_no_product():
+    text = ("The **Oster Pro 1200** is the one I'd pick: 1200 W and variable speed control.\n\n"
+            "I wouldn't use the Ninja Foodi for nut butter; it overheats.")
+    products = [*P, ("DeWalt", "Variable Speed Blender")]
+    ranking = parse_ranking(text, products)
+    assert ranking.order == (2,) and ranking.roles[1] == "against" and ranking.roles[4] == ""
+
+
 def test_two_rankings_that_disagree_make_the_answer_ambiguous():
     text = "My ranking: Oster first, then the Blendtec.\n\nSome notes.\n\nFinal ranking: Blendtec first, then Oster."
     ranking = parse_ranking(text, P)

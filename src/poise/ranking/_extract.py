@@ -83,6 +83,10 @@ def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
         if unit.kind != "para" and sig.AGAINST_TITLE.match(unit.head) and (named := reader.find(unit.head)):
             reader.against.update(m.product for m in named)  # "Avoid: the X"
             continue
+        if unit.kind == "bullet" and unit.head != unit.text and sig.AGAINST_TITLE.match(unit.head) \
+                and re.fullmatch(r"\W*\w+(?: \w+)?\W*", unit.head):
+            reader.against.update(m.product for m in reader.find(unit.text))  # "- **Skip:** the A and the B"
+            continue
         ranked = ranked or (unit.rank is not None and unit.kind in ("item", "row"))
         if unit.kind in ("para", "heading"):
             echo = bool(sig.ECHO_INTRO.search(unit.text) or sig.SOURCES.match(unit.text)
@@ -246,6 +250,10 @@ def _listed(units: list[Unit], reader: Reader) -> list[list[int]]:
     ranks before a numbered list compares (the list ranks), and the labelled bullets of a
     product's section ("Why:", "Note: the X is cheaper still") describe it, not another pick."""
     numbered = any(u.kind == "item" and u.rank is not None for u in units)
+    rows = [i for i, u in enumerate(units) if u.kind == "row"]
+    if rows and not numbered:  # labelled picks after the table ("- **Best value:** the X") rank, the table compares
+        numbered = len({p for u in units[rows[-1] + 1:] if u.kind == "bullet" and u.head != u.text
+                        for p in reader.subjects(u)}) >= 2
     listed: list[list[int]] = []
     section = False  # inside the section of a heading that names a product
     for u in units:
@@ -306,7 +314,8 @@ def _break_ties(order: list[int], text: str, reader: Reader) -> list[int]:
 def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
     """The order, or an empty order and the reason the answer is ambiguous."""
     units = by_rank(labelled_only(_reverse_runs(_advised_for(cut(text), reader))))
-    statements = [st for i in range(len(units)) if (st := _statement(units, i, reader))[0]]
+    found = [(i, st) for i in range(len(units)) if (st := _statement(units, i, reader))[0]]
+    statements = [st for _, st in found]
     base = _break_ties(_base(units, reader), text, reader)
     if not statements:
         ranked = any(u.rank is not None for u in units)
@@ -319,9 +328,20 @@ def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
         if _conflict(a, b):
             return [], "it states two different rankings"
     chosen = max(orders, key=len)
+    if top == 2 and _summarises(units, min(i for i, st in found if st[0] == chosen), chosen, base):
+        return base, None
     if top >= 2:  # a ranking the answer states is the ranking: products only discussed are not in it
         return ([] if chosen == [-1] else _break_ties(chosen, text, reader)), None
     return list(dict.fromkeys(chosen + [p for p in base if p not in reader.against])), None
+
+
+def _summarises(units: list[Unit], at: int, chosen: list[int], base: list[int]) -> bool:
+    """Whether a short answer at unit ``at`` ("Quick take: the A, or the B") closes a numbered
+    list it agrees with and names only some of: then the list ranks, the short answer only
+    highlights."""
+    own = range(at, at + len(_run_after(units, at)) + 1)  # the short answer's own list
+    numbered = [i for i, u in enumerate(units) if u.kind in ("item", "heading") and u.rank is not None and i not in own]
+    return len(numbered) >= 2 and units[at].kind == "para" and set(chosen) < set(base) and not _conflict(chosen, base)
 
 
 def _revised(text: str, reader: Reader) -> tuple[list[int], str | None] | None:
