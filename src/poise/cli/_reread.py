@@ -10,7 +10,7 @@ from rich.table import Table
 from .._errors import PoiseError
 from ..store import Store
 from ._options import BaseUrlOpt, JsonOpt, MaxAttemptsOpt, StoreOpt, TimeoutOpt
-from ._render import emit_json, out, safe
+from ._render import emit_json, make_console, note, out, safe
 
 
 def reread(
@@ -35,6 +35,8 @@ def reread(
         attach_cache(db, *reader_models(read))
         result = reread_run(db, run_id, read)
         read.close()
+    if result.resumed:
+        note(make_console(stderr=True), f"resuming run {result.run_id}: {result.resumed} answers already read")
     if as_json:
         emit_json(result.to_json())
         return

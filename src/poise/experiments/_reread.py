@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..ranking import RankingReader, status_of_reason
+from ..ranking import Ranking, RankingReader, status_of_reason
 from ..store import CallRecord, Store
 
 
@@ -25,11 +25,13 @@ class RereadResult:
     after: Counter[str] = field(default_factory=Counter)
     skipped: int = 0  # failed calls, and calls whose product list the store does not hold
     reasons: Counter[str] = field(default_factory=Counter)  # why answers are not read now
+    resumed: int = 0  # calls an interrupted re-reading of the same run with the same reader had copied
 
     def to_json(self) -> dict[str, Any]:
         return {"source_run": self.source_run, "run_id": self.run_id, "reader": self.reader,
                 "calls": self.calls, "changed": self.changed, "before": dict(self.before),
-                "after": dict(self.after), "skipped": self.skipped, "unread_reasons": dict(self.reasons)}
+                "after": dict(self.after), "skipped": self.skipped, "unread_reasons": dict(self.reasons),
+                "resumed": self.resumed}
 
 
 def _product_lists(store: Store, run_id: str, calls: list[dict[str, Any]]) -> dict[str, list[tuple[str, str]]]:
@@ -53,29 +55,44 @@ def _product_lists(store: Store, run_id: str, calls: list[dict[str, Any]]) -> di
 
 
 def reread_run(store: Store, run_id: str, reader: RankingReader) -> RereadResult:
-    """Read every answer of ``run_id`` again with ``reader`` into a new run of the same kind."""
+    """Read every answer of ``run_id`` again with ``reader`` into a new run of the same kind;
+    an interrupted re-reading of the same run with the same reader is resumed (the calls it
+    copied are kept, not read or copied again)."""
     source = store.run(run_id)
     calls = store.calls(run_id)
     products = _product_lists(store, run_id, calls)
     config = {**source.config, "reread_of": run_id, "reader": reader.name}
-    with store.open_run(source.command, config, resume=False) as run:
-        result = RereadResult(source_run=run_id, run_id=run.id, reader=reader.name)
+    with store.open_run(source.command, config) as run:
+        copied = {json.loads(c["meta_json"] or "{}").get("reread_of_call"): c for c in store.calls(run.id)}
+        result = RereadResult(source_run=run_id, run_id=run.id, reader=reader.name, resumed=len(copied))
         for call in calls:
             names = products.get(call["category"])
             if call["error"] is not None or call["response_text"] is None or not names:
                 result.skipped += 1
                 continue
-            ranking = reader.read(call["response_text"], names)
-            old = (status_of_reason(call["unparseable_reason"]) if not call["parseable"] else "ranked",
-                   json.loads(call["ranking_json"]) if call["parseable"] and call["ranking_json"] else None)
+            done, ranking = copied.get(call["id"]), None
+            if done is None:
+                ranking = reader.read(call["response_text"], names)
+            new, old = _reading(ranking if ranking is not None else done), _reading(call)
             result.calls += 1
             result.before[old[0]] += 1
-            result.after[ranking.status] += 1
-            result.changed += old != (ranking.status, list(ranking.order) if ranking.parseable else None)
-            if ranking.reason:
-                result.reasons[(ranking.stored_reason or "").split(" (")[0]] += 1
-            store.record_call(run.id, _copy(call, ranking, names, run_id))
+            result.after[new[0]] += 1
+            result.changed += old[:2] != new[:2]
+            if new[2]:
+                result.reasons[new[2].split(" (")[0]] += 1
+            if ranking is not None:
+                store.record_call(run.id, _copy(call, ranking, names, run_id))
     return result
+
+
+def _reading(of: dict[str, Any] | Ranking | None) -> tuple[str, list[int] | None, str | None]:
+    """(status, order or None, stored reason) of a stored call or of a new reading."""
+    assert of is not None
+    if isinstance(of, Ranking):
+        return of.status, list(of.order) if of.parseable else None, of.stored_reason if of.reason else None
+    if of["parseable"]:
+        return "ranked", json.loads(of["ranking_json"]) if of["ranking_json"] else None, None
+    return status_of_reason(of["unparseable_reason"]), None, of["unparseable_reason"]
 
 
 def _copy(call: dict[str, Any], ranking: Any, names: list[tuple[str, str]], source: str) -> CallRecord:
