@@ -15,7 +15,8 @@ from the page's schema.org Product JSON-LD. The main text is extracted with traf
 
 A catalog may be untrusted. Every file it names or holds (a ``document_file``, a page, a
 category folder) must resolve inside the catalog's own folder (no absolute path, no ``..``,
-no symlink leading out) unless ``allow_outside_files=True``. A document longer than
+no symlink leading out) unless ``allow_outside_files=True``. A catalog file (or index.csv)
+over ``MAX_CATALOG_BYTES`` (256 MiB) is refused unread. A document longer than
 ``max_document_chars`` (default 200,000; ``POISE_MAX_DOCUMENT_CHARS``) is refused, and a
 file too large to hold one is refused before it is read. Names (category, brand, model) and
 queries may not hold control, zero-width or bidi characters (see ``text_problem``).
