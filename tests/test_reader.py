@@ -68,6 +68,15 @@ def test_i_would_not_use_it_advises_against_and_spec_words_name_no_product():
     assert ranking.order == (2,) and ranking.roles[1] == "against" and ranking.roles[4] == ""
 
 
+def test_use_case_picks_after_the_main_ones_count():
+    main = "1. **Blendtec 650**: strong.\n2. **Oster Pro 1200**: cheap.\n\n"
+    assert order(main + "For nut butters, a tamper blender such as the **Vitamix E310** is all you need.") == (0, 2, 3)
+    assert order(main + "For smoothies on the go, personal blenders such as the **Ninja Foodi** are popular "
+                 "choices.") == (0, 2, 1)
+    assert order("The **Oster** and the **Blendtec** are tied. If pressed, I'd give the Blendtec the edge.\n\n"
+                 "Also consider the **Vitamix E310** if it mostly stays home.") == (0, 2, 3)
+
+
 def test_two_rankings_that_disagree_make_the_answer_ambiguous():
     text = "My ranking: Oster first, then the Blendtec.\n\nSome notes.\n\nFinal ranking: Blendtec first, then Oster."
     ranking = parse_ranking(text, P)

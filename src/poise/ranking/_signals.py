@@ -166,7 +166,8 @@ ALSO = re.compile(
     r"\balso (?:\w+ )?(?:excellent|good|great|solid|worth|fine|recommended|a (?:good|great|solid|fine))"
     r"|\bif you(?:['’]re| are)? (?:\w+ ){0,3}(?:want|need|prefer|value|have|care|on a budget|mostly|only|can)\b"
     r"|\brounds? (?:things |it |the list )?out\b|\brunner[- ]up\b|\balternatives?\b|\bbudget (?:pick|option|choice)\b"
-    r"|\bworth (?:a look|considering)\b|\bhonou?rable mention|\bclose second\b|\bsolid (?:choice|pick|option)\b",
+    r"|\bworth (?:a look|considering)\b|\balso consider\b|\bhonou?rable mention|\bclose second\b"
+    r"|\bsolid (?:choice|pick|option)\b",
     re.I,
 )
 # an answer that says its written order is not a preference ("grouped by price", "alphabetically")
@@ -234,8 +235,9 @@ STILL_PICKS = re.compile(r"\bclosest\b|\bcomes? (?:closest|nearest)\b|\bbest bet
 # a paragraph after the picks that adds more ("Other options include the X")
 # a sentence that calls a product a good pick: "the X remains a strong value choice", "a great cordless option"
 GOOD_PICK = re.compile(
-    r"\b(?:great|good|solid|strong|excellent|reasonable|decent|nice|fine|smart|safe|worthy)\s+(?:[\w-]+\s+){0,2}?"
+    r"\b(?:great|good|solid|strong|excellent|reasonable|decent|nice|fine|smart|safe|worthy|popular)\s+(?:[\w-]+\s+){0,2}?"
     r"(?:option|choice|pick|alternative|bet|buy|contender)s?\b|\bworth (?:a look|considering|checking out)\b"
+    r"|\bis all you need\b"
     r"|\b(?:(?:très |un )?bon|excellent|meilleur) choix\b|\b(?:buena|excelente|gran) (?:opción|elección)\b"
     r"|\bgute (?:wahl|alternative|option)\b|\bauch (?:gut|empfehlenswert)\b|\bottima scelta\b", re.I)
 MORE_OPTIONS = re.compile(
