@@ -24,7 +24,8 @@ def reread(
     as_json: JsonOpt = False,
 ) -> None:
     """Read every answer of a stored run again with another reader, into a new run of the
-    same kind: no recommender call is made, and `poise report` shows the new readings."""
+    same kind: no recommender call is made, and `poise report` shows the new readings (of an
+    attack, transfer or defend run, their counts: its figures are not recomputed). Resumable."""
     from ..experiments import attach_cache, model_opener, open_reader, reader_models, reread_run
 
     if not Store.exists(store):

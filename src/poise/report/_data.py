@@ -321,7 +321,12 @@ def _load(store: Store, view: RunView, kind: type[R], need: tuple[str, ...] = ()
     except ResultError as exc:
         view.notes.append(f"{kind.FILE} cannot be read ({exc.message}): nothing to show but the run's cost")
         return None
-    if result is None:
+    source = view.record.config.get("reread_of")
+    if result is None and source:
+        view.notes.append(f"this run re-reads run {source}'s answers with the {view.record.config.get('reader')} "
+                          f"reader (`poise reread`): {kind.FILE} is not recomputed from them, so the report shows "
+                          "the readings' counts and cost")
+    elif result is None:
         view.notes.append(f"{kind.FILE} is not written yet: nothing to show but the run's cost")
     return result
 
