@@ -159,3 +159,17 @@ def test_the_report_of_a_reread_defend_run_says_what_it_holds(folder, capsys):
     assert code == 0, err
     assert "not written yet" not in md
     assert f"re-reads run {source}" in md and "not recomputed" in md
+
+
+# -- 6. a listed value outside `poise defend`, and the error's grammar ------------------------------------
+@pytest.mark.parametrize(("spec", "fragment"), [
+    ("self-consistency:k=1|3", "k='1|3' lists several values; list values (a|b|c) only in `poise defend`"),
+    ("self-consistency:k=3.5", "k='3.5' is not an int; give k an int"),
+])
+def test_a_value_list_or_a_wrong_type_on_attack_says_what_to_write(folder, capsys, spec, fragment):
+    """`k=1|3` on `poise attack` said "k='1|3' is not a int; give k a int"."""
+    code, _, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                         "--base-url", "http://127.0.0.1:9/v1", "--store", str(folder / "store"), "--defense", spec)
+    line = error_line(err)
+    assert code == 1 and fragment in line, line
+    assert not (folder / "store").exists()

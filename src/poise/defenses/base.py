@@ -37,11 +37,15 @@ class Param:
     choices: tuple[str, ...] = ()
 
     def parse(self, defense: str, name: str, raw: Any) -> Any:
+        if isinstance(raw, str) and "|" in raw and self.type is not str:
+            raise DefenseError(f"defense {defense!r}: {name}={raw!r} lists several values",
+                               "list values (a|b|c) only in `poise defend`, which compares them; give one value here")
         try:
             value: Any = self.type(raw) if not isinstance(raw, self.type) else raw
         except (TypeError, ValueError):
-            raise DefenseError(f"defense {defense!r}: {name}={raw!r} is not a {self.type.__name__}",
-                               f"give {name} a {self.type.__name__}: {self.help}") from None
+            kind = f"{'an' if self.type.__name__[0] in 'aeiou' else 'a'} {self.type.__name__}"
+            raise DefenseError(f"defense {defense!r}: {name}={raw!r} is not {kind}", f"give {name} {kind}: {self.help}"
+                               ) from None
         if self.choices and value not in self.choices:
             raise DefenseError(f"defense {defense!r}: {name}={value!r} is not one of {', '.join(self.choices)}")
         if isinstance(value, float) and value != value:
