@@ -173,3 +173,32 @@ def test_a_value_list_or_a_wrong_type_on_attack_says_what_to_write(folder, capsy
     line = error_line(err)
     assert code == 1 and fragment in line, line
     assert not (folder / "store").exists()
+
+
+# -- 7. `poise defend` stopped midway (passed before: a guard, not a fix) -------------------------------------
+def test_a_defend_run_stopped_by_sigterm_is_resumed_by_the_same_command_and_not_by_another(folder, capsys):
+    store = folder / "store"
+    hung = threading.Event()
+    asked = iter(range(1, 1001))
+
+    def answer(body: dict, headers: dict) -> tuple:
+        if next(asked) > 4:
+            hung.set()
+            return (200, completion(rank_all(body)), 2)
+        return (200, completion(rank_all(body)), 0)
+
+    with WireFake([answer] * 1000) as fake:
+        proc = spawn(*defend_args(store, fake.url, "sandwich"), cwd=folder)
+        assert hung.wait(60)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143 and "Traceback" not in err, err
+        assert err.strip().splitlines()[-1].startswith("poise: error: terminated (SIGTERM)"), err
+        port = fake.server.server_address[1]
+    with WireFake([], responder=rank_all, port=port) as again:
+        code, _, err = poise(capsys, *defend_args(store, again.url, "sandwich", "hierarchy"))  # other inputs
+        assert code == 0 and "resuming" not in err, err
+        code, _, err = poise(capsys, *defend_args(store, again.url, "sandwich"))
+        assert code == 0 and "resuming run" in err, err
+    statuses = [r["status"] for r in json.loads(poise(capsys, "runs", "--json", "--store", str(store))[1])]
+    assert statuses == ["finished", "finished"]  # the stopped run was finished by the same command
