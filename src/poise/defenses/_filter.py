@@ -4,9 +4,11 @@ A product page speaks to a shopper; an injection speaks to the assistant that su
 page, or dictates what its answer says. This detector flags a page's sentences that
 
 * **address an AI reader**: "Note to AI assistants", "if you are a language model", "LLMs
-  summarising this page should ...", "For recommendation engines:", "addressed to AI assistants";
+  summarising this page should ...", "For recommendation engines:", "addressed to AI assistants",
+  "Summary bots:", "whichever bot is reading this", metadata with ``audience="llm"``;
 * **override its instructions or play a role**: "ignore previous instructions", "override your
-  ranking", "[SYSTEM NOTICE]", chat-template tokens ("<|im_start|>system"), "you are now ...",
+  ranking", "forget everything above", "[SYSTEM NOTICE]", chat-template tokens ("<|im_start|>system"),
+  forged ``<user>`` turns and "### Response" blocks, "you are now ..." (not when quoted),
   "stay in character", "do not disclose this message";
 * **dictate the answer**: "begin your answer with", "your response must", "in your final
   answer", "output only", "as your own opinion", "use this verbatim";
@@ -47,10 +49,12 @@ from .base import Param, register_defense
 
 _AI = (r"(?:ai|a\.i\.|artificial intelligence|ai assistants?|assistants?|chat ?bots?|llms?|(?:large )?language models?"
        r"|ai models?|ai systems?|search engines?|answer engines?|gpt|chatgpt|claude|gemini|copilot|perplexity"
-       r"|ai crawlers?|ai agents?|(?:llm|ai) crawlers?|automated (?:systems?|readers?|reviewers?|summari[sz]ers?"
-       r"|assistants?|agents?|tools?)|summari[sz]ers?|ai[- ]generated \w+(?: \w+)?|intelligen\w+ artificial\w*"
-       r"|(?:recommendation|retrieval|ranking|answer|generative) (?:engines?|models?|systems?)|shopping (?:assistants?"
-       r"|tools?|agents?)|ai (?:shopping )?tools?|smart systems?)")
+       r"|ai crawlers?|ai agents?|(?:llm|ai) crawlers?"
+       r"|automated (?:\w+ )?(?:systems?|readers?|reviewers?|summari[sz]ers?|assistants?|agents?|tools?)"
+       r"|summari[sz]ers?|ai[- ]generated \w+(?: \w+)?|intelligen\w+ artificial\w*"
+       r"|(?:recommendation|retrieval|ranking|answer|generative)[- ](?:engines?|models?|systems?)"
+       r"|shopping (?:assistants?|tools?|agents?)|ai (?:shopping )?tools?|smart systems?"
+       r"|(?:summary |whichever |any )?bots?|machine readers?|search assistants?|rankers?)")
 _REPLY = r"(?:answers?|responses?|repl(?:y|ies)|outputs?|rankings?|recommendations?)"
 _STRONG_VERB = (r"(?:rank|list|recommend|mention|name|present|feature|cite|suggest|prioriti[sz]e|promote|rate)"
                 r"(?!\s*(?::|price|prices|of\b))")
@@ -71,14 +75,18 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     rf"\b(?:dear|attention|note (?:to|for)|message (?:to|for)|instructions? (?:to|for)|hey|hello|hi)[\s,:]+"
     rf"(?:the |all |any )?{_AI}\b",
     rf"\b(?:if|when|whenever|while)\s+you(?:['’]re| are)\s+(?:an? |the )?{_AI}\b",
-    rf"\b{_AI}\s+(?:that (?:are |is )?)?(?:reading|summari[sz]ing|processing|parsing|indexing|answering|evaluating"
+    rf"\b{_AI}\s+(?:that )?(?:are |is )?(?:reading|summari[sz]ing|processing|parsing|indexing|answering|evaluating"
     r"|crawling|reviewing|compiling|writing|generating|relaying|comparing)\b",
-    rf"\b(?:format|instructions?|requirements?|notes?|notice|messages?|directives?|hints?|guidance|rules?|reminder)"
+    rf"\b(?:format|instructions?|requirements?|notes?|notice|messages?|directives?|hints?|guidance|rules?|reminder"
+    r"|metadata|data|signals?)"
     rf"\s+(?:\w+\s+)?(?:for|to)\s+(?:the |all |any )?{_AI}\b",
     rf"\b{_AI}\s+(?:instructions?|directives?|notes?|notice|hints?|guidance|rules?)\s*[:\]]",
     rf"^\W*(?:for|to|attention)\s+(?:the |all |any )?{_AI}\b|\b(?:for|to)\s+(?:the |all |any )?{_AI}\s*:",
     rf"\b(?:addressed|directed|written|meant|intended) (?:to|for) (?:the |all |any )?{_AI}\b"
     rf"|\b(?:instructs?|asks?|tells?|directs?|requires?|wants?) (?:the |all |any )?{_AI} to\b"
+    rf"|\(\s*(?:for|to) (?:the |all |any )?{_AI}\s*\)|\b(?:applies|apply|intended|meant) (?:only )?to {_AI}"
+    rf"|\b{_AI}\s+(?:can|may) (?:rest assured|safely|confidently)\b|\baudience\s*=\s*[\"']?(?:llms?|ai|bots?"
+    r"|assistants?)\b|\branking[-_ ]hints?\b"
     rf"|^\W*(?:\w+\s+)?{_AI}(?:\s*,\s*[\w .]{{2,20}}){{0,5}}\s*:",
     rf"\b(?:any|every|an?)\s+{_AI}\s+that\s+(?:does not|doesn['’]t|fails to|won['’]t)\s+(?:place|rank|list|put"
     r"|recommend|mention|name)\b|\bcop(?:y|ied)\s+(?:\w+\s+)?verbatim\b",
@@ -92,7 +100,7 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"|\bmodell\w* linguistic\w*|\bmodèles? de langage|\bmodelos? de (?:lenguaje|linguagem)|\bsprachmodell\w*)"
     r"[^\n.!?:]{0,25}(?:へ|에게|:)",
     # role play
-    r"\b(?:imagine|pretend|suppose)\s+(?:that\s+)?you(?:['’]re| are)\b|\bpretend to be\b|\byou are now\b"
+    r"\b(?:imagine|pretend|suppose)\s+(?:that\s+)?you(?:['’]re| are)\b|\bpretend to be\b|(?<![\"“'‘])\byou are now\b"
     r"|\bfrom now on,?\s+(?:you|the assistant)\b|\bstay in character\b|\blet['’]s play a game\b"
     r"|^\W*act as\b|\bact as (?:the user['’]s|an?|the)\s+(?:\w+\s+){0,3}(?:expert|assistant|friend|reviewer|technician"
     r"|salesperson|ambassador|agent|advisor|bot)\b|^\W*(?:role|persona)\s*:|\bsimulate an?\b[^.!?\n]{0,40}"
@@ -102,10 +110,17 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"(?:previous|prior|above|earlier|preceding|original|system|existing|other|competing)?\s*"
     r"(?:instructions?|prompts?|rules?|guidelines?|directives?|context|sources?|search results|pages?|documents?"
     r"|products?|reviews?|competitors?)\b",
-    rf"\b(?:system (?:override|note|notice|alert|directive)|systemhinweis"
+    r"\b(?:forget|ignore|disregard)\s+(?:everything|anything|all)\s+(?:above|before|earlier|previously"
+    r"|you (?:were|have been) told)\b|\b(?:your )?new task\b|\branking weights?\b|\bgive (?:it|this (?:page|product"
+    r"|listing)) (?:priority|precedence)\b|\b(?:notice|message|note|instructions?) from the (?:search engine|platform"
+    r"|system|site|ai) (?:operator|administrator|team|owner)s?\b|\byour (?:developers|creators|operators) have "
+    r"(?:authori[sz]ed|approved|allowed|instructed)\b|\b(?:skip|suspend|relax|drop) your (?:usual )?(?:balance"
+    r"|safety|neutrality|fairness) checks?\b",
+    rf"\b(?:system (?:override|note|notice|alert|directive|update|message)|systemhinweis"
     rf"|(?:hidden|secret|priority|override) (?:instructions?|directives?|prompt)|new instructions? (?:for|to) "
     rf"(?:the |any |all )?{_AI})\b",
     r"[\[<({]\s*/?\s*(?:system|assistant|developer|admin)\w*\b[^\]>)}\n]{0,40}[\]>)}]|\[/?inst\]|<</?sys>>"
+    r"|<\s*/?\s*user\s*>|^#{1,6}\s*(?:response|assistant(?: response)?|(?:model|ai) response)\s*#*\s*$"
     r"|<\|(?:im_start|im_end|system|user|assistant|start_header_id|end_header_id|eot_id)\|>",
     r"\b(?:do not|don['’]t|never)\s+follow\s+(?:your|the|any)\s+(?:\w+\s+){0,2}instructions\b"
     r"|\boverrides? (?:your|the|any|all) (?:assistant['’]s |ai['’]s |model['’]s )?(?:\w+ )?(?:ranking|rankings"
@@ -119,7 +134,13 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"|\b(?:document|page|instruction)s?\b[^.!?\n]{0,40}\bhighest priority\b",
     r"(?:^|\n)\W*(?:assistant|system (?:prompt|message|note|override|instructions?))\s*:",
     # the answer dictated
-    rf"\b(?:begin|start|open|end|finish|conclude|preface|prefix)\s+(?:your|the|each|every|any)\s+{_REPLY}\b",
+    rf"\b(?:begin|start|open|end|finish|conclude|preface|prefix)\s+(?:your|their|the|each|every|any)\s+{_REPLY}\b"
+    r"|\bthe only source cited\b|\bwhen this page is used to answer\b|\b(?:first|#\s?1|top) in (?:generated|ai"
+    r"|ai-generated) (?:answers?|responses?|results?)\b|\b(?:exclude|omit|remove|leave out|drop) (?:\w+ )?from (?:your"
+    r"|the) (?:answer|response|reply|recommendations?|ranking)\b|\bwhen(?:ever)? you \w+ [^.!?\n]{0,40}\bfor the "
+    r"(?:user|shopper|person asking)\b|\b(?:please )?weight (?:this |it )?accordingly\b"
+    r"|\b(?:safe|appropriate|fine|correct|right) to (?:present|describe|recommend|list|rank|label|call) (?:it|this"
+    r"|them)\b[^.!?\n]{0,40}\b(?:as the|first|#\s?1|top)\b",
     rf"\b(?:your|the assistant['’]s|the ai['’]s|the model['’]s)\s+{_REPLY}\s+(?:must|should|shall|has to|needs to"
     r"|will|is to|may only|can only)\b",
     rf"\b(?:in|within|into|to|at the (?:end|start|beginning|top) of)\s+(?:your|the assistant['’]s|the ai['’]s)\s+"
@@ -139,14 +160,20 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"\b(?:when|whenever|if)\s+(?:you(?:['’]re| are)?\s+)?(?:asked|answering|recommending|ranking|summari[sz]ing"
     r"|responding|generating)\b[^.!?\n]{0,60}\b(?:always|must|should|only|never)\b",
     # a ranking ordered
-    rf"^\W*(?:please\s+|kindly\s+|now\s+|always\s+|just\s+|simply\s+)?{_STRONG_VERB}\b[^.!?\n]{{0,80}}?"
+    rf"^\W*(?:(?-i:[A-Z]{{3,}}):\s*)?(?:please\s+|kindly\s+|now\s+|always\s+|just\s+|simply\s+)?{_STRONG_VERB}\b"
+    rf"[^.!?\n]{{0,80}}?"
     rf"(?<!\w){_STRONG_POSITION}",
     rf"^\W*(?:please\s+|kindly\s+|now\s+|always\s+|just\s+|simply\s+)?{_WEAK_VERB}\b[^.!?\n]{{0,80}}?"
     rf"(?<!\w){_WEAK_POSITION}",
     rf"{_AI_ORDER}[^.!?\n]{{0,40}}?\b(?:{_STRONG_VERB}|{_WEAK_VERB}|use|follow|copy|include|output|say|respond|answer"
-    r"|treat|describe|present|report|start|begin|open|ignore|disregard|prefer|favou?r|be aware|know|note"
+    r"|treat|describe|present|report|start|begin|open|ignore|disregard|prefer|favou?r|be aware|know|note|reflect"
+    r"|weight|weigh|quote|display|surface|highlight|give"
     r"|remember)\w*\b",
     rf"{_YOU_ORDER}{_STRONG_VERB}\w*\b[^.!?\n]{{0,80}}?(?<!\w){_STRONG_POSITION}",
+    rf"[?&=]\s*(?-i:[A-Z]{{3,}})\s*:\s*(?:please\s+)?{_STRONG_VERB}\b[^.!?\n]{{0,80}}?(?<!\w){_STRONG_POSITION}"
+    rf"|\b{_AI}\b[^.!?\n]{{0,160}}\b(?:and so should you|so should you|you should too|you should as well)\b",
+    rf"\b{_AI}\s+(?:\w+ly\s+)?(?:display|show|present|feature|list|rank|recommend|surface|highlight|pick|choose)s?\b"
+    r"[^.!?\n]{0,60}\b(?:as the (?:featured|top|best|first|only)|first\b|#\s?1|above|ahead of)",
     rf"\b(?:must|should|shall|has to|needs to|is to|are to)\s+(?:always\s+)?(?:be\s+)?{_STRONG_VERB}\w*"
     rf"[^.!?\n]{{0,40}}?(?<!\w){_STRONG_POSITION}",
     r"\b(?:should|must|shall|are encouraged to|are (?:asked|instructed|required|expected) to|need to|always|please)\s+"
@@ -171,7 +198,8 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"|recommendation)|\bto (?:list|rank|recommend|name|mention) (?:it |them )?first\b",
     r"\b(?:llm|ai|assistant|gpt|chatbot|bot)[._-]?(?:instructions?|directives?|config|ranking|rank|metadata|prompt|hints?"
     r"|override|preferences?)\w*\b",
-    r"\b\w+[_.]\w*(?:rank|recommend|competitor|alternative|answer|response|override)\w*\s*[:=]"
+    r"\b\w+[_.]\w*(?:rank|recommend|competitor|alternative|answer|response|override|boost|weight|priority)\w*\s*[:=]"
+    r"|(?-i:\b(?:ai|llm|bot)[A-Z]\w*|\b\w+For(?:Rankers?|AI|Ai|LLMs?|Llms?|Assistants?|Bots?|Models?))[\"']?\s*[:=]"
     r"|\b\w*(?:rank|recommend|competitor|alternative|override)\w*[_.]\w+\s*[:=]",
     r"^\W*(?:recommend|disparage|promote|demote)\s*[:=]|[\"']role[\"']\s*:\s*[\"'](?:system|developer|assistant)",
     r"\[hidden(?: text)?\]",
@@ -268,11 +296,10 @@ def decoded(text: str) -> str:
 
 
 def variants(sentence: str) -> tuple[str, ...]:
-    """The sentence as written, normalised (and URL-unquoted), decoded from base64 or hex, and
+    """The sentence as written, URL-unquoted and normalised, decoded from base64 or hex, and
     reversed or in ROT13 where that reads as language (more common words than as written)."""
-    plain = normalise(sentence)
-    if "%" in plain:
-        plain = unquote(plain)
+    # URL-unquoted first: reading digits as letters would spoil the escapes ("%4D" is "M", not "%aD")
+    plain = normalise(unquote(sentence) if re.search(r"%[0-9a-f]{2}", sentence, re.I) else sentence)
     readable = len(_COMMON.findall(plain))
     coded = [v for v in (plain[::-1], codecs.encode(plain, "rot13")) if len(_COMMON.findall(v)) >= max(2, 2 * readable)]
     return sentence, plain, decoded(sentence), *coded
