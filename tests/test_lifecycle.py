@@ -57,6 +57,27 @@ def test_a_run_starts_fails_and_resumes_from_python(tmp_path):
             assert again.id not in (first, run.id)
 
 
+def test_a_run_stopped_with_other_inputs_is_named_not_resumed(tmp_path):
+    """Resume drift: a user stops a run, changes an input and runs again expecting a resume.
+    A run resumes only with the same inputs; the new run says which stopped run and which
+    inputs differ, so the change is not silent."""
+    config = {"category": "blender", "seed": 0, "trials": 4}
+    with Store(tmp_path) as store:
+        with pytest.raises(KeyboardInterrupt), store.open_run("natural", config) as run:
+            stopped = run.id
+            raise KeyboardInterrupt
+        with store.open_run("natural", {**config, "seed": 1, "model": "local"}) as run:
+            assert not run.resumed and run.id != stopped
+            assert run.stopped_other == (stopped, ["model", "seed"])
+        # the latest run of the command now finished: nothing to say; same inputs still resume
+        with store.open_run("natural", {**config, "seed": 2}) as other:
+            assert other.stopped_other is None
+        with store.open_run("natural", config) as run:
+            assert (run.id, run.resumed, run.stopped_other) == (stopped, True, None)
+        with store.open_run("attack", {"seed": 5}) as run:  # another command's run says nothing
+            assert run.stopped_other is None
+
+
 def test_a_run_closes_its_models_whatever_happens(tmp_path):
     class Model:
         closed = 0

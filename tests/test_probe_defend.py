@@ -198,6 +198,7 @@ def test_a_defend_run_stopped_by_sigterm_is_resumed_by_the_same_command_and_not_
     with WireFake([], responder=rank_all, port=port) as again:
         code, _, err = poise(capsys, *defend_args(store, again.url, "sandwich", "hierarchy"))  # other inputs
         assert code == 0 and "resuming" not in err, err
+        assert "stopped with other inputs (defenses" in err, err  # said, not silent
         code, _, err = poise(capsys, *defend_args(store, again.url, "sandwich"))
         assert code == 0 and "resuming run" in err, err
     statuses = [r["status"] for r in json.loads(poise(capsys, "runs", "--json", "--store", str(store))[1])]

@@ -22,7 +22,9 @@ class RunContext:
 
     With ``resume`` (the default) the latest unfinished run of the same command and
     configuration whose owner is gone is adopted (``run.resumed``); a run another live
-    process is working on never is: a new run starts and ``run.live`` names the other.
+    process is working on never is: a new run starts and ``run.live`` names the other. When the
+    command's latest run stopped with other inputs, a new run starts too (a run resumes only
+    with the same inputs) and ``run.stopped_other`` says which run and which inputs differ.
     On leaving, the run is marked finished, or failed (an error: its one line), or
     interrupted (Ctrl-C); then every model in ``close`` is closed, each once.
     """
@@ -36,6 +38,8 @@ class RunContext:
         self.id = ""
         self.resumed = False
         self.live: list[LiveRun] = []
+        # the latest run of the command, stopped with other inputs (never resumed): its id and what differs
+        self.stopped_other: tuple[str, list[str]] | None = None
         self._close = list({id(m): m for m in close if m is not None}.values())
 
     def __enter__(self) -> RunContext:
@@ -44,6 +48,7 @@ class RunContext:
             if claimed:
                 self.id, self.resumed = claimed, True
                 return self
+            self.stopped_other = self.store.stopped_with_other_inputs(self.command, self.config)
         self.id = self.store.start_run(self.command, self.config)
         return self
 

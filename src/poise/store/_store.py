@@ -254,6 +254,23 @@ class Store:
             " ORDER BY created_at DESC LIMIT 1", (command, config_hash(config)))
         return row[0] if row else None
 
+    def stopped_with_other_inputs(self, command: str, config: dict[str, Any]) -> tuple[str, list[str]] | None:
+        """When the latest run of ``command`` stopped before finishing (interrupted, failed)
+        with a configuration other than ``config``: its id and the configuration keys that
+        differ (what a user who meant to resume it changed). None otherwise."""
+        row = self._query_one("SELECT id, status, config_json FROM runs WHERE command = ?"
+                              " ORDER BY created_at DESC LIMIT 1", (command,))
+        if row is None or row[1] in ("finished", "running"):
+            return None
+        try:
+            before = json.loads(row[2])
+        except (TypeError, ValueError):
+            return None
+        now = json.loads(json.dumps(config, sort_keys=True, default=str))
+        if not isinstance(before, dict) or before == now:
+            return None
+        return str(row[0]), sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+
     def claim_unfinished(self, command: str, config: dict[str, Any]) -> tuple[str | None, list[LiveRun]]:
         """Adopt the latest unfinished run of the same command and configuration whose owner
         is gone (interrupted, failed, killed), marking it running in this process.
