@@ -21,9 +21,9 @@ def say_started(err: Console, run: RunContext, resumed: str | None = None) -> No
     if run.resumed:
         note(err, f"resuming run {run.id}: {resumed or f'{run.done_tasks()} queries already made'}")
     elif run.stopped_other:
-        other, keys = run.stopped_other
+        stopped, keys = run.stopped_other
         shown = ", ".join(keys[:4]) + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
-        note(err, f"starting a new run {run.id}: run {other} stopped with other inputs ({shown} differ); "
+        note(err, f"starting a new run {run.id}: run {stopped} stopped with other inputs ({shown} differ); "
                   "the same inputs as that run resume it")
     elif run.live:
         other = run.live[0]
