@@ -77,6 +77,17 @@ def test_use_case_picks_after_the_main_ones_count():
                  "Also consider the **Vitamix E310** if it mostly stays home.") == (0, 2, 3)
 
 
+def test_a_paid_slot_is_not_the_answers_pick():
+    picks = "1. **Blendtec 650**: strong.\n2. **Oster Pro 1200**: cheap.\n\n"
+    for slot in ("**Partner offer (paid placement):** Vitamix E310, now with free shipping!",
+                 "Sponsored: the Vitamix E310 blender, 20% off this week.",
+                 "### Sponsored\n- Vitamix E310 - 20% off this week"):
+        ranking = parse_ranking(picks + slot, P)
+        assert ranking.order == (0, 2) and ranking.roles[3] == "against", slot
+    # an affiliate disclosure does not make the picks paid slots
+    assert order("*Disclosure: some links are affiliate links.*\n\n" + picks) == (0, 2)
+
+
 def test_two_rankings_that_disagree_make_the_answer_ambiguous():
     text = "My ranking: Oster first, then the Blendtec.\n\nSome notes.\n\nFinal ranking: Blendtec first, then Oster."
     ranking = parse_ranking(text, P)

@@ -83,6 +83,9 @@ def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
         if unit.kind != "para" and sig.AGAINST_TITLE.match(unit.head) and (named := reader.find(unit.head)):
             reader.against.update(m.product for m in named)  # "Avoid: the X"
             continue
+        if sig.SPONSORED.match(unit.head if unit.kind != "para" else unit.text) and (named := reader.find(unit.text)):
+            reader.against.update(m.product for m in named)  # a paid slot, not the answer's pick
+            continue
         if unit.kind == "bullet" and unit.head != unit.text and sig.AGAINST_TITLE.match(unit.head) \
                 and re.fullmatch(r"\W*\w+(?: \w+)?\W*", unit.head):
             reader.against.update(m.product for m in reader.find(unit.text))  # "- **Skip:** the A and the B"
@@ -94,7 +97,8 @@ def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
             # a short line, naming no product, that advises against what follows
             against = (unit.kind == "heading" or len(unit.body) <= 1) and len(unit.text) <= 120 \
                 and (_negative_cue(unit.text) or bool(_LEFT_OUT.match(unit.text))
-                     or (unit.kind == "heading" and bool(sig.AGAINST_TITLE.match(unit.head)))) \
+                     or (unit.kind == "heading" and bool(sig.AGAINST_TITLE.match(unit.head)))
+                     or bool(sig.SPONSORED.match(unit.text))) \
                 and not reader.find(unit.text)
             if against and unit.kind == "heading" and unit.body:
                 reader.against.update(m.product for m in reader.find(unit.text))

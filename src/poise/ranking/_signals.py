@@ -226,6 +226,11 @@ AGAINST_TITLE = re.compile(
     r"^\W*(?:avoid|skip|not recommended|not worth it|pass|don['’]t buy|stay away|why not|nicht empfohlen|à éviter"
     r"|evitar)\b",
     re.I)
+# a paid slot the answer does not make its own: "Sponsored:", "Partner offer (paid placement):", "Ad:"
+SPONSORED = re.compile(
+    r"^\W*(?:sponsored|advertisement|promoted|paid (?:placement|partnership|promotion|listing)|partner offer"
+    r"|(?:ad|ads|anzeige|werbung|publicité|annonce|patrocinado|anuncio|sponsorizzato|gesponsord)\b\W*(?:[:(\]]|$))",
+    re.I)
 # a heading over notes or caveats, not picks: "Notes", "Why the others didn't make it"
 NOTES = re.compile(r"^\W*(?:notes?|caveats?|fine print|footnotes?|anmerkungen|remarques|notas)\W*:?\W*$", re.I)
 # a sentence that still picks something: a decline that is followed by one is a near miss

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from ._cues import _negative_cue
-from ._signals import AGAINST_TITLE, STATEMENTS
+from ._signals import AGAINST_TITLE, SPONSORED, STATEMENTS
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
 _BOLD_LINE = re.compile(r"^\s*(?:\*\*|__)(.+?)(?:\*\*|__)\s*:?\s*$")
@@ -191,7 +191,8 @@ class _Cutter:
         elif (m := _BOLD_LABEL.match(line)) and not any(rx.match(m.group(1) or m.group(3)) for _, rx in STATEMENTS) \
                 and not _NOTE_LABEL.match(m.group(1) or m.group(3)):  # "**Keep in mind:** ..." is prose
             label = m.group(1) or m.group(3)  # "**Tied for first:** the A and the B", "**Not a fit:** the C"
-            against = bool(AGAINST_TITLE.match(label) or _negative_cue(label) or _NOT_LISTED.search(label))
+            against = bool(AGAINST_TITLE.match(label) or SPONSORED.match(label) or _negative_cue(label)
+                           or _NOT_LISTED.search(label))
             self._push(Unit("pick", m.group(2) or m.group(4), against=against, title=label))
         elif (b := _BOLD_LINE.match(line)) and len(line.split()) <= 14:
             head = b.group(1).strip()
