@@ -260,3 +260,16 @@ def test_a_bad_value_in_a_sweep_file_is_told_in_the_files_terms_not_the_commands
     assert code == 1 and out == "" and line.startswith("poise: error: sweep file s.toml: job 'attack / blender")
     assert all(f in line for f in fragments) and " --" not in line, line
 
+
+
+def test_a_folder_in_the_databases_place_is_one_line_for_every_command(folder, capsys):
+    """`poise runs` said "No results store ... yet" and exited 0 when poise.sqlite was a folder:
+    the store is there but broken, which is not the same as no store."""
+    store = folder / "store"
+    (store / "poise.sqlite").mkdir(parents=True)
+    for args in (["runs"], ["runs", "--json"], ["report"], ["reread", "some-run"]):
+        code, out, err = poise(capsys, *args, "--store", str(store))
+        assert code != 0 and out == "", (args, out)
+        assert "poise.sqlite is not a regular file" in error_line(err), (args, err)
+    code, out, _ = poise(capsys, "runs", "--store", str(folder / "none"))  # no store at all: still an empty list
+    assert code == 0 and "No results store" in out

@@ -147,6 +147,9 @@ class Store:
         self.dir = store_dir(path)
         self.db_path = self.dir / DB_NAME
         self.read_only = read_only
+        if self.db_path.exists() and not self.db_path.is_file():
+            raise StoreError(f"{self.db_path} is not a regular file, so it cannot be a results store",
+                             f"move it away, or point --store / {STORE_ENV} at another folder")
         if (read_only or not create) and not self.db_path.is_file():
             raise StoreError(
                 f"no results store at {self.dir}",
@@ -174,8 +177,9 @@ class Store:
 
     @staticmethod
     def exists(path: str | Path | None = None) -> bool:
-        """Whether a store has been created in ``path`` (same default as the constructor)."""
-        return (store_dir(path) / DB_NAME).is_file()
+        """Whether a store has been created in ``path`` (same default as the constructor);
+        something else in the database's place counts, so that opening it says what is wrong."""
+        return (store_dir(path) / DB_NAME).exists()
 
     @property
     def cache_path(self) -> Path:
