@@ -35,7 +35,8 @@ FLOORS = {
     "train_4_blind100.jsonl": 0.99, "train_5_engines.jsonl": 0.82, "train_6_signals.jsonl": 0.81,
     "train_7_negatives.jsonl": 0.78, "train_8_local_attack.jsonl": 0.91,
     "train_9_mixed.jsonl": 0.84, "train_10_engines.jsonl": 0.9, "train_11_hard.jsonl": 0.8,
-    "train_12_mixed.jsonl": 0.74, "train_13_defended.jsonl": 0.80, "train_14_engines.jsonl": 0.96, "train_15_mixed.jsonl": 0.77,
+    "train_12_mixed.jsonl": 0.74, "train_13_defended.jsonl": 0.80, "train_14_engines.jsonl": 0.96,
+    "train_15_mixed.jsonl": 0.78,
 }
 
 

@@ -88,6 +88,12 @@ def test_a_paid_slot_is_not_the_answers_pick():
     assert order("*Disclosure: some links are affiliate links.*\n\n" + picks) == (0, 2)
 
 
+def test_a_bold_name_after_than_is_a_comparison():
+    text = ("The **Oster Pro 1200** is my default pick, and a better buy than the **Ninja Foodi**, whose jar cracks. "
+            "If you blend daily, the **Blendtec 650** is superb.")
+    assert order(text) == (2, 0)
+
+
 def test_two_rankings_that_disagree_make_the_answer_ambiguous():
     text = "My ranking: Oster first, then the Blendtec.\n\nSome notes.\n\nFinal ranking: Blendtec first, then Oster."
     ranking = parse_ranking(text, P)

@@ -64,7 +64,7 @@ _COMPARISON_BEFORE = re.compile(
     r"|\balternative to|\binstead of|\brather than|\bstep up from|\bupgrade (?:from|over)"
     r"|\bas \w+ as|\bmatch(?:es)?|\bshort of)"
     r"(?:\s+(?:the|a|an|its|their|both))?(?:\s+(?:pricier|cheaper|bigger|smaller|more expensive|popular|similar|older"
-    r"|newer|previous|original|outgoing|first-gen|last-gen|earlier))?(?:\s+[A-Z][\w&+.-]*['’]s)?\s*[\s,]*$",
+    r"|newer|previous|original|outgoing|first-gen|last-gen|earlier))?(?:\s+[A-Z][\w&+.-]*['’]s)?[\s,*_]*$",
     re.I,
 )
 _CONNECTOR = re.compile(r"^\s*(?:,|,?\s*(?:or|and|nor|&))?\s*(?:the\s+|a\s+)?$", re.I)
