@@ -54,7 +54,9 @@ _AI = (r"(?:ai|a\.i\.|artificial intelligence|ai assistants?|assistants?|chat ?b
        r"|summari[sz]ers?|ai[- ]generated \w+(?: \w+)?|intelligen\w+ artificial\w*"
        r"|(?:recommendation|retrieval|ranking|answer|generative)[- ](?:engines?|models?|systems?)"
        r"|shopping (?:assistants?|tools?|agents?)|ai (?:shopping )?tools?|smart systems?"
-       r"|(?:summary |whichever |any )?bots?|machine readers?|search assistants?|rankers?)")
+       r"|(?:summary |whichever |any )?bots?|machine readers?|search assistants?|rankers?|aggregators?"
+       r"|(?:comparison|answer|summary|summari[sz]ing) (?:engines?|services?|tools?|software)|summari[sz]ing \w+"
+       r"|(?:price )?comparison (?:and \w+ )?(?:engines?|services?|sites? and \w+ (?:services?|tools?)))")
 _REPLY = r"(?:answers?|responses?|repl(?:y|ies)|outputs?|rankings?|recommendations?)"
 _STRONG_VERB = (r"(?:rank|list|recommend|mention|name|present|feature|cite|suggest|prioriti[sz]e|promote|rate)"
                 r"(?!\s*(?::|price|prices|of\b))")
@@ -75,8 +77,8 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     rf"\b(?:dear|attention|note (?:to|for)|message (?:to|for)|instructions? (?:to|for)|hey|hello|hi)[\s,:]+"
     rf"(?:the |all |any )?{_AI}\b",
     rf"\b(?:if|when|whenever|while)\s+you(?:['’]re| are)\s+(?:an? |the )?{_AI}\b",
-    rf"\b{_AI}\s+(?:that )?(?:are |is )?(?:reading|summari[sz]ing|processing|parsing|indexing|answering|evaluating"
-    r"|crawling|reviewing|compiling|writing|generating|relaying|comparing)\b",
+    rf"\b{_AI}\s+(?:that(?:['’]s)? )?(?:are |is )?(?:\w+ly )?(?:reading|summari[sz]ing|processing|parsing|indexing"
+    r"|answering|evaluating|crawling|reviewing|compiling|writing|generating|relaying|comparing)\b",
     rf"\b(?:format|instructions?|requirements?|notes?|notice|messages?|directives?|hints?|guidance|rules?|reminder"
     r"|metadata|data|signals?)"
     rf"\s+(?:\w+\s+)?(?:for|to)\s+(?:the |all |any )?{_AI}\b",
@@ -84,10 +86,17 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     rf"^\W*(?:for|to|attention)\s+(?:the |all |any )?{_AI}\b|\b(?:for|to)\s+(?:the |all |any )?{_AI}\s*:",
     rf"\b(?:addressed|directed|written|meant|intended) (?:to|for) (?:the |all |any )?{_AI}\b"
     rf"|\b(?:instructs?|asks?|tells?|directs?|requires?|wants?) (?:the |all |any )?{_AI} to\b"
+    rf"|\b(?:for|to)\s+(?:the |all |any )?(?:[\w-]+(?: [\w-]+)? (?:and|or|&) )?{_AI}\s*[:)]"
+    rf"|\breading this (?:with|through|via) (?:an? )?{_AI}|\bmy final answer is\b"
+    rf"|\bwho(?:ever| is)\b[^.!?\n]{{0,50}}\b(?:summar\w*|condens\w*|compil\w*|pulling (?:\w+ ){{1,3}}together)"
+    rf"|\bwhatever (?:summari[sz]es|condenses|reads|compiles)\b|\b(?:an?|the) (?:program|software|script)s? "
+    rf"(?:that(?:['’]s| is)? )?(?:reading|summari[sz]ing|condensing|comparing)\b"
+    rf"|\b(?:anyone|readers?|those|everyone) (?:summari[sz]ing|compiling|ranking|condensing|comparing)\b"
+    rf"[^.!?\n]{{0,60}}\b(?:should|must|from this page)\b"
     rf"|\(\s*(?:for|to) (?:the |all |any )?{_AI}\s*\)|\b(?:applies|apply|intended|meant) (?:only )?to {_AI}"
     rf"|\b{_AI}\s+(?:can|may) (?:rest assured|safely|confidently)\b|\baudience\s*=\s*[\"']?(?:llms?|ai|bots?"
     r"|assistants?)\b|\branking[-_ ]hints?\b"
-    rf"|^\W*(?:\w+\s+)?{_AI}(?:\s*,\s*[\w .]{{2,20}}){{0,5}}\s*:",
+    rf"|^\W*(?!(?-i:[A-Z][\w-]*\s+Assistant\s*:))(?:\w+\s+)?{_AI}(?:\s*,\s*[\w .]{{2,20}}){{0,5}}\s*:",
     rf"\b(?:any|every|an?)\s+{_AI}\s+that\s+(?:does not|doesn['’]t|fails to|won['’]t)\s+(?:place|rank|list|put"
     r"|recommend|mention|name)\b|\bcop(?:y|ied)\s+(?:\w+\s+)?verbatim\b",
     r"\bsi vous êtes (?:un |une )?(?:modèle de langage|ia|assistant|intelligence artificielle)\b"
@@ -98,7 +107,7 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"^\W*(?:hey |dear )?(?:assistant|ai|chat ?bot|llm)\s*[,:]",
     r"(?:(?<![a-z])AI(?![a-z])|\bKI\b|\bIA\b|ИИ|人工智能|\byapay zek[aâ]\w*|\bintelig\w+ artificial\w*"
     r"|\bmodell\w* linguistic\w*|\bmodèles? de langage|\bmodelos? de (?:lenguaje|linguagem)|\bsprachmodell\w*)"
-    r"[^\n.!?:]{0,25}(?:へ|에게|:)",
+    r"(?:[^\n.!?:]{0,25}(?:へ|에게)|(?:(?!(?-i: [A-Z][a-z]))[^\n.!?:]){0,25}:)",
     # role play
     r"\b(?:imagine|pretend|suppose)\s+(?:that\s+)?you(?:['’]re| are)\b|\bpretend to be\b|(?<![\"“'‘])\byou are now\b"
     r"|\bfrom now on,?\s+(?:you|the assistant)\b|\bstay in character\b|\blet['’]s play a game\b"
@@ -135,8 +144,15 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"(?:^|\n)\W*(?:assistant|system (?:prompt|message|note|override|instructions?))\s*:",
     # the answer dictated
     rf"\b(?:begin|start|open|end|finish|conclude|preface|prefix)\s+(?:your|their|the|each|every|any)\s+{_REPLY}\b"
-    r"|\bthe only source cited\b|\bwhen this page is used to answer\b|\b(?:first|#\s?1|top) in (?:generated|ai"
-    r"|ai-generated) (?:answers?|responses?|results?)\b|\b(?:exclude|omit|remove|leave out|drop) (?:\w+ )?from (?:your"
+    r"|\b(?:when|where|if|whenever|once) (?:this|the|it) ?(?:page|review|article|listing|text|test|product)?\b"
+    r"[^.!?\n]{0,30}\b(?:is|are|gets?) (?:being )?(?:\w+, )*(?:\w+ or )?(?:summari[sz]ed|excerpted|quoted|condensed"
+    r"|compared|syndicated|used to (?:rank|compare|answer))\b"
+    r"|\b(?:summar(?:y|ies)|comparisons?|recommendations?)\b[^.!?\n]{0,40}\b(?:generated|produced|made) from this\b"
+    r"|\b(?:summar(?:y|ies)|comparisons?)(?: of this \w+)?\s+(?:must|should)\s+(?:say|state|conclude|describe|list|rank"
+    r"|present|give|mark)\b|\bwhat should a summary\b|\bany (?:tool|engine|service)s? (?:producing|generating"
+    r"|building)\b|\bthe only source cited\b|\bwhen this page is used to answer\b"
+    r"|\b(?:first|#\s?1|top) in (?:generated|ai|ai-generated) (?:answers?|responses?|results?)\b"
+    r"|\b(?:exclude|omit|remove|leave out|drop) (?:\w+ )?from (?:your"
     r"|the) (?:answer|response|reply|recommendations?|ranking)\b|\bwhen(?:ever)? you \w+ [^.!?\n]{0,40}\bfor the "
     r"(?:user|shopper|person asking)\b|\b(?:please )?weight (?:this |it )?accordingly\b"
     r"|\b(?:safe|appropriate|fine|correct|right) to (?:present|describe|recommend|list|rank|label|call) (?:it|this"
@@ -170,6 +186,8 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"|weight|weigh|quote|display|surface|highlight|give"
     r"|remember)\w*\b",
     rf"{_YOU_ORDER}{_STRONG_VERB}\w*\b[^.!?\n]{{0,80}}?(?<!\w){_STRONG_POSITION}",
+    r"(?:[:;—–]\s*|\band\s+)(?:please\s+)?(?:rank|list|place|put|position)\s+(?:the |this |it\b|them\b)"
+    r"[^.!?\n]{0,60}?(?<!\w)(?:first\b|above\b|ahead of\b|#\s?1|at the top\b)",
     rf"[?&=]\s*(?-i:[A-Z]{{3,}})\s*:\s*(?:please\s+)?{_STRONG_VERB}\b[^.!?\n]{{0,80}}?(?<!\w){_STRONG_POSITION}"
     rf"|\b{_AI}\b[^.!?\n]{{0,160}}\b(?:and so should you|so should you|you should too|you should as well)\b",
     rf"\b{_AI}\s+(?:\w+ly\s+)?(?:display|show|present|feature|list|rank|recommend|surface|highlight|pick|choose)s?\b"
@@ -196,7 +214,10 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"|positioned|introduced) as\b|\bposition in (?:any|every|the|your) (?:list|ranking|answer|response)s?\b"
     r"|\b(?:first|top) (?:position|spot|place) in (?:a |any |every |the )?(?:generated|ai|answer|ranking"
     r"|recommendation)|\bto (?:list|rank|recommend|name|mention) (?:it |them )?first\b",
+    r"(?m:^)\W*[\w-]*(?:crawler|snippet|aggregators?|ranking|comparison|llm|assistant|bots?|answer|summar\w*)[\w-]*"
+    r"[-_](?:instructions?|guidance|priority|policy|notes?|hints?|directives?|rules?|aggregators?)\s*:",
     r"\b(?:llm|ai|assistant|gpt|chatbot|bot)[._-]?(?:instructions?|directives?|config|ranking|rank|metadata|prompt|hints?"
+    r"|notes?"
     r"|override|preferences?)\w*\b",
     r"\b\w+[_.]\w*(?:rank|recommend|competitor|alternative|answer|response|override|boost|weight|priority)\w*\s*[:=]"
     r"|(?-i:\b(?:ai|llm|bot)[A-Z]\w*|\b\w+For(?:Rankers?|AI|Ai|LLMs?|Llms?|Assistants?|Bots?|Models?))[\"']?\s*[:=]"
@@ -225,6 +246,10 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"(?:instrucciones|indicaciones|istruzioni|instruções|polecenia|instructies|instruktioner|инструкци\w*"
     r"|altre pagine|otras páginas|outras páginas|andere pagina)",
     r"(?:無視|무시)[^。！？\n]{0,10}(?:指示|지시|命令)",
+    r"\b(?:para quien|para quem|pour (?:ceux|les outils|quiconque)|voor wie|per chi|für (?:alle|jeden)[^.!?\n]{0,5}die)"
+    r"\b[^.!?\n]{0,40}\b(?:resum|compar|résum|classe|samenvat|vergelijk|riassum|confront|zusammenfass|vergleich)"
+    r"|\b(?:para|pour|per|für|voor) (?:los |les |gli |die |de |os |as )?(?:assistentes|asistentes|assistants|assistenti"
+    r"|assistenten)\b",
     r"\b(?:an erster stelle|auf platz (?:1|eins)|en premier|en première (?:position|place)|numéro un"
     r"|en primer (?:lugar|puesto)|el número uno|al primo posto|in prima posizione|numero uno)\b"
     r"[^.!?\n]{0,60}\b(?:empfehl|nenn|list|setz|platzier|recommand|class|mett|place|cit|recomiend|recomend|coloc"
