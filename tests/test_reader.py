@@ -313,8 +313,8 @@ def test_poise_reread_and_the_reader_option_end_to_end(tmp_path):
         # pages, which are other products in most orders: those answers are ambiguous
         assert blender["ambiguous"] >= 1 and blender["ambiguous"] + blender["unparseable"] <= 4
         assert any("readers disagree" in reason for reason in blender["unread_reasons"])
-        again = poise("reread", result["run_id"], "--reader", "heuristic", "--json", "--store", str(tmp_path),
-                      store=tmp_path, env=env)
+        again = poise("reread", result["run_id"][:-2], "--reader", "heuristic", "--json", "--store", str(tmp_path),
+                      store=tmp_path, env=env)  # a unique prefix of the id, as `poise report` takes it
         assert again.returncode == 0, again.stderr
         assert len(fake.requests) == asked  # no model was asked
     reread = json.loads(again.stdout)

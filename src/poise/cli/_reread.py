@@ -14,7 +14,8 @@ from ._render import emit_json, make_console, note, out, safe
 
 
 def reread(
-    run_id: Annotated[str, typer.Argument(help="The run whose answers to read again (see `poise runs`).")],
+    run_id: Annotated[str, typer.Argument(
+        help="The run whose answers to read again: its id or a unique prefix (see `poise runs`).")],
     reader: Annotated[str, typer.Option(
         "--reader", help="heuristic, a model spec, or heuristic+MODEL (kept only when both agree).")] = "heuristic",
     base_url: BaseUrlOpt = None,
@@ -27,12 +28,13 @@ def reread(
     same kind: no recommender call is made, and `poise report` shows the new readings (of an
     attack, transfer or defend run, their counts: its figures are not recomputed). Resumable."""
     from ..experiments import attach_cache, model_opener, open_reader, reader_models, reread_run
+    from ..report import resolve_runs
 
     if not Store.exists(store):
         raise PoiseError("there is no results store here", "pass --store DIR, or run a command that writes one first")
     read = open_reader(reader, model_opener(base_url, max_attempts=max_attempts, timeout=timeout))
     with Store(store) as db:
-        db.run(run_id)  # a clear line for an unknown run, before anything is written
+        run_id = resolve_runs(db, [run_id])[0].id  # an id or a unique prefix, as `poise report` takes it
         attach_cache(db, *reader_models(read))
         result = reread_run(db, run_id, read)
         read.close()
