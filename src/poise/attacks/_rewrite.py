@@ -293,7 +293,7 @@ class PageRewrite(AttackMethod):
         # room for the longest page accepted (about 3 characters a token) and no more; nothing after </page>
         config = GenerateConfig(temperature=self.params["temperature"], max_tokens=limit // 3 + 32, seed=seed,
                                 stop=("</page>",))
-        text = clean_rewrite(evaluator.ask_attacker(self.attacker, messages, config, key))  # "": the call failed
+        text = clean_rewrite(evaluator.ask_attacker(self.attacker, messages, config, key))  # "": nothing answered
         tried = {c.injection: c.id for c in evaluator.candidates}
         rejection = judge_rewrite(text, original, product, max_growth=self.params["max_growth"], tried=tried)
         made_from = "the catalog page" if parent is None else f"candidate {parent.id}"

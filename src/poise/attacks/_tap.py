@@ -132,4 +132,4 @@ class TreeOfAttacks(AttackMethod):
         # a seed per node and try: sibling branches sample differently (and are cached apart)
         seed = int(hashlib.sha256(f"{evaluator.seed}/{task_key}".encode()).hexdigest()[:8], 16)
         config = GenerateConfig(temperature=self.params["temperature"], max_tokens=400, seed=seed)
-        return evaluator.ask_attacker(self.attacker, messages, config, task_key)  # "" (failed): a bad reply
+        return evaluator.ask_attacker(self.attacker, messages, config, task_key)  # "" (no answer): a bad reply
