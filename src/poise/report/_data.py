@@ -168,7 +168,7 @@ def gather_run(store: Store, record: RunRecord) -> RunView:
     kind = record.command
     if kind == "attack":
         attack = _load(store, view, StoredAttack, _ATTACK_KEYS)
-        view.attack = None if attack is None else _attack_view(attack, view.id)
+        view.attack = None if attack is None else _attack_view(attack, view)
     elif kind == "transfer":
         transfer = _load(store, view, StoredTransfer)
         view.transfer = None if transfer is None else {**transfer.model_dump(mode="json"), "run_id": view.id}
@@ -177,7 +177,7 @@ def gather_run(store: Store, record: RunRecord) -> RunView:
         view.defend = None if defend is None else _defend_view(defend, view)
     elif kind == "compete":
         compete = _load(store, view, StoredCompete)
-        view.compete = None if compete is None else {**compete.model_dump(mode="json"), "run_id": view.id}
+        view.compete = None if compete is None else _compete_view(compete, view)
     else:
         scores = store.scores(record.id)
         view.rankings = category_rankings(scores)
@@ -331,15 +331,65 @@ def _load(store: Store, view: RunView, kind: type[R], need: tuple[str, ...] = ()
     return result
 
 
-def _attack_view(attack: StoredAttack, run_id: str) -> dict[str, Any]:
+def _attack_view(attack: StoredAttack, view: RunView) -> dict[str, Any]:
     """What the renderers show of an attack: its fields, the product's name, the search tree."""
     from ..attacks import replaces_page
 
     data = attack.model_dump(mode="json")
-    data["run_id"] = run_id
+    data["run_id"] = view.id
+    _check_extras(data, view)
     data["product_name"] = attack.product.name if attack.product is not None else ""
     data["tree"] = candidate_tree(data["candidates"], data["injection"])
     data["text_label"] = "rewritten page" if replaces_page(attack.method) else "injection"  # what the text is
+    return data
+
+
+def _check_extras(data: dict[str, Any], view: RunView) -> None:
+    """Drop, with a note, an attack's stealth figures or method report that cannot be read
+    (a file edited, cut short or written by another poise): the rest of the attack still shows."""
+    from ..attacks import METHODS, stealth_summary
+
+    stealth = data.get("stealth")
+    if stealth is not None:
+        lists = [stealth.get(k) or [] for k in ("flagged_by", "flag_clean")]
+        numbers = [stealth.get(k) for k in ("perplexity_ratio", "perplexity_clean", "perplexity_injected")]
+        ok = all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in lists) \
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in numbers) \
+            and isinstance(stealth.get("detectors") or {}, (dict, list))
+        _guarded(data, "stealth", view, lambda: ok and stealth_summary(stealth))
+    report = data.get("method_report")
+    if report is not None:
+        summarize = getattr(METHODS.get(str(data.get("method"))), "summarize", None)
+        checked = report.get("checked") or []
+        ok = isinstance(checked, list) and all(isinstance(c, dict) for c in checked)
+        _guarded(data, "method_report", view, lambda: ok and summarize is not None and summarize(report))
+
+
+def _guarded(data: dict[str, Any], key: str, view: RunView, check: Any) -> None:
+    try:
+        readable = bool(check())
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        readable = False
+    if not readable:
+        data[key] = None
+        view.notes.append(f"attack.json's {key.replace('_', ' ')} cannot be read (a field is missing or of the "
+                          "wrong kind): the attack shows without it")
+
+
+def _compete_view(compete: StoredCompete, view: RunView) -> dict[str, Any]:
+    """A competition's fields; its rounds (a field a newer file adds) only when they can be read."""
+    data = compete.model_dump(mode="json")
+    data["run_id"] = view.id
+    rounds = data.get("rounds") or 1
+    per_product = [p.get("rounds") or [] for p in data["products"]]
+    ok = all(isinstance(r, list) and all(isinstance(x, dict) for x in r) for r in per_product) \
+        and isinstance(rounds, int) and not isinstance(rounds, bool) and 1 <= rounds <= max([1, *map(len, per_product)])
+    if not ok:
+        view.notes.append("compete.json's rounds cannot be read (not a count of the rounds each product lists): "
+                          "the competition shows as one round")
+        data["rounds"] = 1
+        for p in data["products"]:
+            p["rounds"] = []
     return data
 
 
