@@ -76,3 +76,44 @@ def test_the_same_attack_with_the_attacker_fixed_resumes_and_asks_nothing_twice(
                              "HAVING COUNT(*) > 1").fetchall()
         failed = conn.execute("SELECT COUNT(*) FROM calls WHERE error IS NOT NULL").fetchone()[0]
     assert twice == [] and failed >= 1
+
+
+# -- 2. inputs refused before anything is created ------------------------------------------------------------
+def finished_attack(folder: Path, capsys: pytest.CaptureFixture[str], url: str) -> str:
+    code, out, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                           "--base-url", url, "--budget", "2", "--final-orders", "2", "--json",
+                           "--store", str(folder / "store"))
+    assert code == 0, err
+    return str(json.loads(out)["run_id"])
+
+
+def runs_in(store: Path) -> list[str]:
+    with sqlite3.connect(store / "poise.sqlite") as conn:
+        return [c for (c,) in conn.execute("SELECT command FROM runs ORDER BY created_at")]
+
+
+def test_a_run_named_twice_to_transfer_is_one_line_before_any_query(folder, capsys):
+    """The same attack run given twice was re-scored twice and shown as two rows."""
+    with WireFake([], responder=rank_all) as fake:
+        rid = finished_attack(folder, capsys, fake.url)
+        asked = len(fake.requests)
+        code, out, err = poise(capsys, "transfer", rid, rid, "-m", "openai:other", "--base-url", fake.url,
+                               "--final-orders", "2", "--store", str(folder / "store"))
+        assert len(fake.requests) == asked  # nothing asked
+    assert code == 1 and out == ""
+    line = error_line(err)
+    assert f"run {rid} is named twice" in line and "once" in line
+    assert runs_in(folder / "store") == ["attack"]  # no transfer run left behind
+
+
+@pytest.mark.parametrize("spec", ["", "  "])
+def test_an_empty_attacker_spec_is_one_line_not_the_model(folder, capsys, spec):
+    """``--attacker ''`` (an unset shell variable) silently attacked with the --model instead."""
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                               "--base-url", fake.url, "--method", "tap", "--attacker", spec,
+                               "--store", str(folder / "store"))
+        assert fake.requests == []
+    assert code == 1 and out == ""
+    assert "--attacker is empty" in error_line(err)
+    assert not (folder / "store").exists()

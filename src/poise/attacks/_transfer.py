@@ -35,6 +35,9 @@ class TransferSource:
 def load_sources(store: Store, run_ids: Sequence[str], allow_outside_files: bool = False) -> list[TransferSource]:
     """The attack runs ``run_ids`` as transfer sources; one clear error for a run that is not
     a finished attack or whose catalog is gone."""
+    twice = next((rid for k, rid in enumerate(run_ids) if rid in run_ids[:k]), None)
+    if twice is not None:
+        raise PoiseError(f"run {twice} is named twice", "name each attack run once")
     return [_source(store, rid, allow_outside_files) for rid in run_ids]
 
 

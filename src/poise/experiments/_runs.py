@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._errors import PoiseError
 from ..catalog import Category
 from ..engine import DEFAULT_GENERATE_CONFIG, PromptTemplate, Recommender, SearchEngine
 from ..models import ChatModel
@@ -163,6 +164,9 @@ def _needs_attacker(method: str, params: dict[str, Any], attacker: str | None = 
     """The method and its parameters checked; whether it asks an attacker model."""
     from ..attacks import check_method
 
+    if attacker is not None and not attacker.strip():  # an unset shell variable: never the --model silently
+        raise PoiseError("--attacker is empty", "name the attacker model spec, e.g. --attacker openai:gpt-4o-mini, "
+                                                "or drop --attacker to use the --model")
     return check_method(method, params, attacker=attacker is not None).needs_attacker
 
 
