@@ -186,7 +186,8 @@ CUES: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.I) for p in (
     r"|weight|weigh|quote|display|surface|highlight|give"
     r"|remember)\w*\b",
     rf"{_YOU_ORDER}{_STRONG_VERB}\w*\b[^.!?\n]{{0,80}}?(?<!\w){_STRONG_POSITION}",
-    r"(?:[:;—–]\s*|\band\s+)(?:please\s+)?(?:rank|list|place|put|position)\s+(?:the |this |it\b|them\b)"
+    r"(?:[:;—–]\s*|\band\s+)(?:please\s+)?(?:rank|list|place|put|position|recommend|present|feature)\s+"
+    r"(?:the |this |it\b|them\b)"
     r"[^.!?\n]{0,60}?(?<!\w)(?:first\b|above\b|ahead of\b|#\s?1|at the top\b)",
     rf"[?&=]\s*(?-i:[A-Z]{{3,}})\s*:\s*(?:please\s+)?{_STRONG_VERB}\b[^.!?\n]{{0,80}}?(?<!\w){_STRONG_POSITION}"
     rf"|\b{_AI}\b[^.!?\n]{{0,160}}\b(?:and so should you|so should you|you should too|you should as well)\b",
