@@ -95,3 +95,29 @@ def test_odd_compete_rounds_are_a_note(tmp_path, extra):
     html, md = _render_both(tmp_path, [run])
     assert "Competition: 1 products of blender" in html and "### Competition: 1 products of blender" in md
     assert len(html) < 200_000 and len(md) < 50_000
+
+
+def test_figure_labels_lose_control_characters(tmp_path):
+    """A name with control characters reached matplotlib, which warned 'Glyph 27 (\\x1b) missing'
+    on stderr for each: the raw escape character on the reader's terminal, a dozen lines of noise."""
+    import warnings
+
+    from poise.experiments._natural_plots import _short
+    from poise.report._attack_plots import plain
+
+    hostile = "blen\x1b[31mder\x1b\x07\x00\u202e$x$"
+    assert plain(hostile) == _short(hostile, 99) == "blender\\$x\\$"
+    with Store(tmp_path) as db:
+        run = db.start_run("attack", {})
+        (db.run_dir(run) / "attack.json").write_text(json.dumps(
+            {"category": hostile, "product": {"brand": hostile, "model": "Pro"}, "method": "strategies",
+             "score_before": 1.0, "score_after": 2.0, "rank_before": 3.0, "rank_after": 1.0, "success": True,
+             "injection": "x", "candidates": [{"id": 0, "parent": None, "strategy": "direct", "injection": "x",
+                                               "mean_score": 2.0, "queries_so_far": 2}]}))
+        db.finish_run(run)
+        data = gather_report(db, [run])
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        html = render_html(data)
+    assert "could not be drawn" not in html
+    assert [str(w.message) for w in seen if "Glyph" in str(w.message)] == []

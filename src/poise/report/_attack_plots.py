@@ -18,13 +18,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from .._text import strip_unsafe
+
 BEFORE, AFTER = "#8C8C8C", "#C44E52"
 SOURCE, TARGET = ("#B0C4DE", "#4C72B0"), ("#F2B8A2", "#DD8452")
 
 
 def plain(text: str) -> str:
-    """A label matplotlib draws literally (no $mathtext$)."""
-    return str(text).replace("$", r"\$")
+    """A label matplotlib draws literally (no $mathtext$, no control or bidi characters, which it
+    would warn about on stderr raw)."""
+    return strip_unsafe(str(text)).replace("$", r"\$")
 
 
 def _num(x: Any) -> float | None:
