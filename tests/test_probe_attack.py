@@ -117,3 +117,44 @@ def test_an_empty_attacker_spec_is_one_line_not_the_model(folder, capsys, spec):
     assert code == 1 and out == ""
     assert "--attacker is empty" in error_line(err)
     assert not (folder / "store").exists()
+
+
+def test_an_unfinished_attack_or_a_competition_to_transfer_says_what_to_do(folder, capsys):
+    """Both were told to 'pass the id of a run of `poise attack`', which they are."""
+    store = folder / "store"
+    with WireFake([], responder=rank_all) as fake:
+        rid = finished_attack(folder, capsys, fake.url)
+        with sqlite3.connect(store / "poise.sqlite") as conn:  # as a Ctrl-C leaves it (no attack.json yet)
+            conn.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (rid,))
+        (store / "runs" / rid / "attack.json").unlink()
+        code, out, err = poise(capsys, "transfer", rid, "-m", "openai:other", "--base-url", fake.url,
+                               "--store", str(store))
+        assert code == 1 and out == ""
+        line = error_line(err)
+        assert "did not finish (interrupted)" in line and "run the same `poise attack` command again" in line
+        code, out, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                               "--base-url", fake.url, "--compete", "2", "--budget", "2", "--final-orders", "2",
+                               "--json", "--store", str(store))
+        assert code == 0, err
+        compete = json.loads(out)["run_id"]
+        asked = len(fake.requests)
+        code, out, err = poise(capsys, "transfer", compete, "-m", "openai:other", "--base-url", fake.url,
+                               "--store", str(store))
+        assert len(fake.requests) == asked
+    assert code == 1 and out == ""
+    line = error_line(err)
+    assert "is a competition" in line and "without --compete" in line
+    assert "transfer" not in runs_in(store)
+
+
+def test_a_one_round_competition_prints_its_json(folder, capsys):
+    """``--compete K --json`` without --rounds ended in 'internal error: KeyError: 'rounds''
+    after the whole run (its products carry no rounds)."""
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                               "--base-url", fake.url, "--compete", "2", "--budget", "2", "--final-orders", "2",
+                               "--json", "--store", str(folder / "store"))
+    assert code == 0, err
+    data = json.loads(out)
+    assert len(data["products"]) == 2 and all("rounds" not in p for p in data["products"])
+    assert all("responses" not in c for p in data["products"] for c in p["candidates"])

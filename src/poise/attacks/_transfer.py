@@ -45,11 +45,22 @@ def _source(store: Store, rid: str, allow_outside_files: bool) -> TransferSource
     record = store.run(rid)
     attack = store.load_result(rid, StoredAttack, need=SOURCE_FIELDS) if record.command == "attack" else None
     if attack is None:
-        raise StoreError(f"run {rid} is not a finished attack run", "pass the id of a run of `poise attack`")
+        raise _not_a_source(record)
     if attack.run_id is None:
         attack = attack.model_copy(update={"run_id": rid})
     cat = load_catalog(attack_catalog(record, store.dir), allow_outside_files=allow_outside_files)
     return TransferSource(record, attack, cat.category(attack.category or ""))
+
+
+def _not_a_source(record: RunRecord) -> StoreError:
+    """Why a run cannot be transferred, and what to pass or do instead."""
+    if record.command == "attack" and record.status != "finished":
+        return StoreError(f"run {record.id} is an attack that did not finish ({record.status})",
+                          "run the same `poise attack` command again to finish it, then transfer it")
+    if record.command == "compete":
+        return StoreError(f"run {record.id} is a competition: transfer carries over one attack's injection",
+                          "pass the id of a run of `poise attack` without --compete")
+    return StoreError(f"run {record.id} is not a finished attack run", "pass the id of a run of `poise attack`")
 
 
 def attack_catalog(record: RunRecord, store_dir: Path) -> str | None:

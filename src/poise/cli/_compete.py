@@ -19,7 +19,7 @@ def _short(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def brief(data: dict[str, Any]) -> dict[str, Any]:
     """The JSON a terminal gets: everything but the candidates' full answers."""
     def product(p: dict[str, Any]) -> dict[str, Any]:
-        rounds = [{**r, "candidates": _short(r["candidates"])} if "candidates" in r else r for r in p["rounds"]]
+        rounds = [{**r, "candidates": _short(r["candidates"])} if "candidates" in r else r for r in p.get("rounds", [])]
         return {**p, "candidates": _short(p["candidates"]), **({"rounds": rounds} if "rounds" in p else {})}
 
     return {**data, "products": [product(p) for p in data["products"]]}
