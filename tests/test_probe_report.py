@@ -121,3 +121,34 @@ def test_figure_labels_lose_control_characters(tmp_path):
         html = render_html(data)
     assert "could not be drawn" not in html
     assert [str(w.message) for w in seen if "Glyph" in str(w.message)] == []
+
+
+def _live_markdown(md: str) -> list[str]:
+    """The elements a CommonMark renderer (with tables) makes of the report, but its own."""
+    import re
+
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark", {"html": True}).enable("table").render(md)
+    return sorted(set(re.findall(r"<(ol|img|a|pre|hr|h[1-6] id|script|iframe|div|svg)\b", html)))
+
+
+@pytest.mark.parametrize(("brand", "model"), [("1.", "- Pro"), ("-", "Pro"), ("+", "Pro"), ("2)", "Pro"),
+                                              ("***", ""), ("=", "Pro")])
+def test_a_name_at_the_start_of_a_markdown_line_opens_no_list(tmp_path, brand, model):
+    """'{name}'s injection:' starts a line: a competitor named '1.' or '-' made a list of the report."""
+    run = _compete(tmp_path, product={"brand": brand, "model": model})
+    _, md = _render_both(tmp_path, [run])
+    assert _live_markdown(md) == []
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark").enable("table").render(md)
+    assert html.count("<ul>") == 0 and html.count("<li>") == 0
+
+
+def test_md_line_escapes_what_would_start_a_block():
+    from poise.report._markdown import md_line
+
+    assert md_line("1. a") == "1\\. a" and md_line("2) a") == "2\\) a" and md_line("- a") == "\\- a"
+    assert md_line("+ a") == "\\+ a" and md_line("=== a") == "\\=== a" and md_line("a - b") == "a - b"
+    assert md_line("\\*\\*") == "\\*\\*"  # already escaped by md_text

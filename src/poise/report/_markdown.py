@@ -34,15 +34,16 @@ def md_text(text: Any) -> str:
     return _SPECIAL.sub(lambda m: "\\" + m.group(0), text)
 
 
+def md_line(text: str) -> str:
+    """Escaped text (``md_text``) that begins a line: what would open a list ("1.", "-", "+") or
+    underline a heading ("=") is escaped too."""
+    line = _LINE_START.sub(r"\1\2\\\3", text)
+    return "\\" + line if line.startswith(("=", "-", "+")) else line
+
+
 def md_block(text: str, width: int = 0) -> str:
     """Untrusted multi-line text as a block quote that shows every line literally."""
-    lines = []
-    for raw in str(text).splitlines() or [""]:
-        line = md_text(raw)
-        line = _LINE_START.sub(r"\1\2\\\3", line)  # "1." would start a list
-        if line.startswith(("=", "-", "+")):
-            line = "\\" + line
-        lines.append(line)
+    lines = [md_line(md_text(raw)) for raw in str(text).splitlines() or [""]]
     out = []
     for k, line in enumerate(lines):
         last = k == len(lines) - 1 or not lines[k + 1]
@@ -153,7 +154,7 @@ def _natural(run: RunView) -> list[str]:
             "One-way F (\\* p<.05, \\*\\* p<.01, \\*\\*\\* p<.001) and the partial eta squared of the joint "
             f"three-factor ANOVA (Type II) with its 95% interval from {md_text(natural.intervals)}.", "",
             table(header, rows, right=range(1, len(header))), "",
-            *[f"{md_text(name)}: answers left out: "
+            *[f"{md_line(md_text(name))}: answers left out: "
               + "; ".join(f"{md_text(reason)} ({k})" for reason, k in a.unread_reasons.items()) + "\n"
               for name, a in analyses.items() if name != POOLED and a.unread_reasons],
             "### Position bias: mean score by context position", "",
@@ -312,7 +313,7 @@ def _compete(d: dict[str, Any]) -> list[str]:
             f"{name(p)} {_gain(p.get('gain_together_round1'))}" for p in d["products"]) + ".", ""]
         out += _compete_rounds(d["products"], rounds, name)
     for p in d["products"]:
-        out += [f"{name(p)}'s injection:", "", md_block(p["injection"] or "(no injection found)"), ""]
+        out += [f"{md_line(name(p))}'s injection:", "", md_block(p["injection"] or "(no injection found)"), ""]
     return out
 
 
