@@ -152,3 +152,22 @@ def test_md_line_escapes_what_would_start_a_block():
     assert md_line("1. a") == "1\\. a" and md_line("2) a") == "2\\) a" and md_line("- a") == "\\- a"
     assert md_line("+ a") == "\\+ a" and md_line("=== a") == "\\=== a" and md_line("a - b") == "a - b"
     assert md_line("\\*\\*") == "\\*\\*"  # already escaped by md_text
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"category": "blender", "score_before": "high"}', "[]"])
+def test_a_sweep_report_survives_a_jobs_unreadable_attack_file(tmp_path, content):
+    """One finished job's attack.json cut short or edited cost the whole sweep report (ResultError)."""
+    from poise.report import gather_sweep, render_sweep_html
+    from poise.sweep._base import Job, Options
+
+    with Store(tmp_path) as db:
+        good, bad = _attack(tmp_path, rank_before=3.0, rank_after=1.0), db.start_run("attack", {})
+        (db.run_dir(bad) / "attack.json").write_text(content)
+        db.finish_run(bad)
+        job = Job(kind="attack", category="blender", model="openai:fake", template="default", seed=0,
+                  options=Options(), method="strategies")
+        report = gather_sweep(db, "grid", [(job, "finished", good), (job, "finished", bad)])
+    html = unescape(render_sweep_html(report))
+    assert_inert(render_sweep_html(report))
+    assert [r.before for r in report.jobs] == [1.0, None] and report.headline[0]["n"] == 1
+    assert "attack.json cannot be read" in html

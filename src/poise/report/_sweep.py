@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__
-from ..store import Store, StoredAttack
+from ..store import ResultError, Store, StoredAttack
 from ._attack_plots import AFTER, BEFORE, plain
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ class SweepJob:
     after: float | None = None
     success: bool | None = None
     product: str = ""
+    note: str = ""  # why its scores are not shown (its attack.json cannot be read)
 
 
 @dataclass
@@ -63,7 +64,10 @@ def gather_sweep(db: Store | None, name: str, jobs: Sequence[tuple[Job, str, str
         record = records.get(run_id or "")
         if record is not None and db is not None:
             row.calls, row.tokens = record.calls, record.prompt_tokens + record.completion_tokens
-            stored = db.load_result(record.id, StoredAttack) if job.kind == "attack" else None
+            try:
+                stored = db.load_result(record.id, StoredAttack) if job.kind == "attack" else None
+            except ResultError as exc:
+                stored, row.note = None, f"{StoredAttack.FILE} cannot be read: {exc.message}"
             if stored is not None:
                 row.before, row.after, row.success = stored.score_before, stored.score_after, stored.success
                 row.product = stored.product.name if stored.product else ""
