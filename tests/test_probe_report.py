@@ -171,3 +171,14 @@ def test_a_sweep_report_survives_a_jobs_unreadable_attack_file(tmp_path, content
     assert_inert(render_sweep_html(report))
     assert [r.before for r in report.jobs] == [1.0, None] and report.headline[0]["n"] == 1
     assert "attack.json cannot be read" in html
+
+
+@pytest.mark.parametrize("kind", ["attack", "transfer", "compete", "defend"])
+def test_a_result_file_nested_too_deep_is_a_note(tmp_path, kind):
+    """'[[[[...' 100,000 deep made json.loads raise RecursionError: an internal error, no report."""
+    with Store(tmp_path) as db:
+        run = db.start_run(kind, {})
+        (db.run_dir(run) / f"{kind}.json").write_text("[" * 100_000)
+        db.finish_run(run)
+    html, md = _render_both(tmp_path, [run])
+    assert f"{kind}.json cannot be read" in html and f"{kind}.json cannot be read" in md

@@ -317,6 +317,8 @@ def read_result(folder: Path, cls: type[R], need: tuple[str, ...] = ()) -> R | N
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ResultError(str(exc)) from None
+    except RecursionError:
+        raise ResultError("its JSON is nested too deeply to read") from None
     return parse_result(cls, data, need)
 
 
