@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .cliutil import blender_folder, error_line, poise, rank_all
-from .wirefake import WireFake, completion, error
+from .wirefake import WireFake, completion, error, token_logprobs
 
 KEY = "sk-probe-attack-0123456789"
 
@@ -158,3 +158,36 @@ def test_a_one_round_competition_prints_its_json(folder, capsys):
     data = json.loads(out)
     assert len(data["products"]) == 2 and all("rounds" not in p for p in data["products"])
     assert all("responses" not in c for p in data["products"] for c in p["candidates"])
+
+
+# -- 3. a logprob endpoint's odd numbers ------------------------------------------------------------------------
+def odd_logprobs(body: dict, headers: dict) -> tuple[int, bytes, float, dict]:
+    """Ranks in context order; every token's top alternatives carry NaN and +Infinity log-
+    probabilities (JSON extensions Python's and llama.cpp's encoders write) beside a real one."""
+    text = rank_all(body)
+    tokens = token_logprobs(text)
+    for item in tokens:
+        item["top_logprobs"] = [{"token": " Ninja", "logprob": float("nan")},
+                                {"token": " Oster", "logprob": float("inf")}, *item["top_logprobs"]]
+    return 200, json.dumps(completion(text, logprobs=tokens)).encode(), 0, {}
+
+
+def test_nan_or_infinite_top_logprobs_never_end_the_attack_in_an_internal_error(folder, capsys):
+    """A NaN top log-probability made the proxy NaN, stored as null; printing the report then
+    failed ('internal error: TypeError: unsupported format string passed to NoneType')."""
+    with WireFake([odd_logprobs] * 200) as fake:
+        code, out, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                               "--base-url", fake.url, "--method", "logprob", "--budget", "4", "--final-orders", "2",
+                               "--store", str(folder / "store"))
+    assert code == 0, err
+    assert "proxy: best " in out and "internal error" not in err
+    data = json.loads(next((folder / "store" / "runs").glob("*/attack.json")).read_text())
+    assert all(s["proxy"] is not None for s in data["method_report"]["steps"])  # the odd alternatives were left out
+
+
+def test_a_stored_report_with_an_unread_proxy_still_summarizes():
+    """A run stored before the fix above holds a null proxy: its one line still prints."""
+    from poise.attacks import METHODS
+
+    line = METHODS["logprob"].summarize({"best_proxy": None, "checked": [{"proxy": None, "mean_score": 0.0}]})
+    assert "- -> 0.0" in line

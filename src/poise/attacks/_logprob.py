@@ -205,7 +205,7 @@ class LogprobSearch(AttackMethod):
         """One line on the method's report (``attack.json``'s ``method_report``)."""
         checked = report.get("checked") or []
         best = report.get("best_proxy")
-        pairs = ", ".join(f"{c['proxy']:.2f} -> {c.get('mean_score', 0):.1f}" for c in checked)
+        pairs = ", ".join(f"{_num(c.get('proxy'), '.2f')} -> {_num(c.get('mean_score', 0), '.1f')}" for c in checked)
         return (f"proxy: best {'-' if best is None else f'{best:.3f}'} after {report.get('proxy_steps', 0)} steps "
                 f"on {report.get('proxy_orders', 0)} orders; measured for real (proxy -> mean score): "
                 f"{pairs or 'none'}")
@@ -216,6 +216,11 @@ class LogprobSearch(AttackMethod):
             run.loop()
         finally:
             self.report = run.summary()
+
+
+def _num(x: Any, fmt: str) -> str:
+    """A figure of a stored report ('-' for none: a proxy that could not be read)."""
+    return "-" if not isinstance(x, (int, float)) else format(x, fmt)
 
 
 class _Run:

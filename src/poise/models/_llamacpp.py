@@ -264,10 +264,9 @@ def _parse_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
         logprob = float(item["logprob"])
         if math.isnan(logprob):
             continue
-        top = tuple(
-            TopLogprob(token=t["token"], logprob=float(t["logprob"]))
-            for t in item.get("top_logprobs") or []
-        )
+        tops = ((t["token"], float(t["logprob"])) for t in item.get("top_logprobs") or [])
+        # a NaN or +inf alternative (a broken server's) is no probability: left out, never stored
+        top = tuple(TopLogprob(token=tok, logprob=lp) for tok, lp in tops if not math.isnan(lp) and lp != math.inf)
         tokens.append(TokenLogprob(token=item["token"], logprob=logprob, top=top))
     return tuple(tokens)
 
