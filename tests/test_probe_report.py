@@ -182,3 +182,23 @@ def test_a_result_file_nested_too_deep_is_a_note(tmp_path, kind):
         db.finish_run(run)
     html, md = _render_both(tmp_path, [run])
     assert f"{kind}.json cannot be read" in html and f"{kind}.json cannot be read" in md
+
+
+def test_a_long_chain_of_candidates_renders(tmp_path):
+    """Each candidate the child of the one before (gcg's measured steps, hardlabel's mutations of the best):
+    at a few hundred the nested <details> blew Python's recursion limit in the template."""
+    n = 2000
+    cands = [{"id": i, "parent": i - 1 if i else None, "strategy": "gcg", "injection": f"step {i}",
+              "mean_score": float(i % 7), "depth": i, "queries_so_far": i} for i in range(n)]
+    run = _attack(tmp_path, candidates=cands, injection=f"step {n - 1}")
+    html, md = _render_both(tmp_path, [run])
+    assert f"#{n - 1} gcg" in html and f"\\#{n - 1} gcg" in md and f"depth {n - 1:,}" in html
+    depth = deepest = 0
+    import re
+
+    for tag in re.findall(r'<details class="cand[^"]*"[^>]*>|</details>', html[html.index("Candidate injections"):]):
+        depth += -1 if tag == "</details>" else 1
+        deepest = max(deepest, depth)
+    assert 10 <= deepest <= 30
+    last = re.search(rf'<details class="cand[^"]*"( open)?>\s*<summary>#{n - 1} gcg', html)
+    assert last and last.group(1) == " open"  # the kept injection is still in sight

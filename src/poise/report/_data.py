@@ -33,6 +33,7 @@ from ..store import (
 )
 
 MAX_CALLS_SHOWN = 100  # calls listed per run; the rest are counted
+MAX_NESTING = 20  # levels of the candidate tree shown nested; deeper candidates follow flat at the last level
 R = TypeVar("R", bound=ResultFile)
 NATURAL_BOOTSTRAP = 200  # resamples when a natural run has no natural.json to take intervals from
 
@@ -395,7 +396,8 @@ def _compete_view(compete: StoredCompete, view: RunView) -> dict[str, Any]:
 
 def candidate_tree(candidates: list[dict[str, Any]], final: str) -> list[dict[str, Any]]:
     """Candidates nested by parent: [{"c": candidate, "children": [...], "best", "final", "open"}],
-    "open" on the path to the injection the attack kept."""
+    "open" on the path to the injection the attack kept; at most ``MAX_NESTING`` levels deep (each
+    candidate's own depth is in its summary)."""
     scored = [c["mean_score"] for c in candidates if isinstance(c["mean_score"], (int, float))]
     best = max(scored) if scored else None
     roots: list[dict[str, Any]] = []
@@ -404,9 +406,11 @@ def candidate_tree(candidates: list[dict[str, Any]], final: str) -> list[dict[st
         node = {"c": c, "children": [], "best": best is not None and c["mean_score"] == best,
                 "final": c["injection"] == final, "open": False}
         parent = by_id.get(c["parent"])
+        while parent is not None and parent["level"] >= MAX_NESTING - 1:  # a long chain goes on flat
+            parent = parent["parent_node"]
         (parent["children"] if parent else roots).append(node)
         by_id.setdefault(c["id"], node)
-        node["parent_node"] = parent
+        node["parent_node"], node["level"] = parent, 0 if parent is None else parent["level"] + 1
     for node in by_id.values():  # open the path to the injection the attack kept
         if node["final"]:
             while node is not None:
