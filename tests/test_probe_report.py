@@ -4,6 +4,7 @@ internal error) and untrusted text that must stay inert in the HTML and the Mark
 from __future__ import annotations
 
 import json
+import shutil
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -202,3 +203,60 @@ def test_a_long_chain_of_candidates_renders(tmp_path):
     assert 10 <= deepest <= 30
     last = re.search(rf'<details class="cand[^"]*"( open)?>\s*<summary>#{n - 1} gcg', html)
     assert last and last.group(1) == " open"  # the kept injection is still in sight
+
+
+# -- a real browser, and a server that logs every request ------------------------------------------------
+def _lure(base: str) -> str:
+    """Untrusted text that, were it live, would fetch from ``base`` or run a script."""
+    return (f"<img src={base}/img.png> <iframe src={base}/frame></iframe> <link rel=stylesheet href={base}/css>"
+            f"<style>@import '{base}/import'; body {{ background: url({base}/bg.png) }}</style>"
+            f"<svg onload=\"fetch('{base}/svg')\"></svg><script src={base}/script.js></script>"
+            f"<meta http-equiv=refresh content=\"0;url={base}/refresh\"> <a href=javascript:fetch('{base}/js')>x</a>"
+            f"</textarea></title></pre>--><img src={base}/after-breakout.png> \u202egnp.live ![px]({base}/pixel.png)")
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_the_report_fetches_nothing_in_chromium(tmp_path):
+    import http.server
+    import subprocess
+    import threading
+
+    requests: list[str] = []
+
+    class Logged(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            requests.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Logged)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    lure = _lure(base)
+    try:
+        store = tmp_path / "store"
+        attack = _attack(store, category=lure, product={"brand": lure, "model": "Pro"}, injection=lure,
+                         stopped_by=lure, candidates=[{"id": 0, "parent": None, "strategy": lure, "injection": lure,
+                                                       "mean_score": 1.0, "responses": [lure]}])
+        with Store(store) as db:
+            db.finish_run(attack, "failed", lure)
+        _render_both(store, [attack])  # inert to the parser, and the Markdown renders
+        with Store(store, read_only=True) as db:
+            (tmp_path / "report.html").write_text(render_html(gather_report(db, [attack])))
+        (tmp_path / "control.html").write_text(f"<!doctype html><title>c</title>{lure}")
+
+        def browse(page: str) -> str:
+            return subprocess.run(
+                ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000",
+                 "--dump-dom", f"{base}/{page}"], capture_output=True, text=True, timeout=120).stdout
+
+        dom = browse("report.html")
+        seen, requests[:] = list(requests), []
+        browse("control.html")
+    finally:
+        server.shutdown()
+    assert seen == ["/report.html"]  # not a font, an image, a stylesheet, a favicon
+    assert "/img.png" in requests and "/after-breakout.png" in requests  # the control: live, the lure fetches
+    assert "<title>poise report:" in dom and "<script" not in dom and "&lt;script src=" in dom
