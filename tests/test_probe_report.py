@@ -241,7 +241,8 @@ def test_the_report_fetches_nothing_in_chromium(tmp_path):
                                                        "mean_score": 1.0, "responses": [lure]}])
         with Store(store) as db:
             db.finish_run(attack, "failed", lure)
-        _render_both(store, [attack])  # inert to the parser, and the Markdown renders
+        _, md = _render_both(store, [attack])  # inert to the parser
+        assert _live_markdown(md) == [] and f"!\\[px\\]({base}/pixel.png)" in md  # the pixel stays text
         with Store(store, read_only=True) as db:
             (tmp_path / "report.html").write_text(render_html(gather_report(db, [attack])))
         (tmp_path / "control.html").write_text(f"<!doctype html><title>c</title>{lure}")
