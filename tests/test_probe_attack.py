@@ -5,6 +5,7 @@ test failed before its fix; the model is never loaded (wire fakes on loopback)."
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from pathlib import Path
 
@@ -161,28 +162,39 @@ def test_a_one_round_competition_prints_its_json(folder, capsys):
 
 
 # -- 3. a logprob endpoint's odd numbers ------------------------------------------------------------------------
-def odd_logprobs(body: dict, headers: dict) -> tuple[int, bytes, float, dict]:
-    """Ranks in context order; every token's top alternatives carry NaN and +Infinity log-
-    probabilities (JSON extensions Python's and llama.cpp's encoders write) beside a real one."""
-    text = rank_all(body)
-    tokens = token_logprobs(text)
-    for item in tokens:
-        item["top_logprobs"] = [{"token": " Ninja", "logprob": float("nan")},
-                                {"token": " Oster", "logprob": float("inf")}, *item["top_logprobs"]]
-    return 200, json.dumps(completion(text, logprobs=tokens)).encode(), 0, {}
+def odd_logprobs(where: str, value: float):
+    """Ranks in context order; every token's own log-probability (``where`` 'own') or an added
+    top alternative ('top') is ``value``: NaN and infinities are JSON extensions that Python's
+    and llama.cpp's encoders write."""
+    def reply(body: dict, headers: dict) -> tuple[int, bytes, float, dict]:
+        text = rank_all(body)
+        tokens = token_logprobs(text)
+        for item in tokens:
+            if where == "own":
+                item["logprob"] = value
+            else:
+                item["top_logprobs"] = [{"token": " Ninja", "logprob": value}, *item["top_logprobs"]]
+        return 200, json.dumps(completion(text, logprobs=tokens)).encode(), 0, {}
+    return reply
 
 
-def test_nan_or_infinite_top_logprobs_never_end_the_attack_in_an_internal_error(folder, capsys):
-    """A NaN top log-probability made the proxy NaN, stored as null; printing the report then
-    failed ('internal error: TypeError: unsupported format string passed to NoneType')."""
-    with WireFake([odd_logprobs] * 200) as fake:
+@pytest.mark.parametrize("where, value", [("top", math.nan), ("top", math.inf), ("top", -math.inf),
+                                          ("own", math.inf), ("own", -math.inf)])
+def test_nan_or_infinite_logprobs_never_end_the_attack_in_an_internal_error(folder, capsys, where, value):
+    """A NaN top log-probability made the proxy NaN, stored as null, and printing the report
+    failed; any infinite one was cached as null and failed to read back ('internal error:
+    ValidationError')."""
+    with WireFake([odd_logprobs(where, value)] * 200) as fake:
         code, out, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
                                "--base-url", fake.url, "--method", "logprob", "--budget", "4", "--final-orders", "2",
                                "--store", str(folder / "store"))
+    if where == "own":  # no token keeps a figure: the endpoint is one that returns none
+        assert code == 1 and "returned no top log-probabilities" in error_line(err)
+        return
     assert code == 0, err
     assert "proxy: best " in out and "internal error" not in err
     data = json.loads(next((folder / "store" / "runs").glob("*/attack.json")).read_text())
-    assert all(s["proxy"] is not None for s in data["method_report"]["steps"])  # the odd alternatives were left out
+    assert all(s["proxy"] is not None for s in data["method_report"]["steps"])  # the odd alternatives left out
 
 
 def test_a_stored_report_with_an_unread_proxy_still_summarizes():

@@ -262,11 +262,11 @@ def _parse_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
     tokens = []
     for item in content:
         logprob = float(item["logprob"])
-        if math.isnan(logprob):
+        if not math.isfinite(logprob):  # NaN or infinite: no usable figure (and JSON stores none)
             continue
         tops = ((t["token"], float(t["logprob"])) for t in item.get("top_logprobs") or [])
-        # a NaN or +inf alternative (a broken server's) is no probability: left out, never stored
-        top = tuple(TopLogprob(token=tok, logprob=lp) for tok, lp in tops if not math.isnan(lp) and lp != math.inf)
+        # a NaN or +inf alternative (a broken server's) is no probability, a -inf one a zero: left out
+        top = tuple(TopLogprob(token=tok, logprob=lp) for tok, lp in tops if math.isfinite(lp))
         tokens.append(TokenLogprob(token=item["token"], logprob=logprob, top=top))
     return tuple(tokens)
 
