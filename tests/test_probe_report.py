@@ -261,3 +261,13 @@ def test_the_report_fetches_nothing_in_chromium(tmp_path):
     assert seen == ["/report.html"]  # not a font, an image, a stylesheet, a favicon
     assert "/img.png" in requests and "/after-breakout.png" in requests  # the control: live, the lure fetches
     assert "<title>poise report:" in dom and "<script" not in dom and "&lt;script src=" in dom
+
+
+def test_dollar_signs_open_no_math():
+    """GitHub renders $...$ as math: an answer's '$\\huge\\color{red}{...}$' restyled the report, and
+    two prices on a line ('$199 or $249') turned the words between them into a formula."""
+    from poise.report._markdown import md_block, md_text
+
+    assert md_text("$199 or $249") == "\\$199 or \\$249"
+    assert md_text("$\\huge\\color{red}{BUY}$") == "\\$\\\\huge\\\\color{red}{BUY}\\$"
+    assert md_block("$$\nx\n$$") == "> \\$\\$\\\n> x\\\n> \\$\\$"

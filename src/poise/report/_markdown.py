@@ -3,8 +3,8 @@
 Run text is untrusted. Everything written from a run goes through ``md_text`` or
 ``md_block``: terminal escape sequences and control characters are dropped, ``& < >`` become
 entities (no HTML passes through), and the characters Markdown acts on are backslash-escaped
-(brackets, emphasis, code, table pipes, headings; list markers at the start of a line), so an
-answer cannot open a link, an image, a table cell, a list or a heading of its own.
+(brackets, emphasis, code, table pipes, headings, math; list markers at the start of a line), so
+an answer cannot open a link, an image, a table cell, a list, a formula or a heading of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ._html import fmt_ci, fmt_num, fmt_p, fmt_secs, stars
 _ESCAPES = ESCAPE_SEQUENCES
 _CONTROLS = UNSAFE_CHARS  # controls, bidi, zero-width: one definition for every view
 _ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")  # '&' that would start an entity reference
-_SPECIAL = re.compile(r"[\\`*_\[\]#|~]")
+_SPECIAL = re.compile(r"[\\`*_\[\]#|~$]")  # '$': GitHub reads $...$ as math
 _LINE_START = re.compile(r"^(\s*)(\d+)([.)])")
 
 
