@@ -271,3 +271,15 @@ def test_dollar_signs_open_no_math():
     assert md_text("$199 or $249") == "\\$199 or \\$249"
     assert md_text("$\\huge\\color{red}{BUY}$") == "\\$\\\\huge\\\\color{red}{BUY}\\$"
     assert md_block("$$\nx\n$$") == "> \\$\\$\\\n> x\\\n> \\$\\$"
+
+
+@pytest.mark.parametrize("kind", ["attack", "transfer", "compete", "defend"])
+def test_a_finished_run_whose_file_is_gone_says_it_is_missing(tmp_path, kind):
+    """'not written yet' promised a file that a finished run will never write."""
+    with Store(tmp_path) as db:
+        done, going = db.start_run(kind, {}), db.start_run(kind, {"other": 1})
+        db.finish_run(done)
+    html, md = _render_both(tmp_path, [done, going])
+    for text in (html, md):
+        assert text.count(f"{kind}.json is not written yet") == 1  # the run still going
+        assert f"{kind}.json is missing" in text

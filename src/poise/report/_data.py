@@ -328,7 +328,9 @@ def _load(store: Store, view: RunView, kind: type[R], need: tuple[str, ...] = ()
                           f"reader (`poise reread`): {kind.FILE} is not recomputed from them, so the report shows "
                           "the readings' counts and cost")
     elif result is None:
-        view.notes.append(f"{kind.FILE} is not written yet: nothing to show but the run's cost")
+        why = "is missing (the run ended without it, or it was removed)" if view.record.status == "finished" \
+            else "is not written yet"
+        view.notes.append(f"{kind.FILE} {why}: nothing to show but the run's cost")
     return result
 
 
