@@ -203,3 +203,40 @@ def test_a_stored_report_with_an_unread_proxy_still_summarizes():
 
     line = METHODS["logprob"].summarize({"best_proxy": None, "checked": [{"proxy": None, "mean_score": 0.0}]})
     assert "- -> 0.0" in line
+
+
+# -- 4. a transfer source that cannot be carried over is refused before its run opens -------------------------
+def test_a_source_whose_catalog_lost_the_product_leaves_no_transfer_run(folder, capsys):
+    """The check ran inside the transfer run: a 'failed' transfer run was left behind (and the
+    next try said the last run 'stopped with other inputs')."""
+    store = folder / "store"
+    with WireFake([], responder=rank_all) as fake:
+        rid = finished_attack(folder, capsys, fake.url)
+        brand = json.loads((store / "runs" / rid / "attack.json").read_text())["product"]["brand"]
+        lines = [ln for ln in (folder / "cat.jsonl").read_text().splitlines() if f'"brand": "{brand}"' not in ln]
+        (folder / "cat.jsonl").write_text("\n".join(lines) + "\n")  # the promoted product removed
+        asked = len(fake.requests)
+        code, out, err = poise(capsys, "transfer", rid, "-m", "openai:other", "--base-url", fake.url,
+                               "--store", str(store))
+        assert len(fake.requests) == asked
+    assert code == 1 and out == ""
+    assert f"the catalog of run {rid} has changed" in error_line(err)
+    assert runs_in(store) == ["attack"]
+
+
+@pytest.mark.parametrize("damage, fragment", [
+    ('{"schema_version": 1, "categ', "cannot be read"),
+    ('{"schema_version": 1, "category": "blender", "product": null, "injection": "x", "score_before": 1, '
+     '"score_after": 2}', "names no product"),
+])
+def test_a_damaged_attack_json_names_the_run_and_leaves_no_transfer_run(folder, capsys, damage, fragment):
+    store = folder / "store"
+    with WireFake([], responder=rank_all) as fake:
+        rid = finished_attack(folder, capsys, fake.url)
+        (store / "runs" / rid / "attack.json").write_text(damage)
+        code, out, err = poise(capsys, "transfer", rid, "-m", "openai:other", "--base-url", fake.url,
+                               "--store", str(store))
+    assert code == 1 and out == ""
+    line = error_line(err)
+    assert f"run {rid}" in line and "attack.json" in line and fragment in line and "internal error" not in line
+    assert runs_in(store) == ["attack"]

@@ -13,7 +13,7 @@ from .._errors import CatalogError, PoiseError, StoreError
 from ..catalog import Category, load_catalog
 from ..engine import Recommender
 from ..ranking import RankingReader
-from ..store import RunRecord, Store, StoredAttack, StoredTransfer, TransferItem
+from ..store import ResultError, RunRecord, Store, StoredAttack, StoredTransfer, TransferItem
 from ._evaluate import Evaluator
 from ._run import final_scores
 from .base import replaces_page
@@ -43,13 +43,37 @@ def load_sources(store: Store, run_ids: Sequence[str], allow_outside_files: bool
 
 def _source(store: Store, rid: str, allow_outside_files: bool) -> TransferSource:
     record = store.run(rid)
-    attack = store.load_result(rid, StoredAttack, need=SOURCE_FIELDS) if record.command == "attack" else None
+    try:
+        attack = store.load_result(rid, StoredAttack, need=SOURCE_FIELDS) if record.command == "attack" else None
+    except ResultError as exc:
+        raise StoreError(f"the attack.json of run {rid} cannot be read: {exc.message}",
+                         "run the attack again, or pass another attack run") from None
     if attack is None:
         raise _not_a_source(record)
+    if attack.product is None or attack.injection is None:
+        raise StoreError(f"the attack.json of run {rid} names no product or no injection",
+                         "run the attack again, or pass another attack run")
     if attack.run_id is None:
         attack = attack.model_copy(update={"run_id": rid})
     cat = load_catalog(attack_catalog(record, store.dir), allow_outside_files=allow_outside_files)
-    return TransferSource(record, attack, cat.category(attack.category or ""))
+    source = TransferSource(record, attack, cat.category(attack.category or ""))
+    target_index(source)  # a catalog changed since the attack: refused before any run opens
+    return source
+
+
+def target_index(source: TransferSource) -> int:
+    """The promoted product's index in the source's category, checked against the attack's record."""
+    src, cat = source.attack, source.category
+    assert src.product is not None  # checked by _source
+    index = src.product.index if src.product.index is not None else -1
+    if not 0 <= index < len(cat.products):
+        raise PoiseError(f"the catalog of run {src.run_id} has changed: it has no product {index}",
+                         "put back the catalog the attack ran on")
+    p = cat.products[index]
+    if (p.brand, p.model) != (src.product.brand, src.product.model):
+        raise PoiseError(f"the catalog of run {src.run_id} has changed: product {index} is now {p.name!r}",
+                         "put back the catalog the attack ran on")
+    return index
 
 
 def _not_a_source(record: RunRecord) -> StoreError:
@@ -95,13 +119,9 @@ def transfer_one(engine: Recommender, source: TransferSource, *, store: Store, r
                  reader: RankingReader | None = None, on_query: Callable[[], None] | None = None) -> TransferItem:
     """One source's injection, and no injection, on ``final_orders`` fresh orders of ``engine``."""
     src, cat = source.attack, source.category
-    assert src.product is not None and src.injection is not None  # SOURCE_FIELDS
-    index = src.product.index if src.product.index is not None else -1
-    if not 0 <= index < len(cat.products):
-        raise PoiseError(f"the catalog of run {src.run_id} has changed: it has no product {index}")
+    assert src.product is not None and src.injection is not None  # checked by load_sources
+    index = target_index(source)
     p = cat.products[index]
-    if (p.brand, p.model) != (src.product.brand, src.product.model):
-        raise PoiseError(f"the catalog of run {src.run_id} has changed: product {index} is now {p.name!r}")
     ev = Evaluator(engine, cat, store=store, run_id=run_id, query=src.query, seed=source.record.config.get("seed", 0),
                    reader=reader, on_query=on_query)
     ev.target = index
