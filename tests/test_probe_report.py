@@ -283,3 +283,28 @@ def test_a_finished_run_whose_file_is_gone_says_it_is_missing(tmp_path, kind):
     for text in (html, md):
         assert text.count(f"{kind}.json is not written yet") == 1  # the run still going
         assert f"{kind}.json is missing" in text
+
+
+def test_long_or_multiline_names_keep_the_figures_drawable(tmp_path):
+    """A category name of thousands of characters went whole onto the axis: 'Tight layout not applied'
+    on stderr and a figure of nothing but the label."""
+    import warnings
+
+    from poise.report._attack_plots import plain
+
+    assert plain("a\nb   c" + "x" * 100, 10) == "a b cxxxx…" and plain("$" * 50, 4) == "\\$\\$\\$…"
+    with Store(tmp_path) as db:
+        runs = []
+        for name in ("blender " * 700, "line one\nline two\n" * 5):
+            run = db.start_run("attack", {})
+            (db.run_dir(run) / "attack.json").write_text(json.dumps(
+                {"category": name, "product": {"brand": name, "model": "Pro"}, "method": "strategies",
+                 "score_before": 1.0, "score_after": 2.0, "rank_before": 3.0, "rank_after": 1.0, "success": True,
+                 "injection": "x", "candidates": []}))
+            db.finish_run(run)
+            runs.append(run)
+        data = gather_report(db, runs)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        html = render_html(data)
+    assert "could not be drawn" not in html and [str(w.message) for w in seen] == []

@@ -24,10 +24,12 @@ BEFORE, AFTER = "#8C8C8C", "#C44E52"
 SOURCE, TARGET = ("#B0C4DE", "#4C72B0"), ("#F2B8A2", "#DD8452")
 
 
-def plain(text: str) -> str:
+def plain(text: str, width: int = 40) -> str:
     """A label matplotlib draws literally (no $mathtext$, no control or bidi characters, which it
-    would warn about on stderr raw)."""
-    return strip_unsafe(str(text)).replace("$", r"\$")
+    would warn about on stderr raw), on one line of at most ``width`` characters."""
+    text = " ".join(strip_unsafe(str(text)).split())
+    text = text if len(text) <= width else text[: width - 1] + "…"
+    return text.replace("$", r"\$")
 
 
 def _num(x: Any) -> float | None:
@@ -87,7 +89,7 @@ def attack_queries_figure(attacks: Sequence[Mapping[str, Any]]) -> Figure | None
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for k, (a, q, best) in enumerate(traces):
         color = plt.cm.tab10(k % 10)
-        label = plain(f"{a['category']}: {a.get('product_name', '')}")[:40]
+        label = plain(f"{a['category']}: {a.get('product_name', '')}")
         left.step(q, best, where="post", color=color, lw=1.6, label=label)
         before = _num(a.get("score_before"))
         if before is not None:
@@ -131,11 +133,11 @@ def transfer_figure(transfer: Mapping[str, Any]) -> Figure | None:
             highs = [max(0.0, _num_or(c[1], v) - v) for v, c in zip(values, cis, strict=True)]
             err = [lows, highs]
         ax.bar(x + (k - 1.5) * width, values, width, yerr=err, capsize=3, label=label, color=color)
-    ax.set_xticks(x, [plain(f"{i['category']}: {i['product']}")[:34] for i in items],
+    ax.set_xticks(x, [plain(f"{i['category']}: {i['product']}", 34) for i in items],
                   rotation=30 if len(items) > 2 else 0, ha="right" if len(items) > 2 else "center")
     ax.set_ylabel("mean score of the promoted product")
     ax.set_ylim(0, 1.3 * max([ax.get_ylim()[1], 1.0]))
-    ax.set_title(plain(f"Transfer to {transfer.get('model', 'the target')}"))
+    ax.set_title(plain(f"Transfer to {transfer.get('model', 'the target')}", 80))
     ax.legend(frameon=False, fontsize=8, ncol=4, loc="upper center")
     fig.tight_layout()
     return fig

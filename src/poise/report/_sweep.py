@@ -120,7 +120,7 @@ def sweep_figure(rows: Sequence[dict[str, Any]]) -> MplFigure | None:
         after = [_mean([r["after"] for r in rows if r["category"] == c and (r["method"], r["defenses"])
                         == (method, defenses)]) for c in cats]
         label = method + (f" / {defenses}" if several else "")
-        ax.bar(x - 0.4 + width / 2 + k * width, after, width, label=plain(f"after: {label}")[:50],
+        ax.bar(x - 0.4 + width / 2 + k * width, after, width, label=plain(f"after: {label}", 50),
                color=AFTER if len(series) == 1 else plt.cm.Reds(0.35 + 0.6 * k / len(series)))
     ax.set_xticks(x, [plain(c) for c in cats], rotation=30 if len(cats) > 3 else 0,
                   ha="right" if len(cats) > 3 else "center")
