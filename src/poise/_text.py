@@ -24,6 +24,19 @@ UNSAFE_CHARS = re.compile(
     f"[{_CONTROLS}\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
+_TAG_RUN = re.compile("[\U000e0000-\U000e007f]+")  # Unicode tag characters: invisible, read by models
+
+
+def reveal_hidden(text: str) -> str:
+    """``text`` with each run of Unicode tag characters (the invisible twins of ASCII, a way to
+    hide an instruction from a person but not from a model) written out: ``⟦hidden: ...⟧``."""
+    def spell(m: re.Match[str]) -> str:
+        ascii_text = "".join(chr(ord(ch) - 0xE0000) for ch in m.group(0) if 0xE0020 <= ord(ch) <= 0xE007E)
+        return f"⟦hidden: {ascii_text}⟧"
+
+    return _TAG_RUN.sub(spell, text)
+
+
 def strip_unsafe(text: str, replacement: str = "") -> str:
     """``text`` without escape sequences and with every unsafe character replaced."""
     return UNSAFE_CHARS.sub(replacement, ESCAPE_SEQUENCES.sub("", text))

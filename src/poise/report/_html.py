@@ -3,7 +3,8 @@
 Templates are jinja2 with autoescape on: every piece of run text (responses, documents,
 injections, product names) is HTML-escaped where it is written, and every string a template
 writes first loses its control characters, bidi overrides and zero-width characters
-(``poise._text``), as in the Markdown report and the terminal. A Content-Security-Policy
+(``poise._text``), as in the Markdown report and the terminal, and text hidden in Unicode tag
+characters is written out (``⟦hidden: ...⟧``), as in the Markdown report. A Content-Security-Policy
 forbids scripts and every remote load as a second line of defence. Figures are SVG,
 embedded as data: images, so nothing in them can run or reach the page.
 """
@@ -23,7 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from .._text import strip_unsafe
+from .._text import reveal_hidden, strip_unsafe
 from ..experiments import FACTORS, POOLED
 from ..experiments._natural_plots import f_statistics_figure, heatmap_figure, position_bias_figure
 from ._attack_plots import attack_queries_figure, attack_rank_figure, transfer_figure
@@ -105,7 +106,7 @@ def clean(value: Any) -> Any:
     """What every ``{{ ... }}`` writes: untrusted strings without control, bidi or invisible
     characters (then autoescaped); markup the templates build themselves is left alone."""
     if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
-        return strip_unsafe(value)
+        return strip_unsafe(reveal_hidden(value))
     return value
 
 

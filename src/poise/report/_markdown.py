@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._text import ESCAPE_SEQUENCES, UNSAFE_CHARS
+from .._text import ESCAPE_SEQUENCES, UNSAFE_CHARS, reveal_hidden
 from ..experiments import FACTORS, POOLED
 from ._data import CallView, ReportData, RunView
 from ._html import fmt_ci, fmt_num, fmt_p, fmt_secs, stars
@@ -28,7 +28,7 @@ _LINE_START = re.compile(r"^(\s*)(\d+)([.)])")
 
 def md_text(text: Any) -> str:
     """Untrusted text for one line of Markdown (a table cell, a heading, a list item)."""
-    text = _CONTROLS.sub("", _ESCAPES.sub("", str(text)))
+    text = _CONTROLS.sub("", _ESCAPES.sub("", reveal_hidden(str(text))))
     text = " ".join(text.split())
     text = _ENTITY.sub("&amp;", text).replace("<", "&lt;").replace(">", "&gt;")
     return _SPECIAL.sub(lambda m: "\\" + m.group(0), text)
