@@ -240,3 +240,23 @@ def test_a_damaged_attack_json_names_the_run_and_leaves_no_transfer_run(folder, 
     line = error_line(err)
     assert f"run {rid}" in line and "attack.json" in line and fragment in line and "internal error" not in line
     assert runs_in(store) == ["attack"]
+
+
+def test_a_key_echoed_as_a_log_probability_token_is_stored_nowhere(folder, capsys):
+    """The answer's text was redacted, its log-probability tokens were not: the request cache
+    kept the key."""
+    def echo_key(body: dict, headers: dict) -> tuple[int, bytes, float, dict]:
+        key = headers.get("authorization", "").removeprefix("Bearer ")
+        text = rank_all(body)
+        tokens = token_logprobs(text)
+        for item in tokens:
+            item["top_logprobs"].append({"token": key, "logprob": -3.0})
+        return 200, json.dumps(completion(text, logprobs=tokens)).encode(), 0, {}
+
+    with WireFake([echo_key] * 200) as fake:
+        code, _, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                             "--base-url", fake.url, "--method", "logprob", "--budget", "4", "--final-orders", "2",
+                             "--store", str(folder / "store"))
+        assert fake.headers and all(h["authorization"] == f"Bearer {KEY}" for h in fake.headers)  # it was sent
+    assert code == 0, err
+    assert [p.name for p in folder.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()] == []

