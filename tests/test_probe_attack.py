@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -260,3 +261,22 @@ def test_a_key_echoed_as_a_log_probability_token_is_stored_nowhere(folder, capsy
         assert fake.headers and all(h["authorization"] == f"Bearer {KEY}" for h in fake.headers)  # it was sent
     assert code == 0, err
     assert [p.name for p in folder.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()] == []
+
+
+# -- 5. a product named as the catalog shows it -----------------------------------------------------------------
+@pytest.mark.parametrize("catalog_form, typed_form", [("NFC", "NFD"), ("NFD", "NFC")])
+def test_a_product_typed_in_another_unicode_form_is_found(folder, capsys, catalog_form, typed_form):
+    """'Café Élite' typed with combining accents (as macOS input and some copies give it) was
+    'no single product 'Café Élite' ...; choose one of: ..., Café Élite': the same name on screen."""
+    name = ("Café", "Élite")
+    line = json.dumps({"category": "blender", "brand": unicodedata.normalize(catalog_form, name[0]),
+                       "model": unicodedata.normalize(catalog_form, name[1]), "document": "A French blender."})
+    with (folder / "cat.jsonl").open("a") as fh:
+        fh.write(line + "\n")
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                               "--base-url", fake.url, "--product", unicodedata.normalize(typed_form, "café élite"),
+                               "--budget", "1", "--final-orders", "1", "--confirm", "0", "--json",
+                               "--store", str(folder / "store"))
+    assert code == 0, err
+    assert json.loads(out)["product"]["index"] == 3

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -122,12 +123,18 @@ class AttackResult:
         })
 
 
+def _name_key(name: str) -> str:
+    """A name as typed and as shown compare equal: one Unicode form (a typed 'é' may be 'e' and a
+    combining accent), case folded, spaces collapsed."""
+    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
+
+
 def find_product(category: Category, name: str) -> int:
-    wanted = " ".join(name.lower().split())
+    wanted = _name_key(name)
     for i, p in enumerate(category.products):
-        if wanted in (p.name.lower(), p.model.lower()):
+        if wanted in (_name_key(p.name), _name_key(p.model)):
             return i
-    matches = [i for i, p in enumerate(category.products) if wanted in p.name.lower()]
+    matches = [i for i, p in enumerate(category.products) if wanted in _name_key(p.name)]
     if len(matches) == 1:
         return matches[0]
     names = ", ".join(p.name for p in category.products)
