@@ -280,3 +280,14 @@ def test_a_product_typed_in_another_unicode_form_is_found(folder, capsys, catalo
                                "--store", str(folder / "store"))
     assert code == 0, err
     assert json.loads(out)["product"]["index"] == 3
+
+
+def test_a_missing_attacker_model_file_does_not_blame_the_model_flag(folder, capsys):
+    """'check the path in --model llamacpp:PATH' for a file named with --attacker."""
+    code, out, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                           "--base-url", "http://127.0.0.1:9/v1", "--method", "tap",
+                           "--attacker", "llamacpp:nowhere.gguf", "--store", str(folder / "store"))
+    assert code == 1 and out == ""
+    line = error_line(err)
+    assert "nowhere.gguf" in line and "--attacker" in line
+    assert not (folder / "store").exists()

@@ -84,7 +84,8 @@ class LlamaCppModel(ChatModel):
         if not self.path.is_file():
             raise ModelSpecError(
                 f"model file not found: {self.path}",
-                "check the path in --model llamacpp:PATH (a .gguf file)",
+                "check the path of llamacpp:PATH (a .gguf file) where it is given: --model, --attacker, --reader "
+                "or a defense's model=",
             )
         self.n_ctx = n_ctx
         self._llama: Any = None
