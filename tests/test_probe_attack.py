@@ -63,6 +63,19 @@ def test_an_attacker_that_fails_for_good_stops_the_run_with_one_line(folder, cap
         assert [s for (s,) in conn.execute("SELECT status FROM runs")] != ["finished"]
 
 
+@pytest.mark.parametrize("method", ["tap", "rewrite"])
+def test_an_attacker_request_the_server_rejects_is_a_bad_reply_and_the_search_goes_on(folder, capsys, method):
+    """HTTP 400 refuses one request (a moderation flag on an attacker's prompt is the usual
+    case): the others may pass, so it is not a reason to stop the run (resuming would ask the
+    same request again and stop again)."""
+    with Roles(400) as fake:
+        code, out, err = poise(capsys, *attack_args(fake.url, method, folder / "store"), "--json")
+        asked = [r for r in fake.requests if r["model"] == "attacker"]
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["attacker_queries"] == len(asked) >= 2 and data["stopped_by"]
+
+
 def test_the_same_attack_with_the_attacker_fixed_resumes_and_asks_nothing_twice(folder, capsys):
     store = folder / "store"
     with Roles(401) as fake:

@@ -45,6 +45,11 @@ class EmptyResponseError(ModelError):
     """The model returned no text."""
 
 
+class RequestRejectedError(ModelError):
+    """The server refused this one request for what it asks (HTTP 400/422, e.g. a moderation
+    flag); other requests to it may pass."""
+
+
 class TemplateError(PoiseError):
     """A prompt template is missing, malformed or uses an unknown placeholder."""
 

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._errors import EmptyResponseError, ModelError
+from .._errors import EmptyResponseError, ModelError, RequestRejectedError
 from ..catalog import Category, Document
 from ..engine import Recommender, SearchEngine
 from ..experiments import recommend
@@ -255,7 +255,8 @@ class Evaluator:
         """The attacker's reply to ``messages`` (empty when it answered nothing), recorded or read
         back; spends the attacker query budget and the token budget like :meth:`ask`. A call
         that fails for good (a refused key, a broken or unreachable server) is recorded and
-        raised, as the recommender's are: the run stops and the same command resumes it."""
+        raised, as the recommender's are: the run stops and the same command resumes it; a
+        request the server rejects for its content (HTTP 400/422) is a bad reply."""
         task_key = self.task_prefix + task_key  # several searches in one run ask apart
         done = self.store.done_call(self.run_id, task_key)
         if done is not None:
@@ -275,8 +276,8 @@ class Evaluator:
             response = attacker.generate(messages, config)
         except ModelError as exc:
             self.store.record_call(self.run_id, CallRecord(**record, error=exc.one_line()))
-            if isinstance(exc, EmptyResponseError):
-                return ""  # an empty reply: the method counts it as a bad one
+            if isinstance(exc, (EmptyResponseError, RequestRejectedError)):
+                return ""  # no reply to this request (others may get one): the method counts it as a bad one
             raise
         usage = response.usage
         self.tokens += usage.prompt_tokens + usage.completion_tokens

@@ -10,7 +10,7 @@ import os
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .._errors import ModelError, ModelSpecError, ModelUnreachableError
+from .._errors import ModelError, ModelSpecError, ModelUnreachableError, RequestRejectedError
 from ._base import ChatModel
 from ._redact import inert_excerpt, register_secret
 from ._reply import read_completion
@@ -155,6 +155,8 @@ class OpenAIModel(ChatModel):
                     f"the server at {where} has no model {self.model!r} (HTTP 404{detail})",
                     "check the model name in --model openai:MODEL",
                 )
+            if status in (400, 422):  # this request's content: another may pass
+                return RequestRejectedError(f"the server at {where} answered HTTP {status}{detail}")
             return ModelError(f"the server at {where} answered HTTP {status}{detail}")
         return ModelError(f"model {self.spec} failed: {type(exc).__name__}: {exc}")
 
