@@ -8,7 +8,9 @@ import json
 import math
 import sqlite3
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Literal
 
 import pytest
 
@@ -16,6 +18,8 @@ from .cliutil import blender_folder, error_line, poise, rank_all
 from .wirefake import WireFake, completion, error, token_logprobs
 
 KEY = "sk-probe-attack-0123456789"
+Capture = pytest.CaptureFixture[str]
+Answer = tuple[int, Any, float, dict[str, str]]  # a wire reply: status, body, delay, headers
 
 
 @pytest.fixture
@@ -33,7 +37,7 @@ class Roles(WireFake):
         super().__init__([], port=port)
         self.attacker_status = attacker_status
 
-    def _next_reply(self, body: dict, headers: dict) -> tuple[int, object, float, dict]:
+    def _next_reply(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, object, float, dict[str, str]]:
         if body["model"] != "attacker":
             return 200, completion(rank_all(body)), 0, {}
         if self.attacker_status != 200:
@@ -51,7 +55,8 @@ def attack_args(url: str, method: str, store: Path) -> tuple[str, ...]:
 # -- 1. an attacker that fails for good is an error, not "no success" -------------------------------------
 @pytest.mark.parametrize("method", ["tap", "rewrite"])
 @pytest.mark.parametrize("status, fragment", [(401, "refused the API key"), (500, "answered HTTP 500")])
-def test_an_attacker_that_fails_for_good_stops_the_run_with_one_line(folder, capsys, method, status, fragment):
+def test_an_attacker_that_fails_for_good_stops_the_run_with_one_line(
+        folder: Path, capsys: Capture, method: str, status: int, fragment: str) -> None:
     """Every attacker call refused (a wrong key, a broken server) was read as an empty reply:
     the attack 'finished' with no candidate and exit 0, as if the method had simply failed."""
     store = folder / "store"
@@ -64,7 +69,8 @@ def test_an_attacker_that_fails_for_good_stops_the_run_with_one_line(folder, cap
 
 
 @pytest.mark.parametrize("method", ["tap", "rewrite"])
-def test_an_attacker_request_the_server_rejects_is_a_bad_reply_and_the_search_goes_on(folder, capsys, method):
+def test_an_attacker_request_the_server_rejects_is_a_bad_reply_and_the_search_goes_on(
+        folder: Path, capsys: Capture, method: str) -> None:
     """HTTP 400 refuses one request (a moderation flag on an attacker's prompt is the usual
     case): the others may pass, so it is not a reason to stop the run (resuming would ask the
     same request again and stop again)."""
@@ -76,7 +82,7 @@ def test_an_attacker_request_the_server_rejects_is_a_bad_reply_and_the_search_go
     assert data["attacker_queries"] == len(asked) >= 2 and data["stopped_by"]
 
 
-def test_the_same_attack_with_the_attacker_fixed_resumes_and_asks_nothing_twice(folder, capsys):
+def test_the_same_attack_with_the_attacker_fixed_resumes_and_asks_nothing_twice(folder: Path, capsys: Capture) -> None:
     store = folder / "store"
     with Roles(401) as fake:
         assert poise(capsys, *attack_args(fake.url, "tap", store))[0] == 1
@@ -107,7 +113,7 @@ def runs_in(store: Path) -> list[str]:
         return [c for (c,) in conn.execute("SELECT command FROM runs ORDER BY created_at")]
 
 
-def test_a_run_named_twice_to_transfer_is_one_line_before_any_query(folder, capsys):
+def test_a_run_named_twice_to_transfer_is_one_line_before_any_query(folder: Path, capsys: Capture) -> None:
     """The same attack run given twice was re-scored twice and shown as two rows."""
     with WireFake([], responder=rank_all) as fake:
         rid = finished_attack(folder, capsys, fake.url)
@@ -122,7 +128,7 @@ def test_a_run_named_twice_to_transfer_is_one_line_before_any_query(folder, caps
 
 
 @pytest.mark.parametrize("spec", ["", "  "])
-def test_an_empty_attacker_spec_is_one_line_not_the_model(folder, capsys, spec):
+def test_an_empty_attacker_spec_is_one_line_not_the_model(folder: Path, capsys: Capture, spec: str) -> None:
     """``--attacker ''`` (an unset shell variable) silently attacked with the --model instead."""
     with WireFake([], responder=rank_all) as fake:
         code, out, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
@@ -134,7 +140,7 @@ def test_an_empty_attacker_spec_is_one_line_not_the_model(folder, capsys, spec):
     assert not (folder / "store").exists()
 
 
-def test_an_unfinished_attack_or_a_competition_to_transfer_says_what_to_do(folder, capsys):
+def test_an_unfinished_attack_or_a_competition_to_transfer_says_what_to_do(folder: Path, capsys: Capture) -> None:
     """Both were told to 'pass the id of a run of `poise attack`', which they are."""
     store = folder / "store"
     with WireFake([], responder=rank_all) as fake:
@@ -162,7 +168,7 @@ def test_an_unfinished_attack_or_a_competition_to_transfer_says_what_to_do(folde
     assert "transfer" not in runs_in(store)
 
 
-def test_a_one_round_competition_prints_its_json(folder, capsys):
+def test_a_one_round_competition_prints_its_json(folder: Path, capsys: Capture) -> None:
     """``--compete K --json`` without --rounds ended in 'internal error: KeyError: 'rounds''
     after the whole run (its products carry no rounds)."""
     with WireFake([], responder=rank_all) as fake:
@@ -176,11 +182,11 @@ def test_a_one_round_competition_prints_its_json(folder, capsys):
 
 
 # -- 3. a logprob endpoint's odd numbers ------------------------------------------------------------------------
-def odd_logprobs(where: str, value: float):
+def odd_logprobs(where: str, value: float) -> Callable[[dict[str, Any], dict[str, str]], Answer]:
     """Ranks in context order; every token's own log-probability (``where`` 'own') or an added
     top alternative ('top') is ``value``: NaN and infinities are JSON extensions that Python's
     and llama.cpp's encoders write."""
-    def reply(body: dict, headers: dict) -> tuple[int, bytes, float, dict]:
+    def reply(body: dict[str, Any], headers: dict[str, str]) -> Answer:
         text = rank_all(body)
         tokens = token_logprobs(text)
         for item in tokens:
@@ -194,7 +200,8 @@ def odd_logprobs(where: str, value: float):
 
 @pytest.mark.parametrize("where, value", [("top", math.nan), ("top", math.inf), ("top", -math.inf),
                                           ("own", math.inf), ("own", -math.inf)])
-def test_nan_or_infinite_logprobs_never_end_the_attack_in_an_internal_error(folder, capsys, where, value):
+def test_nan_or_infinite_logprobs_never_end_the_attack_in_an_internal_error(
+        folder: Path, capsys: Capture, where: str, value: float) -> None:
     """A NaN top log-probability made the proxy NaN, stored as null, and printing the report
     failed; any infinite one was cached as null and failed to read back ('internal error:
     ValidationError')."""
@@ -211,16 +218,18 @@ def test_nan_or_infinite_logprobs_never_end_the_attack_in_an_internal_error(fold
     assert all(s["proxy"] is not None for s in data["method_report"]["steps"])  # the odd alternatives left out
 
 
-def test_a_stored_report_with_an_unread_proxy_still_summarizes():
+def test_a_stored_report_with_an_unread_proxy_still_summarizes() -> None:
     """A run stored before the fix above holds a null proxy: its one line still prints."""
-    from poise.attacks import METHODS
+    from poise.attacks import METHODS, LogprobSearch
 
-    line = METHODS["logprob"].summarize({"best_proxy": None, "checked": [{"proxy": None, "mean_score": 0.0}]})
+    assert METHODS["logprob"] is LogprobSearch
+
+    line = LogprobSearch.summarize({"best_proxy": None, "checked": [{"proxy": None, "mean_score": 0.0}]})
     assert "- -> 0.0" in line
 
 
 # -- 4. a transfer source that cannot be carried over is refused before its run opens -------------------------
-def test_a_source_whose_catalog_lost_the_product_leaves_no_transfer_run(folder, capsys):
+def test_a_source_whose_catalog_lost_the_product_leaves_no_transfer_run(folder: Path, capsys: Capture) -> None:
     """The check ran inside the transfer run: a 'failed' transfer run was left behind (and the
     next try said the last run 'stopped with other inputs')."""
     store = folder / "store"
@@ -243,7 +252,8 @@ def test_a_source_whose_catalog_lost_the_product_leaves_no_transfer_run(folder, 
     ('{"schema_version": 1, "category": "blender", "product": null, "injection": "x", "score_before": 1, '
      '"score_after": 2}', "names no product"),
 ])
-def test_a_damaged_attack_json_names_the_run_and_leaves_no_transfer_run(folder, capsys, damage, fragment):
+def test_a_damaged_attack_json_names_the_run_and_leaves_no_transfer_run(
+        folder: Path, capsys: Capture, damage: str, fragment: str) -> None:
     store = folder / "store"
     with WireFake([], responder=rank_all) as fake:
         rid = finished_attack(folder, capsys, fake.url)
@@ -256,10 +266,10 @@ def test_a_damaged_attack_json_names_the_run_and_leaves_no_transfer_run(folder, 
     assert runs_in(store) == ["attack"]
 
 
-def test_a_key_echoed_as_a_log_probability_token_is_stored_nowhere(folder, capsys):
+def test_a_key_echoed_as_a_log_probability_token_is_stored_nowhere(folder: Path, capsys: Capture) -> None:
     """The answer's text was redacted, its log-probability tokens were not: the request cache
     kept the key."""
-    def echo_key(body: dict, headers: dict) -> tuple[int, bytes, float, dict]:
+    def echo_key(body: dict[str, Any], headers: dict[str, str]) -> Answer:
         key = headers.get("authorization", "").removeprefix("Bearer ")
         text = rank_all(body)
         tokens = token_logprobs(text)
@@ -278,7 +288,9 @@ def test_a_key_echoed_as_a_log_probability_token_is_stored_nowhere(folder, capsy
 
 # -- 5. a product named as the catalog shows it -----------------------------------------------------------------
 @pytest.mark.parametrize("catalog_form, typed_form", [("NFC", "NFD"), ("NFD", "NFC")])
-def test_a_product_typed_in_another_unicode_form_is_found(folder, capsys, catalog_form, typed_form):
+def test_a_product_typed_in_another_unicode_form_is_found(
+        folder: Path, capsys: Capture, catalog_form: Literal["NFC", "NFD"],
+        typed_form: Literal["NFC", "NFD"]) -> None:
     """'Café Élite' typed with combining accents (as macOS input and some copies give it) was
     'no single product 'Café Élite' ...; choose one of: ..., Café Élite': the same name on screen."""
     name = ("Café", "Élite")
@@ -295,7 +307,7 @@ def test_a_product_typed_in_another_unicode_form_is_found(folder, capsys, catalo
     assert json.loads(out)["product"]["index"] == 3
 
 
-def test_a_missing_attacker_model_file_does_not_blame_the_model_flag(folder, capsys):
+def test_a_missing_attacker_model_file_does_not_blame_the_model_flag(folder: Path, capsys: Capture) -> None:
     """'check the path in --model llamacpp:PATH' for a file named with --attacker."""
     code, out, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
                            "--base-url", "http://127.0.0.1:9/v1", "--method", "tap",
