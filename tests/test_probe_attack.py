@@ -316,3 +316,16 @@ def test_a_missing_attacker_model_file_does_not_blame_the_model_flag(folder: Pat
     line = error_line(err)
     assert "nowhere.gguf" in line and "--attacker" in line
     assert not (folder / "store").exists()
+
+
+def test_final_orders_never_repeat_an_order_so_no_answer_counts_twice():
+    """With 3 products there are 6 context orders; `--final-orders 10` drew 10 with repeats, and a
+    repeated order is the same prompt and the same (cached) answer counted twice in the interval."""
+    from poise.attacks._evaluate import _orders
+
+    every = _orders(3, "attack/0/final", 10)
+    assert len(every) == 6 and len(set(every)) == 6
+    search = _orders(3, "attack/0/search", 4)
+    fresh = _orders(3, "attack/0/final", 10, avoid=set(search))
+    assert len(set(fresh)) == 6 and set(fresh[:2]).isdisjoint(search)  # the fresh orders first, then the rest
+    assert len(set(_orders(8, "attack/0/final", 10, avoid=set(search)))) == 10  # large categories: as before

@@ -109,16 +109,23 @@ class Budget:
 
 
 def _orders(n: int, stream: str, count: int, avoid: Collection[tuple[int, ...]] = frozenset()) -> list[tuple[int, ...]]:
+    """``count`` distinct context orders drawn from ``stream``, none in ``avoid`` while there are
+    others. Never more than n! of them: a repeated order is the same prompt, an identical answer
+    that would count twice in a figure's interval (a small category has few orders)."""
     rng = random.Random(stream)
     out: list[tuple[int, ...]] = []
-    seen = set(avoid)
+    taken: set[tuple[int, ...]] = set()
+    avoided = set(avoid)
+    total = _factorial(n)
+    count = min(count, total)
     while len(out) < count:
         order = list(range(n))
         rng.shuffle(order)
         key = tuple(order)
-        if key not in seen or len(seen) >= _factorial(n):
-            seen.add(key)
-            out.append(key)
+        if key in taken or (key in avoided and len(avoided | taken) < total):
+            continue
+        taken.add(key)
+        out.append(key)
     return out
 
 
