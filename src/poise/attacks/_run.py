@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import random
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import PoiseError
-from ..catalog import Category
+from ..catalog import Category, name_key
 from ..engine import Recommender
 from ..ranking import RankingReader, scores_from_order
 from ..stats import bootstrap
@@ -123,18 +122,12 @@ class AttackResult:
         })
 
 
-def _name_key(name: str) -> str:
-    """A name as typed and as shown compare equal: one Unicode form (a typed 'é' may be 'e' and a
-    combining accent), case folded, spaces collapsed."""
-    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
-
-
 def find_product(category: Category, name: str) -> int:
-    wanted = _name_key(name)
+    wanted = name_key(name)
     for i, p in enumerate(category.products):
-        if wanted in (_name_key(p.name), _name_key(p.model)):
+        if wanted in (name_key(p.name), name_key(p.model)):
             return i
-    matches = [i for i, p in enumerate(category.products) if wanted in _name_key(p.name)]
+    matches = [i for i, p in enumerate(category.products) if wanted in name_key(p.name)]
     if len(matches) == 1:
         return matches[0]
     names = ", ".join(p.name for p in category.products)

@@ -10,7 +10,7 @@ from ._loaders import (
     load_jsonl,
     sample_catalog,
 )
-from ._schema import Catalog, Category, Document, Product, text_problem
+from ._schema import Catalog, Category, Document, Product, name_key, text_problem
 
 __all__ = [
     "DEFAULT_MAX_DOCUMENT_CHARS",
@@ -26,6 +26,7 @@ __all__ = [
     "load_csv",
     "load_html_folder",
     "load_jsonl",
+    "name_key",
     "sample_catalog",
     "text_problem",
 ]
