@@ -117,13 +117,14 @@ def _orders(n: int, stream: str, count: int, avoid: Collection[tuple[int, ...]] 
     taken: set[tuple[int, ...]] = set()
     avoided = set(avoid)
     total = _factorial(n)
-    count = min(count, total)
-    while len(out) < count:
+    fresh_left = total - len(avoided)  # orders neither avoided nor taken yet
+    while len(out) < min(count, total):
         order = list(range(n))
         rng.shuffle(order)
         key = tuple(order)
-        if key in taken or (key in avoided and len(avoided | taken) < total):
+        if key in taken or (key in avoided and fresh_left > 0):
             continue
+        fresh_left -= key not in avoided
         taken.add(key)
         out.append(key)
     return out
