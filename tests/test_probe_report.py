@@ -103,8 +103,8 @@ def test_figure_labels_lose_control_characters(tmp_path: Path) -> None:
     on stderr for each: the raw escape character on the reader's terminal, a dozen lines of noise."""
     import warnings
 
+    from poise._text import figure_label as plain
     from poise.experiments._natural_plots import _short
-    from poise.report._attack_plots import plain
 
     hostile = "blen\x1b[31mder\x1b\x07\x00\u202e$x$"
     assert plain(hostile) == _short(hostile, 99) == "blender\\$x\\$"
@@ -290,7 +290,7 @@ def test_long_or_multiline_names_keep_the_figures_drawable(tmp_path: Path) -> No
     on stderr and a figure of nothing but the label."""
     import warnings
 
-    from poise.report._attack_plots import plain
+    from poise._text import figure_label as plain
 
     assert plain("a\nb   c" + "x" * 100, 10) == "a b cxxxx…" and plain("$" * 50, 4) == "\\$\\$\\$…"
     with Store(tmp_path) as db:

@@ -47,3 +47,12 @@ def escape_unsafe_json(encoded: str) -> str:
     character written as a ``\\uXXXX`` escape: the same data, nothing raw on a terminal.
     Outside strings JSON has none of these characters, so the replacement is exact."""
     return UNSAFE_CHARS.sub(lambda m: f"\\u{ord(m.group(0)):04x}", encoded)
+
+
+def figure_label(text: object, width: int = 40) -> str:
+    """A label matplotlib draws literally: one line of at most ``width`` characters, without
+    control or bidi characters (it would warn about them on stderr, raw), with '$' escaped so it
+    is never read as math."""
+    line = " ".join(strip_unsafe(str(text)).split())
+    line = line if len(line) <= width else line[: width - 1] + "…"
+    return line.replace("$", r"\$")

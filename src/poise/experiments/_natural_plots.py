@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .._text import strip_unsafe
+from .._text import figure_label
 from ._natural_analysis import FACTORS, POOLED, Analysis
 
 COLORS = {"product": "#4C72B0", "document": "#DD8452", "position": "#55A868"}
@@ -85,11 +85,8 @@ def heatmap_figure(analyses: Mapping[str, Analysis]) -> Figure:
 
 
 def _short(name: str, width: int = 22) -> str:
-    """A label for a figure: shortened, without control or bidi characters, and with '$' escaped so
-    matplotlib never reads it as math."""
-    name = strip_unsafe(name)
-    name = name if len(name) <= width else name[: width - 1] + "…"
-    return name.replace("$", r"\$")
+    """A figure label (``figure_label``), narrower by default."""
+    return figure_label(name, width)
 
 
 def save_natural_plots(analyses: Mapping[str, Analysis], folder: Path) -> list[Path]:

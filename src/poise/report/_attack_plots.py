@@ -18,18 +18,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from .._text import strip_unsafe
+from .._text import figure_label
 
 BEFORE, AFTER = "#8C8C8C", "#C44E52"
 SOURCE, TARGET = ("#B0C4DE", "#4C72B0"), ("#F2B8A2", "#DD8452")
-
-
-def plain(text: str, width: int = 40) -> str:
-    """A label matplotlib draws literally (no $mathtext$, no control or bidi characters, which it
-    would warn about on stderr raw), on one line of at most ``width`` characters."""
-    text = " ".join(strip_unsafe(str(text)).split())
-    text = text if len(text) <= width else text[: width - 1] + "…"
-    return text.replace("$", r"\$")
 
 
 def _num(x: Any) -> float | None:
@@ -57,7 +49,7 @@ def attack_rank_figure(attacks: Sequence[Mapping[str, Any]]) -> Figure | None:
     x = np.arange(len(cats))
     ax.bar(x - 0.2, before_means, 0.4, label="before", color=BEFORE)
     ax.bar(x + 0.2, after_means, 0.4, label="after the injection", color=AFTER)
-    ax.set_xticks(x, [plain(f"{c} (n={len(by_cat[c])})") if len(by_cat[c]) > 1 else plain(c) for c in cats],
+    ax.set_xticks(x, [figure_label(f"{c} (n={len(by_cat[c])})" if len(by_cat[c]) > 1 else c) for c in cats],
                   rotation=30 if len(cats) > 3 else 0, ha="right" if len(cats) > 3 else "center")
     ax.set_ylabel("average rank of the promoted product\n(1 = recommended first; lower is better)")
     ax.set_ylim(0, 1.25 * max([*before_means, *after_means, 1.0]))
@@ -89,7 +81,7 @@ def attack_queries_figure(attacks: Sequence[Mapping[str, Any]]) -> Figure | None
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for k, (a, q, best) in enumerate(traces):
         color = plt.cm.tab10(k % 10)
-        label = plain(f"{a['category']}: {a.get('product_name', '')}")
+        label = figure_label(f"{a['category']}: {a.get('product_name', '')}")
         left.step(q, best, where="post", color=color, lw=1.6, label=label)
         before = _num(a.get("score_before"))
         if before is not None:
@@ -133,11 +125,11 @@ def transfer_figure(transfer: Mapping[str, Any]) -> Figure | None:
             highs = [max(0.0, _num_or(c[1], v) - v) for v, c in zip(values, cis, strict=True)]
             err = [lows, highs]
         ax.bar(x + (k - 1.5) * width, values, width, yerr=err, capsize=3, label=label, color=color)
-    ax.set_xticks(x, [plain(f"{i['category']}: {i['product']}", 34) for i in items],
+    ax.set_xticks(x, [figure_label(f"{i['category']}: {i['product']}", 34) for i in items],
                   rotation=30 if len(items) > 2 else 0, ha="right" if len(items) > 2 else "center")
     ax.set_ylabel("mean score of the promoted product")
     ax.set_ylim(0, 1.3 * max([ax.get_ylim()[1], 1.0]))
-    ax.set_title(plain(f"Transfer to {transfer.get('model', 'the target')}", 80))
+    ax.set_title(figure_label(f"Transfer to {transfer.get('model', 'the target')}", 80))
     ax.legend(frameon=False, fontsize=8, ncol=4, loc="upper center")
     fig.tight_layout()
     return fig

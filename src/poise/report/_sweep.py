@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__
+from .._text import figure_label
 from ..store import ResultError, Store, StoredAttack
-from ._attack_plots import AFTER, BEFORE, plain
+from ._attack_plots import AFTER, BEFORE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure as MplFigure
@@ -120,9 +121,9 @@ def sweep_figure(rows: Sequence[dict[str, Any]]) -> MplFigure | None:
         after = [_mean([r["after"] for r in rows if r["category"] == c and (r["method"], r["defenses"])
                         == (method, defenses)]) for c in cats]
         label = method + (f" / {defenses}" if several else "")
-        ax.bar(x - 0.4 + width / 2 + k * width, after, width, label=plain(f"after: {label}", 50),
+        ax.bar(x - 0.4 + width / 2 + k * width, after, width, label=figure_label(f"after: {label}", 50),
                color=AFTER if len(series) == 1 else plt.cm.Reds(0.35 + 0.6 * k / len(series)))
-    ax.set_xticks(x, [plain(c) for c in cats], rotation=30 if len(cats) > 3 else 0,
+    ax.set_xticks(x, [figure_label(c) for c in cats], rotation=30 if len(cats) > 3 else 0,
                   ha="right" if len(cats) > 3 else "center")
     ax.set_ylabel("mean score of the promoted product\n(n = recommended first; higher: promoted)")
     ax.set_title("Ranking manipulation across the sweep: before and after, per category")
