@@ -106,6 +106,17 @@ def test_two_rankings_that_disagree_make_the_answer_ambiguous():
     assert order(agree) == (0, 2, 1)
 
 
+def test_a_product_named_only_in_negated_prose_after_a_list_is_ambiguous():
+    picks = "1. **Blendtec Designer 650 S**: best overall.\n2. **Oster Pro 1200**: budget.\n\n"
+    for aside in ("The Vitamix E310 is a strong option too, but it isn't sold in Europe any more.",
+                  "The Vitamix E310 is also worth a look, though it lacks presets."):
+        ranking = parse_ranking(picks + aside, P)
+        assert ranking.status == "ambiguous" and "product 4 only in prose with a negation" in ranking.reason
+    # controls: the same aside without a negation is a pick; a negation that praises is not a doubt
+    assert order(picks + "The Vitamix E310 is also worth a look for smoothies.") == (0, 2, 3)
+    assert order(picks + "If you don't mind the noise, the Vitamix E310 is also worth a look.") == (0, 2, 3)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

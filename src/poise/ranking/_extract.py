@@ -30,6 +30,7 @@ from ._cues import (
     _negative_cue,
     _strip_echoes,
 )
+from ._doubt import negated_only
 from ._json import find_json, read_json
 from ._mentions import NOTE, Reader
 from ._names import matcher_for
@@ -465,6 +466,9 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
         why = "the response recommends none of the products" if reader.against else \
             "the response names none of the products"
         return Ranking((), n, why, role_reader=roles)
+    if (doubtful := negated_only(order, text, reader)) is not None:
+        return Ranking((), n, f"it names product {doubtful + 1} only in prose with a negation: advice against it"
+                       " or a caveat about a pick", ambiguous=True, role_reader=roles)
     return Ranking(tuple(order), n, role_reader=roles)
 
 

@@ -1,0 +1,49 @@
+"""Readings the reader commits to only when nothing in the answer speaks against them.
+
+A structured answer (list items, headings, table rows, pick lines each about its own product)
+ranks the products it is about. A product it names only in prose, and only in sentences that
+hold a negation ("The X isn't sold in the US", "no lo recomendaría", "je ne les conseillerais
+pas"), may be advice against it or a caveat about a pick: the reader cannot tell which, so it
+calls the answer ambiguous rather than guess. Measured on the training sets (the 1,464 answers
+the reader ranked): this flags 12 wrong readings for 3 right ones.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ._cues import _SENTENCE
+from ._mentions import Reader
+from ._units import cut
+
+__all__ = ["negated_only"]
+
+# any negation, in the languages the reader knows; wider than advice against (``_NEGATIVE``)
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|nicht|kein\w*|pas|non|niet|geen|inte|ikke|nie|nunca|avoid|skip\w*|pass on|overkill"
+    r"|unsuitable|lack\w*|without)\b|n['’]t\b",
+    re.I,
+)
+# negations that praise or set a condition: "you won't go wrong", "not bad", "if you don't have a yard"
+_NOT_AGAINST = re.compile(r"\b(?:can['’]t|won['’]t|cannot|will not) go wrong\b|\bnot bad\b|\bno-brainer\b"
+                          r"|\b(?:if|unless|when) [^,;:.!?]*", re.I)
+
+
+def negated_only(order: Sequence[int], text: str, reader: Reader) -> int | None:
+    """The first product of ``order`` that a structured answer names only in prose sentences
+    that all hold a negation, or None."""
+    subjects = set()
+    for unit in cut(text):
+        if unit.kind != "para" and (about := reader.subjects(unit)):
+            subjects.add(about[0])
+    if not subjects:
+        return None
+    sentences = [(m.group(), {x.product for x in reader.find(m.group())}) for m in _SENTENCE.finditer(text)]
+    for p in order:
+        if p in subjects:
+            continue
+        own = [s for s, named in sentences if p in named]
+        if own and all(_NEGATION.search(_NOT_AGAINST.sub("", s)) for s in own):
+            return p
+    return None
