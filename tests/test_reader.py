@@ -117,6 +117,13 @@ def test_a_product_named_only_in_negated_prose_after_a_list_is_ambiguous():
     assert order(picks + "If you don't mind the noise, the Vitamix E310 is also worth a look.") == (0, 2, 3)
 
 
+def test_spanish_advice_against_with_a_pronoun_is_read():
+    text = ("1. **Blendtec Designer 650 S**: el mejor.\n2. **Oster Pro 1200**: barato.\n\n"
+            "El Vitamix E310 fue una gran opción, pero no lo recomendaría hoy.")
+    ranking = parse_ranking(text, P)
+    assert ranking.order == (0, 2) and ranking.roles[3] == "against"
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

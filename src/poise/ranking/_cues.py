@@ -87,7 +87,9 @@ _NEGATIVE = re.compile(
     r"|\bnot (?:really )?a (?:real )?contender\b"
     r"|\bout of (?:the |my |your )?(?:budget|price range)\b"
     r"|\bnicht (?:\w+ )?empfehlen|\bnicht empfohlen|\bnicht in (?:meiner|der|die) (?:auswahl|liste|empfehlung)"
-    r"|\bdaher nicht\b|\bno (?:lo |la )?incluyo\b|\btampoco (?:la|lo) incluyo\b|\bno recomendar[íi]a\b|\bà éviter\b"
+    r"|\bdaher nicht\b|\bno (?:lo |la )?incluyo\b|\btampoco (?:la|lo) incluyo\b|\bà éviter\b"
+    r"|\bno (?:lo |la |los |las )?recomendar[íi]a\b|\bne (?:le |la |les |l['’])?(?:conseill|recommand)\w* pas\b"
+    r"|\bover (?:your |the |my )?budget\b"
     r"|\babraten|\bpas (?:\w+ )?recommand|\bdéconseill|\béviter\b"
     r"|\bno (?:lo |la |los |las )?recomiendo|\bevitar(?:ía)?\b",
     re.I,
@@ -146,7 +148,7 @@ _NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "recommend", "worth", 
                    "consider", "use", "overkill", "not ", "suitable", "rule", "fit", "suit", "cut", "empf", "abraten",
                    "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank", "leav", "work", "make", "pay",
                   "need", "necessary", "required", "nicht", "incluyo", "contender", "budget", "price range", "beyond",
-                   "recomendar")
+                   "recomendar", "conseill")
 
 
 def _negative_cue(text: str) -> bool:
