@@ -124,6 +124,15 @@ def test_spanish_advice_against_with_a_pronoun_is_read():
     assert ranking.order == (0, 2) and ranking.roles[3] == "against"
 
 
+def test_a_negative_word_inside_a_condition_after_the_product_is_not_advice_against_it():
+    text = ("The **Oster Pro 1200** is widely considered the best blender for most kitchens. "
+            "The cordless **Ninja Foodi** is a good choice if you want to avoid tangled cables.")
+    assert order(text) == (2, 1)
+    # control: "so it's out of budget" is not a condition
+    assert order("The **Oster Pro 1200** is the best blender for most kitchens. The **Vitamix E310** is good, "
+                 "but it's over $400, so it's out of budget.") == (2,)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

@@ -28,6 +28,7 @@ from ._units import Unit
 
 __all__ = ["NOTE", "Reader"]
 
+_IF_BEFORE = re.compile(r"\b(?:if|unless|wenn|falls|si)\b(?:\s+[\w'’]+){0,5}\s*$", re.I)
 _CONDITION_BEFORE = re.compile(r"\b(?:if|unless|when|to|so|wenn|si)\b(?:\s+[\w'’]+){0,4}\s*$", re.I)
 # a sentence that notes a caveat about a product rather than recommending it
 NOTE = re.compile(r"\W*(?:(?:please |just )?note(?: that|\W*:)|sources? (?:note|say|mention|point out)|keep in mind"
@@ -125,7 +126,10 @@ class Reader:
             cue = c
         if cue is not None and not _CONTRAST.search(sentence[cue.end():begin]):
             return True
-        # "The Quip looks nice, but I wouldn't recommend it": the only product of the sentence
+        # "The Quip looks nice, but I wouldn't recommend it": the only product of the sentence, unless
+        # every cue sits in a condition after it ("a good choice if you want to avoid tangled cables")
+        if all(c.start() >= end and _IF_BEFORE.search(sentence[: c.start()]) for c in _NEGATIVE.finditer(sentence)):
+            return False
         return len({x.product for x in self.find(sentence)}) == 1
 
     def _taken_back_next(self, text: str, end: int, m: Mention) -> bool:
