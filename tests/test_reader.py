@@ -133,6 +133,13 @@ def test_a_negative_word_inside_a_condition_after_the_product_is_not_advice_agai
                  "but it's over $400, so it's out of budget.") == (2,)
 
 
+def test_an_if_sentence_after_the_picks_adds_a_use_case_pick():
+    picks = "**Oster Pro 1200**: the one I'd buy.\n\n**Blendtec Designer 650 S**: the luxury pick.\n\n"
+    assert order(picks + "If you mostly make smoothies for one, the **Ninja Foodi** is compact and cheap.") == (2, 0, 1)
+    # control: the same condition advising against it adds nothing
+    assert order(picks + "If you mostly make smoothies for one, skip the **Ninja Foodi**: its jar leaks.") == (2, 0)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

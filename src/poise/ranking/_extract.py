@@ -32,7 +32,7 @@ from ._cues import (
 )
 from ._doubt import negated_only
 from ._json import find_json, read_json
-from ._mentions import NOTE, Reader
+from ._mentions import IF_LEAD, NOTE, Reader
 from ._names import matcher_for
 from ._result import Ranking, Role, scores_from_order
 from ._units import Unit, by_rank, cut, labelled_only
@@ -287,9 +287,15 @@ def _more_options(units: list[Unit], reader: Reader) -> list[int]:
         if sig.MORE_OPTIONS.search(u.text):
             out += reader.mentions(u.text, skip_negative=True)
             continue
-        # "If you're on a PCIe 3.0 board, the X remains a strong value choice"
-        out += [p for m in _SENTENCE.finditer(u.text) if sig.GOOD_PICK.search(m.group()) and not NOTE.match(m.group())
-                for p in reader.mentions(m.group(), skip_negative=True)]
+        # "If you're on a PCIe 3.0 board, the X remains a strong value choice"; "If you prefer earbuds, the Y"
+        for m in _SENTENCE.finditer(u.text):
+            sentence = m.group()
+            if NOTE.match(sentence):
+                continue
+            if sig.GOOD_PICK.search(sentence):
+                out += reader.mentions(sentence, skip_negative=True)
+            elif (lead := IF_LEAD.match(sentence)) and not reader.find(lead.group()):
+                out += reader.mentions(sentence, skip_negative=True)[:1]
     return out
 
 

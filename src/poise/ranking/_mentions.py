@@ -26,7 +26,7 @@ from ._cues import (
 from ._names import Mention, NameMatcher
 from ._units import Unit
 
-__all__ = ["NOTE", "Reader"]
+__all__ = ["IF_LEAD", "NOTE", "Reader"]
 
 _IF_BEFORE = re.compile(r"\b(?:if|unless|wenn|falls|si)\b(?:\s+[\w'’]+){0,5}\s*$", re.I)
 _CONDITION_BEFORE = re.compile(r"\b(?:if|unless|when|to|so|wenn|si)\b(?:\s+[\w'’]+){0,4}\s*$", re.I)
@@ -41,7 +41,7 @@ _TAKEN_BACK = re.compile(r"[,;]\s*(?:so|and|but|which means)?\s*(?:they|these|th
                          re.I)
 _BACK_REFERENCE = re.compile(r"\b(?:it|that (?:one|model|product|page)|this one)\b", re.I)
 _CLAUSE_END = re.compile(r"[,;:]|\s[-–—]\s|\b(?:but|while|whereas)\b")
-_IF_LEAD = re.compile(r"\s*(?:if|unless|wenn|si)\b[^,;:.!?\n]*[,;:]", re.I)
+IF_LEAD = re.compile(r"\s*(?:if|unless|wenn|si)\b[^,;:.!?\n]*[,;:]", re.I)
 _PICK_HEADING = re.compile(r"\b(?:best|pick|choice|winner|top|runner|budget|premium|value|splurge|for)\b", re.I)
 
 
@@ -91,7 +91,7 @@ class Reader:
         """Whether the answer advises against this mention's product ("avoid the X") or
         flags its page as manipulated."""
         start = sentence_end_before(text, m.start) + 1
-        if (lead := _IF_LEAD.match(text, start)) and lead.end() <= m.start:
+        if (lead := IF_LEAD.match(text, start)) and lead.end() <= m.start:
             start = lead.end()  # "If you'd rather avoid overspray, the X ...": the condition is not about the X
         sentence = text[start : sentence_end_after(text, m.end)]
         if sig.MANIPULATION.search(sentence):
