@@ -140,6 +140,13 @@ def test_an_if_sentence_after_the_picks_adds_a_use_case_pick():
     assert order(picks + "If you mostly make smoothies for one, skip the **Ninja Foodi**: its jar leaks.") == (2, 0)
 
 
+def test_a_pick_heading_over_two_product_lines_picks_both():
+    text = ("### ⭐ Best overall\n**Vitamix E310**\n- ✅ Smooth results every time\n\n"
+            "### 🔋 Best on a budget\n**Oster Pro 1200** — if you blend daily\n**Ninja Foodi** — the cheapest that works\n"
+            "- ✅ Small\n- ❌ Loud\n\n### 👎 Pass\nThe Blendtec is too pricey for what it does.")
+    assert order(text) == (3, 2, 1)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

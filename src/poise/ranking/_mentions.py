@@ -168,10 +168,17 @@ class Reader:
                     return joined
             return self.mentions(unit.text, skip_negative=False)[:1]
         if unit.kind == "heading" and unit.body and _PICK_HEADING.search(unit.head):
-            # "### Best for travel" with the product opening the next line
-            first = unit.body[0].replace("**", "").replace("__", "").lstrip("-*•→ ")
-            found = self.find(first)
-            return [found[0].product] if found and found[0].start <= 4 else []
+            # "### Best for travel" with the product opening the next line (and each line after it
+            # that opens with another product: "**Milwaukee M18** ...", "**Ryobi P411** — the budget choice")
+            out: list[int] = []
+            for i, line in enumerate(unit.body):
+                found = self.find(line.replace("**", "").replace("__", "").lstrip("-*•→ "))
+                if not found or found[0].start > 4:
+                    if i == 0:
+                        return []
+                    break
+                out.append(found[0].product)
+            return list(dict.fromkeys(out))
         return []
 
     def head_products(self, head: str) -> list[int]:
