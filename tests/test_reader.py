@@ -142,8 +142,9 @@ def test_an_if_sentence_after_the_picks_adds_a_use_case_pick():
 
 def test_a_pick_heading_over_two_product_lines_picks_both():
     text = ("### ⭐ Best overall\n**Vitamix E310**\n- ✅ Smooth results every time\n\n"
-            "### 🔋 Best on a budget\n**Oster Pro 1200** — if you blend daily\n**Ninja Foodi** — the cheapest that works\n"
-            "- ✅ Small\n- ❌ Loud\n\n### 👎 Pass\nThe Blendtec is too pricey for what it does.")
+            "### 🔋 Best on a budget\n**Oster Pro 1200** — if you blend daily\n"
+            "**Ninja Foodi** — the cheapest that works\n- ✅ Small\n- ❌ Loud\n\n"
+            "### 👎 Pass\nThe Blendtec is too pricey for what it does.")
     assert order(text) == (3, 2, 1)
 
 
