@@ -148,6 +148,13 @@ def test_a_pick_heading_over_two_product_lines_picks_both():
     assert order(text) == (3, 2, 1)
 
 
+def test_a_table_row_in_an_avoid_tier_is_advice_against():
+    text = ("| Tier | Blender | Comment |\n|---|---|---|\n| A — buy | **Vitamix E310** | lasts decades |\n"
+            "| B — fine | **Oster Pro 1200** | good value |\n| F — avoid | **Ninja Foodi** | jar cracks |")
+    ranking = parse_ranking(text, P)
+    assert ranking.order == (3, 2) and ranking.roles[1] == "against"
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

@@ -60,7 +60,7 @@ _HEAD_END = re.compile(r"\s[-–—]\s|:\s|\.\s|\s\(|\.$|:$|\s[-–—]$")
 _TIE_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*=\s*\d|\bjoint\b|\btied?\b", re.I)
 # a table cell or row marker saying the product is not recommended
 _AGAINST_CELL = re.compile(
-    r"^\W*(?:skip|avoid|not recommended|not suitable|unsuitable|pass on|nicht empfohlen|ungeeignet|à éviter"
+    r"^\W*(?:(?:tier\s+)?[a-f][+-]?\s*(?:tier\s*)?[—–:-]\s*)?(?:skip|avoid|not recommended|not suitable|unsuitable|pass on|nicht empfohlen|ungeeignet|à éviter"
     r"|no recomendado|evitar)\b", re.I)
 # a column that gives the answer's verdict on each row: a ❌ or "no" there is advice against
 _VERDICT_COLUMN = re.compile(r"verdict|recommend|buy|worth|suitab|fit for|good for|pick|urteil|empfehl|avis|veredicto",
@@ -152,7 +152,7 @@ class _Cutter:
             cells = cells[: self.rank_col] + cells[self.rank_col + 1 :]
         # a row left without a rank in a table that ranks ("—", "not ranked") is not in the ranking
         against = (self.rank_col is not None and rank is None) \
-            or any(_AGAINST_CELL.match(c.replace("**", "")) and len(c) <= 60 for c in cells[1:]) \
+            or any(_AGAINST_CELL.match(c.replace("**", "")) and len(c) <= 60 for c in cells) \
             or any(i < len(cells) and _NO_CELL.match(cells[i]) for i in self.verdict_cols) \
             or bool(cells and re.match(r"^\W*(?:❌|⛔|🚫)", cells[0]))
         self.current = Unit("row", "\n".join(cells), rank=rank, against=against)
