@@ -155,6 +155,22 @@ def test_a_table_row_in_an_avoid_tier_is_advice_against():
     assert ranking.order == (3, 2) and ranking.roles[1] == "against"
 
 
+@pytest.mark.parametrize("aside", [
+    "I'd be more cautious about the Ninja Foodi. Its jar is impressive, but owner reports are mixed.",
+    "Il Ninja Foodi è potente ma non è consigliato per i frullati.",
+    "I'd drop the Ninja Foodi because its jar leaks.",
+])
+def test_more_ways_of_advising_against_a_product(aside):
+    picks = "**Vitamix E310** has the best track record.\n\n**Oster Pro 1200** is a decent second option.\n\n"
+    assert order(picks + aside) == (3, 2)
+
+
+def test_a_learn_more_list_of_sources_recommends_nothing():
+    picks = "- **Vitamix E310**: the best [1].\n- **Oster Pro 1200**: good value [2].\n\n"
+    sources = "Learn more:\n1. vitamix.com — E310\n2. oster.com — Pro 1200\n3. ninjakitchen.com — Foodi Power Blender"
+    assert order(picks + sources) == (3, 2)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")
