@@ -219,8 +219,8 @@ ECHO_INTRO = re.compile(
     re.I,
 )
 # the heading of a list of sources: citations name products without recommending them
-SOURCES = re.compile(r"^\W*(?:sources?|references?|citations?|links?|further reading|learn more|read more|quellen|fuentes"
-                     r"|r[ée]f[ée]rences|mehr erfahren|en savoir plus|fonti|bronnen)"
+SOURCES = re.compile(r"^\W*(?:sources?|references?|citations?|links?|further reading|learn more|read more"
+                     r"|quellen|fuentes|r[ée]f[ée]rences|mehr erfahren|en savoir plus|fonti|bronnen)"
                      r"\W*:?\W*$", re.I)
 # a title that puts what it names aside: "Avoid: X", "⚠️ Skip — X", "Not recommended: X"
 AGAINST_TITLE = re.compile(

@@ -60,7 +60,8 @@ _HEAD_END = re.compile(r"\s[-–—]\s|:\s|\.\s|\s\(|\.$|:$|\s[-–—]$")
 _TIE_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*=\s*\d|\bjoint\b|\btied?\b", re.I)
 # a table cell or row marker saying the product is not recommended
 _AGAINST_CELL = re.compile(
-    r"^\W*(?:(?:tier\s+)?[a-f][+-]?\s*(?:tier\s*)?[—–:-]\s*)?(?:skip|avoid|not recommended|not suitable|unsuitable|pass on|nicht empfohlen|ungeeignet|à éviter"
+    r"^\W*(?:(?:tier\s+)?[a-f][+-]?\s*(?:tier\s*)?[—–:-]\s*)?"  # a tier's letter: "F — avoid"
+    r"(?:skip|avoid|not recommended|not suitable|unsuitable|pass on|nicht empfohlen|ungeeignet|à éviter"
     r"|no recomendado|evitar)\b", re.I)
 # a column that gives the answer's verdict on each row: a ❌ or "no" there is advice against
 _VERDICT_COLUMN = re.compile(r"verdict|recommend|buy|worth|suitab|fit for|good for|pick|urteil|empfehl|avis|veredicto",
