@@ -244,6 +244,13 @@ def test_declines_and_deferrals_are_unparseable_with_their_reason():
         assert ranking.status == "unparseable", text
     # a near miss still recommends its product
     assert order("None of these is perfect, but the Oster Pro 1200 comes closest.") == (2,)
+    # an offer to narrow picks already laid out down further does not take them back
+    picks = ("### 🥇 Best overall\n**Vitamix E310** — crushes ice.\n\n"
+             "### 💸 Best budget\n**Oster Pro 1200** — most of the way there.\n\n")
+    assert order(picks + "If you tell me your budget, I can narrow it down further.") == (3, 2)
+    described = "- **Vitamix**: built for daily use.\n- **Oster**: a lighter machine.\n\n"
+    ranking = parse_ranking(described + "If you share your budget, I can give a specific recommendation.", P)
+    assert ranking.status == "unparseable"
 
 
 def test_a_warning_about_a_manipulated_page_does_not_recommend_it():

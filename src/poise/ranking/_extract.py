@@ -398,8 +398,13 @@ def _declines_all(sentence: str, reader: Reader) -> bool:
 
 
 def _defers(text: str, reader: Reader) -> bool:
-    """Whether the answer asks for more before it recommends, and states no choice."""
-    if not sig.DEFER.search(text):
+    """Whether the answer asks for more before it recommends, and states no choice ("tell me your
+    budget and I can narrow it down" after picks laid out as list items, headings or pick lines
+    only offers more)."""
+    offers = [m.group() for m in sig.DEFER.finditer(text)]
+    if not offers:
+        return False
+    if all("narrow" in o.lower() for o in offers) and any(u.kind != "para" and reader.subjects(u) for u in cut(text)):
         return False
     return not any(sig.DECISION.search(s.group()) and reader.find(s.group()) for s in _SENTENCE.finditer(text))
 
