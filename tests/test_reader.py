@@ -171,6 +171,14 @@ def test_a_learn_more_list_of_sources_recommends_nothing():
     assert order(picks + sources) == (3, 2)
 
 
+def test_a_pick_line_between_paragraphs_about_one_product_each_keeps_its_place():
+    text = ("For smoothies and soups, you want power. Here's how I'd think about it:\n\n"
+            "**My top recommendation: Vitamix E310.** It crushes ice and lasts for decades.\n\n"
+            "**Runner-up: Oster Pro 1200.** Less power, so frozen fruit takes longer, but it costs a third.\n\n"
+            "**For small kitchens: Ninja Foodi.** Compact, though loud.")
+    assert order(text) == (3, 2, 1)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

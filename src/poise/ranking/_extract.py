@@ -202,8 +202,9 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
         closing = list(dict.fromkeys(reader.mentions(paras[-1].text, skip_negative=True)))
         if len(closing) >= 2:
             return closing
-    # one paragraph per product: a paragraph whose first sentence names one product
-    paragraphs = [ps for u in units if u.kind == "para" and len(ps := reader.first_sentence_products(u)) == 1]
+    # one paragraph per product: a paragraph whose first sentence names one product (or a pick line)
+    paragraphs = [ps for u in units if len(ps := reader.subjects(u) if u.kind == "pick" else
+                                           reader.first_sentence_products(u) if u.kind == "para" else []) == 1]
     if len(paragraphs) >= 2 and len({ps[0] for ps in paragraphs}) >= 2:
         return list(dict.fromkeys(ps[0] for ps in paragraphs))
     text = "\n".join(u.text for u in units)
