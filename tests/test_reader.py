@@ -179,6 +179,15 @@ def test_a_pick_line_between_paragraphs_about_one_product_each_keeps_its_place()
     assert order(text) == (3, 2, 1)
 
 
+def test_products_set_aside_before_a_but_that_chooses_others_are_not_the_choice():
+    five = [*P, ("Cuisinart", "Hurricane Pro")]
+    text = ("For a first blender, power matters most.\n\nI'd suggest either the **Vitamix E310** or the "
+            "**Oster Pro 1200**. Both are excellent; I lean slightly toward the Vitamix.\n\nIf you make nut butters "
+            "every week, the **Blendtec 650** makes more sense.\n\n"
+            "The Ninja and Cuisinart models are fine machines, but I'd start with one of the above.")
+    assert parse_ranking(text, five).order == (3, 2, 0)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

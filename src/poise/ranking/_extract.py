@@ -199,7 +199,7 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
     # prose that closes on its choice ("I'd go with the X, then the Y; the Z if ..."): that is the ranking
     paras = [u for u in units if u.kind == "para" and reader.find(u.text)]
     if paras and (sig.DECISION.search(paras[-1].text) or sig.ORDINAL.search(paras[-1].text)):
-        closing = list(dict.fromkeys(reader.mentions(paras[-1].text, skip_negative=True)))
+        closing = _closing(paras[-1].text, reader)
         if len(closing) >= 2:
             return closing
     # one paragraph per product: a paragraph whose first sentence names one product (or a pick line)
@@ -218,6 +218,26 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
     return list(dict.fromkeys(reader.mentions(kept, skip_negative=True)))
 
 
+_BUT = re.compile(r"\bbut\b|\bhowever\b|\bthough\b", re.I)
+
+
+def _set_aside(sentence: str, reader: Reader) -> bool:
+    """Whether a sentence names its products only to set them aside for a choice made after a
+    "but" ("The X and the Y are fine tools, but I'd start with one of the above")."""
+    parts = _BUT.split(sentence)
+    return len(parts) >= 2 and not any(sig.DECISION.search(p) or sig.ORDINAL.search(p) for p in parts[:-1]) \
+        and bool(sig.DECISION.search(parts[-1])) and not reader.find(parts[-1])
+
+
+def _closing(text: str, reader: Reader) -> list[int]:
+    """The products a closing paragraph chooses, leaving out those it sets aside."""
+    out: list[int] = []
+    for m in _SENTENCE.finditer(text):
+        if not _set_aside(m.group(), reader):
+            out += reader.mentions(m.group(), skip_negative=True)
+    return list(dict.fromkeys(out))
+
+
 def _chosen(units: list[Unit], reader: Reader) -> list[int] | None:
     """The products of the sentences that recommend and of pick lines, in written order; None
     when no sentence states a choice and no line labels a pick."""
@@ -232,7 +252,8 @@ def _chosen(units: list[Unit], reader: Reader) -> list[int] | None:
             s = m.group()
             decision = bool(sig.DECISION.search(s))
             decided = decided or decision
-            if decision or sig.ORDINAL.search(s) or sig.ALSO.search(s) or sig.TIE.search(s) or sig.GOOD_PICK.search(s):
+            picks = decision or any(r.search(s) for r in (sig.ORDINAL, sig.ALSO, sig.TIE, sig.GOOD_PICK))
+            if picks and not _set_aside(s, reader):
                 chosen += reader.mentions(s, skip_negative=True)
     return list(dict.fromkeys(chosen)) if decided else None
 
