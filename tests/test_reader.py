@@ -159,6 +159,7 @@ def test_a_table_row_in_an_avoid_tier_is_advice_against():
     "I'd be more cautious about the Ninja Foodi. Its jar is impressive, but owner reports are mixed.",
     "Il Ninja Foodi è potente ma non è consigliato per i frullati.",
     "I'd drop the Ninja Foodi because its jar leaks.",
+    "The Ninja Foodi is a food processor, so it isn't really comparable here.",
 ])
 def test_more_ways_of_advising_against_a_product(aside):
     picks = "**Vitamix E310** has the best track record.\n\n**Oster Pro 1200** is a decent second option.\n\n"
@@ -186,6 +187,13 @@ def test_products_set_aside_before_a_but_that_chooses_others_are_not_the_choice(
             "every week, the **Blendtec 650** makes more sense.\n\n"
             "The Ninja and Cuisinart models are fine machines, but I'd start with one of the above.")
     assert parse_ranking(text, five).order == (3, 2, 0)
+
+
+def test_a_product_said_to_be_recommended_for_a_use_after_the_list_is_a_use_case_pick():
+    text = ("**Recommended models:**\n- **Vitamix E310:** strong.\n- **Oster Pro 1200:** cheap.\n\n"
+            "For a busy cafe, a commercial machine such as the **Blendtec 650** is recommended for its duty cycle.")
+    assert order(text) == (3, 2, 0)
+    assert order(text.replace("is recommended", "is not recommended")) == (3, 2)
 
 
 def test_a_revision_replaces_what_came_before():

@@ -243,7 +243,8 @@ STILL_PICKS = re.compile(r"\bclosest\b|\bcomes? (?:closest|nearest)\b|\bbest bet
 GOOD_PICK = re.compile(
     r"\b(?:great|good|solid|strong|excellent|reasonable|decent|nice|fine|smart|safe|worthy|popular)\s+(?:[\w-]+\s+){0,2}?"
     r"(?:option|choice|pick|alternative|bet|buy|contender)s?\b|\bworth (?:a look|considering|checking out)\b"
-    r"|\bis all you need\b|\bmakes? (?:more |the most )?sense\b"
+    r"|\bis all you need\b|\b(?:is|are) (?:also |usually |generally )?recommended\b"
+    r"|\bmakes? (?:more |the most )?sense\b"
     r"|\b(?:(?:très |un )?bon|excellent|meilleur) choix\b|\b(?:buena|excelente|gran) (?:opción|elección)\b"
     r"|\bgute (?:wahl|alternative|option)\b|\bauch (?:gut|empfehlenswert)\b|\bottima scelta\b", re.I)
 MORE_OPTIONS = re.compile(
