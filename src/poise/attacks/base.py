@@ -131,7 +131,7 @@ def check_method(name: str, params: dict[str, Any], *, attacker: bool = False) -
     if attacker and not cls.needs_attacker:
         users = " or ".join(m for m, c in METHODS.items() if c.needs_attacker)
         raise AttackParameterError(f"--attacker is used only by methods that ask an attacker model, not by {name!r}",
-                                   f"drop --attacker, or choose --method {users}")
+                                   f"drop --attacker, or choose a method that asks one: {users}")
     return cls
 
 

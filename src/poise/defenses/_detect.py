@@ -83,8 +83,12 @@ class Detection(Defense):
     def open_model(self, spec: str) -> ChatModel:
         """The model a spec names: the engine's own for "engine", else one opened through the
         context (the CLI's), else built here. A spec that names the engine's model opens a
-        second instance, so scoring never changes how the engine's own model is loaded."""
-        spec = spec.strip() or "engine"
+        second instance, so scoring never changes how the engine's own model is loaded. An
+        empty spec (``model=``) is refused, never read as "engine"."""
+        spec = spec.strip()
+        if not spec:
+            raise DefenseError(f"defense {self.name!r}: model= is empty",
+                               "name a model spec (local, llamacpp:PATH, openai:MODEL) or engine")
         if spec == "engine":
             return self.inner.model
         if self.context.open_model is not None:

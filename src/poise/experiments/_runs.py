@@ -317,7 +317,7 @@ def defend_setup(categories: Sequence[Category], *, model: str, open_model: Mode
 
     cats = list(categories)
     params = dict(params or {})
-    needs_attacker = _needs_attacker(method, params)
+    needs_attacker = _needs_attacker(method, params, attacker)
     if product is not None:
         for c in cats:
             find_product(c, product)

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .._errors import PoiseError
 from ..engine import PromptTemplate, Recommender, default_template
 from ..models import ChatModel, RequestCache, RetryPolicy, get_model
 from ..store import Store, content_hash
@@ -37,9 +38,13 @@ def model_opener(base_url: str | None = None, *, max_attempts: int = 5, timeout:
 
 
 def open_reader(spec: str, open_model: ModelOpener) -> RankingReader:
-    """The ranking reader a spec names; a model reader's model is built (and checked) here."""
+    """The ranking reader a spec names; a model reader's model is built (and checked) here.
+    An empty spec is refused (an unset shell variable), never read as the heuristic."""
     from ..ranking import get_reader
 
+    if not spec.strip():
+        raise PoiseError("--reader is empty", "name a reader: heuristic, a model spec, or heuristic+MODEL, "
+                                              "or drop --reader for the heuristic")
     return get_reader(spec, lambda s: open_model(s))
 
 
