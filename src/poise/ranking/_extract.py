@@ -32,8 +32,9 @@ from ._cues import (
 )
 from ._doubt import negated_only
 from ._json import find_json, read_json
-from ._mentions import IF_LEAD, NOTE, Reader
+from ._mentions import NOTE, Reader
 from ._names import matcher_for
+from ._prose import closing_picks, more_options, stated_picks
 from ._result import Ranking, Role, scores_from_order
 from ._units import Unit, by_rank, cut, labelled_only
 
@@ -195,11 +196,11 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
         for ps in listed:
             if len(ps) >= 2:
                 reader.ties.append(ps)
-        return list(dict.fromkeys([p for ps in listed for p in ps] + _more_options(units, reader)))
+        return list(dict.fromkeys([p for ps in listed for p in ps] + more_options(units, reader)))
     # prose that closes on its choice ("I'd go with the X, then the Y; the Z if ..."): that is the ranking
     paras = [u for u in units if u.kind == "para" and reader.find(u.text)]
     if paras and (sig.DECISION.search(paras[-1].text) or sig.ORDINAL.search(paras[-1].text)):
-        closing = _closing(paras[-1].text, reader)
+        closing = closing_picks(paras[-1].text, reader)
         if len(closing) >= 2:
             return closing
     # one paragraph per product: a paragraph whose first sentence names one product (or a pick line)
@@ -211,51 +212,11 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
     if sig.DECISION.search(text) or any(u.kind == "pick" for u in units):
         # prose that states its choice: only the sentences that recommend, not those that describe,
         # and the pick lines ("Runner-up: the X") in their place
-        chosen = _chosen(units, reader)
+        chosen = stated_picks(units, reader)
         if chosen is not None:
             return chosen
     kept = " ".join(m.group() for m in _SENTENCE.finditer(text) if not NOTE.match(m.group()))
     return list(dict.fromkeys(reader.mentions(kept, skip_negative=True)))
-
-
-_BUT = re.compile(r"\bbut\b|\bhowever\b|\bthough\b", re.I)
-
-
-def _set_aside(sentence: str, reader: Reader) -> bool:
-    """Whether a sentence names its products only to set them aside for a choice made after a
-    "but" ("The X and the Y are fine tools, but I'd start with one of the above")."""
-    parts = _BUT.split(sentence)
-    return len(parts) >= 2 and not any(sig.DECISION.search(p) or sig.ORDINAL.search(p) for p in parts[:-1]) \
-        and bool(sig.DECISION.search(parts[-1])) and not reader.find(parts[-1])
-
-
-def _closing(text: str, reader: Reader) -> list[int]:
-    """The products a closing paragraph chooses, leaving out those it sets aside."""
-    out: list[int] = []
-    for m in _SENTENCE.finditer(text):
-        if not _set_aside(m.group(), reader):
-            out += reader.mentions(m.group(), skip_negative=True)
-    return list(dict.fromkeys(out))
-
-
-def _chosen(units: list[Unit], reader: Reader) -> list[int] | None:
-    """The products of the sentences that recommend and of pick lines, in written order; None
-    when no sentence states a choice and no line labels a pick."""
-    chosen: list[int] = []
-    decided = False
-    for u in units:
-        if u.kind == "pick" and (subjects := reader.subjects(u)):
-            chosen += subjects
-            decided = True
-            continue
-        for m in _SENTENCE.finditer(u.text):
-            s = m.group()
-            decision = bool(sig.DECISION.search(s))
-            decided = decided or decision
-            picks = decision or any(r.search(s) for r in (sig.ORDINAL, sig.ALSO, sig.TIE, sig.GOOD_PICK))
-            if picks and not _set_aside(s, reader):
-                chosen += reader.mentions(s, skip_negative=True)
-    return list(dict.fromkeys(chosen)) if decided else None
 
 
 def _tied_first(units: list[Unit], reader: Reader) -> list[list[int]]:
@@ -297,28 +258,6 @@ def _listed(units: list[Unit], reader: Reader) -> list[list[int]]:
         if ps:
             listed.append(ps)
     return listed
-
-
-def _more_options(units: list[Unit], reader: Reader) -> list[int]:
-    """Products a paragraph after the picks adds ("Other options include the Fluke 417D")."""
-    last = max((i for i, u in enumerate(units) if u.kind != "para" and reader.subjects(u)), default=len(units))
-    out = []
-    for u in units[last + 1:]:
-        if u.kind != "para":
-            continue
-        if sig.MORE_OPTIONS.search(u.text):
-            out += reader.mentions(u.text, skip_negative=True)
-            continue
-        # "If you're on a PCIe 3.0 board, the X remains a strong value choice"; "If you prefer earbuds, the Y"
-        for m in _SENTENCE.finditer(u.text):
-            sentence = m.group()
-            if NOTE.match(sentence):
-                continue
-            if sig.GOOD_PICK.search(sentence):
-                out += reader.mentions(sentence, skip_negative=True)
-            elif (lead := IF_LEAD.match(sentence)) and not reader.find(lead.group()):
-                out += reader.mentions(sentence, skip_negative=True)[:1]
-    return out
 
 
 def _break_ties(order: list[int], text: str, reader: Reader) -> list[int]:

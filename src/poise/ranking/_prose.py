@@ -1,0 +1,76 @@
+"""Reading prose: the sentences that state a choice, a closing paragraph's choice, and the
+products a paragraph after the picks adds ("Other options include the X", "If you prefer
+earbuds, the Y")."""
+
+from __future__ import annotations
+
+import re
+
+from . import _signals as sig
+from ._cues import _SENTENCE
+from ._mentions import IF_LEAD, NOTE, Reader
+from ._units import Unit
+
+__all__ = ["closing_picks", "more_options", "stated_picks"]
+
+
+_BUT = re.compile(r"\bbut\b|\bhowever\b|\bthough\b", re.I)
+
+
+def _set_aside(sentence: str, reader: Reader) -> bool:
+    """Whether a sentence names its products only to set them aside for a choice made after a
+    "but" ("The X and the Y are fine tools, but I'd start with one of the above")."""
+    parts = _BUT.split(sentence)
+    return len(parts) >= 2 and not any(sig.DECISION.search(p) or sig.ORDINAL.search(p) for p in parts[:-1]) \
+        and bool(sig.DECISION.search(parts[-1])) and not reader.find(parts[-1])
+
+
+def closing_picks(text: str, reader: Reader) -> list[int]:
+    """The products a closing paragraph chooses, leaving out those it sets aside."""
+    out: list[int] = []
+    for m in _SENTENCE.finditer(text):
+        if not _set_aside(m.group(), reader):
+            out += reader.mentions(m.group(), skip_negative=True)
+    return list(dict.fromkeys(out))
+
+
+def stated_picks(units: list[Unit], reader: Reader) -> list[int] | None:
+    """The products of the sentences that recommend and of pick lines, in written order; None
+    when no sentence states a choice and no line labels a pick."""
+    chosen: list[int] = []
+    decided = False
+    for u in units:
+        if u.kind == "pick" and (subjects := reader.subjects(u)):
+            chosen += subjects
+            decided = True
+            continue
+        for m in _SENTENCE.finditer(u.text):
+            s = m.group()
+            decision = bool(sig.DECISION.search(s))
+            decided = decided or decision
+            picks = decision or any(r.search(s) for r in (sig.ORDINAL, sig.ALSO, sig.TIE, sig.GOOD_PICK))
+            if picks and not _set_aside(s, reader):
+                chosen += reader.mentions(s, skip_negative=True)
+    return list(dict.fromkeys(chosen)) if decided else None
+
+
+def more_options(units: list[Unit], reader: Reader) -> list[int]:
+    """Products a paragraph after the picks adds ("Other options include the Fluke 417D")."""
+    last = max((i for i, u in enumerate(units) if u.kind != "para" and reader.subjects(u)), default=len(units))
+    out = []
+    for u in units[last + 1:]:
+        if u.kind != "para":
+            continue
+        if sig.MORE_OPTIONS.search(u.text):
+            out += reader.mentions(u.text, skip_negative=True)
+            continue
+        # "If you're on a PCIe 3.0 board, the X remains a strong value choice"; "If you prefer earbuds, the Y"
+        for m in _SENTENCE.finditer(u.text):
+            sentence = m.group()
+            if NOTE.match(sentence):
+                continue
+            if sig.GOOD_PICK.search(sentence):
+                out += reader.mentions(sentence, skip_negative=True)
+            elif (lead := IF_LEAD.match(sentence)) and not reader.find(lead.group()):
+                out += reader.mentions(sentence, skip_negative=True)[:1]
+    return out
