@@ -196,6 +196,15 @@ def test_a_product_said_to_be_recommended_for_a_use_after_the_list_is_a_use_case
     assert order(text.replace("is recommended", "is not recommended")) == (3, 2)
 
 
+def test_a_brand_is_named_without_its_company_word():
+    compressors = [("Quincy Compressors", "QGS 5-100 hp Belt Drive Compressors"), ("Sullair", "ShopTek ST4-ST15"),
+                   ("Klein Tools", "Adjustable Length Screwdriver"), ("Klein", "Other Model")]
+    text = "**Recommendation: Quincy QGS.** Built for continuous duty.\n\nAlternative: the **Sullair ShopTek**."
+    assert parse_ranking(text, compressors).order == (0, 1)
+    # a shortened brand two products would share names neither
+    assert parse_ranking("I'd buy the Klein.", compressors).status == "unparseable"
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

@@ -122,11 +122,26 @@ def _distinctive(tokens: tuple[str, ...]) -> bool:
     return any(_is_number(w) for w in tokens) and any(len(w) >= 2 and not _is_number(w) for w in tokens)
 
 
+# words a company adds to its name that answers leave out: "Klein Tools", "FSP Group", "Quincy Compressors"
+_BRAND_SUFFIX = frozenset({"tools", "tool", "hammocks", "hammock", "group", "mountaineering", "cosmetics", "compressors",
+                           "appliances", "labs", "co", "co.", "company", "inc", "outfitters", "sports", "electronics",
+                           "audio", "paris", "heater", "home"})
+
+
+def _brand_core(b: tuple[str, ...]) -> tuple[str, ...]:
+    """The brand without the company words after it, or the brand itself."""
+    core = b
+    while len(core) > 1 and core[-1] in _BRAND_SUFFIX:
+        core = core[:-1]
+    return core if len("".join(core)) >= 3 else b
+
+
 def _product_keys(index: int, brand: str, model: str) -> set[Key]:
     b = _names_tokens(brand)
     m = _names_tokens(model)
     if m[: len(b)] == b and len(m) > len(b):
         m = m[len(b):]
+    core = _brand_core(b)
     runs: set[tuple[str, ...]] = set()
     for i in range(len(m)):
         for j in range(i + 1, len(m) + 1):
@@ -149,8 +164,12 @@ def _product_keys(index: int, brand: str, model: str) -> set[Key]:
             keys.add(Key((joined,), index, kind, needs_capital=False))
 
     add(b, "brand")
+    if core != b:
+        add(core, "brand")
     for run in runs:
         add(b + run, "full")
+        if core != b:
+            add(core + run, "full")
         if _distinctive(run) or (run == m and len(m) > 1):
             add(run, "model")  # the whole model name names the product even when made of plain words
     return keys
