@@ -55,3 +55,59 @@ def test_an_attacker_for_a_method_that_asks_none_is_refused_in_defend_too(folder
     line = error_line(err)
     assert "--attacker is used only by methods that ask an attacker model" in line
     assert "--method" not in line and "tap" in line
+
+
+# -- 2. numbers are plain ASCII ------------------------------------------------------------------------
+@pytest.mark.parametrize(("argv", "fragment"), [
+    (["recommend", "--defense", "self-consistency:k=٣"], "k='٣' is not an int"),  # Arabic-Indic three
+    (["recommend", "--defense", "self-consistency:k=３"], "k='３' is not an int"),  # fullwidth three
+    (["recommend", "--defense", "self-consistency:k=1_0"], "k='1_0' is not an int"),
+    (["recommend", "--defense", "perplexity:max_perplexity=٨.٥"], "max_perplexity='٨.٥' is not a float"),
+    (["defend", "--defense", "self-consistency:k=1|٣"], "k='٣' is not an int"),
+])
+def test_a_defense_parameter_in_other_digits_is_one_line(folder: Path, capsys: Capture, argv: list[str],
+                                                         fragment: str) -> None:
+    """``int('٣')`` is 3 to Python: ``self-consistency:k=٣`` ran with k=3."""
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, *argv, "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                               "--base-url", fake.url, "--store", str(folder / "store"))
+        assert fake.requests == []
+    assert code == 1 and out == ""
+    line = error_line(err)
+    assert fragment in line and "in ASCII digits" in line
+    assert not (folder / "store").exists()
+
+
+def test_plain_numbers_still_parse() -> None:
+    from poise.defenses import Param
+
+    assert Param(int, 1, "k").parse("d", "k", " +3 ") == 3
+    assert Param(float, 1.0, "x").parse("d", "x", "2.5e1") == 25.0
+    assert Param(float, 1.0, "x").parse("d", "x", ".5") == 0.5
+
+
+@pytest.mark.parametrize("value", ["٣٠٠", "３００", "3_000"])
+def test_the_document_limit_in_other_digits_is_one_line(folder: Path, capsys: Capture,
+                                                        monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("POISE_MAX_DOCUMENT_CHARS", value)
+    code, out, err = poise(capsys, "catalog", "list", "--catalog", "cat.jsonl")
+    assert code == 1 and out == ""
+    assert f"POISE_MAX_DOCUMENT_CHARS must be a whole number of characters, not {value!r}" in error_line(err)
+
+
+def test_a_ray_port_in_other_digits_is_refused() -> None:
+    from poise import PoiseError
+    from poise.sweep import check_ray_address
+
+    assert check_ray_address("127.0.0.1:6379") == ("127.0.0.1", 6379)
+    with pytest.raises(PoiseError, match="is not HOST:PORT"):
+        check_ray_address("127.0.0.1:٦٣٧٩")
+
+
+def test_a_retry_after_in_other_digits_is_not_read() -> None:
+    """A server's ``Retry-After: ٣٠٠٠`` was a 3000-second wait; now it is no header (backoff)."""
+    from poise.models import parse_retry_after
+
+    assert parse_retry_after("30") == 30.0
+    assert parse_retry_after("٣٠٠٠") is None
+    assert parse_retry_after("1_000") is None

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import CatalogError
+from .._numbers import ascii_int
 
 #: A document longer than this (in characters) is refused at load, unless raised.
 DEFAULT_MAX_DOCUMENT_CHARS = 200_000
@@ -32,7 +33,7 @@ def max_document_chars(value: int | None = None) -> int:
         if raw is None or not raw.strip():
             return DEFAULT_MAX_DOCUMENT_CHARS
         try:
-            value = int(raw)
+            value = ascii_int(raw)
         except ValueError:
             raise CatalogError(f"{MAX_DOCUMENT_CHARS_ENV} must be a whole number of characters, not {raw!r}") from None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

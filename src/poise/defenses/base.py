@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .._errors import PoiseError
+from .._numbers import ascii_float, ascii_int
 from ..catalog import Category, Document
 from ..engine import EngineResult, PromptTemplate, Recommender
 from ..models import ChatMessage, ChatModel, ChatResponse, GenerateConfig, Usage
@@ -41,11 +42,11 @@ class Param:
             raise DefenseError(f"defense {defense!r}: {name}={raw!r} lists several values",
                                "list values (a|b|c) only in `poise defend`, which compares them; give one value here")
         try:
-            value: Any = self.type(raw) if not isinstance(raw, self.type) else raw
+            value: Any = self._convert(raw)
         except (TypeError, ValueError):
             kind = f"{'an' if self.type.__name__[0] in 'aeiou' else 'a'} {self.type.__name__}"
-            raise DefenseError(f"defense {defense!r}: {name}={raw!r} is not {kind}", f"give {name} {kind}: {self.help}"
-                               ) from None
+            raise DefenseError(f"defense {defense!r}: {name}={raw!r} is not {kind}",
+                               f"give {name} {kind} in ASCII digits: {self.help}") from None
         if self.choices and value not in self.choices:
             raise DefenseError(f"defense {defense!r}: {name}={value!r} is not one of {', '.join(self.choices)}")
         if isinstance(value, float) and value != value:
@@ -53,6 +54,17 @@ class Param:
         if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
             raise DefenseError(f"defense {defense!r}: {name}={value!r} is out of range [{self.low}, {self.high}]")
         return value
+
+    def _convert(self, raw: Any) -> Any:
+        """``raw`` as this parameter's type; text as a number only in ASCII digits (``int('٣')``
+        is 3 to Python, not to a person reading the spec)."""
+        if isinstance(raw, self.type):
+            return raw
+        if isinstance(raw, str) and self.type is int:
+            return ascii_int(raw)
+        if isinstance(raw, str) and self.type is float:
+            return ascii_float(raw)
+        return self.type(raw)
 
 
 @dataclass(frozen=True)

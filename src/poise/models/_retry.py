@@ -18,6 +18,8 @@ from typing import Any
 
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
+from .._numbers import ascii_float
+
 #: Without an explicit deadline a call may take this many times the per-attempt timeout.
 DEADLINE_FACTOR = 3.0
 
@@ -66,7 +68,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return None
     value = value.strip()
     try:
-        seconds = float(value)
+        seconds = ascii_float(value)
     except ValueError:
         try:
             when = parsedate_to_datetime(value)

@@ -119,7 +119,7 @@ def check_ray_address(address: str) -> tuple[str, int] | None:
     text = address.strip()
     if ":" not in text.removeprefix("ray://"):
         return None
-    found = re.fullmatch(r"(?:ray://)?(?:\[([^\]/]+)\]|([^:/\[\]\s]+)):(\d+)", text)
+    found = re.fullmatch(r"(?:ray://)?(?:\[([^\]/]+)\]|([^:/\[\]\s]+)):([0-9]+)", text)
     if found is None:
         raise PoiseError(f"--address {address} is not HOST:PORT",
                          "write it as HOST:PORT or ray://HOST:PORT (e.g. 127.0.0.1:6379), or auto")
