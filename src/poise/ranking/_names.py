@@ -123,9 +123,9 @@ def _distinctive(tokens: tuple[str, ...]) -> bool:
 
 
 # words a company adds to its name that answers leave out: "Klein Tools", "FSP Group", "Quincy Compressors"
-_BRAND_SUFFIX = frozenset({"tools", "tool", "hammocks", "hammock", "group", "mountaineering", "cosmetics", "compressors",
-                           "appliances", "labs", "co", "co.", "company", "inc", "outfitters", "sports", "electronics",
-                           "audio", "paris", "heater", "home"})
+_BRAND_SUFFIX = frozenset({"tools", "tool", "hammocks", "hammock", "group", "mountaineering", "cosmetics",
+                           "compressors", "appliances", "labs", "co", "co.", "company", "inc", "outfitters", "sports",
+                           "electronics", "audio", "paris", "heater", "home"})
 
 
 def _brand_core(b: tuple[str, ...]) -> tuple[str, ...]:
