@@ -205,6 +205,18 @@ def test_a_brand_is_named_without_its_company_word():
     assert parse_ranking("I'd buy the Klein.", compressors).status == "unparseable"
 
 
+def test_products_listed_for_comparison_are_compared_not_recommended():
+    text = ("If you want a quiet blender, I'd get the **Vitamix E310**. It is strong and calm.\n\n"
+            "For comparison with what you know:\n- Compared with your **Ninja Foodi**, it is quieter.\n"
+            "- The **Oster Pro 1200** is cheaper but louder.\n\nSo: Vitamix E310.")
+    ranking = parse_ranking(text, P)
+    assert ranking.order == (3,) and ranking.roles[1] == ranking.roles[2] == "compared"
+    reference = ("The best blender for a small kitchen is the **Vitamix E310**.\n\nA close alternative is the "
+                 "**Blendtec 650**.\n\nFor reference: compared with the Ninja Foodi, both are quieter. "
+                 "The Oster Pro 1200 has a bigger jar but a weaker motor.")
+    assert order(reference) == (3, 0)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

@@ -93,8 +93,11 @@ def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
             reader.against.update(m.product for m in reader.find(unit.text))  # "- **Skip:** the A and the B"
             continue
         ranked = ranked or (unit.rank is not None and unit.kind in ("item", "row"))
+        if unit.kind == "para" and sig.COMPARE_INTRO.match(unit.text) and reader.find(unit.text):
+            continue  # "For reference: compared with the X, both have ...": comparisons
         if unit.kind in ("para", "heading"):
             echo = bool(sig.ECHO_INTRO.search(unit.text) or sig.SOURCES.match(unit.text)
+                        or sig.COMPARE_INTRO.match(unit.text)
                         or (ranked and sig.NOTES.match(unit.head if unit.kind == "heading" else unit.text)))
             # a short line, naming no product, that advises against what follows
             against = (unit.kind == "heading" or len(unit.body) <= 1) and len(unit.text) <= 120 \

@@ -222,6 +222,12 @@ ECHO_INTRO = re.compile(
 SOURCES = re.compile(r"^\W*(?:sources?|references?|citations?|links?|further reading|learn more|read more"
                      r"|quellen|fuentes|r[ée]f[ée]rences|mehr erfahren|en savoir plus|fonti|bronnen)"
                      r"\W*:?\W*$", re.I)
+# a lead that introduces comparisons, not picks: "For comparison with what you know:", "For reference:"
+COMPARE_INTRO = re.compile(
+    r"^\W*(?:for (?:comparison|reference)|by comparison"
+    r"|(?:how (?:it|they|this) )?compares? (?:with|to) (?:what you|your)"
+    r"|zum vergleich|im vergleich|en comparaison|à titre de comparaison|en comparación|para comparar|per confronto)\b",
+    re.I)
 # a title that puts what it names aside: "Avoid: X", "⚠️ Skip — X", "Not recommended: X"
 AGAINST_TITLE = re.compile(
     r"^\W*(?:avoid|skip|not recommended|not worth it|pass|don['’]t buy|stay away|why not|nicht empfohlen|à éviter"
