@@ -229,6 +229,11 @@ def test_a_list_from_least_to_most_recommended_is_read_backwards():
     assert order(text) == (0, 2, 1)
     # control: "from most to least" keeps its order
     assert order(text.replace("least to most", "most to least")) == (1, 2, 0)
+    # paragraphs that each open on a bold name are read backwards too
+    paragraphs = ("All three are worth buying; they're ranked **from least to most recommended**:\n\n"
+                  "**Ninja Foodi** — cheap and loud.\n\n**Oster Pro 1200** — a better motor.\n\n"
+                  "**Blendtec Designer 650 S** — the best of the three.")
+    assert order(paragraphs) == (0, 2, 1)
 
 
 def test_countdowns_in_other_words_and_languages_are_read_best_first():

@@ -117,6 +117,11 @@ def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
     return out
 
 
+def _bold_lead(unit: Unit) -> bool:
+    """A paragraph that opens on a bold name ("**NARS Audacious** — the most luxurious ...")."""
+    return unit.kind == "para" and unit.text.lstrip().startswith(("**", "__"))
+
+
 def _reverse_runs(units: list[Unit]) -> list[Unit]:
     """A list introduced as "from least to most recommended" read backwards (a countdown's
     numbers already say which is best, so it is left to its ranks)."""
@@ -129,7 +134,7 @@ def _reverse_runs(units: list[Unit]) -> list[Unit]:
         if unit.kind not in ("para", "heading") or not sig.REVERSED.search(unit.text):
             continue
         j = i
-        while j < len(units) and units[j].kind in (*_LIST_KINDS, "heading"):
+        while j < len(units) and (units[j].kind in (*_LIST_KINDS, "heading") or _bold_lead(units[j])):
             j += 1
         run = units[i:j]
         ranks = [u.rank for u in run if u.rank is not None]
