@@ -111,3 +111,77 @@ def test_a_retry_after_in_other_digits_is_not_read() -> None:
     assert parse_retry_after("30") == 30.0
     assert parse_retry_after("٣٠٠٠") is None
     assert parse_retry_after("1_000") is None
+
+
+# -- 3. a run row nested past the recursion limit --------------------------------------------------------
+DEEP = "[" * 5000 + "]" * 5000
+
+
+def _store_with_bad_configs(path: Path) -> dict[str, str]:
+    """A store of four runs whose config_json another tool broke (and one good run): run id ->
+    the problem ``Store.runs`` should report."""
+    import sqlite3
+
+    from poise.store import Store
+
+    bad = {DEEP: "nested too deeply", '{"a": ' * 900 + "1" + "}" * 900: "nested more than 32 levels deep",
+           "{not json": "not JSON", "[1, 2]": "a JSON list, not an object"}
+    problems: dict[str, str] = {}
+    with Store(path) as db:
+        db.finish_run(db.start_run("recommend", {"category": "blender"}))
+        for problem in bad.values():
+            rid = db.start_run("recommend", {"category": "blender", "problem": problem})
+            db.finish_run(rid, "interrupted")
+            problems[rid] = problem
+    with sqlite3.connect(path / "poise.sqlite") as conn:
+        for rid, text in zip(problems, bad, strict=True):
+            conn.execute("UPDATE runs SET config_json = ? WHERE id = ?", (text, rid))
+    return problems
+
+
+def test_a_run_config_nested_without_end_is_reported_not_a_crash(tmp_path: Path) -> None:
+    """``Store.runs()`` raised RecursionError (``poise runs`` and ``report``: an internal error)."""
+    from poise.store import Store
+
+    problems = _store_with_bad_configs(tmp_path)
+    with Store(tmp_path, read_only=True) as db:
+        records = {r.id: r for r in db.runs()}
+        assert len(records) == 5
+        for rid, problem in problems.items():
+            assert records[rid].config == {} and problem in (records[rid].config_problem or "")
+        good = [r for r in records.values() if r.id not in problems]
+        assert good[0].config == {"category": "blender"} and good[0].config_problem is None
+
+
+def test_a_stopped_run_nested_without_end_is_not_other_inputs(tmp_path: Path) -> None:
+    """Starting a run compares it with the latest stopped one: a deep row raised RecursionError."""
+    import sqlite3
+
+    from poise.store import Store
+
+    with Store(tmp_path) as db:
+        rid = db.start_run("recommend", {"category": "blender"})
+        db.finish_run(rid, "interrupted")
+        assert db.stopped_with_other_inputs("recommend", {"category": "other"}) == (rid, ["category"])
+        with sqlite3.connect(tmp_path / "poise.sqlite") as conn:
+            conn.execute("UPDATE runs SET config_json = ? WHERE id = ?", (DEEP, rid))
+        assert db.stopped_with_other_inputs("recommend", {"category": "other"}) is None
+
+
+def test_runs_and_report_show_an_unreadable_config_as_a_note(tmp_path: Path, capsys: Capture) -> None:
+    import json
+
+    problems = _store_with_bad_configs(tmp_path / "store")
+    deep = next(iter(problems))
+    code, out, err = poise(capsys, "runs", "--store", str(tmp_path / "store"))
+    assert code == 0 and "Traceback" not in err and deep in out
+    notes = [line for line in err.splitlines() if line.startswith("note: the configuration of run")]
+    assert len(notes) == 4 and any(deep in n and "nested too deeply" in n for n in notes)
+    code, out, err = poise(capsys, "runs", "--json", "--store", str(tmp_path / "store"))
+    listed = {r["id"]: r for r in json.loads(out)}
+    assert code == 0 and listed[deep]["config"] is None and "nested too deeply" in listed[deep]["config_problem"]
+    code, out, err = poise(capsys, "report", deep, "--format", "md", "--out", "-", "--store", str(tmp_path / "store"))
+    assert code == 0 and "Traceback" not in err
+    assert "this run's configuration cannot be read (its JSON is nested too deeply to read)" in out
+    code, out, err = poise(capsys, "reread", deep, "--store", str(tmp_path / "store"))
+    assert code == 1 and f"the configuration of run {deep} cannot be read" in error_line(err)

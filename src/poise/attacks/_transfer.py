@@ -43,6 +43,7 @@ def load_sources(store: Store, run_ids: Sequence[str], allow_outside_files: bool
 
 def _source(store: Store, rid: str, allow_outside_files: bool) -> TransferSource:
     record = store.run(rid)
+    record.readable_config()  # its catalog and seed are read from it
     try:
         attack = store.load_result(rid, StoredAttack, need=SOURCE_FIELDS) if record.command == "attack" else None
     except ResultError as exc:

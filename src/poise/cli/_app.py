@@ -26,7 +26,7 @@ from ._options import (
     TemplateOpt,
     TimeoutOpt,
 )
-from ._render import emit_json, out, ranking_table, runs_table, safe
+from ._render import emit_json, make_console, note, out, ranking_table, runs_table, safe
 
 if TYPE_CHECKING:  # annotations only
     from ..experiments import Recommendation
@@ -176,9 +176,14 @@ def runs(
             "calls": r.calls, "failed_calls": r.failed_calls, "cached_calls": r.cached_calls,
             "unparseable_calls": r.unparseable_calls, "ambiguous_calls": r.ambiguous_calls,
             "prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
-            "latency_s": round(r.latency_s, 3), "config": r.config} for r in records])
+            "latency_s": round(r.latency_s, 3), "config": None if r.config_problem else r.config,
+            **({"config_problem": r.config_problem} if r.config_problem else {})} for r in records])
         return
     out.print(runs_table(records, where, out.width) if records else safe(f"No runs yet in {where}."))
+    err = make_console(stderr=True)
+    for r in records:
+        if r.config_problem:
+            note(err, f"note: the configuration of run {r.id} cannot be read ({r.config_problem})")
 
 
 # -- demo ---------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def reread_run(store: Store, run_id: str, reader: RankingReader) -> RereadResult
     source = store.run(run_id)
     calls = store.calls(run_id)
     products = _product_lists(store, run_id, calls)
-    config = {**source.config, "reread_of": run_id, "reader": reader.name}
+    config = {**source.readable_config(), "reread_of": run_id, "reader": reader.name}
     with store.open_run(source.command, config) as run:
         copied = {json.loads(c["meta_json"] or "{}").get("reread_of_call"): c for c in store.calls(run.id)}
         result = RereadResult(source_run=run_id, run_id=run.id, reader=reader.name, resumed=len(copied))

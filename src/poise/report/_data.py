@@ -188,6 +188,8 @@ def gather_run(store: Store, record: RunRecord) -> RunView:
             calls = store.calls(record.id)
             view.calls = [call_view(c, scores) for c in calls[:MAX_CALLS_SHOWN]]
             view.calls_hidden = max(0, len(calls) - MAX_CALLS_SHOWN)
+    if record.config_problem is not None:
+        view.notes.append(f"this run's configuration cannot be read ({record.config_problem}): it is shown without one")
     if (caveat := reader_caveat(record.config, record.id)) is not None:
         view.notes.append(caveat)
     if record.status != "finished":

@@ -39,6 +39,8 @@ DEFAULT_STORE_DIR = "poise-runs"
 STORE_ENV = "POISE_HOME"
 DB_NAME = "poise.sqlite"
 CACHE_NAME = "cache.sqlite"
+#: a run's configuration nests a few levels (defenses, generation settings); far deeper is a broken row
+MAX_CONFIG_DEPTH = 32
 
 
 
@@ -96,10 +98,20 @@ class RunRecord:
     latency_s: float
     unparseable_calls: int = 0  # answers with no ranking in them
     ambiguous_calls: int = 0  # answers the reader could read more than one way (counted apart)
+    # why the stored configuration cannot be read (not JSON, nested too deeply ...); ``config`` is {} then
+    config_problem: str | None = None
 
     @property
     def created(self) -> str:
         return datetime.fromtimestamp(self.created_at).strftime("%Y-%m-%d %H:%M:%S")
+
+    def readable_config(self) -> dict[str, Any]:
+        """The configuration, for what is built from it (a transfer, a re-reading); StoreError
+        when it cannot be read."""
+        if self.config_problem is not None:
+            raise StoreError(f"the configuration of run {self.id} cannot be read ({self.config_problem})",
+                             "pass another run; `poise runs` lists them")
+        return self.config
 
 
 @dataclass(frozen=True)
@@ -266,12 +278,9 @@ class Store:
                               " ORDER BY created_at DESC LIMIT 1", (command,))
         if row is None or row[1] in ("finished", "running"):
             return None
-        try:
-            before = json.loads(row[2])
-        except (TypeError, ValueError):
-            return None
+        before, problem = read_config(row[2])
         now = json.loads(json.dumps(config, sort_keys=True, default=str))
-        if not isinstance(before, dict) or before == now:
+        if problem is not None or before == now:
             return None
         return str(row[0]), sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
 
@@ -385,8 +394,9 @@ class Store:
             status = row[2]
             if status == "running" and not _alive(row[7], row[8], row[9]):
                 status = "interrupted"
+            config, problem = read_config(row[3])
             out.append(RunRecord(
-                id=row[0], command=row[1], status=status, config=json.loads(row[3]),
+                id=row[0], command=row[1], status=status, config=config, config_problem=problem,
                 created_at=row[4], finished_at=row[5], error=row[6], calls=row[10],
                 failed_calls=row[11] or 0, cached_calls=row[12], prompt_tokens=row[13],
                 completion_tokens=row[14], latency_s=row[15], unparseable_calls=row[16] - row[17],
@@ -418,6 +428,34 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_config(text: Any) -> tuple[dict[str, Any], str | None]:
+    """A run's stored ``config_json`` as (configuration, None), or ({}, why) when it cannot be
+    read: not JSON, not an object, or nested deeper than any configuration poise writes (a row
+    written by another tool: decoding or showing it would exceed Python's recursion limit)."""
+    try:
+        config = json.loads(text)
+    except RecursionError:
+        return {}, "its JSON is nested too deeply to read"
+    except (TypeError, ValueError) as exc:
+        return {}, f"not JSON: {exc}"
+    if not isinstance(config, dict):
+        return {}, f"a JSON {type(config).__name__}, not an object"
+    if _depth(config) > MAX_CONFIG_DEPTH:
+        return {}, f"its JSON is nested more than {MAX_CONFIG_DEPTH} levels deep"
+    return config, None
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value``, counted without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            todo += [(v, level + 1) for v in (item.values() if isinstance(item, dict) else item)]
+    return deepest
 
 
 def _insert_call(c: sqlite3.Connection, run_id: str, call: CallRecord) -> int:
