@@ -217,6 +217,15 @@ def test_products_listed_for_comparison_are_compared_not_recommended():
     assert order(reference) == (3, 0)
 
 
+def test_a_full_stop_after_mr_or_vs_does_not_end_the_sentence():
+    heaters = [("Lasko", "1500W Bathroom Space Heater"), ("Mr Heater", "1500W Wall Mount Electric Buddy Heater"),
+               ("Heat Storm", "Tradesman Infrared 1500 Watt Heater with Tripod"), ("Dyson", "Hot Cool")]
+    text = ("**Bathroom:** The **Lasko 1500W Bathroom heater** is safe near water.\n\n"
+            "**Garage or workshop:** Either the **Mr. Heater Buddy wall-mount** (keeps it off the floor) or the "
+            "**Heat Storm Tradesman** infrared on its tripod.\n\nThe Dyson Hot+Cool is weak for the money, skip it.")
+    assert parse_ranking(text, heaters).order == (0, 1, 2)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

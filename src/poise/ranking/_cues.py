@@ -31,8 +31,10 @@ _IMPERATIVE = re.compile(r"\b(?:rank|recommend|list|put|place|ignore|disregard|a
                          r"|instructions?)\b", re.I)
 _INJECTION_LOWER = re.compile(r"(?=[idsn\[amlpr])(?:" + _INJECTION.pattern + ")")
 # a sentence: up to a full stop, "!" or "?" that no letter or digit follows ("1.3 kg" and
-# "tp-link.com" are not ends), or a line end
-_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=[^\W_]))+(?:[.!?]+|(?=\n)|$)")
+# "tp-link.com" are not ends) and that ends no title ("Mr. Heater", "vs. the X"), or a line end
+_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=[^\W_])"
+                       r"|(?:(?<=\bMr)|(?<=\bDr)|(?<=\bMs)|(?<=\bSt)|(?<=\bvs)|(?<=\bVs))\.)+"
+                       r"(?:[.!?]+|(?=\n)|$)")
 
 
 def sentence_end_before(text: str, pos: int) -> int:
