@@ -226,6 +226,16 @@ def test_a_full_stop_after_mr_or_vs_does_not_end_the_sentence():
     assert parse_ranking(text, heaters).order == (0, 1, 2)
 
 
+def test_too_small_for_the_job_sets_products_aside_but_not_the_list_after_it():
+    text = ("On second thought, for crushing ice every day the **Vitamix E310** is the better first choice. The Oster "
+            "remains a strong second.\n\nThe Ninja Foodi and the Blendtec are too small for a family of six.")
+    assert order(text) == (3, 2)
+    # a line that sets something aside and then leads into the picks does not advise against them
+    lead = ("You said it's just the two of you. A big jar is too big for two. Here's what I'd actually do:\n\n"
+            "1. **Oster Pro 1200**: right-sized.\n2. **Ninja Foodi**: if you want to spend less.")
+    assert order(lead) == (2, 1)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

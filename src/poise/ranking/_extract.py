@@ -75,6 +75,12 @@ def _verdict_against(unit: Unit, reader: Reader) -> bool:
     return False
 
 
+def _last_sentence(text: str) -> str:
+    """The sentence that leads into what follows ("... too big for two. Here's what I'd do:")."""
+    sentences = [m.group() for m in _SENTENCE.finditer(text) if m.group().strip()]
+    return sentences[-1] if sentences else text
+
+
 def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
     """Without units marked against ("❌ Skip" rows) and the items under a line that advises
     against them ("What I'd avoid:", "## Avoid"), up to the next heading or paragraph."""
@@ -101,7 +107,7 @@ def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
                         or (ranked and sig.NOTES.match(unit.head if unit.kind == "heading" else unit.text)))
             # a short line, naming no product, that advises against what follows
             against = (unit.kind == "heading" or len(unit.body) <= 1) and len(unit.text) <= 120 \
-                and (_negative_cue(unit.text) or bool(_LEFT_OUT.match(unit.text))
+                and (_negative_cue(_last_sentence(unit.text)) or bool(_LEFT_OUT.match(unit.text))
                      or (unit.kind == "heading" and bool(sig.AGAINST_TITLE.match(unit.head)))
                      or bool(sig.SPONSORED.match(unit.text))) \
                 and not reader.find(unit.text)
