@@ -236,6 +236,12 @@ def test_too_small_for_the_job_sets_products_aside_but_not_the_list_after_it():
     assert order(lead) == (2, 1)
 
 
+def test_bold_place_labels_opening_paragraphs_rank_them():
+    text = ("Von unten nach oben:\n\n**Platz 3: Blendtec 650.** Teuer.\n\n**Platz 2: Oster Pro 1200.** Eine gute Wahl."
+            "\n\n**Platz 1: Vitamix E310.** Sehr kräftig.")
+    assert order(text) == (3, 2, 0)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

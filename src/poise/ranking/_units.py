@@ -12,7 +12,8 @@ from ._signals import AGAINST_TITLE, SPONSORED, STATEMENTS
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
 _BOLD_LINE = re.compile(r"^\s*(?:\*\*|__)(.+?)(?:\*\*|__)\s*:?\s*$")
 _NUMBERED = re.compile(
-    r"^(\s*)(?:\*\*|__)?\s*(?:(?:#\s*|rank\s*|no\.\s*)?\(?\d{1,2}(?:\s*[.):\]]|\s+[-–—])|#\d{1,2}(?=\s)"
+    r"^(\s*)(?:\*\*|__)?\s*(?:(?:#\s*|rank\s*|no\.\s*|(?:platz|place|rang|puesto|posici[oó]n|posizione|plaats)\s+)?"
+    r"\(?\d{1,2}(?:\s*[.):\]]|\s+[-–—])|#\d{1,2}(?=\s)"
     r"|=\d{1,2}\.?(?=\s))"
     r"(?!\d)\s*(.*)$",
     re.I,
