@@ -23,7 +23,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .._text import escape_unsafe_json, strip_unsafe
+from .._text import escape_unsafe_json, shown
 
 if TYPE_CHECKING:  # only for annotations: rendering never loads the store
     from ..store import RunRecord
@@ -38,8 +38,9 @@ class OutputClosed(Exception):
 
 
 def inert(text: str) -> str:
-    """Untrusted text with every escape sequence and control, bidi and invisible character removed."""
-    return strip_unsafe(str(text))
+    """Untrusted text with every escape sequence and control, bidi and invisible character
+    removed, and hidden tag characters written out (``⟦hidden: ...⟧``, as the reports show them)."""
+    return shown(str(text))
 
 
 def safe(text: str, style: str = "") -> Text:

@@ -24,7 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from .._text import reveal_hidden, strip_unsafe
+from .._text import shown
 from ..experiments import FACTORS, POOLED
 from ..experiments._natural_plots import f_statistics_figure, heatmap_figure, position_bias_figure
 from ._attack_plots import attack_queries_figure, attack_rank_figure, transfer_figure
@@ -106,7 +106,7 @@ def clean(value: Any) -> Any:
     """What every ``{{ ... }}`` writes: untrusted strings without control, bidi or invisible
     characters (then autoescaped); markup the templates build themselves is left alone."""
     if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
-        return strip_unsafe(reveal_hidden(value))
+        return shown(value)
     return value
 
 
