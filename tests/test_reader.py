@@ -324,6 +324,9 @@ def test_declines_and_deferrals_are_unparseable_with_their_reason():
     picks = ("### 🥇 Best overall\n**Vitamix E310** — crushes ice.\n\n"
              "### 💸 Best budget\n**Oster Pro 1200** — most of the way there.\n\n")
     assert order(picks + "If you tell me your budget, I can narrow it down further.") == (3, 2)
+    stated = ("My top recommendation is the **Vitamix E310**. It lasts for years.\n\nA close second is the "
+              "**Oster Pro 1200**.\n\nIf you tell me roughly what you blend, I can suggest speed settings.")
+    assert order(stated) == (3, 2)
     described = "- **Vitamix**: built for daily use.\n- **Oster**: a lighter machine.\n\n"
     ranking = parse_ranking(described + "If you share your budget, I can give a specific recommendation.", P)
     assert ranking.status == "unparseable"

@@ -141,8 +141,8 @@ def swap(order: list[int], text: str) -> list[int] | None:
 DECISION = re.compile(
     r"\b(?:i['’]d|i would|i['’]ll|i will|we['’]d|we would)\s+(?:\w+\s+){0,2}?(?:get|buy|go with|go for|pick|choose|take"
     r"|recommend|opt for|put|rank|start with|give|lean toward|suggest)\b"
-    r"|\bif (?:i were|i had to|pressed|forced|you want my|i['’]m honest)|\bmy (?:pick|choice|vote|recommendation"
-    r"|top pick"
+    r"|\bif (?:i were|i had to|pressed|forced|you want my|i['’]m honest)"
+    r"|\bmy (?:(?:top|first|main|overall|clear) )?(?:pick|choice|vote|recommendation)|\bmy (?:top pick"
     r"|money|favou?rite)\b|\bgo with\b|\bthe (?:winner|best (?:choice|pick|bet|option)(?: here| for you"
     r"| overall)?) is\b"
     r"|\bhands down\b|\bstart with\b|\bich würde\b|\bmeine empfehlung\b|\bje (?:prendrais|choisirais|recommande)\b"
