@@ -242,6 +242,13 @@ def test_bold_place_labels_opening_paragraphs_rank_them():
     assert order(text) == (3, 2, 0)
 
 
+def test_a_lead_pick_before_a_list_of_other_options_comes_first():
+    lead = "**The Vitamix E310 is often rated the best blender** for home cooks. Other strong options include:\n\n"
+    options = "- **Oster Pro 1200:** Budget-friendly.\n- **Ninja Foodi:** Good for frozen drinks."
+    assert order(lead + options) == (3, 2, 1)
+    assert order("Here are some blenders worth considering:\n\n" + options) == (2, 1)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

@@ -206,7 +206,7 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
     choice ("I'd get the X first, then the Y"), or else every recommending mention in order."""
     listed = _listed(units, reader)
     if len(listed) >= 2 and len({p for ps in listed for p in ps}) >= 2:
-        listed = _tied_first(units, reader) + listed
+        listed = _tied_first(units, reader) + _lead_picks(units, reader) + listed
         for ps in listed:
             if len(ps) >= 2:
                 reader.ties.append(ps)
@@ -231,6 +231,26 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
             return chosen
     kept = " ".join(m.group() for m in _SENTENCE.finditer(text) if not NOTE.match(m.group()))
     return list(dict.fromkeys(reader.mentions(kept, skip_negative=True)))
+
+
+_OTHER_OPTIONS = re.compile(r"\bother (?:[\w-]+ )?(?:options|choices|picks|contenders|models)\b"
+                            r"|\balternatives? (?:include|are)\b|\bweitere (?:optionen|alternativen)\b"
+                            r"|\bautres (?:options|choix)\b|\botras opciones\b", re.I)
+
+
+def _lead_picks(units: list[Unit], reader: Reader) -> list[list[int]]:
+    """The pick a paragraph names before a list of "other strong options": it comes first."""
+    first = next((i for i, u in enumerate(units) if u.kind in _LIST_KINDS), 0)
+    out: list[list[int]] = []
+    for u in units[:first]:
+        if u.kind not in ("para", "heading"):
+            return []
+        more = _OTHER_OPTIONS.search(u.text)
+        out += [[p] for p in dict.fromkeys(reader.mentions(u.text[: more.start()] if more else u.text,
+                                                           skip_negative=True))]
+        if more:
+            return out
+    return []
 
 
 def _tied_first(units: list[Unit], reader: Reader) -> list[list[int]]:
