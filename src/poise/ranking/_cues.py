@@ -92,6 +92,7 @@ _NEGATIVE = re.compile(
     r"|\bdaher nicht\b|\bno (?:lo |la )?incluyo\b|\btampoco (?:la|lo) incluyo\b|\bà éviter\b"
     r"|\bno (?:lo |la |los |las )?recomendar[íi]a\b|\bne (?:le |la |les |l['’])?(?:conseill|recommand)\w* pas\b"
     r"|\b(?:isn['’]t|is not|aren['’]t|are not) (?:really |quite |directly )?comparable\b"
+    r"|\bneither (?:is|are|one is) (?:the |a )?(?:right|good|best|ideal)\b|\besclus[oaie]\b|\bescluder\w*"
     r"|\btoo (?:small|weak|slow|underpowered|basic|limited|flimsy|noisy|loud|heavy|bulky|big) (?:for|to)\b"
     r"|\bover (?:your |the |my )?budget\b|\b(?:more |be |been )?(?:cautious|wary) (?:about|of)\b"
     r"|\b(?:i['’]d|i would|i['’]ll|i will|so i) drop\b|\bnon (?:è |e )?(?:consigliat|raccomandat)\w*|\bsconsigli\w*"
@@ -155,7 +156,7 @@ _NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "recommend", "worth", 
                    "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank", "leav", "work", "make", "pay",
                   "need", "necessary", "required", "nicht", "incluyo", "contender", "budget", "price range", "beyond",
                    "recomendar", "conseill", "cautious", "wary", "drop", "consigl", "raccomand", "raden",
-                   "recomend", "comparable", "too ")
+                   "recomend", "comparable", "too ", "neither", "esclu")
 
 
 def _negative_cue(text: str) -> bool:
