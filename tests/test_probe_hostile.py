@@ -235,3 +235,30 @@ def test_tag_characters_in_an_answer_and_an_error_line_are_written_out(folder: P
     code, out, err = poise(capsys, "runs", f"--limit{HIDDEN}")  # click echoes an unknown option as written
     assert code == 2 and not _raw_tags(out + err)
     assert SHOWN in error_line(err)
+
+
+# -- 5. a reader that goes away before anything is written ----------------------------------------------
+@pytest.mark.parametrize("argv", [[], ["catalog"], ["runs"], ["runs", "--json"],
+                                  ["report", "--format", "md", "--out", "-"],
+                                  ["report", "--format", "md", "--out", "/dev/stdout"]])
+def test_stdout_closed_before_the_first_line_is_quiet(tmp_path: Path, argv: list[str]) -> None:
+    """``poise | true`` printed a BrokenPipeError traceback (the help of a bare ``poise`` or
+    ``poise catalog``); ``report --out /dev/stdout | head`` an error line. Now: exit 0, nothing on stderr."""
+    import os
+    import subprocess
+    import sys
+
+    from poise.store import Store
+
+    with Store(tmp_path / "store") as db:
+        for seed in range(200):
+            db.finish_run(db.start_run("recommend", {"category": "blender", "seed": seed}))
+    env = {k: v for k, v in os.environ.items() if k not in ("POISE_HOME", "POISE_DEBUG", "OPENAI_API_KEY")}
+    env.update(POISE_HOME=str(tmp_path / "store"), COLUMNS="80")
+    proc = subprocess.Popen([sys.executable, "-m", "poise", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, cwd=tmp_path)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the command has printed anything
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == ""

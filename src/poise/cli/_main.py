@@ -117,8 +117,7 @@ def _handle(exc: BaseException) -> int:
     if "Exit" in names and isinstance(code, int):
         return interrupted() if code == INTERRUPTED else code
     if "NoArgsIsHelpError" in names:  # `poise` or `poise catalog` alone: the help, on stdout
-        print(_message(exc))
-        return 0
+        return _help(_message(exc))
     if "UsageError" in names:
         ctx = getattr(exc, "ctx", None)
         path = getattr(ctx, "command_path", "") or ""
@@ -142,6 +141,17 @@ def _message(exc: BaseException) -> str:
         return str(fmt() if callable(fmt) else exc)
     except Exception:  # noqa: BLE001 - a message must never cost the exit code
         return str(exc)
+
+
+def _help(text: str) -> int:
+    """The help on stdout; a reader gone before it is written (``poise | head``) ends quietly."""
+    from ._render import OutputClosed, emit
+
+    try:
+        emit(text)
+    except OutputClosed:
+        return _quiet_after_broken_pipe()
+    return 0
 
 
 def _broken_pipe(exc: BaseException) -> bool:

@@ -12,7 +12,7 @@ import typer
 from .._errors import PoiseError
 from ..store import Store
 from ._options import StoreOpt
-from ._render import emit
+from ._render import OutputClosed, emit
 
 FORMATS = {"html": "html", "md": "md", "markdown": "md"}
 
@@ -74,8 +74,11 @@ def write_text(path: Path, text: str, flag: str = "--out") -> None:
         if path.is_dir():
             raise IsADirectoryError(f"{path} is a folder")
         if path.exists() and not path.is_file():
-            with path.open("w", encoding="utf-8") as fh:
-                fh.write(text)
+            try:
+                with path.open("w", encoding="utf-8") as fh:
+                    fh.write(text)
+            except BrokenPipeError:  # its reader went away (`--out /dev/stdout | head`): stop quietly
+                raise OutputClosed() from None
             return
         folder = path.parent
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
