@@ -136,6 +136,9 @@ def test_a_negative_word_inside_a_condition_after_the_product_is_not_advice_agai
 def test_an_if_sentence_after_the_picks_adds_a_use_case_pick():
     picks = "**Oster Pro 1200**: the one I'd buy.\n\n**Blendtec Designer 650 S**: the luxury pick.\n\n"
     assert order(picks + "If you mostly make smoothies for one, the **Ninja Foodi** is compact and cheap.") == (2, 0, 1)
+    table = "| Blender | Why |\n|---|---|\n| **Vitamix E310** | Best overall |\n| **Oster Pro 1200** | Best value |\n\n"
+    assert order(table + "**Small kitchen?** If you only make shakes, the **Ninja Foodi** is a handy compact unit "
+                         "instead.") == (3, 2, 1)
     # control: the same condition advising against it adds nothing
     assert order(picks + "If you mostly make smoothies for one, skip the **Ninja Foodi**: its jar leaks.") == (2, 0)
 
