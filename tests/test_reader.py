@@ -264,6 +264,15 @@ def test_warnings_and_verdicts_against_in_italian_and_german():
     assert order(verdict) == (3, 2)
 
 
+def test_the_top_pick_named_after_unranked_cards_goes_first():
+    cards = ("Here are some strong blenders:\n\n**Oster Pro 1200**\n$99 • Amazon\n*Why you might like it:* cheap.\n\n"
+             "**Ninja Foodi**\n$149 • Ninja\n*Why you might like it:* versatile.\n\n**Vitamix E310**\n$349 • Vitamix\n"
+             "*Why you might like it:* lasts decades.\n\n")
+    assert order(cards + "If you blend every day, **my top pick is the Vitamix E310**. The Oster is the budget "
+                         "choice.") == (3, 2, 1)
+    assert order(cards + "All three are good.") == (2, 1, 3)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

@@ -317,6 +317,25 @@ def _break_ties(order: list[int], text: str, reader: Reader) -> list[int]:
     return order
 
 
+_TOP_PICK = re.compile(r"\b(?:my|our) (?:top|overall|number[- ]one|#1|clear|first) (?:pick|choice|recommendation)\b"
+                       r"|\b(?:the )?overall winner\b|\bmy (?:pick|vote) overall\b", re.I)
+
+
+def _top_pick_first(units: list[Unit], base: list[int], reader: Reader) -> list[int]:
+    """Picks laid out without ranks and a sentence that names one of them the top pick ("my top
+    pick is the Theragun Elite"): that one goes first."""
+    if len(base) < 2 or any(u.rank is not None for u in units):
+        return base
+    for u in units:
+        for m in _SENTENCE.finditer(u.text):
+            if not _TOP_PICK.search(m.group()):
+                continue
+            named = {x.product for x in reader.find(m.group())}
+            if len(named) == 1 and (p := named.pop()) in base:
+                return [p] + [q for q in base if q != p]
+    return base
+
+
 def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
     """The order, or an empty order and the reason the answer is ambiguous."""
     units = by_rank(labelled_only(_reverse_runs(_advised_for(cut(text), reader))))
@@ -327,7 +346,7 @@ def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
         ranked = any(u.rank is not None for u in units)
         if not ranked and len(base) >= 2 and sig.OTHER_ORDER.search(text):
             return [], "it orders the products by something other than preference and states no ranking"
-        return base, None
+        return _top_pick_first(units, base, reader), None
     top = max(level for _, level in statements)
     orders = [order for order, level in statements if level == top]
     for a, b in pairwise(orders):
