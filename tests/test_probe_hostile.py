@@ -47,14 +47,14 @@ def test_an_empty_model_spec_is_one_line_not_a_default(folder: Path, capsys: Cap
 
 def test_an_attacker_for_a_method_that_asks_none_is_refused_in_defend_too(folder: Path, capsys: Capture) -> None:
     """``poise defend --attacker X`` with the default attack (strategies, which asks no attacker)
-    ignored X; ``poise attack`` refused it. The hint names no option of one command only."""
+    ignored X; ``poise attack`` refused it. The hint names defend's option (--attack), not attack's."""
     code, out, err = poise(capsys, "defend", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
                            "--base-url", "http://127.0.0.1:9", "--attacker", "openai:other",
                            "--store", str(folder / "store"))
     assert code == 1 and out == ""
     line = error_line(err)
     assert "--attacker is used only by methods that ask an attacker model" in line
-    assert "--method" not in line and "tap" in line
+    assert "--method" not in line and "choose --attack tap or rewrite" in line
 
 
 # -- 2. numbers are plain ASCII ------------------------------------------------------------------------

@@ -123,15 +123,17 @@ def replaces_page(name: str | None) -> bool:
     return cls is not None and cls.replaces_page
 
 
-def check_method(name: str, params: dict[str, Any], *, attacker: bool = False) -> type[AttackMethod]:
+def check_method(name: str, params: dict[str, Any], *, attacker: bool = False,
+                 method_flag: str = "--method") -> type[AttackMethod]:
     """Everything about a method checked before any model is built or asked: its name, its
-    parameters (type and bounds), and whether an attacker model may be given (``attacker``)."""
+    parameters (type and bounds), and whether an attacker model may be given (``attacker``).
+    ``method_flag``: the option that chooses the method (``poise defend`` calls it --attack)."""
     cls = method_class(name)
     cls(**params)
     if attacker and not cls.needs_attacker:
         users = " or ".join(m for m, c in METHODS.items() if c.needs_attacker)
         raise AttackParameterError(f"--attacker is used only by methods that ask an attacker model, not by {name!r}",
-                                   f"drop --attacker, or choose a method that asks one: {users}")
+                                   f"drop --attacker, or choose {method_flag} {users}")
     return cls
 
 

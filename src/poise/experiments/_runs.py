@@ -160,14 +160,16 @@ class AttackSetup(RunSetup):
         return save_attack(result, store, self.seed)
 
 
-def _needs_attacker(method: str, params: dict[str, Any], attacker: str | None = None) -> bool:
-    """The method and its parameters checked; whether it asks an attacker model."""
+def _needs_attacker(method: str, params: dict[str, Any], attacker: str | None = None,
+                    method_flag: str = "--method") -> bool:
+    """The method and its parameters checked; whether it asks an attacker model. ``method_flag``:
+    the option that chose the method, for the message."""
     from ..attacks import check_method
 
     if attacker is not None and not attacker.strip():  # an unset shell variable: never the --model silently
         raise PoiseError("--attacker is empty", "name the attacker model spec, e.g. --attacker openai:gpt-4o-mini, "
                                                 "or drop --attacker to use the --model")
-    return check_method(method, params, attacker=attacker is not None).needs_attacker
+    return check_method(method, params, attacker=attacker is not None, method_flag=method_flag).needs_attacker
 
 
 def attack_setup(category: Category, *, model: str, open_model: ModelOpener, template: PromptTemplate,
@@ -317,7 +319,7 @@ def defend_setup(categories: Sequence[Category], *, model: str, open_model: Mode
 
     cats = list(categories)
     params = dict(params or {})
-    needs_attacker = _needs_attacker(method, params, attacker)
+    needs_attacker = _needs_attacker(method, params, attacker, method_flag="--attack")
     if product is not None:
         for c in cats:
             find_product(c, product)
