@@ -34,9 +34,9 @@ from ._doubt import negated_only
 from ._json import find_json, read_json
 from ._mentions import NOTE, Reader
 from ._names import matcher_for
-from ._prose import closing_picks, more_options, stated_picks
+from ._prose import closing_picks, lead_picks, more_options, stated_picks, tied_first, top_pick_first
 from ._result import Ranking, Role, scores_from_order
-from ._units import Unit, by_rank, cut, labelled_only
+from ._units import LIST_KINDS, Unit, by_rank, cut, labelled_only
 
 __all__ = ["Ranking", "extract_ranking", "parse_ranking", "scores_from_order"]
 
@@ -48,7 +48,6 @@ _ASPECT = re.compile(r"^\W*(?:why|pros?|cons?|notes?|best for|good for|great for
 # a line over the products left out: "Not robots:", "Why the others didn't make it", "Also-rans"
 _LEFT_OUT = re.compile(r"^\W*(?:not (?!only\b|just\b|sure\b)\w+|why not|why the others|also-rans|excluded|left out"
                        r"|didn['’]t make|ruled out|what i['’]d avoid|nicht empfohlen|non retenus?|descartad)", re.I)
-_LIST_KINDS = ("item", "bullet", "row", "pick")
 
 
 def _names(products: Sequence[Any]) -> tuple[tuple[str, str], ...]:
@@ -114,7 +113,7 @@ def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
             if against and unit.kind == "heading" and unit.body:
                 reader.against.update(m.product for m in reader.find(unit.text))
                 continue
-        elif echo and unit.kind in _LIST_KINDS:
+        elif echo and unit.kind in LIST_KINDS:
             continue  # the pages echoed, not the answer's recommendation
         elif against or unit.against or (unit.kind in ("item", "bullet", "heading") and _verdict_against(unit, reader)):
             reader.against.update(reader.subjects(unit))
@@ -140,7 +139,7 @@ def _reverse_runs(units: list[Unit]) -> list[Unit]:
         if unit.kind not in ("para", "heading") or not sig.REVERSED.search(unit.text):
             continue
         j = i
-        while j < len(units) and (units[j].kind in (*_LIST_KINDS, "heading") or _bold_lead(units[j])):
+        while j < len(units) and (units[j].kind in (*LIST_KINDS, "heading") or _bold_lead(units[j])):
             j += 1
         run = units[i:j]
         ranks = [u.rank for u in run if u.rank is not None]
@@ -190,7 +189,7 @@ def _statement(units: list[Unit], i: int, reader: Reader) -> tuple[list[int], in
 def _run_after(units: list[Unit], i: int) -> list[Unit]:
     out = []
     for u in units[i + 1:]:
-        if u.kind not in _LIST_KINDS and not (u.kind == "heading" and u.rank is not None):
+        if u.kind not in LIST_KINDS and not (u.kind == "heading" and u.rank is not None):
             break
         out.append(u)
     return out
@@ -206,7 +205,7 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
     choice ("I'd get the X first, then the Y"), or else every recommending mention in order."""
     listed = _listed(units, reader)
     if len(listed) >= 2 and len({p for ps in listed for p in ps}) >= 2:
-        listed = _tied_first(units, reader) + _lead_picks(units, reader) + listed
+        listed = tied_first(units, reader) + lead_picks(units, reader) + listed
         for ps in listed:
             if len(ps) >= 2:
                 reader.ties.append(ps)
@@ -231,40 +230,6 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
             return chosen
     kept = " ".join(m.group() for m in _SENTENCE.finditer(text) if not NOTE.match(m.group()))
     return list(dict.fromkeys(reader.mentions(kept, skip_negative=True)))
-
-
-_OTHER_OPTIONS = re.compile(r"\bother (?:[\w-]+ )?(?:options|choices|picks|contenders|models)\b"
-                            r"|\balternatives? (?:include|are)\b|\bweitere (?:optionen|alternativen)\b"
-                            r"|\bautres (?:options|choix)\b|\botras opciones\b", re.I)
-
-
-def _lead_picks(units: list[Unit], reader: Reader) -> list[list[int]]:
-    """The pick a paragraph names before a list of "other strong options": it comes first."""
-    first = next((i for i, u in enumerate(units) if u.kind in _LIST_KINDS), 0)
-    out: list[list[int]] = []
-    for u in units[:first]:
-        if u.kind not in ("para", "heading"):
-            return []
-        more = _OTHER_OPTIONS.search(u.text)
-        out += [[p] for p in dict.fromkeys(reader.mentions(u.text[: more.start()] if more else u.text,
-                                                           skip_negative=True))]
-        if more:
-            return out
-    return []
-
-
-def _tied_first(units: list[Unit], reader: Reader) -> list[list[int]]:
-    """Products a paragraph before the list ties at the top ("The A and the B are tied for the
-    top spot. ... Next in line:"): they come before the list."""
-    out: list[list[int]] = []
-    for u in units:
-        if u.kind != "para":
-            break
-        for m in _SENTENCE.finditer(u.text):
-            if sig.TIE.search(m.group()) and sig.TOP.search(m.group()) \
-                    and len(ps := list(dict.fromkeys(reader.mentions(m.group(), skip_negative=True)))) >= 2:
-                out.append(ps)
-    return out
 
 
 def _listed(units: list[Unit], reader: Reader) -> list[list[int]]:
@@ -317,25 +282,6 @@ def _break_ties(order: list[int], text: str, reader: Reader) -> list[int]:
     return order
 
 
-_TOP_PICK = re.compile(r"\b(?:my|our) (?:top|overall|number[- ]one|#1|clear|first) (?:pick|choice|recommendation)\b"
-                       r"|\b(?:the )?overall winner\b|\bmy (?:pick|vote) overall\b", re.I)
-
-
-def _top_pick_first(units: list[Unit], base: list[int], reader: Reader) -> list[int]:
-    """Picks laid out without ranks and a sentence that names one of them the top pick ("my top
-    pick is the Theragun Elite"): that one goes first."""
-    if len(base) < 2 or any(u.rank is not None for u in units):
-        return base
-    for u in units:
-        for m in _SENTENCE.finditer(u.text):
-            if not _TOP_PICK.search(m.group()):
-                continue
-            named = {x.product for x in reader.find(m.group())}
-            if len(named) == 1 and (p := named.pop()) in base:
-                return [p] + [q for q in base if q != p]
-    return base
-
-
 def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
     """The order, or an empty order and the reason the answer is ambiguous."""
     units = by_rank(labelled_only(_reverse_runs(_advised_for(cut(text), reader))))
@@ -346,7 +292,7 @@ def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
         ranked = any(u.rank is not None for u in units)
         if not ranked and len(base) >= 2 and sig.OTHER_ORDER.search(text):
             return [], "it orders the products by something other than preference and states no ranking"
-        return _top_pick_first(units, base, reader), None
+        return top_pick_first(units, base, reader), None
     top = max(level for _, level in statements)
     orders = [order for order, level in statements if level == top]
     for a, b in pairwise(orders):

@@ -9,9 +9,9 @@ import re
 from . import _signals as sig
 from ._cues import _SENTENCE
 from ._mentions import IF_LEAD, NOTE, Reader
-from ._units import Unit
+from ._units import LIST_KINDS, Unit
 
-__all__ = ["closing_picks", "more_options", "stated_picks"]
+__all__ = ["closing_picks", "lead_picks", "more_options", "stated_picks", "tied_first", "top_pick_first"]
 
 
 _BUT = re.compile(r"\bbut\b|\bhowever\b|\bthough\b", re.I)
@@ -74,3 +74,56 @@ def more_options(units: list[Unit], reader: Reader) -> list[int]:
             elif (lead := IF_LEAD.match(sentence.lstrip(" *_"))) and not reader.find(lead.group()):
                 out += reader.mentions(sentence, skip_negative=True)[:1]
     return out
+
+
+_OTHER_OPTIONS = re.compile(r"\bother (?:[\w-]+ )?(?:options|choices|picks|contenders|models)\b"
+                            r"|\balternatives? (?:include|are)\b|\bweitere (?:optionen|alternativen)\b"
+                            r"|\bautres (?:options|choix)\b|\botras opciones\b", re.I)
+
+
+def lead_picks(units: list[Unit], reader: Reader) -> list[list[int]]:
+    """The pick a paragraph names before a list of "other strong options": it comes first."""
+    first = next((i for i, u in enumerate(units) if u.kind in LIST_KINDS), 0)
+    out: list[list[int]] = []
+    for u in units[:first]:
+        if u.kind not in ("para", "heading"):
+            return []
+        more = _OTHER_OPTIONS.search(u.text)
+        out += [[p] for p in dict.fromkeys(reader.mentions(u.text[: more.start()] if more else u.text,
+                                                           skip_negative=True))]
+        if more:
+            return out
+    return []
+
+
+def tied_first(units: list[Unit], reader: Reader) -> list[list[int]]:
+    """Products a paragraph before the list ties at the top ("The A and the B are tied for the
+    top spot. ... Next in line:"): they come before the list."""
+    out: list[list[int]] = []
+    for u in units:
+        if u.kind != "para":
+            break
+        for m in _SENTENCE.finditer(u.text):
+            if sig.TIE.search(m.group()) and sig.TOP.search(m.group()) \
+                    and len(ps := list(dict.fromkeys(reader.mentions(m.group(), skip_negative=True)))) >= 2:
+                out.append(ps)
+    return out
+
+
+_TOP_PICK = re.compile(r"\b(?:my|our) (?:top|overall|number[- ]one|#1|clear|first) (?:pick|choice|recommendation)\b"
+                       r"|\b(?:the )?overall winner\b|\bmy (?:pick|vote) overall\b", re.I)
+
+
+def top_pick_first(units: list[Unit], base: list[int], reader: Reader) -> list[int]:
+    """Picks laid out without ranks and a sentence that names one of them the top pick ("my top
+    pick is the Theragun Elite"): that one goes first."""
+    if len(base) < 2 or any(u.rank is not None for u in units):
+        return base
+    for u in units:
+        for m in _SENTENCE.finditer(u.text):
+            if not _TOP_PICK.search(m.group()):
+                continue
+            named = {x.product for x in reader.find(m.group())}
+            if len(named) == 1 and (p := named.pop()) in base:
+                return [p] + [q for q in base if q != p]
+    return base

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from ._cues import _negative_cue
 from ._signals import AGAINST_TITLE, SPONSORED, STATEMENTS
 
+# the kinds of unit that lay out one product each
+LIST_KINDS = ("item", "bullet", "row", "pick")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
 _BOLD_LINE = re.compile(r"^\s*(?:\*\*|__)(.+?)(?:\*\*|__)\s*:?\s*$")
 _NUMBERED = re.compile(
