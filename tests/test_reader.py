@@ -273,6 +273,19 @@ def test_the_top_pick_named_after_unranked_cards_goes_first():
     assert order(cards + "All three are good.") == (2, 1, 3)
 
 
+def test_if_i_had_to_rank_the_options_is_a_ranking_statement():
+    table = ("| Blender | Verdict |\n|---|---|\n| Ninja Foodi | Skip — jar cracks |\n| Oster Pro 1200 | Buy — cheap |\n"
+             "| Vitamix E310 | Buy — lasts |\n| Blendtec 650 | Buy — strong |\n\n")
+    assert order(table + 'If I had to rank the three "buy" options: the Vitamix first, then the Blendtec, '
+                         "then the Oster.") == (3, 0, 2)
+
+
+def test_an_italian_use_case_pick_after_the_list():
+    text = ("Ecco le mie scelte:\n\n1. **Oster Pro 1200** – il più versatile.\n2. **Ninja Foodi** – economico.\n\n"
+            "Se invece vuoi un modello di fascia alta, il **Vitamix E310** è la scelta migliore.")
+    assert order(text) == (2, 1, 3)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

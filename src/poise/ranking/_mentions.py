@@ -41,7 +41,7 @@ _TAKEN_BACK = re.compile(r"[,;]\s*(?:so|and|but|which means)?\s*(?:they|these|th
                          re.I)
 _BACK_REFERENCE = re.compile(r"\b(?:it|that (?:one|model|product|page)|this one)\b", re.I)
 _CLAUSE_END = re.compile(r"[,;:]|\s[-–—]\s|\b(?:but|while|whereas)\b")
-IF_LEAD = re.compile(r"\s*(?:if|unless|wenn|si)\b[^,;:.!?\n]*[,;:]", re.I)
+IF_LEAD = re.compile(r"\s*(?:if|unless|wenn|falls|si|se|als)\b[^,;:.!?\n]*[,;:]", re.I)
 _PICK_HEADING = re.compile(r"\b(?:best|pick|choice|winner|top|runner|budget|premium|value|splurge|for)\b", re.I)
 
 

@@ -29,7 +29,7 @@ _RANKING = (
     r"|in (?:my )?order of (?:preference|recommendation)|how i(?:['’]d| would) rank (?:them|these)"
     r"|ranked(?: from)? best to worst|from best to worst|best to worst|ranked(?=\s*(?:\*\*|__)?\s*:)"
     r"|(?:my|our) (?:final |overall )?order"
-    r"|if i (?:had|have) to (?:put (?:them|these) in(?: an)? order|rank (?:them|these))"
+    r"|if i (?:had|have) to (?:put (?:them|these) in(?: an)? order|rank (?:them|these|those|the [^:\n]{0,40}))"
 )
 _SHORT = (r"tl;?dr|short answer|quick answer|quick take|quick picks?|at a glance|the short version|in short"
           r"|short version"
@@ -254,7 +254,8 @@ GOOD_PICK = re.compile(
     r"|\bis all you need\b|\b(?:is|are) (?:also |usually |generally )?recommended\b"
     r"|\bmakes? (?:more |the most )?sense\b"
     r"|\b(?:(?:très |un )?bon|excellent|meilleur) choix\b|\b(?:buena|excelente|gran) (?:opción|elección)\b"
-    r"|\bgute (?:wahl|alternative|option)\b|\bauch (?:gut|empfehlenswert)\b|\bottima scelta\b", re.I)
+    r"|\bgute (?:wahl|alternative|option)\b|\bauch (?:gut|empfehlenswert)\b|\bottima scelta\b"
+    r"|\bla scelta migliore\b|\bla (?:mejor|major) opci[oó]n\b|\ble meilleur choix\b|\bdie beste wahl\b", re.I)
 MORE_OPTIONS = re.compile(
     r"^\W*also\b|\bother (?:good |solid |strong )?(?:options|choices|picks|contenders)\b"
     r"|\balso (?:consider|worth|look at|recommend)"
