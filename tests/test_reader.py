@@ -354,6 +354,14 @@ def test_json_answers_by_rank_fields_and_exclusions():
     assert order(text) == (0, 2)
     truncated = '```json\n{"recommended": ["Vitamix E310", "Oster Pro 1200", "Blend'
     assert order(truncated) == (3, 2)
+    italian = {"classifica": [{"posizione": 2, "modello": "Oster Pro 1200", "motivo": "economico"},
+                              {"posizione": 1, "modello": "Vitamix E310", "motivo": "potente"}],
+               "sconsigliati": [{"modello": "Ninja Foodi", "motivo": "rumoroso"}]}
+    assert order("```json\n" + json.dumps(italian) + "\n```") == (3, 2)
+    # numbered keys rank, a use-case key comes after them, a summary's text is not a pick
+    keyed = {"2": "Oster Pro 1200", "1": "Vitamix E310", "for_smoothies": "Blendtec 650",
+             "summary": "The Ninja Foodi is loud."}
+    assert order(json.dumps(keyed)) == (3, 2, 0)
 
 
 def test_declines_and_deferrals_are_unparseable_with_their_reason():

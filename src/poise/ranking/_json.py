@@ -10,14 +10,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _FENCED = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)(?:```|\Z)", re.S)
-_NAME_KEYS = ("name", "product", "product_name", "model", "title", "item", "produkt", "nom", "nombre")
+_NAME_KEYS = ("name", "product", "product_name", "model", "title", "item", "produkt", "nom", "nombre", "modello",
+              "modelo", "modèle", "modele", "prodotto", "producto", "produit", "nome", "naam")
 _BRAND_KEYS = ("brand", "make", "manufacturer", "marke", "marque", "marca")
-_RANK_KEYS = ("rank", "ranking", "position", "place", "order", "#", "platz", "rang", "puesto")
+_RANK_KEYS = ("rank", "ranking", "position", "place", "order", "#", "platz", "rang", "puesto", "posizione", "posición",
+              "posicion", "posição", "posicao", "plaats", "rango")
 _AGAINST_KEY = re.compile(
     r"exclu|not[_ ]?recommend|avoid|skip|reject|dismiss|rule[ds]?_?out|unsuitable|not[_ ]?suitable|worst|against"
-    r"|nicht|ausgeschlossen|no_recomend|evitar|éviter|a_eviter", re.I)
-_FOR_KEY = re.compile(r"recommend|rank|pick|top|best|choice|result|product|list|order|empfehl|recomend|classement",
-                      re.I)
+    r"|nicht|ausgeschlossen|no_recomend|evitar|éviter|a_eviter|sconsigli|scartat|afgeraden|déconseill", re.I)
+_FOR_KEY = re.compile(r"recommend|rank|pick|top|best|choice|result|product|list|order|empfehl|recomend|classement"
+                      r"|classifica|clasificaci|consigli|raccomand|aanbevel|rangliste|auswahl", re.I)
+# a key over text about the picks, not a pick: "summary", "why", "note"
+_TEXT_KEY = re.compile(r"summary|reason|why|note|comment|explanation|verdict|caveat|tip|motiv|grund|raison", re.I)
 _RANK_KEY = re.compile(r"^\W*(?:rank|no\.?|platz|rang|puesto)?\s*#?\s*(\d{1,2})\W*$", re.I)
 _AGAINST_VALUE = re.compile(r"^\W*(?:no|false|skip|avoid|not recommended|exclude[d]?|reject(?:ed)?|❌)\W*$", re.I)
 
@@ -108,8 +112,9 @@ def _walk(value: Any, reading: JsonReading, against: bool) -> None:
         for item in items:
             _walk(item, reading, against)
     elif isinstance(value, dict):
-        if value and all(_RANK_KEY.match(str(k)) for k in value):  # {"2": {...}, "1": {...}}: by the keys' ranks
-            value = {k: value[k] for k in sorted(value, key=_key_rank)}
+        ranked_keys = bool(value) and any(_RANK_KEY.match(str(k)) for k in value)
+        if ranked_keys:  # {"2": {...}, "1": {...}, "for_blondes": "..."}: by the keys' ranks, the others after
+            value = {k: value[k] for k in sorted(value, key=lambda k: (not _key_rank(k), _key_rank(k)))}
         name = _name(value)
         if name is not None:
             bad = against or any(isinstance(v, (str, bool)) and _AGAINST_VALUE.match(str(v))
@@ -120,7 +125,8 @@ def _walk(value: Any, reading: JsonReading, against: bool) -> None:
         for key, item in keyed:
             if _AGAINST_KEY.search(key):
                 _walk(item, reading, True)
-            elif _FOR_KEY.search(key) or isinstance(item, (list, dict)):
+            elif _FOR_KEY.search(key) or isinstance(item, (list, dict)) \
+                    or (ranked_keys and isinstance(item, str) and len(item) <= 80 and not _TEXT_KEY.search(key)):
                 reading.empty = reading.empty or (item == [] and bool(_FOR_KEY.search(key)) and not against)
                 _walk(item, reading, against)
 
