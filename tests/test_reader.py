@@ -372,6 +372,10 @@ def test_declines_and_deferrals_are_unparseable_with_their_reason():
         assert ranking.status == "unparseable", text
     # a near miss still recommends its product
     assert order("None of these is perfect, but the Oster Pro 1200 comes closest.") == (2,)
+    # a decline about the rest, after the picks, leaves the picks
+    rest = ("🥇 **Vitamix E310** — the best.\n🥈 **Oster Pro 1200** — cheaper.\n\n"
+            "What about the rest? I wouldn't pick any of them for you:\n- **Ninja Foodi** – loud.")
+    assert order(rest) == (3, 2)
     # an offer to narrow picks already laid out down further does not take them back
     picks = ("### 🥇 Best overall\n**Vitamix E310** — crushes ice.\n\n"
              "### 💸 Best budget\n**Oster Pro 1200** — most of the way there.\n\n")

@@ -335,12 +335,18 @@ def _revised(text: str, reader: Reader) -> tuple[list[int], str | None] | None:
     return new, None
 
 
+_THE_REST = re.compile(r"\bthe (?:rest|others|remaining (?:ones|options|models))\b|\bother (?:ones|options|models)\b"
+                       r"|\bdie anderen\b|\bles autres\b|\blos dem[aá]s\b|\bgli altri\b", re.I)
+
+
 def _declines(text: str, reader: Reader) -> bool:
     """Whether the answer says it will not recommend anything, in a sentence naming no product."""
     if not sig.DECLINE.search(text):
         return False
     sentences = [s.group() for s in _SENTENCE.finditer(text)]
-    if not any(_declines_all(s, reader) for s in sentences):
+    # "What about the rest? I wouldn't pick any of them": a decline about the others, after picks
+    if not any(_declines_all(s, reader) and not _THE_REST.search(" ".join(sentences[max(0, i - 1): i + 1]))
+               for i, s in enumerate(sentences)):
         return False
     # "None of these is perfect. The X comes closest." still recommends the X
     return not any((sig.STILL_PICKS.search(s) or sig.DECISION.search(s)) and reader.mentions(s, skip_negative=True)
