@@ -367,6 +367,7 @@ def test_json_answers_by_rank_fields_and_exclusions():
 def test_declines_and_deferrals_are_unparseable_with_their_reason():
     for text in ("None of these suit a smoothie bar; get a commercial Waring instead.",
                  "I can't open the links you shared, so I can't compare them.",
+                 "**Top pick:** None of these, honestly. The Oster and the Ninja both leak when hot.",
                  "Before I rank them, could you tell me your budget? The Oster and the Ninja differ a lot."):
         ranking = parse_ranking(text, P)
         assert ranking.status == "unparseable", text

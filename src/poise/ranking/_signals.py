@@ -87,6 +87,7 @@ DECLINE = re.compile(
     r"|\bi (?:wouldn['’]t|would not|won['’]t|don['’]t) (?:recommend|buy|get|pick|choose) any (?:of )?(?:them|these"
     r"|those)\b"
     r"|\brules? (?:them|these|those) (?:all )?out\b|\bi['’]d (?:actually )?hold off\b"
+    r"|\b(?:pick|choice|recommendation|verdict|answer)s?\W{0,4}:\W{0,4}none(?: of (?:these|them|those))?\b"
     r"|\b(?:uncomfortable|hesitant|reluctant) (?:recommending|to recommend) any (?:of )?(?:them|these|those)\b"
     r"|\b(?:don['’]t|do not|wouldn['’]t|would not) (?:buy|put|use|get|bother with) any (?:of )?(?:them|these|those)\b"
     r"|\b(?:every one|each|all) of (?:them|these|those) (?:is|are|would be) (?:a )?(?:bad|poor|wrong) (?:idea|fit"
