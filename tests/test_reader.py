@@ -286,6 +286,22 @@ def test_an_italian_use_case_pick_after_the_list():
     assert order(text) == (2, 1, 3)
 
 
+def test_a_type_of_product_in_lower_case_is_not_the_product_named_after_it():
+    heaters = [("Pelonis", "Oil Filled Heater NY1507-14A"), ("Vornado", "VH200 Vortex Heater"),
+               ("Lasko", "Ceramic Tower Heater"), ("DeLonghi", "RadiaS ECO")]
+    text = ("* **Vornado VH200:** heats evenly.\n* **Lasko Ceramic Tower:** affordable.\n\nWhen choosing, consider:\n"
+            "* **Noise level:** oil-filled radiators are silent but slow to heat\n\n"
+            "The **De'Longhi RadiaS ECO** is also worth considering.")
+    assert parse_ranking(text, heaters).order == (1, 2, 3)
+    assert parse_ranking("I'd buy the Pelonis Oil Filled Heater.", heaters).order == (0,)
+
+
+def test_we_would_avoid_it_under_a_pick_is_advice_against():
+    text = ("**Top pick:** Vitamix E310.\n\n**Runner-up:** Oster Pro 1200.\n- Alternative: the Ninja Foodi is the "
+            "usual cheaper comparison, but its jar leaks — we'd avoid it.\n\n**Premium pick:** Blendtec 650.")
+    assert order(text) == (3, 2, 0)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

@@ -185,8 +185,8 @@ OTHER_ORDER = re.compile(
 # a unit's own verdict against itself: "Feels like a gimmick — skip.", "Not worth it."
 VERDICT_AGAINST = re.compile(
     r"(?:^|[—–:;(-]\s*)(?:skip|avoid|pass)(?: it| this(?: one)?)?\b(?! (?:the|a|an|if|when|unless)\b)"
-    r"|\b(?:not recommended|not worth (?:it|the money|buying|the price)|i(?:['’]d| would) (?:skip|avoid|pass on) (?:it"
-    r"|this)"
+    r"|\b(?:not recommended|not worth (?:it|the money|buying|the price)"
+    r"|(?:i|we)(?:['’]d| would) (?:skip|avoid|pass on) (?:it|this)"
     r"|(?:wouldn['’]t|would not|won['’]t) (?:buy|bother with|recommend|pick|choose|get) (?:it|this|them)"
     r"|don['’]t buy (?:it|this)"
     r"|steer clear|not included|not in (?:the|my) (?:ranking|list|picks)|left out of|excluded"
