@@ -302,6 +302,16 @@ def test_we_would_avoid_it_under_a_pick_is_advice_against():
     assert order(text) == (3, 2, 0)
 
 
+def test_the_rest_called_all_fine_too_are_picks_after_the_choice():
+    text = ("I'd get either the **Vitamix E310** or the **Oster Pro 1200** — the Vitamix first, because it lasts. The "
+            "Oster is the cheaper device.\n\nThat said, the other two on your list — the Ninja Foodi and the Blendtec "
+            "650 — are all fine too for smoothies. Put any of them on a sturdy counter.")
+    assert order(text) == (3, 2, 1, 0)
+    shortlist = ("## Best overall: Vitamix E310\nGreat.\n\n## Best value: Oster Pro 1200\nCheap.\n\n**Summary:** The "
+                 "Ninja Foodi and the Blendtec are also solid, but they didn't make my shortlist.")
+    assert order(shortlist) == (3, 2)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

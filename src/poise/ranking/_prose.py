@@ -34,6 +34,11 @@ def closing_picks(text: str, reader: Reader) -> list[int]:
     return list(dict.fromkeys(out))
 
 
+# a use case that leads a sentence: "If you want a ratchet, ...", "For electricians, ..."
+_USE_LEAD = re.compile(IF_LEAD.pattern + r"|\s*(?:for|für|pour|para|per|voor)\s+(?!comparison\b|reference\b|context\b"
+                       r"|example\b|instance\b|what\b|that\b|this\b)[^,;:.!?\n]{3,60}[,;:]", re.I)
+
+
 def stated_picks(units: list[Unit], reader: Reader) -> list[int] | None:
     """The products of the sentences that recommend and of pick lines, in written order; None
     when no sentence states a choice and no line labels a pick."""
@@ -51,6 +56,8 @@ def stated_picks(units: list[Unit], reader: Reader) -> list[int] | None:
             picks = decision or any(r.search(s) for r in (sig.ORDINAL, sig.ALSO, sig.TIE, sig.GOOD_PICK))
             if picks and not _set_aside(s, reader):
                 chosen += reader.mentions(s, skip_negative=True)
+            elif (lead := _USE_LEAD.match(s.lstrip(" *_"))) and not reader.find(lead.group()) and not NOTE.match(s):
+                chosen += reader.mentions(s, skip_negative=True)  # "For electricians, Klein's X is handy"
     return list(dict.fromkeys(chosen)) if decided else None
 
 

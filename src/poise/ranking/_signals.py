@@ -254,6 +254,7 @@ GOOD_PICK = re.compile(
     r"(?:option|choice|pick|alternative|bet|buy|contender)s?\b|\bworth (?:a look|considering|checking out)\b"
     r"|\bis all you need\b|\b(?:is|are) (?:also |usually |generally )?recommended\b"
     r"|\bmakes? (?:more |the most )?sense\b"
+    r"|\b(?:are|is) (?:all |both |also )+(?:fine|good|great|solid)(?: (?:choices|options|picks))?(?: too| as well)?\b"
     r"|\b(?:(?:très |un )?bon|excellent|meilleur) choix\b|\b(?:buena|excelente|gran) (?:opción|elección)\b"
     r"|\bgute (?:wahl|alternative|option)\b|\bauch (?:gut|empfehlenswert)\b|\bottima scelta\b"
     r"|\bla scelta migliore\b|\bla (?:mejor|major) opci[oó]n\b|\ble meilleur choix\b|\bdie beste wahl\b", re.I)
