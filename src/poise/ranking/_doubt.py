@@ -37,13 +37,14 @@ def negated_only(order: Sequence[int], text: str, reader: Reader) -> int | None:
     for unit in cut(text):
         if unit.kind != "para" and (about := reader.subjects(unit)):
             subjects.add(about[0])
-    if not subjects:
+    others = [p for p in order if p not in subjects]
+    if not subjects or not others:
         return None
-    sentences = [(m.group(), {x.product for x in reader.find(m.group())}) for m in _SENTENCE.finditer(text)]
-    for p in order:
-        if p in subjects:
-            continue
-        own = [s for s, named in sentences if p in named]
+    mentions = reader.find(text)
+    sentences = [m for m in _SENTENCE.finditer(text)]
+    for p in others:
+        starts = [x.start for x in mentions if x.product == p]
+        own = [m.group() for m in sentences if any(m.start() <= at < m.end() for at in starts)]
         if own and all(_NEGATION.search(_NOT_AGAINST.sub("", s)) for s in own):
             return p
     return None

@@ -91,16 +91,16 @@ _OTHER_OPTIONS = re.compile(r"\bother (?:[\w-]+ )?(?:options|choices|picks|conte
 def lead_picks(units: list[Unit], reader: Reader) -> list[list[int]]:
     """The pick a paragraph names before a list of "other strong options": it comes first."""
     first = next((i for i, u in enumerate(units) if u.kind in LIST_KINDS), 0)
+    before = units[:first]
+    at = next((i for i, u in enumerate(before) if _OTHER_OPTIONS.search(u.text)), None)
+    if at is None or any(u.kind not in ("para", "heading") for u in before[: at + 1]):
+        return []
     out: list[list[int]] = []
-    for u in units[:first]:
-        if u.kind not in ("para", "heading"):
-            return []
+    for u in before[: at + 1]:
         more = _OTHER_OPTIONS.search(u.text)
-        out += [[p] for p in dict.fromkeys(reader.mentions(u.text[: more.start()] if more else u.text,
-                                                           skip_negative=True))]
-        if more:
-            return out
-    return []
+        text = u.text[: more.start()] if more else u.text
+        out += [[p] for p in dict.fromkeys(reader.mentions(text, skip_negative=True))]
+    return out
 
 
 def tied_first(units: list[Unit], reader: Reader) -> list[list[int]]:
