@@ -37,7 +37,7 @@ FLOORS = {
     "train_9_mixed.jsonl": 0.84, "train_10_engines.jsonl": 0.9, "train_11_hard.jsonl": 0.8,
     "train_12_mixed.jsonl": 0.74, "train_13_defended.jsonl": 0.80, "train_14_engines.jsonl": 0.96,
     "train_15_mixed.jsonl": 0.78, "train_16_hard.jsonl": 0.8,
-    "train_17_engines.jsonl": 0.85,
+    "train_17_engines.jsonl": 0.85, "train_18_longform.jsonl": 0.78,
 }
 
 
