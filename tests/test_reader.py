@@ -312,6 +312,14 @@ def test_the_rest_called_all_fine_too_are_picks_after_the_choice():
     assert order(shortlist) == (3, 2)
 
 
+def test_a_brand_followed_by_another_line_and_number_is_a_product_outside_the_list():
+    speakers = [("JBL", "Flip 6"), ("Marshall", "Stockwell II"), ("Bose", "SoundLink Revolve II")]
+    text = ("1. **Sonos Roam 2** – best overall.\n2. **JBL Charge 5** – big battery.\n"
+            "3. **Marshall Stockwell II** – looks.")
+    assert parse_ranking(text, speakers).order == (1,)
+    assert parse_ranking(text.replace("Charge 5", "Flip 6"), speakers).order == (0, 1)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

@@ -297,10 +297,16 @@ class NameMatcher:
         if j >= len(tokens) or text[tokens[j - 1].end : tokens[j].start] not in (" ", "-", " - "):
             return False
         word = tokens[j]
-        if word.text in self._own[product] or word.text in COMMON or word.text in GENERIC or _is_number(word.text):
+        if word.text in self._own[product] or _is_number(word.text):
             return False
         # a line name ("Ryobi ONE+", "Milwaukee FUEL") may follow a brand; a model number may not
-        return _has_digit(word.text) and not any(_has_digit(t) and t[:2] == word.text[:2] for t in self._own[product])
+        if _has_digit(word.text):
+            return word.text not in COMMON and word.text not in GENERIC \
+                and not any(_has_digit(t) and t[:2] == word.text[:2] for t in self._own[product])
+        # nor a model name of its own with its number: "JBL Charge 5" when the list holds the JBL Flip 6
+        nxt = tokens[j + 1] if j + 1 < len(tokens) else None
+        return word.capital and nxt is not None and text[word.end : nxt.start] == " " and _has_digit(nxt.text) \
+            and nxt.text not in self.vocab and not _UNIT.match(nxt.text)  # not another listed model ("Blueair Air A3")
 
 
 # a number with a unit, not a model number: "20v", "4k", "1080p", "2nd", "32gb", "500ml"
