@@ -320,6 +320,15 @@ def test_a_brand_followed_by_another_line_and_number_is_a_product_outside_the_li
     assert parse_ranking(text.replace("Charge 5", "Flip 6"), speakers).order == (0, 1)
 
 
+def test_a_pick_label_that_shares_a_word_with_a_name_still_leads_to_its_pick():
+    monitors = [("Asus", "ASUS ProArt Display PA32UCX 4K HDR IPS Mini LED Professional Monitor"),
+                ("EIZO", "ColorEdge CG319X"), ("Dell", "UltraSharp U2723QE")]
+    text = ("- **Best professional pick — EIZO ColorEdge CG319X.** Built-in calibration.\n"
+            "- **Best for HDR — ASUS ProArt PA32UCX.** Mini-LED.\n"
+            "- **Best value — Dell UltraSharp U2723QE.** IPS Black.")
+    assert parse_ranking(text, monitors).order == (1, 0, 2)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

@@ -154,6 +154,12 @@ class Reader:
         if head:
             return head
         if unit.kind in ("item", "bullet") and unit.named:
+            first = unit.body[0] if unit.body else ""
+            if _PICK_HEADING.search(unit.head) and (at := first.find(unit.head)) >= 0:
+                # "Best for HDR — ASUS ProArt PA32UCX.": a pick label, then the pick
+                picked = self.mentions(first[at + len(unit.head):][:120], skip_negative=False)[:1]
+                if picked:
+                    return picked
             # a title that names something else: only "Bose's ..." in its body says whose it is
             text = " ".join(unit.body)
             return [m.product for m in self.find(text)
