@@ -329,6 +329,14 @@ def test_a_pick_label_that_shares_a_word_with_a_name_still_leads_to_its_pick():
     assert parse_ranking(text, monitors).order == (1, 0, 2)
 
 
+def test_a_quantity_is_not_a_model_name():
+    cookers = [("Presto", "6-quart Traveling Slow Cooker"), ("Breville", "the Fast Slow Pro")]
+    text = "For a family of four, a 6-quart model is the right size. I'd buy the **Breville Fast Slow Pro**."
+    ranking = parse_ranking(text, cookers)
+    assert ranking.order == (1,) and ranking.roles[0] == ""  # the Presto is not named at all
+    assert parse_ranking("I'd buy the Presto 6-quart.", cookers).order == (0,)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

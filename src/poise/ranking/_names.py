@@ -118,6 +118,8 @@ def _distinctive(tokens: tuple[str, ...]) -> bool:
     meaningful = [w for w in tokens if w not in GENERIC and not _is_number(w)]
     if meaningful:
         return any(len(w) >= 2 for w in meaningful)
+    if all(_is_number(w) or w in _UNIT_WORDS for w in tokens):
+        return False  # a quantity ("6-quart", "14 cup"), not a model
     # generic words plus a number ("3200 series") name a model; generic words alone do not
     return any(_is_number(w) for w in tokens) and any(len(w) >= 2 and not _is_number(w) for w in tokens)
 
@@ -313,6 +315,12 @@ class NameMatcher:
 _UNIT = re.compile(r"^\d+(?:[.,]\d+)?(?:v|w|mah|wh|gb|tb|mb|mm|cm|m|in|hz|k|p|st|nd|rd|th|oz|l|ml|qt|lb|lbs|kg|g|x|db"
                    r"|pa|psi"
                    r"|gal|ft|inch|cc|rpm|bar|a|amp|ah)$")
+# units a number goes with in a spec: "6-quart", "12 cup", "30 inch"
+_UNIT_WORDS = frozenset({"quart", "quarts", "qt", "gallon", "gallons", "gal", "cup", "cups", "inch", "inches", "in",
+                         "liter", "liters", "litre", "litres", "l", "watt", "watts", "w", "volt", "volts", "v", "oz",
+                         "ounce", "ounces", "lb", "lbs", "pound", "pounds", "ft", "feet", "foot", "mm", "cm", "cu",
+                         "drawer", "drawers", "zone", "zones", "burner", "burners", "piece", "pieces", "speed",
+                         "speeds"})
 # words that make a different model of the same line when they follow its name
 _VARIANTS = frozenset({"max", "plus", "ultra", "mini", "lite", "se", "fe", "xl", "pro"})
 
