@@ -195,3 +195,36 @@ def test_an_answer_that_declines_to_recommend_is_unparseable():
     # controls: praise that only looks like it, and a refusal about other products
     assert extract_ranking("I can't recommend any of them enough. The Oster Pro 1200 is my pick.", PRODUCTS) == [2]
     assert extract_ranking("I can't recommend the Ninja. Get the Oster Pro 1200.", PRODUCTS) == [2]
+
+
+READ_EVERY_SET = """
+import json, sys
+from pathlib import Path
+from poise.ranking import parse_ranking
+out = []
+for path in sorted(Path(sys.argv[1]).glob("train_*.jsonl")):
+    for line in path.read_text().splitlines():
+        case = json.loads(line)
+        if case.get("products"):
+            r = parse_ranking(case["response"], [tuple(p) for p in case["products"]])
+            out.append([case["id"], list(r.order), r.reason])
+print(json.dumps(out))
+"""
+
+
+def test_readings_do_not_depend_on_string_hashing():
+    """Python hashes strings with a new seed in every process, so a set of names iterates in
+    another order each run; no reading may follow that order (one did, before the matcher
+    sorted its keys)."""
+    import os
+    import subprocess
+    import sys
+
+    readings = []
+    for seed in ("0", "1", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        done = subprocess.run([sys.executable, "-c", READ_EVERY_SET, str(DATA / "reader")], env=env,
+                              capture_output=True, text=True, check=True, timeout=300)
+        readings.append(json.loads(done.stdout))
+    assert len(readings[0]) > 1000
+    assert readings[0] == readings[1] == readings[2]

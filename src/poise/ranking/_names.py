@@ -177,6 +177,13 @@ def _product_keys(index: int, brand: str, model: str) -> set[Key]:
     return keys
 
 
+_KIND_ORDER = {"brand": 0, "model": 1, "full": 2}
+
+
+def _key_order(key: Key) -> tuple[tuple[str, ...], int, bool, bool, bool]:
+    return key.tokens, _KIND_ORDER[key.kind], not key.needs_capital, not key.mid_sentence, key.brand_only
+
+
 class NameMatcher:
     """Finds mentions of a fixed list of products (one category) in text."""
 
@@ -184,7 +191,9 @@ class NameMatcher:
         owners: dict[tuple[str, ...], set[int]] = {}
         all_keys: list[Key] = []
         for i, (brand, model) in enumerate(names):
-            for key in _product_keys(i, brand, model):
+            # in a fixed order: a set's order follows string hashing, which changes from run to run, and
+            # the first of two keys with the same words decides how they match
+            for key in sorted(_product_keys(i, brand, model), key=_key_order):
                 owners.setdefault(key.tokens, set()).add(i)
                 all_keys.append(key)
         by_first: dict[str, list[Key]] = {}
