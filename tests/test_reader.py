@@ -337,6 +337,13 @@ def test_a_quantity_is_not_a_model_name():
     assert parse_ranking("I'd buy the Presto 6-quart.", cookers).order == (0,)
 
 
+def test_paragraphs_per_product_keep_the_use_case_picks_a_paragraph_adds():
+    text = ("For a beginner, I'd look for a sturdy jar.\n\nMy first choice would be the **Vitamix E310**. It's "
+            "forgiving.\n\nA close second is the **Blendtec 650** — loud but strong.\n\nIf budget is a concern, the "
+            "**Oster Pro 1200** and the **Ninja Foodi** are both genuinely good for the price.")
+    assert order(text) == (3, 0, 2, 1)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

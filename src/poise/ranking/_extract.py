@@ -34,7 +34,15 @@ from ._doubt import negated_only
 from ._json import find_json, read_json
 from ._mentions import NOTE, Reader
 from ._names import matcher_for
-from ._prose import closing_picks, lead_picks, more_options, stated_picks, tied_first, top_pick_first
+from ._prose import (
+    closing_picks,
+    lead_picks,
+    more_options,
+    stated_picks,
+    tied_first,
+    top_pick_first,
+    use_case_picks,
+)
 from ._result import Ranking, Role, scores_from_order
 from ._units import LIST_KINDS, Unit, by_rank, cut, labelled_only
 
@@ -220,7 +228,8 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
     paragraphs = [ps for u in units if len(ps := reader.subjects(u) if u.kind == "pick" else
                                            reader.first_sentence_products(u) if u.kind == "para" else []) == 1]
     if len(paragraphs) >= 2 and len({ps[0] for ps in paragraphs}) >= 2:
-        return list(dict.fromkeys(ps[0] for ps in paragraphs))
+        # and the use-case picks a paragraph adds after its first sentence ("If budget is a concern, the X")
+        return list(dict.fromkeys([ps[0] for ps in paragraphs] + use_case_picks(units, reader)))
     text = "\n".join(u.text for u in units)
     if sig.DECISION.search(text) or any(u.kind == "pick" for u in units):
         # prose that states its choice: only the sentences that recommend, not those that describe,

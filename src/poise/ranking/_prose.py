@@ -11,7 +11,8 @@ from ._cues import _SENTENCE
 from ._mentions import IF_LEAD, NOTE, Reader
 from ._units import LIST_KINDS, Unit
 
-__all__ = ["closing_picks", "lead_picks", "more_options", "stated_picks", "tied_first", "top_pick_first"]
+__all__ = ["closing_picks", "lead_picks", "more_options", "stated_picks", "tied_first", "top_pick_first",
+           "use_case_picks"]
 
 
 _BUT = re.compile(r"\bbut\b|\bhowever\b|\bthough\b", re.I)
@@ -59,6 +60,21 @@ def stated_picks(units: list[Unit], reader: Reader) -> list[int] | None:
             elif (lead := _USE_LEAD.match(s.lstrip(" *_"))) and not reader.find(lead.group()) and not NOTE.match(s):
                 chosen += reader.mentions(s, skip_negative=True)  # "For electricians, Klein's X is handy"
     return list(dict.fromkeys(chosen)) if decided else None
+
+
+def use_case_picks(units: list[Unit], reader: Reader) -> list[int]:
+    """The products of prose sentences led by a use case ("If budget is a concern, the X and the Y
+    are both good"), in written order."""
+    out: list[int] = []
+    for u in units:
+        if u.kind != "para":
+            continue
+        for m in _SENTENCE.finditer(u.text):
+            s = m.group()
+            if (lead := _USE_LEAD.match(s.lstrip(" *_"))) and not reader.find(lead.group()) and not NOTE.match(s) \
+                    and not _set_aside(s, reader):
+                out += reader.mentions(s, skip_negative=True)
+    return out
 
 
 def more_options(units: list[Unit], reader: Reader) -> list[int]:
