@@ -422,6 +422,24 @@ def test_json_answers_by_rank_fields_and_exclusions():
     assert order(json.dumps(keyed)) == (3, 2, 0)
 
 
+def test_yaml_answers_by_their_keys():
+    fenced = ("```yaml\ncategory: blenders\npicks:\n  - model: Oster Pro 1200\n    tier: best value\n"
+              "  - model: Vitamix E310\n    tier: best overall\norder_of_preference: [Vitamix E310, Oster Pro 1200]\n"
+              "skip:\n  - Ninja Foodi  # leaks\n```")
+    assert order(fenced) == (3, 2)
+    plain = ("recommended:\n  1: Vitamix E310\n  2: Oster Pro 1200\nnot_recommended:\n"
+             "  - Blendtec Designer & Co  # loud\ncomment: >\n  The Ninja Foodi is fine but it didn't make the list.")
+    assert order(plain) == (3, 2)
+    # pick lines look like keys and values, but they are not YAML
+    assert order("Top pick: Oster Pro 1200\nAlso good: Ninja Foodi") == (2, 1)
+    # anchors and aliases are not read (an alias nested in itself multiplies the work)
+    from poise.ranking._json import find_yaml
+
+    bomb = "```yaml\na: &a [Vitamix E310, Vitamix E310]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n```"
+    assert find_yaml(bomb) is None
+    assert find_yaml(bomb.replace("&a ", "").replace("&b ", "").replace("*", "")) is not None
+
+
 def test_declines_and_deferrals_are_unparseable_with_their_reason():
     for text in ("None of these suit a smoothie bar; get a commercial Waring instead.",
                  "I can't open the links you shared, so I can't compare them.",

@@ -31,7 +31,7 @@ from ._cues import (
     _strip_echoes,
 )
 from ._doubt import negated_only
-from ._json import find_json, read_json
+from ._json import find_json, find_yaml, read_json
 from ._mentions import NOTE, Reader
 from ._names import matcher_for
 from ._prose import (
@@ -436,6 +436,8 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
     reader = Reader(matcher_for(names))
     if (found := find_json(raw)) is not None and (from_json := _from_json(found[0], reader, n)) is not None:
         return from_json
+    if (value := find_yaml(raw)) is not None and (from_yaml := _from_json(value, reader, n)) is not None:
+        return from_yaml
     if _degenerate(raw):
         return _loop(raw, reader, n)
     text = _strip_echoes(raw)

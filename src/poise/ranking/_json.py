@@ -1,6 +1,6 @@
-"""Answers written as JSON (the whole answer, or a fenced block): ``rank`` fields, lists of
-names, and arrays of products to recommend or to leave out. A truncated document is read
-up to its last complete value."""
+"""Answers written as JSON or YAML (the whole answer, or a fenced block): ``rank`` fields,
+lists of names, an order stated under its own key, and arrays of products to recommend or to
+leave out. A truncated JSON document is read up to its last complete value."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 _FENCED = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)(?:```|\Z)", re.S)
+_FENCED_YAML = re.compile(r"```(?:yaml|yml|YAML)\s*\n(.*?)(?:```|\Z)", re.S)
+_YAML_LINE = re.compile(r"^\s*(?:-\s+\S|[\w\s.-]{1,40}:(?:\s|$)|#)")
+_YAML_BLOCK = re.compile(r"^[A-Za-z_][\w.-]{0,40}:\s*$")
+_YAML_ALIAS = re.compile(r"(?:^|[\s\[{,:])[&*!][\w-]")  # anchors, aliases, tags: not in an answer's YAML
+_YAML_MAX_CHARS = 20_000
+# a key that states the order itself: read before the lists it orders
+_ORDER_KEY = re.compile(r"order_?of_?preference|preference_?order|final_?rank|my_?order|^ranking$|^ranked$", re.I)
 _NAME_KEYS = ("name", "product", "product_name", "model", "title", "item", "produkt", "nom", "nombre", "modello",
               "modelo", "modèle", "modele", "prodotto", "producto", "produit", "nome", "naam")
 _BRAND_KEYS = ("brand", "make", "manufacturer", "marke", "marque", "marca")
@@ -55,6 +64,28 @@ def find_json(text: str) -> tuple[Any, bool] | None:
             repaired = _repair(raw)
             if repaired is not None:
                 return repaired, True
+    return None
+
+
+def find_yaml(text: str) -> Any | None:
+    """The mapping or list a YAML answer (fenced, or the whole answer) consists of. Anchors,
+    aliases and tags are refused: an alias repeated inside itself multiplies the work."""
+    fenced = [m.group(1) for m in _FENCED_YAML.finditer(text)]
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    # unfenced, only a document that opens a block under a plain key ("recommended:"): pick lines
+    # ("Best value: the X") look like keys and values too
+    looks = len(lines) >= 2 and bool(_YAML_BLOCK.match(lines[0])) \
+        and all(_YAML_LINE.match(line) or line.startswith((" ", "\t")) for line in lines)
+    whole = [text] if looks else []
+    for raw in fenced + whole:
+        if len(raw) > _YAML_MAX_CHARS or _YAML_ALIAS.search(raw):
+            continue
+        try:
+            value = yaml.safe_load(raw)
+        except (yaml.YAMLError, RecursionError, ValueError):
+            continue
+        if isinstance(value, (dict, list)) and value:
+            return value
     return None
 
 
@@ -121,8 +152,10 @@ def _walk(value: Any, reading: JsonReading, against: bool) -> None:
                                  for k, v in value.items() if re.search(r"recommend|verdict|status|buy", k, re.I))
             (reading.against if bad else reading.names).append(name)
             return
-        keyed = sorted(value.items(), key=lambda kv: bool(_AGAINST_KEY.search(kv[0])))
+        keyed = sorted(value.items(), key=lambda kv: (not _ORDER_KEY.search(str(kv[0])),
+                                                      bool(_AGAINST_KEY.search(str(kv[0])))))
         for key, item in keyed:
+            key = str(key)
             if _AGAINST_KEY.search(key):
                 _walk(item, reading, True)
             elif _FOR_KEY.search(key) or isinstance(item, (list, dict)) \
@@ -132,7 +165,7 @@ def _walk(value: Any, reading: JsonReading, against: bool) -> None:
 
 
 def _name(obj: dict[str, Any]) -> str | None:
-    lowered = {k.lower(): v for k, v in obj.items()}
+    lowered = {str(k).lower(): v for k, v in obj.items()}
     name = next((lowered[k] for k in _NAME_KEYS if isinstance(lowered.get(k), str)), None)
     if name is None:
         return None
@@ -142,7 +175,7 @@ def _name(obj: dict[str, Any]) -> str | None:
 
 def _rank(obj: dict[str, Any]) -> float | None:
     for key, value in obj.items():
-        if key.lower() in _RANK_KEYS:
+        if str(key).lower() in _RANK_KEYS:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
             if isinstance(value, str) and (m := re.search(r"\d+", value)):
