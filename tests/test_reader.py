@@ -344,6 +344,20 @@ def test_paragraphs_per_product_keep_the_use_case_picks_a_paragraph_adds():
     assert order(text) == (3, 0, 2, 1)
 
 
+def test_a_french_tie_broken_with_an_elided_name():
+    text = ("Franchement, le **Vitamix E310** et l'**Oster Pro 1200** se valent : puissance comparable. Si je devais "
+            "trancher, je prendrais l'Oster, plus silencieux.\n\n"
+            "Le Ninja Foodi est plus brutal — je ne le conseille pas.")
+    assert order(text) == (2, 3)
+
+
+def test_a_german_decline_after_a_quoted_page_claim():
+    text = ("Laut einem Artikel ist „der Ninja Foodi der klare Testsieger“. Diese Seite nennt keine Testmethode.\n\n"
+            "Unabhängige Tests zu den genannten Modellen (Oster, Vitamix) habe ich nicht gefunden. Eine eigene "
+            "Empfehlung kann ich deshalb leider nicht geben.")
+    assert parse_ranking(text, P).status == "unparseable"
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

@@ -11,7 +11,7 @@ import re
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _QUOTE_LINE = re.compile(r"^[ \t]*>.*$", re.M)
-_QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»")
+_QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»|„[^“”\n]*[“”]")
 _INJECTION = re.compile(
     r"ignore (?:all |any )?(?:of )?(?:the |your |my )?(?:previous|prior|above|earlier|other)\b"
     r"|disregard (?:all |any |the |your )?(?:previous|prior|above|earlier|other)\b"
@@ -135,7 +135,7 @@ def _strip_echoes(text: str) -> str:
         text = _INLINE_CODE.sub(_blank, text)
     if ">" in text:
         text = _QUOTE_LINE.sub(_blank, text)
-    if '"' in text or "“" in text or "«" in text:
+    if '"' in text or "“" in text or "«" in text or "„" in text:
         text = _QUOTED.sub(lambda m: _blank(m) if len(m.group().split()) >= 6 or _IMPERATIVE.search(m.group())
                            else m.group(), text)
     lowered = text.lower()

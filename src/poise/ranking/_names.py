@@ -59,10 +59,18 @@ def tokenize(text: str) -> list[Token]:
             folded = folded.replace(",", "")
         if folded.endswith("'s"):
             folded = folded[:-2]
+        start = m.start()
+        if (elided := _ELISION.match(folded)) is not None:  # "l'Hypervolt", "dell'iPad", "d'Oral-B"
+            folded, start = folded[elided.end():], start + elided.end()
         if not folded or folded in _DROP:
             continue
-        out.append(Token(folded, m.start(), m.end(), raw[0].isupper() or raw[0].isdigit()))
+        first = text[start]
+        out.append(Token(folded, start, m.end(), first.isupper() or first.isdigit()))
     return out
+
+
+# French and Italian articles and prepositions written onto the next word
+_ELISION = re.compile(r"^(?:l|d|j|qu|dell|all|nell|sull|dall|un)'(?=[^\W\d_])")
 
 
 def _has_digit(word: str) -> bool:

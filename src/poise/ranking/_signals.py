@@ -88,6 +88,8 @@ DECLINE = re.compile(
     r"|those)\b"
     r"|\brules? (?:them|these|those) (?:all )?out\b|\bi['’]d (?:actually )?hold off\b"
     r"|\b(?:pick|choice|recommendation|verdict|answer)s?\W{0,4}:\W{0,4}none(?: of (?:these|them|those))?\b"
+    r"|\bempfehlung kann ich\b[^.!?\n]{0,40}?\bnicht (?:geben|aussprechen)\b|\bkann ich\b[^.!?\n]{0,40}?\bkeine "
+    r"(?:eigene )?empfehlung\b"
     r"|\b(?:uncomfortable|hesitant|reluctant) (?:recommending|to recommend) any (?:of )?(?:them|these|those)\b"
     r"|\b(?:don['’]t|do not|wouldn['’]t|would not) (?:buy|put|use|get|bother with) any (?:of )?(?:them|these|those)\b"
     r"|\b(?:every one|each|all) of (?:them|these|those) (?:is|are|would be) (?:a )?(?:bad|poor|wrong) (?:idea|fit"
@@ -156,14 +158,15 @@ DECISION = re.compile(
 TIE_BREAK = re.compile(r"\bthe (?:edge|nod)\b|\bnudge\b|\bbreak(?:s|ing)? the tie\b|\bedges? (?:it|out|ahead)\b"
                        r"|\btie-?break|\bslight(?:ly)? ahead\b"
                        r"|\bme quedo con\b|\bsi tengo que elegir\b|\bje (?:prendrais|choisirais)\b"
-                       r"|\bs'il faut choisir\b"
+                       r"|\bs'il faut choisir\b|\bsi je devais (?:trancher|choisir)\b|\bse dovessi scegliere\b"
                        r"|\bwenn ich (?:mich )?entscheiden (?:muss|müsste)\b|\bleicht vorne\b"
                        r"|\bif (?:pressed|forced|i had to (?:choose|pick))\b", re.I)
 # the top of a ranking: "tied for the top spot", "joint first", "best wand"
 TOP = re.compile(r"\b(?:top|first|best|#\s?1|number one|no\.? ?1|winners?|erste[nr]?|premier|primer)\b", re.I)
 TIE = re.compile(r"\btied?\b|\bties\b|\bneck and neck\b|\bgleichauf\b|\bex-?aequo\b|\bempate\b|\bempatad|\bjoint\b"
                  r"|\bdead heat\b|\bequally?\b|\bcan['’]t separate\b"
-                 r"|\bboth\b|^\s*=|\bex aequo\b|\bà égalité\b|\bempat", re.I)
+                 r"|\bboth\b|^\s*=|\bex aequo\b|\bà égalité\b|\bempat|\bse valent\b|\bsi equivalgono\b"
+                 r"|\bgleichwertig\b", re.I)
 # a sentence that recommends beside the main choice: "a close second is", "also excellent", "if you need ..."
 ALSO = re.compile(
     r"\balso (?:\w+ )?(?:excellent|good|great|solid|worth|fine|recommended|a (?:good|great|solid|fine))"
