@@ -458,9 +458,14 @@ def test_declines_and_deferrals_are_unparseable_with_their_reason():
     for text in ("None of these suit a smoothie bar; get a commercial Waring instead.",
                  "I can't open the links you shared, so I can't compare them.",
                  "**Top pick:** None of these, honestly. The Oster and the Ninja both leak when hot.",
+                 "| Model | Watts |\n|---|---|\n| Oster Pro 1200 | 1200 |\n| Ninja Foodi | 1400 |\n\n"
+                 "Which one suits you depends on how much you blend at once.",
                  "Before I rank them, could you tell me your budget? The Oster and the Ninja differ a lot."):
         ranking = parse_ranking(text, P)
         assert ranking.status == "unparseable", text
+    # control: the same table with a pick after it recommends
+    assert order("| Model | Watts |\n|---|---|\n| Oster Pro 1200 | 1200 |\n| Ninja Foodi | 1400 |\n\n"
+                 "I'd get the Ninja Foodi.") == (1,)
     # a near miss still recommends its product
     assert order("None of these is perfect, but the Oster Pro 1200 comes closest.") == (2,)
     # a decline about the rest, after the picks, leaves the picks

@@ -291,6 +291,20 @@ def _break_ties(order: list[int], text: str, reader: Reader) -> list[int]:
     return order
 
 
+_DEPENDS = re.compile(r"\bdepends? (?:on|entirely on)\b|\bit depends\b|\bhängt (?:davon|von)\b|\bdépend de\b"
+                      r"|\bdepende de\b|\bdipende da\b", re.I)
+_COMPARES_ONLY = "compares only"
+# a row that gives a verdict or a use ("✅ Best pick", "Budget option"): the table picks
+_PICK_CELL = re.compile(r"[✅✔⭐🏆🥇]|\b(?:best|pick|recommend\w*|winner|budget|value|choice|option|buy)\b", re.I)
+
+
+def _table_only(units: list[Unit], reader: Reader) -> bool:
+    """Whether the products appear only as rows of a table (a comparison, not picks)."""
+    rows = [u for u in units if u.kind == "row" and reader.subjects(u)]
+    return len(rows) >= 2 and not any(_PICK_CELL.search(u.text) for u in rows) \
+        and not any(u.kind != "row" and u.kind != "para" and reader.subjects(u) for u in units)
+
+
 def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
     """The order, or an empty order and the reason the answer is ambiguous."""
     units = by_rank(labelled_only(_reverse_runs(_advised_for(cut(text), reader))))
@@ -301,6 +315,13 @@ def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
         ranked = any(u.rank is not None for u in units)
         if not ranked and len(base) >= 2 and sig.OTHER_ORDER.search(text):
             return [], "it orders the products by something other than preference and states no ranking"
+        if not ranked and _table_only(units, reader):
+            # a table compares; the prose around it, when it chooses, says what is recommended
+            stated = stated_picks([u for u in units if u.kind == "para"], reader) if sig.DECISION.search(text) else None
+            if stated:
+                return stated, None
+            if _DEPENDS.search(text) and not sig.GOOD_PICK.search(text):
+                return [], _COMPARES_ONLY
         return top_pick_first(units, base, reader), None
     top = max(level for _, level in statements)
     orders = [order for order, level in statements if level == top]
@@ -448,6 +469,8 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
 
     def roles() -> tuple[Role, ...]:
         return _roles(order, raw, text, reader, n)
+    if reason == _COMPARES_ONLY:
+        return Ranking((), n, "the response compares the products and picks none", role_reader=roles)
     if reason:
         return Ranking((), n, reason, ambiguous=True, role_reader=roles)
     if not order:
