@@ -358,6 +358,22 @@ def test_a_german_decline_after_a_quoted_page_claim():
     assert parse_ranking(text, P).status == "unparseable"
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1. **Oster Pro 1200** — cheap.\n2. **Ninja Foodi** — versatile.\n\n**Upgrade pick (slightly over budget): "
+     "Vitamix E310** — lasts decades.", (2, 1, 3)),
+    ("- **Vitamix E310:** strong.\n- **Oster Pro 1200:** cheap.\n\n**Accessories:** A tamper such as the Blendtec 650 "
+     "jar improves results but isn't a blender itself.", (3, 2)),
+    ("- **Vitamix E310:** strong.\n- **Oster Pro 1200:** cheap.\n\nFor travel, compact options like the "
+     "**Ninja Foodi** are convenient.", (3, 2, 1)),
+    ("### Top Picks\n* **Vitamix E310:** the best.\n* **Oster Pro 1200:** cheap.\n\n### Worth Skipping\n"
+     "* **Ninja Foodi:** leaks.\n* **Blendtec 650:** loud.", (3, 2)),
+    ("### Oster Pro 1200\nCheap.\n\n### Vitamix E310\nLasts.\n\n**Bottom line – my ranking for a home cook:**\n"
+     "1. Vitamix E310\n2. Oster Pro 1200", (3, 2)),
+])
+def test_labels_around_the_picks(text, expected):
+    assert order(text) == expected
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

@@ -76,7 +76,8 @@ _HEAD_JOIN = re.compile(
     r"(?:(?-i:[A-Z][\w.&+-]*)\s+){0,2}$", re.I)  # "A and Fuji B": a brand word before the next name
 _NEGATIVE = re.compile(
     r"\bavoid\b|\bskip\b|\bsteer clear|\bstay away|(?:\bnot|n['’]t|\bnever|\bcannot) (?:\w+ )?recommend"
-    r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\b(?:left|leave|leaving) (?:\w+ )?out|\bexclud"
+    r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\b(?:left|leave|leaving) (?:[\w'’*_-]+ ){0,4}?out\b"
+    r"|\bexclud"
     r"|\bnot (?:a )?(?:good|great|strong) (?:choice|pick|option|fit)"
     r"|\b(?:wouldn['’]t|would not|won['’]t|don['’]t|do not) (?:bother|go for|buy|get|pick|choose|consider|use)\b"
     r"|\boverkill\b"

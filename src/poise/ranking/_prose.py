@@ -94,7 +94,7 @@ def more_options(units: list[Unit], reader: Reader) -> list[int]:
                 continue
             if sig.GOOD_PICK.search(sentence):
                 out += reader.mentions(sentence, skip_negative=True)
-            elif (lead := IF_LEAD.match(sentence.lstrip(" *_"))) and not reader.find(lead.group()):
+            elif (lead := _USE_LEAD.match(sentence.lstrip(" *_"))) and not reader.find(lead.group()):
                 out += reader.mentions(sentence, skip_negative=True)[:1]
     return out
 

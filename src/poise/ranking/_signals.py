@@ -39,7 +39,7 @@ _SUMMARY = (
     r"(?:verdict|bottom line|conclusion|summary|answer|take|recommendation|picks?"
     r"|fazit|zusammenfassung|en r[ée]sum[ée]|verdict final|conclusi[oó]n|resumen)"
 )
-_LEAD = (r"^\W*(?:[^,.:;!?\n]{3,40},\s+)?"  # "Setting that instruction aside, here's my own ranking:"
+_LEAD = (r"^\W*(?:[^,.:;!?\n]{3,40}(?:,|\s[–—-])\s+)?"  # "Setting that instruction aside, here's my own ranking:"
          r"(?:(?:so|overall|all in all|here(?:['’]s| is)|this is|below is|and|with that|putting it together)\W+)*")
 _TAIL = r"(?:\s+[\w'’()/-]+){0,6}?\s*(?:\*\*|__)?\s*(?:is\b|would be\b|:|–|—|-|$)"
 # any word a statement label may hold: a cheap test before the anchored ones below
@@ -237,6 +237,7 @@ COMPARE_INTRO = re.compile(
 # a title that puts what it names aside: "Avoid: X", "⚠️ Skip — X", "Not recommended: X"
 AGAINST_TITLE = re.compile(
     r"^\W*(?:avoid|skip|not recommended|not worth it|pass|don['’]t buy|stay away|why not|nicht empfohlen|à éviter"
+    r"|worth skipping|(?:i['’]d |we['’]d )?skip(?:ping)? these"
     r"|evitar)\b",
     re.I)
 # a paid slot the answer does not make its own: "Sponsored:", "Partner offer (paid placement):", "Ad:"

@@ -36,6 +36,7 @@ _PICK_LABEL = re.compile(
     r"|budget|premium|splurge|value|runner[- ]up|second (?:choice|place|pick)"
     r"|third (?:choice|place|pick)|also (?:consider|good|great|solid|fine|recommended|worth (?:considering|a look))"
     r"|honou?rable mentions?|(?:other |an? )?alternatives?|worth a look|close second|my pick|winner)"
+    r"(?:\s*\([^()\n]{1,40}\))?"  # "Upgrade pick (slightly over budget):"
     r"\s*(?:(?:\*\*|__)\s*[:–—-]|[:–—-]\s*(?:\*\*|__)?)\s*(.+)$",
     re.I,
 )
@@ -48,7 +49,8 @@ _NOTE_LABEL = re.compile(r"^\W*(?:(?:models?|products?|options?) (?:considered|r
                          r"|shortlist(?:ed)?|what i (?:looked at|compared)|keep in mind|bear in mind|note|notes|n\.b\."
                          r"|tip|tips|caveat|heads[- ]up|important|warning"
                          r"|be aware|a word of caution|caution|disclaimer|beware|fyi|psa|hinweis|achtung|remarque"
-                         r"|attention|nota|ojo)\W*$", re.I)
+                         r"|attention|nota|ojo|accessor(?:y|ies)|add-ons?|extras?|zubehör|accessoires|accesorios)"
+                         r"\W*$", re.I)
 _NOT_LISTED = re.compile(r"^\W*not\b|\bnot (?:a fit|in the (?:list|ranking)|for you|ranked|tiered|rated)\b|\bexclu"
                          r"|\bleft out\b"
                          r"|\bthe (?:rest|others)\b|\bwhy not\b|\bnicht\b|\bpas\b|\bno (?:recomendad|incluid)", re.I)
