@@ -369,6 +369,16 @@ def test_a_german_decline_after_a_quoted_page_claim():
      "* **Ninja Foodi:** leaks.\n* **Blendtec 650:** loud.", (3, 2)),
     ("### Oster Pro 1200\nCheap.\n\n### Vitamix E310\nLasts.\n\n**Bottom line – my ranking for a home cook:**\n"
      "1. Vitamix E310\n2. Oster Pro 1200", (3, 2)),
+    ("1. **Vitamix E310**\nStrong.\n\n2. **Oster Pro 1200**\nCheap.\n\n**Da evitare:** la Ninja Foodi — perde.",
+     (3, 2)),
+    ("* **Oster Pro 1200:** cheap. **Top pick.**\n* **Vitamix E310:** best premium pick.\n\n**Recommendation Order:** "
+     "Vitamix E310 first if budget allows, then the Oster Pro 1200.", (3, 2)),
+    ("* **Vitamix E310:** the best.\n* **Oster Pro 1200:** cheap.\n* **Ninja Foodi** and **Blendtec 650** are louder. "
+     "I'd avoid them.", (3, 2)),
+    ("### ✨ Best Options\n1. **Vitamix E310** – strong.\n2. **Oster Pro 1200** – cheap.\n\n### ❌ Too Loud for You\n"
+     "* **Ninja Foodi** – loud.", (3, 2)),
+    ("1. **Vitamix E310** – strong.\n2. **Oster Pro 1200** – cheap.\n\n🔋 If you're open to cordless: the "
+     "**Ninja Foodi** comes close.", (3, 2, 1)),
 ])
 def test_labels_around_the_picks(text, expected):
     assert order(text) == expected

@@ -40,6 +40,9 @@ _USE_LEAD = re.compile(IF_LEAD.pattern + r"|\s*(?:for|für|pour|para|per|voor)\s
                        r"|example\b|instance\b|what\b|that\b|this\b)[^,;:.!?\n]{3,60}[,;:]", re.I)
 
 
+_LEADING_MARKS = re.compile(r"^[\W_]+")  # "🔋 If you're open to battery: ..."
+
+
 def stated_picks(units: list[Unit], reader: Reader) -> list[int] | None:
     """The products of the sentences that recommend and of pick lines, in written order; None
     when no sentence states a choice and no line labels a pick."""
@@ -94,7 +97,7 @@ def more_options(units: list[Unit], reader: Reader) -> list[int]:
                 continue
             if sig.GOOD_PICK.search(sentence):
                 out += reader.mentions(sentence, skip_negative=True)
-            elif (lead := _USE_LEAD.match(sentence.lstrip(" *_"))) and not reader.find(lead.group()):
+            elif (lead := _USE_LEAD.match(_LEADING_MARKS.sub("", sentence))) and not reader.find(lead.group()):
                 out += reader.mentions(sentence, skip_negative=True)[:1]
     return out
 

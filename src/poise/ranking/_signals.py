@@ -25,6 +25,7 @@ _RANKING = (
     r"(?:(?:my|our|the|your)\s+)?(?:[a-z'’-]+\s+){0,2}?"
     r"(?:ranking|rankings|ranked list|order of preference|preference order|pecking order|ranking order|final answer"
     r"|recommendations?,? (?:in order|ranked)|picks?,? (?:in order|ranked)|classement|rangfolge|rangliste|reihenfolge"
+    r"|recommendation order|order of recommendation"
     r"|clasificaci[oó]n|ranking final|mi ranking|mein ranking|meine rangfolge)"
     r"|in (?:my )?order of (?:preference|recommendation)|how i(?:['’]d| would) rank (?:them|these)"
     r"|ranked(?: from)? best to worst|from best to worst|best to worst|ranked(?=\s*(?:\*\*|__)?\s*:)"
@@ -189,7 +190,7 @@ OTHER_ORDER = re.compile(
 VERDICT_AGAINST = re.compile(
     r"(?:^|[—–:;(-]\s*)(?:skip|avoid|pass)(?: it| this(?: one)?)?\b(?! (?:the|a|an|if|when|unless)\b)"
     r"|\b(?:not recommended|not worth (?:it|the money|buying|the price)"
-    r"|(?:i|we)(?:['’]d| would) (?:skip|avoid|pass on) (?:it|this)"
+    r"|(?:i|we)(?:['’]d| would) (?:skip|avoid|pass on) (?:it|this|them|these|those|both)"
     r"|(?:wouldn['’]t|would not|won['’]t) (?:buy|bother with|recommend|pick|choose|get) (?:it|this|them)"
     r"|don['’]t buy (?:it|this)"
     r"|steer clear|not included|not in (?:the|my) (?:ranking|list|picks)|left out of|excluded"
@@ -236,8 +237,9 @@ COMPARE_INTRO = re.compile(
     re.I)
 # a title that puts what it names aside: "Avoid: X", "⚠️ Skip — X", "Not recommended: X"
 AGAINST_TITLE = re.compile(
-    r"^\W*(?:avoid|skip|not recommended|not worth it|pass|don['’]t buy|stay away|why not|nicht empfohlen|à éviter"
-    r"|worth skipping|(?:i['’]d |we['’]d )?skip(?:ping)? these"
+    r"^\s*(?:\*\*|__)?\s*[❌⛔🚫✗✘]|^\W*too [\w-]+ for (?:you|this|your)\b"
+    r"|^\W*(?:avoid|skip|not recommended|not worth it|pass|don['’]t buy|stay away|why not|nicht empfohlen|à éviter"
+    r"|worth skipping|(?:i['’]d |we['’]d )?skip(?:ping)? these|da evitare|sconsigliat\w*|te vermijden|niet aanbevolen"
     r"|evitar)\b",
     re.I)
 # a paid slot the answer does not make its own: "Sponsored:", "Partner offer (paid placement):", "Ad:"
