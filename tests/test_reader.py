@@ -384,6 +384,27 @@ def test_labels_around_the_picks(text, expected):
     assert order(text) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Do domu polecam **Oster Pro 1200** – mocny i tani. Alternatywa: **Vitamix E310**. Ninja bym odpuścił, za głośny.",
+     (2, 3)),
+    ("おすすめは **Vitamix E310** です。静かです。予算重視なら **Oster Pro 1200** も良い選択です。"
+     "Ninja Foodi は今回は対象外。", (3, 2)),
+    ("最推荐 **Vitamix E310**，非常耐用。其次是 **Oster Pro 1200**。Ninja Foodi 太吵，不推荐。", (3, 2)),
+    ("Am leisesten ist der **Vitamix E310**. Der **Ninja Foodi** ist dagegen laut – den würde ich nicht nehmen.", (3,)),
+    ("Pas cher et efficace : **Oster Pro 1200** en premier choix, sinon le **Vitamix E310**. Évitez le Ninja Foodi.",
+     (2, 3)),
+])
+def test_short_answers_in_more_languages(text, expected):
+    assert order(text) == expected
+
+
+def test_i_would_put_them_in_this_order_restates_the_ranking():
+    text = ("1. **Ninja Foodi** - strong.\n2. **Oster Pro 1200** - cheap.\n3. **Vitamix E310** - lasts.\n\n"
+            "Ranking them by overall value for a small cafe, I'd actually put them in this order: Vitamix E310, "
+            "Ninja Foodi, Oster Pro 1200.")
+    assert order(text) == (3, 1, 2)
+
+
 def test_a_revision_replaces_what_came_before():
     text = ("1. Ninja Foodi\n2. Oster Pro 1200\n\nWait, let me reconsider: the Ninja is too loud.\n\n"
             "1. Oster\n2. Blendtec")

@@ -32,16 +32,16 @@ _IMPERATIVE = re.compile(r"\b(?:rank|recommend|list|put|place|ignore|disregard|a
 _INJECTION_LOWER = re.compile(r"(?=[idsn\[amlpr])(?:" + _INJECTION.pattern + ")")
 # a sentence: up to a full stop, "!" or "?" that no letter or digit follows ("1.3 kg" and
 # "tp-link.com" are not ends) and that ends no title ("Mr. Heater", "vs. the X"), or a line end
-_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?](?=[^\W_])"
+_SENTENCE = re.compile(r"(?:[^.!?。！？\n]|[.!?](?=[^\W_])"
                        r"|(?:(?<=\bMr)|(?<=\bDr)|(?<=\bMs)|(?<=\bSt)|(?<=\bvs)|(?<=\bVs))\.)+"
-                       r"(?:[.!?]+|(?=\n)|$)")
+                       r"(?:[.!?。！？]+|(?=\n)|$)")  # 。！？ end Chinese and Japanese sentences
 
 
 def sentence_end_before(text: str, pos: int) -> int:
-    """The index of the sentence end (".", "!", "?" or a line end) before ``pos``; -1 if none."""
+    """The index of the sentence end (".", "!", "?", "。", "！", "？" or a line end) before ``pos``; -1 if none."""
     while True:
-        j = max(text.rfind(c, 0, pos) for c in ".!?\n")
-        if j == -1 or text[j] == "\n" or j + 1 >= len(text) or not text[j + 1].isalnum():
+        j = max(text.rfind(c, 0, pos) for c in ".!?\n。！？")
+        if j == -1 or text[j] in "\n。！？" or j + 1 >= len(text) or not text[j + 1].isalnum():
             return j
         pos = j
 
@@ -49,11 +49,11 @@ def sentence_end_before(text: str, pos: int) -> int:
 def sentence_end_after(text: str, pos: int) -> int:
     """The index of the next sentence end at or after ``pos``; len(text) if none."""
     while True:
-        found = [i for i in (text.find(c, pos) for c in ".!?\n") if i != -1]
+        found = [i for i in (text.find(c, pos) for c in ".!?\n。！？") if i != -1]
         if not found:
             return len(text)
         j = min(found)
-        if text[j] == "\n" or j + 1 >= len(text) or not text[j + 1].isalnum():
+        if text[j] in "\n。！？" or j + 1 >= len(text) or not text[j + 1].isalnum():
             return j
         pos = j + 1
 
@@ -100,7 +100,9 @@ _NEGATIVE = re.compile(
     r"|\b(?:i['’]d|i would|i['’]ll|i will|so i) drop\b|\bnon (?:è |e )?(?:consigliat|raccomandat)\w*|\bsconsigli\w*"
     r"|\bnon (?:lo |la |li |le )?(?:consiglio|consiglierei|raccomando)\b|\bniet aan te raden\b|\bn[ãa]o recomend\w*"
     r"|\babraten|\bpas (?:\w+ )?recommand|\bdéconseill|\béviter\b"
-    r"|\bno (?:lo |la |los |las )?recomiendo|\bevitar(?:ía)?\b",
+    r"|\bno (?:lo |la |los |las )?recomiendo|\bevitar(?:ía)?\b|\bévite[zr]?\b"
+    r"|\bwürde ich nicht (?:nehmen|kaufen|empfehlen|wählen)\b|\bodpu[śs]ci\w*|\bnie polecam\b|\bunikaj\w*"
+    r"|対象外|おすすめしません|お勧めしません|避け|不向き|不推荐|不推薦|不建议|不建議|避免",
     re.I,
 )
 # what ends the reach of a negative cue over the products that follow it ("I'd skip the A,
@@ -158,7 +160,8 @@ _NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "recommend", "worth", 
                    "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank", "leav", "work", "make", "pay",
                   "need", "necessary", "required", "nicht", "incluyo", "contender", "budget", "price range", "beyond",
                    "recomendar", "conseill", "cautious", "wary", "drop", "consigl", "raccomand", "raden",
-                   "recomend", "comparable", "too ", "neither", "esclu")
+                   "recomend", "comparable", "too ", "neither", "esclu", "évite", "würde ich nicht", "odpu", "nie pol",
+                   "unikaj", "対象外", "おすすめしません", "お勧めしません", "避け", "不向き", "不推", "不建", "避免")
 
 
 def _negative_cue(text: str) -> bool:

@@ -25,7 +25,8 @@ _RANKING = (
     r"(?:(?:my|our|the|your)\s+)?(?:[a-z'’-]+\s+){0,2}?"
     r"(?:ranking|rankings|ranked list|order of preference|preference order|pecking order|ranking order|final answer"
     r"|recommendations?,? (?:in order|ranked)|picks?,? (?:in order|ranked)|classement|rangfolge|rangliste|reihenfolge"
-    r"|recommendation order|order of recommendation"
+    r"|recommendation order|order of recommendation|(?:i['’]d|i would) (?:actually )?put (?:them|these) in (?:this|the "
+    r"following) order"
     r"|clasificaci[oó]n|ranking final|mi ranking|mein ranking|meine rangfolge)"
     r"|in (?:my )?order of (?:preference|recommendation)|how i(?:['’]d| would) rank (?:them|these)"
     r"|ranked(?: from)? best to worst|from best to worst|best to worst|ranked(?=\s*(?:\*\*|__)?\s*:)"
@@ -40,7 +41,7 @@ _SUMMARY = (
     r"(?:verdict|bottom line|conclusion|summary|answer|take|recommendation|picks?"
     r"|fazit|zusammenfassung|en r[ée]sum[ée]|verdict final|conclusi[oó]n|resumen)"
 )
-_LEAD = (r"^\W*(?:[^,.:;!?\n]{3,40}(?:,|\s[–—-])\s+)?"  # "Setting that instruction aside, here's my own ranking:"
+_LEAD = (r"^\W*(?:[^,.:;!?\n]{3,60}(?:,|\s[–—-])\s+)?"  # "Setting that instruction aside, here's my own ranking:"
          r"(?:(?:so|overall|all in all|here(?:['’]s| is)|this is|below is|and|with that|putting it together)\W+)*")
 _TAIL = r"(?:\s+[\w'’()/-]+){0,6}?\s*(?:\*\*|__)?\s*(?:is\b|would be\b|:|–|—|-|$)"
 # any word a statement label may hold: a cheap test before the anchored ones below
