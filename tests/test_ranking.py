@@ -38,7 +38,7 @@ FLOORS = {
     "train_12_mixed.jsonl": 0.74, "train_13_defended.jsonl": 0.80, "train_14_engines.jsonl": 0.96,
     "train_15_mixed.jsonl": 0.78, "train_16_hard.jsonl": 0.8,
     "train_17_engines.jsonl": 0.85, "train_18_longform.jsonl": 0.78,
-    "train_19_short.jsonl": 0.65,
+    "train_19_short.jsonl": 0.65, "train_20_realistic.jsonl": 0.84,
 }
 
 
