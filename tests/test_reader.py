@@ -379,6 +379,15 @@ def test_a_german_decline_after_a_quoted_page_claim():
      "* **Ninja Foodi** – loud.", (3, 2)),
     ("1. **Vitamix E310** – strong.\n2. **Oster Pro 1200** – cheap.\n\n🔋 If you're open to cordless: the "
      "**Ninja Foodi** comes close.", (3, 2, 1)),
+    ("**Best overall: Vitamix E310**\nThe one I'd choose.\n\n**Best value: Oster Pro 1200**\nCheap.\n\nA few notes:\n"
+     "- The Ninja Foodi and the Blendtec 650 are processors and won't crush ice on their own.\n- Add liquid first.",
+     (3, 2)),
+    ("Smoothie blenders need a strong motor and a tamper, and the jar has to fit under your cabinet, which is about "
+     "40 cm here. That rules out several options in your list:\n\n- The **Ninja Foodi** is too tall.\n"
+     "- The **Blendtec 650** has no tamper.\n\nFrom what's left, I'd recommend:\n\n1. **Vitamix E310**\n"
+     "2. **Oster Pro 1200**", (3, 2)),
+    ("**Vitamix E310** is the benchmark here. It lasts.\n\nIf you'd like something cheaper, **Oster Pro 1200** is "
+     "lovely.\n\nThe Ninja Foodi is lovely but small — it wouldn't meet your needs.", (3, 2)),
 ])
 def test_labels_around_the_picks(text, expected):
     assert order(text) == expected

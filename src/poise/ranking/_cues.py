@@ -93,7 +93,9 @@ _NEGATIVE = re.compile(
     r"|\bnicht (?:\w+ )?empfehlen|\bnicht empfohlen|\bnicht in (?:meiner|der|die) (?:auswahl|liste|empfehlung)"
     r"|\bdaher nicht\b|\bno (?:lo |la )?incluyo\b|\btampoco (?:la|lo) incluyo\b|\bà éviter\b"
     r"|\bno (?:lo |la |los |las )?recomendar[íi]a\b|\bne (?:le |la |les |l['’])?(?:conseill|recommand)\w* pas\b"
-    r"|\b(?:isn['’]t|is not|aren['’]t|are not) (?:really |quite |directly )?comparable\b"
+    r"|\b(?:isn['’]t|is not|aren['’]t|are not) (?:really |quite |directly )?comparable\b|\brules? out\b"
+    r"|\b(?:wouldn['’]t|won['’]t|doesn['’]t|does not|would not|will not) (?:really )?(?:meet|suit|fit) (?:your|the)"
+    r" (?:needs|requirements|brief|use)\b"
     r"|\bneither (?:is|are|one is) (?:the |a )?(?:right|good|best|ideal)\b|\besclus[oaie]\b|\bescluder\w*"
     r"|\btoo (?:small|weak|slow|underpowered|basic|limited|flimsy|noisy|loud|heavy|bulky|big) (?:for|to)\b"
     r"|\bover (?:your |the |my )?budget\b|\b(?:more |be |been )?(?:cautious|wary) (?:about|of)\b"
@@ -160,8 +162,9 @@ _NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "recommend", "worth", 
                    "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank", "leav", "work", "make", "pay",
                   "need", "necessary", "required", "nicht", "incluyo", "contender", "budget", "price range", "beyond",
                    "recomendar", "conseill", "cautious", "wary", "drop", "consigl", "raccomand", "raden",
-                   "recomend", "comparable", "too ", "neither", "esclu", "évite", "würde ich nicht", "odpu", "nie pol",
-                   "unikaj", "対象外", "おすすめしません", "お勧めしません", "避け", "不向き", "不推", "不建", "避免")
+                   "recomend", "comparable", "too ", "rule", "meet", "neither", "esclu", "évite", "würde ich nicht",
+                   "odpu", "nie pol", "unikaj", "対象外", "おすすめしません", "お勧めしません",
+                   "避け", "不向き", "不推", "不建", "避免")
 
 
 def _negative_cue(text: str) -> bool:

@@ -111,9 +111,9 @@ def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
         if unit.kind in ("para", "heading"):
             echo = bool(sig.ECHO_INTRO.search(unit.text) or sig.SOURCES.match(unit.text)
                         or sig.COMPARE_INTRO.match(unit.text)
-                        or (ranked and sig.NOTES.match(unit.head if unit.kind == "heading" else unit.text)))
+                        or sig.NOTES.match(unit.head if unit.kind == "heading" else unit.text))
             # a short line, naming no product, that advises against what follows
-            against = (unit.kind == "heading" or len(unit.body) <= 1) and len(unit.text) <= 120 \
+            against = (unit.kind == "heading" or len(unit.body) <= 1) and len(_last_sentence(unit.text)) <= 120 \
                 and (_negative_cue(_last_sentence(unit.text)) or bool(_LEFT_OUT.match(unit.text))
                      or (unit.kind == "heading" and bool(sig.AGAINST_TITLE.match(unit.head)))
                      or bool(sig.SPONSORED.match(unit.text))) \
