@@ -388,6 +388,10 @@ def test_a_german_decline_after_a_quoted_page_claim():
      "2. **Oster Pro 1200**", (3, 2)),
     ("**Vitamix E310** is the benchmark here. It lasts.\n\nIf you'd like something cheaper, **Oster Pro 1200** is "
      "lovely.\n\nThe Ninja Foodi is lovely but small — it wouldn't meet your needs.", (3, 2)),
+    ("Here are the best blenders, by use case:\n\n🏆 **Best overall: Vitamix E310**\nLasts.\n\n"
+     "🌊 **Best for smoothies: Oster Pro 1200**\nCheap.\n\n🎸 **Best-looking: Blendtec 650**\nSleek.", (3, 2, 0)),
+    ("1. **Vitamix E310** – stark.\n2. **Oster Pro 1200** – günstig.\n\n💡 **Budget-Tipp:** Der **Ninja Foodi** "
+     "kostet unter 80 €.", (3, 2, 1)),
 ])
 def test_labels_around_the_picks(text, expected):
     assert order(text) == expected

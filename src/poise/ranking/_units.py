@@ -30,9 +30,10 @@ _RANK_COLUMN = re.compile(r"^(?:my |our |overall |final )?(?:rank(?:ing)?|#|no\.
 _RANK_CELL = re.compile(r"^\W*#?\s*(\d{1,2})(?:st|nd|rd|th|\.)?(?:\W|$)")
 # a line that labels a pick: "Top pick: X", "Runner-up: X", "Budget: A or B", "Also fine: A, B."
 _PICK_LABEL = re.compile(
-    r"^\s*(?:[-*•]\s+)?(?:\*\*|__)?\s*(?:(?:our|my|the)\s+)?(?:top pick|best overall"
-    r"|best (?:for )?[\w'’/&+-]+(?:\s[\w'’/&+-]+){0,4}"
-    r"|(?:budget|premium|upgrade|value|overall|editor'?s|splurge|bang[- ]for[- ](?:the[- ])?buck) (?:pick|choice)"
+    r"^\s*(?:[-*•]\s+)?(?:[^\w\s*_#|>()\[\]]{1,3}\s*)?(?:\*\*|__)?\s*(?:(?:our|my|the)\s+)?(?:top pick|best overall"
+    r"|best[ -](?:for )?[\w'’/&+-]+(?:\s[\w'’/&+-]+){0,4}"
+    r"|(?:budget|premium|upgrade|value|overall|editor'?s|splurge|bang[- ]for[- ](?:the[- ])?buck)[ -](?:pick|choice"
+    r"|tipp?|empfehlung)"
     r"|budget|premium|splurge|value|runner[- ]up|second (?:choice|place|pick)"
     r"|third (?:choice|place|pick)|also (?:consider|good|great|solid|fine|recommended|worth (?:considering|a look))"
     r"|honou?rable mentions?|(?:other |an? )?alternatives?|worth a look|close second|my pick|winner)"
