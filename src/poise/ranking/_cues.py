@@ -156,21 +156,27 @@ def _strip_echoes(text: str) -> str:
     return "".join(chars)
 
 
-_NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "recommend", "worth", "pass on", "include",
-                   "left", "exclud", "good", "great", "strong", "bother", "go for", "buy", "get", "pick", "choose",
-                   "consider", "use", "overkill", "not ", "suitable", "rule", "fit", "suit", "cut", "empf", "abraten",
-                   "recommand", "déconseill", "éviter", "recomiendo", "evitar", "rank", "leav", "work", "make", "pay",
-                  "need", "necessary", "required", "nicht", "incluyo", "contender", "budget", "price range", "beyond",
-                   "recomendar", "conseill", "cautious", "wary", "drop", "consigl", "raccomand", "raden",
-                   "recomend", "comparable", "too ", "rule", "meet", "neither", "esclu", "évite", "würde ich nicht",
+# a cheap word check before the regex: a cue holds one of these words ...
+_NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "pass on", "left", "exclud", "overkill", "not ", "suitable",
+                   "rule", "empf", "abraten", "recommand", "déconseill", "éviter", "recomiendo", "evitar", "unranked",
+                   "leav", "nicht", "incluyo", "budget", "price range", "beyond", "recomendar", "conseill", "cautious",
+                   "wary", "drop", "consigl", "raccomand", "raden", "recomend", "too ", "neither", "esclu", "évite",
                    "odpu", "nie pol", "unikaj", "対象外", "おすすめしません", "お勧めしません",
                    "避け", "不向き", "不推", "不建", "避免")
+# ... or one of these after a negation ("don't get", "won't work", "isn't needed", "never recommend")
+_NEGATED_WORDS = ("recommend", "worth", "include", "good", "great", "strong", "bother", "go for", "buy", "get", "pick",
+                  "choose", "consider", "use", "fit", "suit", "cut", "rank", "work", "make", "pay", "need",
+                  "necessary", "required", "contender", "comparable", "meet")
+_NEGATIONS = ("n't", "n’t", "never", "cannot")
 
 
 def _negative_cue(text: str) -> bool:
     """Whether ``text`` advises against something (a cheap word check before the regex)."""
     lowered = text.lower()
-    return any(w in lowered for w in _NEGATIVE_WORDS) and bool(_NEGATIVE.search(text))
+    if not any(w in lowered for w in _NEGATIVE_WORDS) and not (
+            any(n in lowered for n in _NEGATIONS) and any(w in lowered for w in _NEGATED_WORDS)):
+        return False
+    return bool(_NEGATIVE.search(text))
 
 
 _DEGENERATE_MIN_WORDS = 30
