@@ -224,7 +224,7 @@ def reader_for(spec: str, tmp_path: Path) -> Iterator[tuple[Any, WireFake]]:
             reader.close()
 
 
-@pytest.mark.parametrize("bad", ["heuristic+", "heuristic+heuristic", "a+b", "nope:x", "openai:"])
+@pytest.mark.parametrize("bad", ["heuristic+", "heuristic+heuristic", "a+b", "nope:x", "openai:", "", "  "])
 def test_a_bad_reader_spec_is_one_line_before_any_query(bad):
     with WireFake([], responder=reader_reply) as fake:
         with pytest.raises(PoiseError) as err:

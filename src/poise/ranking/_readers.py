@@ -138,7 +138,9 @@ def _say(r: Ranking) -> str:
 def get_reader(spec: str, open_model: Callable[[str], ChatModel]) -> RankingReader:
     """The reader a spec names; ``open_model`` turns a model spec into a model."""
     spec = spec.strip()
-    if spec in ("", "heuristic"):
+    if not spec:  # an unset variable, not a choice: never read silently as the heuristic
+        raise PoiseError("the reader spec is empty", "name a reader: heuristic, a model spec, or heuristic+MODEL")
+    if spec == "heuristic":
         return HEURISTIC
     if spec.startswith("heuristic+"):
         rest = spec.removeprefix("heuristic+").strip()
