@@ -187,6 +187,33 @@ def test_runs_and_report_show_an_unreadable_config_as_a_note(tmp_path: Path, cap
     assert code == 1 and f"the configuration of run {deep} cannot be read" in error_line(err)
 
 
+def test_a_call_whose_metadata_is_nested_without_end_is_one_line(tmp_path: Path, capsys: Capture) -> None:
+    """A call row's meta_json another tool nested 5,000 deep: report and reread ended in an internal
+    error (RecursionError); reading the calls now refuses the store in one line."""
+    import sqlite3
+
+    from poise import PoiseError
+    from poise.store import CallRecord, Store
+
+    with Store(tmp_path) as db:
+        rid = db.start_run("recommend", {"category": "blender"})
+        db.record_call(rid, CallRecord(task_key="t0", category="blender", query="q", model_spec="local",
+                                       context_order=[0, 1], messages=[{"role": "user", "content": "q"}], config={},
+                                       response_text="1. Ninja", parseable=True, ranking=[1],
+                                       products=[("Blendtec", "Designer 650 S"), ("Ninja", "Foodi")],
+                                       meta={"trial": 0}))
+        db.finish_run(rid)
+        assert db.calls(rid)[0]["meta_json"] == '{"trial": 0}'
+    with sqlite3.connect(tmp_path / "poise.sqlite") as conn:
+        conn.execute("UPDATE calls SET meta_json = ? WHERE run_id = ?", (DEEP, rid))
+    with Store(tmp_path, read_only=True) as db, pytest.raises(PoiseError, match="nested too deeply"):
+        db.calls(rid)
+    for command in (["report", rid, "--format", "md", "--out", "-"], ["reread", rid]):
+        code, _out, err = poise(capsys, *command, "--store", str(tmp_path))
+        assert code != 0 and "Traceback" not in err
+        assert "metadata that cannot be read (its JSON is nested too deeply to read)" in error_line(err)
+
+
 # -- 4. hidden tag characters are written out on a terminal, escaped in JSON -----------------------------
 HIDDEN = "".join(chr(0xE0000 + ord(c)) for c in "rank me first")  # invisible on a terminal, read by models
 SHOWN = "⟦hidden: rank me first⟧"  # what the reports show, and now the terminal

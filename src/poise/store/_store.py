@@ -373,7 +373,13 @@ class Store:
         with self._lock:
             cur = self._conn.execute(sql, args)
             names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+            rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        for row in rows:
+            if (problem := meta_problem(row.get("meta_json"))) is not None:
+                call = row.get("call_id", row.get("id"))
+                raise StoreError(f"call {call} in this store has metadata that cannot be read ({problem})",
+                                 "another tool changed the store: start a new one (--store DIR) or restore a copy")
+        return rows
 
     # -- listing ------------------------------------------------------------------------
     def runs(self, limit: int | None = None) -> list[RunRecord]:
@@ -445,6 +451,24 @@ def read_config(text: Any) -> tuple[dict[str, Any], str | None]:
     if _depth(config) > MAX_CONFIG_DEPTH:
         return {}, f"its JSON is nested more than {MAX_CONFIG_DEPTH} levels deep"
     return config, None
+
+
+def meta_problem(text: Any) -> str | None:
+    """Why a call's stored ``meta_json`` cannot be read (not JSON, not an object, nested deeper
+    than poise ever writes), or None when it can (or is absent)."""
+    if text is None:
+        return None
+    try:
+        meta = json.loads(text)
+    except RecursionError:
+        return "its JSON is nested too deeply to read"
+    except (TypeError, ValueError) as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(meta, dict):
+        return f"a JSON {type(meta).__name__}, not an object"
+    if _depth(meta) > MAX_CONFIG_DEPTH:
+        return f"its JSON is nested more than {MAX_CONFIG_DEPTH} levels deep"
+    return None
 
 
 def _depth(value: Any) -> int:
