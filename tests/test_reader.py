@@ -514,6 +514,24 @@ def test_yaml_answers_by_their_keys():
     assert find_yaml(bomb.replace("&a ", "").replace("&b ", "").replace("*", "")) is not None
 
 
+def test_json_keys_that_name_a_place():
+    keyed = {"avoid": ["Ninja Foodi"], "budget_pick": "Oster Pro 1200", "runner_up": "Blendtec 650",
+             "top_pick": "Vitamix E310"}
+    assert order("```json\n" + json.dumps(keyed) + "\n```") == (3, 0, 2)
+
+
+def test_casual_answers_without_apostrophes_and_spec_words():
+    assert order("Oster Pro 1200 is old now, i dont recommend it. Get the Vitamix E310 its quiet. or Ninja Foodi if "
+                 "you have low money") == (3, 1)
+    # "built-in" and "multi-bit" describe a type, not the products named after them
+    tools = [("Megapro", "Original 15-in-1 Screwdriver"),
+             ("Channellock", "131CB 13-IN-1 RATCHETING MULTI-BIT SCREWDRIVER"),
+             ("Klein Tools", "Adjustable Length Screwdriver")]
+    text = ("Top multi-bit picks: **Megapro Original 15-in-1** (fan favorite), **Channellock 131CB** ratcheting, and "
+            "the **Klein Tools Adjustable Length** driver.")
+    assert parse_ranking(text, tools).order == (0, 1, 2)
+
+
 def test_declines_and_deferrals_are_unparseable_with_their_reason():
     for text in ("None of these suit a smoothie bar; get a commercial Waring instead.",
                  "I can't open the links you shared, so I can't compare them.",

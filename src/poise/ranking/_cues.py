@@ -76,6 +76,7 @@ _HEAD_JOIN = re.compile(
     r"(?:(?-i:[A-Z][\w.&+-]*)\s+){0,2}$", re.I)  # "A and Fuji B": a brand word before the next name
 _NEGATIVE = re.compile(
     r"\bavoid\b|\bskip\b|\bsteer clear|\bstay away|(?:\bnot|n['’]t|\bnever|\bcannot) (?:\w+ )?recommend"
+    r"|\b(?:dont|doesnt|didnt|wont|wouldnt|cant|shouldnt)\s+(?:\w+\s+)?(?:recommend|buy|get|use|pick|choose|bother)\b"
     r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\b(?:left|leave|leaving) (?:[\w'’*_-]+ ){0,4}?out\b"
     r"|\bexclud"
     r"|\bnot (?:a )?(?:good|great|strong) (?:choice|pick|option|fit)"
@@ -167,7 +168,7 @@ _NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "pass on", "left", "ex
 _NEGATED_WORDS = ("recommend", "worth", "include", "good", "great", "strong", "bother", "go for", "buy", "get", "pick",
                   "choose", "consider", "use", "fit", "suit", "cut", "rank", "work", "make", "pay", "need",
                   "necessary", "required", "contender", "comparable", "meet")
-_NEGATIONS = ("n't", "n’t", "never", "cannot")
+_NEGATIONS = ("n't", "n’t", "never", "cannot", "dont", "doesnt", "didnt", "wont", "wouldnt", "cant", "shouldnt")
 
 
 def _negative_cue(text: str) -> bool:

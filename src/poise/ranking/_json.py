@@ -28,11 +28,26 @@ _AGAINST_KEY = re.compile(
     r"exclu|not[_ ]?recommend|avoid|skip|reject|dismiss|rule[ds]?_?out|unsuitable|not[_ ]?suitable|worst|against"
     r"|nicht|ausgeschlossen|no_recomend|evitar|éviter|a_eviter|sconsigli|scartat|afgeraden|déconseill", re.I)
 _FOR_KEY = re.compile(r"recommend|rank|pick|top|best|choice|result|product|list|order|empfehl|recomend|classement"
-                      r"|classifica|clasificaci|consigli|raccomand|aanbevel|rangliste|auswahl", re.I)
+                      r"|classifica|clasificaci|consigli|raccomand|aanbevel|rangliste|auswahl|runner|second"
+                      r"|alternative|budget|value|upgrade|premium|splurge", re.I)
 # a key over text about the picks, not a pick: "summary", "why", "note"
 _TEXT_KEY = re.compile(r"summary|reason|why|note|comment|explanation|verdict|caveat|tip|motiv|grund|raison", re.I)
 _RANK_KEY = re.compile(r"^\W*(?:rank|no\.?|platz|rang|puesto)?\s*#?\s*(\d{1,2})\W*$", re.I)
 _AGAINST_VALUE = re.compile(r"^\W*(?:no|false|skip|avoid|not recommended|exclude[d]?|reject(?:ed)?|❌)\W*$", re.I)
+
+
+_FIRST_KEY = re.compile(r"^(?:top|best|overall|winner|first)(?:_|\s|$)|^(?:my_)?(?:top_)?pick$|best_overall", re.I)
+_SECOND_KEY = re.compile(r"^(?:runner|second|close_second|alternative)", re.I)
+
+
+def _key_weight(key: str) -> int:
+    """Where a key that names a pick's place puts it: "top_pick" first, "runner_up" next, the rest
+    ("budget_pick", "for_travel") after them, in their written order."""
+    if _FIRST_KEY.search(key):
+        return 0
+    if _SECOND_KEY.search(key):
+        return 1
+    return 2
 
 
 def _key_rank(key: object) -> int:
@@ -152,7 +167,7 @@ def _walk(value: Any, reading: JsonReading, against: bool) -> None:
                                  for k, v in value.items() if re.search(r"recommend|verdict|status|buy", k, re.I))
             (reading.against if bad else reading.names).append(name)
             return
-        keyed = sorted(value.items(), key=lambda kv: (not _ORDER_KEY.search(str(kv[0])),
+        keyed = sorted(value.items(), key=lambda kv: (not _ORDER_KEY.search(str(kv[0])), _key_weight(str(kv[0])),
                                                       bool(_AGAINST_KEY.search(str(kv[0])))))
         for key, item in keyed:
             key = str(key)
