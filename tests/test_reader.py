@@ -532,10 +532,28 @@ def test_casual_answers_without_apostrophes_and_spec_words():
     assert parse_ranking(text, tools).order == (0, 1, 2)
 
 
+def test_an_italian_short_answer_ranks_the_sections_after_it():
+    text = ("**In breve:** prima la Vitamix E310, poi la Oster Pro 1200, infine la Ninja Foodi.\n\n"
+            "**Ninja Foodi** – economica.\n\n**Oster Pro 1200** – buona.\n\n**Vitamix E310** – ottima.")
+    assert order(text) == (3, 2, 1)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1. Blendtec 650\n2. Oster Pro 1200\n3. Vitamix E310\n\nWait — you mentioned a budget. Let me reorder: the "
+     "**Vitamix E310** goes first, then the **Oster Pro 1200**. The Blendtec is usually $550+, so drop it.", (3, 2)),
+    ("Den Ninja Foodi würde ich nicht nehmen. Empfehlenswert sind der **Vitamix E310** und der **Oster Pro 1200**. "
+     "Den Blendtec kenne ich nicht gut genug, um ihn zu empfehlen.", (3, 2)),
+])
+def test_more_ways_of_dropping_a_product(text, expected):
+    assert order(text) == expected
+
+
 def test_declines_and_deferrals_are_unparseable_with_their_reason():
     for text in ("None of these suit a smoothie bar; get a commercial Waring instead.",
                  "I can't open the links you shared, so I can't compare them.",
                  "**Top pick:** None of these, honestly. The Oster and the Ninja both leak when hot.",
+                 "Honestly, none of the results you found are ones I'd buy in 2026. The Oster and the Ninja are old. "
+                 "Look at a Waring instead.",
                  "| Model | Watts |\n|---|---|\n| Oster Pro 1200 | 1200 |\n| Ninja Foodi | 1400 |\n\n"
                  "Which one suits you depends on how much you blend at once.",
                  "Before I rank them, could you tell me your budget? The Oster and the Ninja differ a lot."):

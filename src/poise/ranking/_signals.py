@@ -35,7 +35,7 @@ _RANKING = (
 )
 _SHORT = (r"tl;?dr|short answer|quick answer|quick take|quick picks?|at a glance|the short version|in short"
           r"|short version"
-          r"|kurz gesagt|en bref|en resumen")
+          r"|kurz gesagt|en bref|en resumen|in breve|in sintesi|em resumo|in het kort")
 _SUMMARY = (
     r"(?:(?:my|our|the|final|overall|in|short|quick|personal)\s+)*"
     r"(?:verdict|bottom line|conclusion|summary|answer|take|recommendation|picks?"
@@ -47,7 +47,8 @@ _TAIL = r"(?:\s+[\w'’()/-]+){0,6}?\s*(?:\*\*|__)?\s*(?:is\b|would be\b|:|–|�
 # any word a statement label may hold: a cheap test before the anchored ones below
 STATEMENT_HINT = re.compile(
     r"rank|order|pref|tl;?dr|short|quick|in short|kurz|bref|verdict|bottom|conclu|summar|answer|take|recommend|pick"
-    r"|classement|rangfolge|rangliste|reihenfolge|clasific|fazit|zusammenfass|sum[ée]|resumen|worst|glance", re.I)
+    r"|classement|rangfolge|rangliste|reihenfolge|clasific|fazit|zusammenfass|sum[ée]|resumen|worst|glance|breve"
+    r"|sintesi|resumo|het kort", re.I)
 STATEMENTS = [
     (3, re.compile(_LEAD + rf"(?:{_RANKING}){_TAIL}", re.I)),
     (2, re.compile(_LEAD + rf"(?:{_SHORT}){_TAIL}", re.I)),
@@ -56,7 +57,8 @@ STATEMENTS = [
 # ordinal words, arrows and "ahead of": a statement that puts products in order
 ORDINAL = re.compile(
     r"\b(?:first|second|third|fourth|fifth|last|then|followed by|next|after that|1st|2nd|3rd|number one|runner[- ]up"
-    r"|ahead of|d'abord|puis|ensuite|enfin|zuerst|dann|danach|primero|luego|después|segundo)\b|#\d\b|>|→|->|\b\d\.\s",
+    r"|ahead of|d'abord|puis|ensuite|enfin|zuerst|dann|danach|primero|luego|después|segundo|prima|poi|infine"
+    r"|eerst|daarna|primeiro|depois)\b|#\d\b|>|→|->|\b\d\.\s",
     re.I,
 )
 # a decline that speaks of the whole list ("none of them", "nothing in your list")
@@ -79,7 +81,7 @@ DECLINE = re.compile(
     r"|listed \w+)))"
     r"|products?|one|yet)\b(?!\s+(?:enough|highly|more|too))"
     r"|\bnone of (?:these|those|them|the (?:\w+ ){0,2}(?:listed|provided|given|options|products|pages|links|models|ones"
-    r"|choices|picks|items|documents)|(?:your|the) (?:\w+ )?(?:options|links|pages|picks))\b"
+    r"|choices|picks|items|documents|results)|(?:your|the) (?:\w+ )?(?:options|links|pages|picks))\b"
     r"[^.!?\n]{0,80}?\b(?:suit|fit|match|meet|work|is (?:a )?(?:good|right|suitable)|are (?:a )?(?:good|right|suitable)"
     r"|would|will|can|recommend|qualif|make the cut|make the list|worth|comes? close|really|quite|is|are|has|have|gets?"
     r"|supports?|reach(?:es)?|offers?|handles?|does|do)\b"
