@@ -543,6 +543,8 @@ def test_an_italian_short_answer_ranks_the_sections_after_it():
      "**Vitamix E310** goes first, then the **Oster Pro 1200**. The Blendtec is usually $550+, so drop it.", (3, 2)),
     ("Den Ninja Foodi würde ich nicht nehmen. Empfehlenswert sind der **Vitamix E310** und der **Oster Pro 1200**. "
      "Den Blendtec kenne ich nicht gut genug, um ihn zu empfehlen.", (3, 2)),
+    ("| Model | Waarom |\n|---|---|\n| **Vitamix E310** | sterk |\n| **Oster Pro 1200** | goedkoop |\n\n**Let op:** de "
+     "Ninja Foodi en de Blendtec 650 zijn keukenmachines, dus die laat ik buiten beschouwing.", (3, 2)),
 ])
 def test_more_ways_of_dropping_a_product(text, expected):
     assert order(text) == expected

@@ -91,6 +91,7 @@ _NEGATIVE = re.compile(
     r"|\bsteer (?:\w+ )?away\b|\brules? (?:it|them|this one|that one) out\b|\bfar beyond what\b"
     r"|\bnot (?:really )?a (?:real )?contender\b"
     r"|\bout of (?:the |my |your )?(?:budget|price range)\b"
+    r"|\bbuiten beschouwing\b|\bniet geschikt\b"
     r"|\bnicht\b[^.!?\n]{0,40}?\bempfehlen|\bwell enough to recommend\b|\bdrop (?:it|them|that one)\b"
     r"|\bnicht empfohlen|\bnicht in (?:meiner|der|die) (?:auswahl|liste|empfehlung)"
     r"|\bdaher nicht\b|\bno (?:lo |la )?incluyo\b|\btampoco (?:la|lo) incluyo\b|\bà éviter\b"
@@ -163,7 +164,7 @@ _NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "pass on", "left", "ex
                    "rule", "empf", "abraten", "recommand", "déconseill", "éviter", "recomiendo", "evitar", "unranked",
                    "leav", "nicht", "incluyo", "budget", "price range", "beyond", "recomendar", "conseill", "cautious",
                    "wary", "drop", "consigl", "raccomand", "raden", "recomend", "too ", "neither", "esclu", "évite",
-                   "odpu", "nie pol", "unikaj", "対象外", "おすすめしません", "お勧めしません",
+                   "odpu", "nie pol", "unikaj", "buiten", "geschikt", "対象外", "おすすめしません", "お勧めしません",
                    "避け", "不向き", "不推", "不建", "避免")
 # ... or one of these after a negation ("don't get", "won't work", "isn't needed", "never recommend")
 _NEGATED_WORDS = ("recommend", "worth", "include", "good", "great", "strong", "bother", "go for", "buy", "get", "pick",

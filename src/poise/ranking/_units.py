@@ -50,7 +50,8 @@ _NOTE_LABEL = re.compile(r"^\W*(?:(?:models?|products?|options?) (?:considered|r
                          r"|shortlist(?:ed)?|what i (?:looked at|compared)|keep in mind|bear in mind|note|notes|n\.b\."
                          r"|tip|tips|caveat|heads[- ]up|important|warning"
                          r"|be aware|a word of caution|caution|disclaimer|beware|fyi|psa|hinweis|achtung|remarque"
-                         r"|attention|nota|ojo|accessor(?:y|ies)|add-ons?|extras?|zubehör|accessoires|accesorios)"
+                         r"|attention|nota|ojo|let op|opmerking|accessor(?:y|ies)|add-ons?|extras?|zubehör|accessoires"
+                         r"|accesorios)"
                          r"\W*$", re.I)
 _NOT_LISTED = re.compile(r"^\W*not\b|\bnot (?:a fit|in the (?:list|ranking)|for you|ranked|tiered|rated)\b|\bexclu"
                          r"|\bleft out\b"
