@@ -545,6 +545,9 @@ def test_an_italian_short_answer_ranks_the_sections_after_it():
      "Den Blendtec kenne ich nicht gut genug, um ihn zu empfehlen.", (3, 2)),
     ("| Model | Waarom |\n|---|---|\n| **Vitamix E310** | sterk |\n| **Oster Pro 1200** | goedkoop |\n\n**Let op:** de "
      "Ninja Foodi en de Blendtec 650 zijn keukenmachines, dus die laat ik buiten beschouwing.", (3, 2)),
+    ("I'd recommend the **Vitamix E310**: strong and quiet.\n\nIf you prefer cheaper, the **Oster Pro 1200** is a "
+     "strong choice.\n\nThe Blendtec 650 is lovely but overkill for smoothies, and the Ninja Foodi's jar is small.",
+     (3, 2)),
 ])
 def test_more_ways_of_dropping_a_product(text, expected):
     assert order(text) == expected

@@ -42,6 +42,9 @@ _TAKEN_BACK = re.compile(r"[,;]\s*(?:so|and|but|which means)?\s*(?:they|these|th
 _BACK_REFERENCE = re.compile(r"\b(?:it|that (?:one|model|product|page)|this one)\b", re.I)
 _CLAUSE_END = re.compile(r"[,;:]|\s[-–—]\s|\b(?:but|while|whereas)\b")
 IF_LEAD = re.compile(r"\s*(?:if|unless|wenn|falls|si|se|als)\b[^,;:.!?\n]*[,;:]", re.I)
+_BUT_AGAINST = re.compile(r"\s*but\s+(?:it['’]s\s+|they['’]re\s+|(?:a bit|rather|way|far|simply)\s+)?"
+                          r"(?:overkill|too\s+\w+\s+for|not\s+(?:for|worth|needed|great|ideal)|unnecessary|overpriced)\b",
+                          re.I)
 _PICK_HEADING = re.compile(r"\b(?:best|pick|choice|winner|top|runner|budget|premium|value|splurge|for)\b", re.I)
 
 
@@ -120,6 +123,9 @@ class Reader:
             # "the X is a good choice if you want to avoid tangled cables": a condition after it
             if lo + c.start() < end or not _CONDITION_BEFORE.search(clause[: c.start()]):
                 return True
+        # "The iPad Pro is lovely but overkill for notes": a "but" that goes on about the same product
+        if (but := _BUT_AGAINST.match(sentence, hi)) and not self.find(sentence[hi:but.end()]):
+            return True
         # "I'd skip the Marshall (IPX4), the Harman Kardon (not waterproof) and the OontZ"
         cue = None
         for c in _NEGATIVE.finditer(sentence[:begin]):
