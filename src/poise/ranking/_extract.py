@@ -113,8 +113,9 @@ def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
                         or sig.COMPARE_INTRO.match(unit.text)
                         or sig.NOTES.match(unit.head if unit.kind == "heading" else unit.text))
             # a short line, naming no product, that advises against what follows
-            against = (unit.kind == "heading" or len(unit.body) <= 1) and len(_last_sentence(unit.text)) <= 120 \
-                and (_negative_cue(_last_sentence(unit.text)) or bool(_LEFT_OUT.match(unit.text))
+            lead = _last_sentence(unit.text)
+            against = (unit.kind == "heading" or len(unit.body) <= 1) and len(lead) <= 120 \
+                and (_negative_cue(lead) or bool(_LEFT_OUT.match(unit.text))
                      or (unit.kind == "heading" and bool(sig.AGAINST_TITLE.match(unit.head)))
                      or bool(sig.SPONSORED.match(unit.text))) \
                 and not reader.find(unit.text)
@@ -293,7 +294,8 @@ def _break_ties(order: list[int], text: str, reader: Reader) -> list[int]:
 
 _DEPENDS = re.compile(r"\bdepends? (?:on|entirely on)\b|\bit depends\b|\bhängt (?:davon|von)\b|\bdépend de\b"
                       r"|\bdepende de\b|\bdipende da\b", re.I)
-_COMPARES_ONLY = "compares only"
+# the one reason _read gives for an answer it cannot rank that is not ambiguous: it picks nothing
+_COMPARES_ONLY = "the response compares the products and picks none"
 # a row that gives a verdict or a use ("✅ Best pick", "Budget option"): the table picks
 _PICK_CELL = re.compile(r"[✅✔⭐🏆🥇]|\b(?:best|pick|recommend\w*|winner|budget|value|choice|option|buy)\b", re.I)
 
@@ -469,10 +471,8 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
 
     def roles() -> tuple[Role, ...]:
         return _roles(order, raw, text, reader, n)
-    if reason == _COMPARES_ONLY:
-        return Ranking((), n, "the response compares the products and picks none", role_reader=roles)
     if reason:
-        return Ranking((), n, reason, ambiguous=True, role_reader=roles)
+        return Ranking((), n, reason, ambiguous=reason != _COMPARES_ONLY, role_reader=roles)
     if not order:
         why = "the response recommends none of the products" if reader.against else \
             "the response names none of the products"

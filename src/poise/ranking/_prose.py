@@ -43,6 +43,13 @@ _USE_LEAD = re.compile(IF_LEAD.pattern + r"|\s*(?:for|für|pour|para|per|voor)\s
 _LEADING_MARKS = re.compile(r"^[\W_]+")  # "🔋 If you're open to battery: ..."
 
 
+def _led_by_use(sentence: str, reader: Reader) -> bool:
+    """Whether a sentence opens on a use case that names no product ("If you prefer earbuds, the X")
+    and is not a note."""
+    lead = _USE_LEAD.match(_LEADING_MARKS.sub("", sentence))
+    return lead is not None and not reader.find(lead.group()) and not NOTE.match(sentence)
+
+
 def stated_picks(units: list[Unit], reader: Reader) -> list[int] | None:
     """The products of the sentences that recommend and of pick lines, in written order; None
     when no sentence states a choice and no line labels a pick."""
@@ -60,7 +67,7 @@ def stated_picks(units: list[Unit], reader: Reader) -> list[int] | None:
             picks = decision or any(r.search(s) for r in (sig.ORDINAL, sig.ALSO, sig.TIE, sig.GOOD_PICK))
             if picks and not _set_aside(s, reader):
                 chosen += reader.mentions(s, skip_negative=True)
-            elif (lead := _USE_LEAD.match(s.lstrip(" *_"))) and not reader.find(lead.group()) and not NOTE.match(s):
+            elif _led_by_use(s, reader):
                 chosen += reader.mentions(s, skip_negative=True)  # "For electricians, Klein's X is handy"
     return list(dict.fromkeys(chosen)) if decided else None
 
@@ -74,8 +81,7 @@ def use_case_picks(units: list[Unit], reader: Reader) -> list[int]:
             continue
         for m in _SENTENCE.finditer(u.text):
             s = m.group()
-            if (lead := _USE_LEAD.match(s.lstrip(" *_"))) and not reader.find(lead.group()) and not NOTE.match(s) \
-                    and not _set_aside(s, reader):
+            if _led_by_use(s, reader) and not _set_aside(s, reader):
                 out += reader.mentions(s, skip_negative=True)
     return out
 
@@ -97,7 +103,7 @@ def more_options(units: list[Unit], reader: Reader) -> list[int]:
                 continue
             if sig.GOOD_PICK.search(sentence):
                 out += reader.mentions(sentence, skip_negative=True)
-            elif (lead := _USE_LEAD.match(_LEADING_MARKS.sub("", sentence))) and not reader.find(lead.group()):
+            elif _led_by_use(sentence, reader):
                 out += reader.mentions(sentence, skip_negative=True)[:1]
     return out
 
