@@ -4,8 +4,9 @@ A structured answer (list items, headings, table rows, pick lines each about its
 ranks the products it is about. A product it names only in prose, and only in sentences that
 hold a negation ("The X isn't sold in the US", "no lo recomendaría", "je ne les conseillerais
 pas"), may be advice against it or a caveat about a pick: the reader cannot tell which, so it
-calls the answer ambiguous rather than guess. Measured on the training sets (the 1,464 answers
-the reader ranked): this flags 12 wrong readings for 3 right ones.
+calls the answer ambiguous rather than guess. On the 1,594 training answers of sets 1–15 it
+turned 11 wrong readings and 1 right one into ambiguous ones; on the five sets written after it
+(16–20), at first sight, only wrong readings.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def negated_only(order: Sequence[int], text: str, reader: Reader) -> int | None:
     if not subjects or not others:
         return None
     mentions = reader.find(text)
-    sentences = [m for m in _SENTENCE.finditer(text)]
+    sentences = list(_SENTENCE.finditer(text))
     for p in others:
         starts = [x.start for x in mentions if x.product == p]
         own = [m.group() for m in sentences if any(m.start() <= at < m.end() for at in starts)]

@@ -454,21 +454,9 @@ def read_config(text: Any) -> tuple[dict[str, Any], str | None]:
 
 
 def meta_problem(text: Any) -> str | None:
-    """Why a call's stored ``meta_json`` cannot be read (not JSON, not an object, nested deeper
-    than poise ever writes), or None when it can (or is absent)."""
-    if text is None:
-        return None
-    try:
-        meta = json.loads(text)
-    except RecursionError:
-        return "its JSON is nested too deeply to read"
-    except (TypeError, ValueError) as exc:
-        return f"not JSON: {exc}"
-    if not isinstance(meta, dict):
-        return f"a JSON {type(meta).__name__}, not an object"
-    if _depth(meta) > MAX_CONFIG_DEPTH:
-        return f"its JSON is nested more than {MAX_CONFIG_DEPTH} levels deep"
-    return None
+    """Why a call's stored ``meta_json`` cannot be read (the same tests as a run's configuration:
+    not JSON, not an object, nested deeper than poise ever writes), or None when it can (or is absent)."""
+    return None if text is None else read_config(text)[1]
 
 
 def _depth(value: Any) -> int:
