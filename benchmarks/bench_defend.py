@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--store", default="poise-runs/bench-defend")
     ap.add_argument("--json", dest="json_out", default=None, help="also write the full result to this file")
+    ap.add_argument("--clean-only", action="store_true",
+                    help="clean utility and cost only (no attack): top-1 agreement, tau, position F, tokens")
     args = ap.parse_args(argv)
     catalog = sample_catalog()
     categories = [catalog.category(name) for name in args.categories]
@@ -75,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                    "method": args.method, "budget": args.budget, "orders": args.orders,
                    "final_orders": args.final_orders, "selection_orders": args.selection_orders,
                    "confirm": args.confirm, "seed": args.seed, "generate": config.model_dump(mode="json")}
+        if args.clean_only:
+            with store.open_run("defend-clean", run_cfg) as run:
+                return clean_only(engine, categories, args.defenses, store, run.id, args.orders, args.seed, context)
         with store.open_run("defend", run_cfg) as run:
             results = []
             for category in categories:
@@ -104,6 +109,38 @@ def main(argv: list[str] | None = None) -> int:
               f"{f('rank_gain', '+.2f'):>6} {f('first_rate_cut', '.0%'):>7} {f('rank_gain_cut', '.0%'):>8} "
               f"{f('top1', '.0%'):>5} {f('tokens_x', '.1f'):>6}")
     print(f"run {run.id} in {args.store}")
+    return 0
+
+
+def clean_only(engine: SearchEngine, categories: list[Any], specs: list[str], store: Store, run_id: str,
+               orders: int, seed: int, context: Context) -> int:
+    """Clean utility and cost of each configuration on the same fresh orders, no attack: what
+    choosing k (or any parameter) by clean agreement and cost needs, at a fraction of the calls."""
+    from poise.attacks._evaluate import _orders
+    from poise.experiments._defend import configurations
+    from poise.experiments._defend_figures import _cost, clean_answers, clean_figures, consensus_scores
+
+    pooled_top1: dict[str, list[float]] = {}
+    print(f"{'category':<14} {'configuration':<44} {'tau':>5} {'top1':>5} {'F':>5} {'tok×':>5} {'s':>6}")
+    for category in categories:
+        n = len(category.products)
+        clean_orders = _orders(n, f"defend/{seed}/clean", orders)
+        consensus, plain = None, None
+        for config, defended in configurations(engine, specs, context):
+            start = time.perf_counter()
+            answers = clean_answers(defended, category, clean_orders, store=store, run_id=run_id,
+                                    prefix=f"{category.name}/{config.label}/", reader=None, on_query=lambda: None)
+            consensus = consensus_scores(answers, n) if consensus is None else consensus
+            cost = _cost(answers, plain)
+            plain = plain or cost
+            fig = clean_figures(answers, consensus)
+            pooled_top1.setdefault(config.label, []).append(fig.top1 or 0.0)
+            print(f"{category.name:<14} {config.label[:44]:<44} {fig.tau or 0:>5.2f} {fig.top1 or 0:>5.0%} "
+                  f"{fig.position_f or 0:>5.1f} {cost.tokens_x or 0:>5.1f} {time.perf_counter() - start:>6.0f}",
+                  flush=True)
+    for label, values in pooled_top1.items():
+        print(f"pooled top-1 agreement {label}: {sum(values) / len(values):.0%} over {len(values)} categories")
+    print(f"run {run_id} in {store.dir}")
     return 0
 
 
