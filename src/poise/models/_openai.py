@@ -8,7 +8,7 @@ import dataclasses
 import json
 import os
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .._errors import ModelError, ModelSpecError, ModelUnreachableError, RequestRejectedError
 from ._base import ChatModel
@@ -56,7 +56,12 @@ class OpenAIModel(ChatModel):
             )
         self.model = model
         self.base_url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-        parts = urlsplit(self.base_url)
+        try:  # a bracket left open, a port out of range or not a number: urllib raises ValueError
+            parts = urlsplit(self.base_url)
+            redact_url(self.base_url)
+        except ValueError as exc:  # the URL itself is not shown: it may hold a password
+            raise ModelSpecError(f"cannot read the base URL ({inert_excerpt(str(exc))})",
+                                 "pass --base-url like http://127.0.0.1:8080/v1") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ModelSpecError(
                 f"not an http(s) URL: {redact_url(self.base_url)!r}",
@@ -72,12 +77,16 @@ class OpenAIModel(ChatModel):
             key = "no-key"  # local OpenAI-compatible servers accept any key (not a secret: never redacted)
         else:
             register_secret(key)  # redacted from every error text and answer from now on
-        register_secret(urlsplit(self.base_url).password)
+            _check_key(key, API_KEY_ENV if not api_key else "given")
+        register_secret(parts.password)
         import openai  # lazy: only this backend needs the SDK
 
         self._openai = openai
+        # redirects are not followed: a 301/302 turns the POST into a GET (the server's 404 or 405
+        # would then blame the model), and one to another host drops the key; _describe_failure names them
         self._client = openai.OpenAI(
-            api_key=key, base_url=self.base_url, max_retries=0, timeout=self.retry.timeout_s
+            api_key=key, base_url=self.base_url, max_retries=0, timeout=self.retry.timeout_s,
+            http_client=openai.DefaultHttpxClient(follow_redirects=False),
         )
 
     @property
@@ -155,6 +164,9 @@ class OpenAIModel(ChatModel):
                     f"the server at {where} has no model {self.model!r} (HTTP 404{detail})",
                     "check the model name in --model openai:MODEL",
                 )
+            if 300 <= status < 400:
+                return ModelError(f"the server at {where} redirects {_redirect_target(exc)} (HTTP {status})",
+                                  "pass the address it redirects to as --base-url (redirects are not followed)")
             if status in (400, 422):  # this request's content: another may pass
                 return RequestRejectedError(f"the server at {where} answered HTTP {status}{detail}")
             return ModelError(f"the server at {where} answered HTTP {status}{detail}")
@@ -173,3 +185,35 @@ def _error_detail(exc: Any) -> str:
     if not message:
         return ""
     return f": {inert_excerpt(str(message), 200)}"
+
+
+def _check_key(key: str, source: str) -> None:
+    """Refuse a key that cannot be sent in an Authorization header (a line break from a copied
+    file, a typographic quote), naming what is wrong and never the key."""
+    where = f"the API key in {source}" if source != "given" else "the API key given"
+    for i, c in enumerate(key):
+        if c in "\r\n":
+            what = "a line break"
+        elif c.isspace():
+            what = "a space"
+        elif not c.isascii():
+            what = "a character that is not ASCII"
+        elif not c.isprintable():
+            what = "a control character"
+        else:
+            continue
+        raise ModelSpecError(f"{where} holds {what} (character {i + 1} of {len(key)}), so it cannot be sent",
+                             f"set {API_KEY_ENV} to the key alone: letters, digits, '-' and '_'")
+
+
+def _redirect_target(exc: Any) -> str:
+    """'to URL' for a redirect's Location (resolved, without user info or query, inert; a
+    trailing /chat/completions dropped: what --base-url takes), or 'elsewhere'."""
+    location = exc.response.headers.get("location")
+    if not location:
+        return "elsewhere"
+    try:
+        target = redact_url(urljoin(str(exc.response.url), location)).removesuffix("/chat/completions")
+    except ValueError:
+        return f'elsewhere ("{inert_excerpt(location, 60)}")'
+    return f"to {inert_excerpt(target, 200)}"

@@ -43,6 +43,8 @@ def _json(body: str, where: str) -> dict[str, Any]:
     except ValueError:
         shown = f'it starts "{inert_excerpt(body)}"' if body.strip() else "an empty body"
         raise ModelError(f"the server at {where} replied with something that is not JSON ({shown})", _HINT) from None
+    except RecursionError:  # '[[[[...' deeper than the parser recurses: no reply a chat API gives
+        raise ModelError(f"the server at {where} replied with JSON nested too deeply to read", _HINT) from None
     if not isinstance(data, dict):
         raise ModelError(f"the server at {where} replied with JSON that is not an object "
                          f"(a {type(data).__name__})", _HINT)
