@@ -365,7 +365,8 @@ def _problem(exc: ValidationError) -> str:
             break
         else:
             loc += f".{part}" if loc else part
-    kind, msg, inp = err["type"], err["msg"], err.get("input")
+    kind, msg, inp = err["type"], err["msg"], _shown(err.get("input"))
+    loc = _cut(loc)  # a key, like a value, may be any length: the line shows its start
     if kind == "extra_forbidden":
         return f"unknown key {loc!r}"
     if kind == "missing":
@@ -373,9 +374,18 @@ def _problem(exc: ValidationError) -> str:
     if kind == "too_short":
         return f"{loc}: an axis needs at least one value"
     if kind == "literal_error":
-        return f"{loc}: {inp!r} is not one of natural, attack, defend"
+        return f"{loc}: {inp} is not one of natural, attack, defend"
     if kind == "value_error":
-        return str(msg).removeprefix("Value error, ")
+        return _cut(str(msg).removeprefix("Value error, "), 300)
     if union:
-        return f"{loc}: a parameter is a number, text, true/false or a list of them, not {inp!r}"
-    return f"{loc}: {msg.lower().removeprefix('input ')}, not {inp!r}" if loc else msg.lower()
+        return f"{loc}: a parameter is a number, text, true/false or a list of them, not {inp}"
+    return f"{loc}: {msg.lower().removeprefix('input ')}, not {inp}" if loc else msg.lower()
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _shown(value: Any) -> str:
+    """A value from the file as its repr, cut short: an error line never echoes a huge one whole."""
+    return _cut(repr(value))

@@ -118,7 +118,22 @@ def prepare_all(jobs: list[Job], source: ModelSource, where: str | None = None) 
                 raise
             raise SweepError(f"{where}: job {job.label!r}: {in_file_terms(exc.message)}",
                              in_file_terms(exc.hint) if exc.hint else None) from exc
-    return prepared
+    return _one_per_run(prepared)
+
+
+def _one_per_run(prepared: list[Prepared]) -> list[Prepared]:
+    """The first job of each run: jobs the grid tells apart (a category named 'blender' and
+    'BLENDER') may be the same run, which would otherwise run twice (at once, with --jobs).
+    The models of a job left out are closed."""
+    kept: dict[tuple[str, str], Prepared] = {}
+    for p in prepared:
+        kept.setdefault(p.key, p)
+    in_use = {id(m) for p in kept.values() for m in p.models}
+    for p in prepared:
+        if kept[p.key] is not p:
+            for m in {id(m): m for m in p.models if m is not None and id(m) not in in_use}.values():
+                m.close()
+    return list(kept.values())
 
 
 def prepare(job: Job, source: ModelSource, category: Category) -> Prepared:
