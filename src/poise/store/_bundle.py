@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import StoreError
-from ._results import StoredNatural, write_whole
+from ._results import ResultError, StoredNatural, parse_result, write_whole
 from ._schema import process_start
-from ._store import CallRecord, _insert_call, config_hash
+from ._store import CallRecord, _insert_call, check_run_id, config_hash
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -93,6 +93,9 @@ def import_run(store: Store, bundle: RunBundle) -> None:
     bad = [name for name in bundle.files if not _FILE_NAME.fullmatch(name)]
     if bad:
         raise StoreError(f"a run bundle names a file outside its run's folder: {bad[0]!r}")
+    check_run_id(bundle.id)  # before anything is written: '..' would put its files in the store's folder
+    where = store.dir / "runs" / bundle.id
+    files = {name: _moved(name, data, where) for name, data in bundle.files.items()}  # a damaged one: nothing written
     with store._tx() as c:
         row = c.execute("SELECT command, config_hash FROM runs WHERE id = ?", (bundle.id,)).fetchone()
         if row is None:
@@ -112,16 +115,21 @@ def import_run(store: Store, bundle: RunBundle) -> None:
                       (bundle.status, bundle.finished_at, bundle.error, bundle.id))
         for call in bundle.calls:
             _insert_call(c, bundle.id, call)
-    folder = store.run_dir(bundle.id) if bundle.files else None
-    for name, data in bundle.files.items():
+    folder = store.run_dir(bundle.id) if files else None
+    for name, data in files.items():
         assert folder is not None
-        write_whole(folder / name, _moved(name, data, folder))
+        write_whole(folder / name, data)
 
 
 def _moved(name: str, data: bytes, folder: Path) -> bytes:
     """A file's content in its new folder: natural.json names its plots by path."""
     if name != StoredNatural.FILE:
         return data
-    stored = StoredNatural.model_validate_json(data)
+    try:
+        stored = parse_result(StoredNatural, json.loads(data))
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested without end
+        raise StoreError(f"a run bundle's {name} cannot be read ({type(exc).__name__})") from None
+    except ResultError as exc:
+        raise StoreError(f"a run bundle's {name} cannot be read ({exc.message})") from None
     stored.plots = [str(folder / p.replace("\\", "/").rsplit("/", 1)[-1]) for p in stored.plots]
     return json.dumps(stored.model_dump(mode="json"), ensure_ascii=False, indent=1).encode("utf-8")

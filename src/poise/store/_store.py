@@ -49,6 +49,13 @@ def store_dir(path: str | Path | None = None) -> Path:
     return Path(path or os.environ.get(STORE_ENV) or DEFAULT_STORE_DIR).expanduser()
 
 
+def check_run_id(run_id: str) -> None:
+    """StoreError unless ``run_id`` can name a folder under ``runs/``: letters, digits, '_', '.'
+    and '-', not led by a dot or a dash ('..' would be the store's own folder)."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", run_id):
+        raise StoreError(f"not a run id: {run_id!r}", "run `poise runs` to list the runs")
+
+
 def config_hash(config: dict[str, Any]) -> str:
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -200,8 +207,7 @@ class Store:
     def run_dir(self, run_id: str) -> Path:
         """The folder for a run's files (plots, exports), created on first use (never by a
         read-only store)."""
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", run_id):
-            raise StoreError(f"not a run id: {run_id!r}", "run `poise runs` to list the runs")
+        check_run_id(run_id)
         folder = self.dir / "runs" / run_id
         if not self.read_only:
             folder.mkdir(parents=True, exist_ok=True)
