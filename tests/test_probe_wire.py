@@ -186,3 +186,33 @@ def test_a_bundle_with_a_damaged_result_file_is_refused_whole(tmp_path, bundle, 
         assert store_state(tmp_path / "dest") == before
         db.import_run(bundle)  # the untampered bundle still goes in
         assert db.run(bundle.id).status == "finished"
+
+
+# -- 6. a request cache another tool or another poise wrote ---------------------------------------------------
+def recommend(capsys: pytest.CaptureFixture[str], url: str) -> tuple[int, str, str]:
+    return poise(capsys, "recommend", "-c", "blender", "--catalog", "cat.jsonl", "--model", "openai:m",
+                 "--base-url", url, "--json")
+
+
+@pytest.mark.parametrize("row", ['{"text": 5}', "[[[[", '{"text": "1. Ninja Foodi", "model": "m", "usage": "x"}'])
+def test_a_cache_entry_that_cannot_be_read_is_asked_again_and_replaced(folder, capsys, row):
+    """It was an internal error (pydantic's ValidationError) on every rerun of the request."""
+    with WireFake([], responder=rank_all) as fake:
+        assert recommend(capsys, fake.url)[0] == 0
+        with sqlite3.connect(folder / "poise-runs" / "cache.sqlite") as conn:
+            conn.execute("UPDATE responses SET response_json = ?", (row,))
+        code, out, err = recommend(capsys, fake.url)
+        assert code == 0 and "error" not in err, err
+        assert json.loads(out)["response"].startswith("1. ") and len(fake.requests) == 2
+        assert recommend(capsys, fake.url)[0] == 0 and len(fake.requests) == 2  # the new answer was cached
+
+
+def test_a_cache_table_of_another_shape_is_one_line(folder, capsys):
+    (folder / "poise-runs").mkdir()
+    with sqlite3.connect(folder / "poise-runs" / "cache.sqlite") as conn:
+        conn.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, payload BLOB)")
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = recommend(capsys, fake.url)
+    line = error_line(err)
+    assert code == 1 and out == "" and "internal error" not in line
+    assert "request cache" in line and "cache.sqlite" in line and "move it away" in line

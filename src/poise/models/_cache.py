@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from .._errors import StoreError
 from .._sqlite import connect_wal, retry_locked
 from ._types import ChatMessage, ChatResponse, GenerateConfig
@@ -45,11 +47,18 @@ class RequestCache:
                 " key TEXT PRIMARY KEY, response_json TEXT NOT NULL, created_at REAL NOT NULL)"
             ))
             self._conn.commit()
+            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(responses)")}
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open the request cache at {self.path}: {exc}",
                 "choose a writable folder with --store or POISE_HOME",
             ) from exc
+        if not {"key", "response_json"} <= columns:  # another tool's table of the same name
+            self._conn.close()
+            raise StoreError(
+                f"the request cache at {self.path} holds a responses table poise did not write",
+                "move it away (it only saves model calls), or choose another folder with --store",
+            )
         self._lock = threading.Lock()
 
     def get(self, key: str) -> ChatResponse | None:
@@ -59,9 +68,11 @@ class RequestCache:
             ).fetchone()
         if row is None:
             return None
-        return ChatResponse.model_validate_json(row[0]).model_copy(
-            update={"cached": True, "cache_key": key}
-        )
+        try:
+            response = ChatResponse.model_validate_json(row[0])
+        except ValidationError:  # damaged, or another tool's: a miss, asked again and replaced by put
+            return None
+        return response.model_copy(update={"cached": True, "cache_key": key})
 
     def put(self, key: str, response: ChatResponse) -> None:
         stored = response.model_copy(update={"cached": False, "cache_key": None})
