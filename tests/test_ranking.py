@@ -37,7 +37,8 @@ FLOORS = {
     "train_10_engines.jsonl": 0.91, "train_11_hard.jsonl": 0.82, "train_12_mixed.jsonl": 0.75,
     "train_13_defended.jsonl": 0.87, "train_14_engines.jsonl": 0.97, "train_15_mixed.jsonl": 0.83,
     "train_16_hard.jsonl": 0.92, "train_17_engines.jsonl": 0.99, "train_18_longform.jsonl": 0.84,
-    "train_19_short.jsonl": 0.85, "train_20_realistic.jsonl": 0.95,
+    "train_19_short.jsonl": 0.85, "train_20_realistic.jsonl": 0.95, "train_21_realistic.jsonl": 0.85,
+    "train_22_defended.jsonl": 0.70,
 }
 
 
@@ -126,6 +127,25 @@ def test_names_by_model_brand_case_accents_and_typos():
                 ("Oster", "Pro 1200"), ("Hamilton Beach", "Wave Crusher")]
     answer = "1. the hurricane pro\n2. BLENDTÉC\n3. hamilton beech wave crusher\n4. Ostre Pro 1200"
     assert extract_ranking(answer, products) == [1, 0, 3, 2]
+
+
+def test_english_words_are_not_read_as_misspelled_names():
+    # "start" is one letter from "Tarte" and "cleans" close to "Oclean", but both are words
+    products = [("Tarte Cosmetics", "Toasted Eyeshadow Palette"), ("NYX", "Ultimate Shadow Palette"),
+                ("Oclean", "Oclean Air 2"), ("Oral-B", "Pro 1000")]
+    answer = ("Get the NYX Ultimate Shadow Palette. Start with the mattes. "
+              "The Oral B Pro 1000 cleans well too.")
+    assert extract_ranking(answer, products) == [1, 3]
+    assert extract_ranking("1. Tarte Toasted\n2. Oclaen Air 2", products) == [0, 2]  # a real typo still maps
+
+
+def test_inch_marks_open_no_quotation_and_then_goes_on_to_the_next_pick():
+    products = [("Snap-on", "73 Roll Cab"), ("Kennedy", "39 Roller Cabinets"), ("Homak", "34 Pro Series Service Cart"),
+                ("Montezuma", "36 x 17 Steel Triangle Toolbox")]
+    answer = ("Skip the Snap-on.\n\nFor a home mechanic, I'd go with **Homak** first: the 34\" cart is built like a "
+              "tank and keeps your tools at waist height. Then **Kennedy** — their 39\" chest is solid.\n\n"
+              "For something you can carry, a **Montezuma** triangle toolbox is clever.")
+    assert extract_ranking(answer, products) == [2, 1, 3]
 
 
 def test_comparisons_do_not_rank_the_compared_product():

@@ -12,6 +12,7 @@ _FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _QUOTE_LINE = re.compile(r"^[ \t]*>.*$", re.M)
 _QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»|„[^“”\n]*[“”]")
+_INCH = re.compile(r"(?<=\d)\"")
 _INJECTION = re.compile(
     r"ignore (?:all |any )?(?:of )?(?:the |your |my )?(?:previous|prior|above|earlier|other)\b"
     r"|disregard (?:all |any |the |your )?(?:previous|prior|above|earlier|other)\b"
@@ -144,8 +145,12 @@ def _strip_echoes(text: str) -> str:
     if ">" in text:
         text = _QUOTE_LINE.sub(_blank, text)
     if '"' in text or "“" in text or "«" in text or "„" in text:
-        text = _QUOTED.sub(lambda m: _blank(m) if len(m.group().split()) >= 6 or _IMPERATIVE.search(m.group())
-                           else m.group(), text)
+        # an inch mark ('the 34" cart ... their 39" cabinet') opens no quotation: found in a copy
+        # where it is another character of the same length, blanked in the text itself
+        spans = [m.span() for m in _QUOTED.finditer(_INCH.sub("″", text))
+                 if len(m.group().split()) >= 6 or _IMPERATIVE.search(m.group())]
+        for start, end in spans:
+            text = text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
     lowered = text.lower()
     found = _INJECTION_LOWER.finditer(lowered) if len(lowered) == len(text) else _INJECTION.finditer(text)
     hits = [m.start() for m in found]

@@ -226,11 +226,12 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
         if len(closing) >= 2:
             return closing
     # one paragraph per product: a paragraph whose first sentence names one product (or a pick line)
-    paragraphs = [ps for u in units if len(ps := reader.subjects(u) if u.kind == "pick" else
-                                           reader.first_sentence_products(u) if u.kind == "para" else []) == 1]
+    paragraphs = [ps + (_sequenced(u, reader) if u.kind == "para" else []) for u in units
+                  if len(ps := reader.subjects(u) if u.kind == "pick" else
+                         reader.first_sentence_products(u) if u.kind == "para" else []) == 1]
     if len(paragraphs) >= 2 and len({ps[0] for ps in paragraphs}) >= 2:
         # and the use-case picks a paragraph adds after its first sentence ("If budget is a concern, the X")
-        return list(dict.fromkeys([ps[0] for ps in paragraphs] + use_case_picks(units, reader)))
+        return list(dict.fromkeys([p for ps in paragraphs for p in ps] + use_case_picks(units, reader)))
     text = "\n".join(u.text for u in units)
     if sig.DECISION.search(text) or any(u.kind == "pick" for u in units):
         # prose that states its choice: only the sentences that recommend, not those that describe,
@@ -240,6 +241,17 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
             return chosen
     kept = " ".join(m.group() for m in _SENTENCE.finditer(text) if not NOTE.match(m.group()))
     return list(dict.fromkeys(reader.mentions(kept, skip_negative=True)))
+
+
+# a later sentence of a product's paragraph that goes on to the next pick: "Then **Kennedy** — ..."
+_SEQUENCE = re.compile(r"^\W*(?:then|next|after that|second(?:ly)?|third(?:ly)?|dann|danach|puis|ensuite|luego"
+                       r"|despu[eé]s|poi|daarna)\b", re.I)
+
+
+def _sequenced(unit: Unit, reader: Reader) -> list[int]:
+    """Products of the sentences after a paragraph's first that open with a step to the next pick."""
+    sentences = [m.group() for m in _SENTENCE.finditer(" ".join(unit.body))][1:]
+    return [p for s in sentences if _SEQUENCE.match(s) for p in reader.mentions(s, skip_negative=True)[:1]]
 
 
 def _listed(units: list[Unit], reader: Reader) -> list[list[int]]:

@@ -4,11 +4,13 @@ Each product gets a set of *keys*: token sequences that name it alone within its
 (brand + model, the model, the brand, a run of the model's own words, a model number).
 A key shared by two products of the category is dropped, so a name never means two
 products. Matching is on case- and accent-folded tokens; a misspelled token of five or
-more letters is mapped to the nearest name token (rapidfuzz) when it is close enough.
+more letters is mapped to the nearest name token (rapidfuzz) when it is close enough and is
+not itself an English word ("start" is not a typo of "Tarte").
 """
 
 from __future__ import annotations
 
+import gzip
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -29,6 +31,14 @@ def _word_list(name: str) -> frozenset[str]:
 
 GENERIC = _word_list("generic_words.txt")
 COMMON = _word_list("common_words.txt")
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """English words of five letters or more (SCOWL): never read as a misspelled name. Loaded
+    on the first fuzzy lookup, not at import."""
+    data = gzip.decompress((resources.files("poise.ranking") / "english_words.txt.gz").read_bytes())
+    return frozenset(w for w in data.decode("utf-8").splitlines() if w and not w.startswith("#"))
 _DROP = frozenset({"and", "the"})
 
 
@@ -231,7 +241,7 @@ class NameMatcher:
         if len(self._fuzzy_cache) > 100_000:  # bounded, whatever the answers hold
             self._fuzzy_cache.clear()
         if word in self.vocab or len(word) < _FUZZY_MIN_LEN or word in COMMON or word in GENERIC \
-                or _has_digit(word) or not self._fuzzy_targets:
+                or _has_digit(word) or not self._fuzzy_targets or word in english_words():
             self._fuzzy_cache[word] = word
             return word
         best = process.extractOne(word, self._fuzzy_targets, scorer=fuzz.ratio, score_cutoff=_FUZZY_CUTOFF)
