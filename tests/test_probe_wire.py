@@ -216,3 +216,26 @@ def test_a_cache_table_of_another_shape_is_one_line(folder, capsys):
     line = error_line(err)
     assert code == 1 and out == "" and "internal error" not in line
     assert "request cache" in line and "cache.sqlite" in line and "move it away" in line
+
+
+# -- 7. a store a newer poise wrote ---------------------------------------------------------------------------
+def test_a_store_from_a_newer_poise_is_not_written_or_migrated_but_still_listed(folder, capsys):
+    """An older poise wrote into (and migrated) a newer poise's store without a word."""
+    from poise.store import STORE_SCHEMA_VERSION
+
+    with Store(folder / "poise-runs") as db:
+        db.finish_run(db.start_run("recommend", {"category": "blender"}))
+    db_path = folder / "poise-runs" / "poise.sqlite"
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == STORE_SCHEMA_VERSION
+        conn.execute(f"PRAGMA user_version = {STORE_SCHEMA_VERSION + 1}")
+        conn.execute("CREATE TABLE calls_old (x)")  # what this poise's migration would drop
+    before = db_path.read_bytes()
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = recommend(capsys, fake.url)
+    line = error_line(err)
+    assert code == 1 and out == "" and not fake.requests
+    assert "newer poise" in line and f"schema {STORE_SCHEMA_VERSION + 1}" in line and "--store" in line
+    assert db_path.read_bytes() == before
+    code, out, err = poise(capsys, "runs")
+    assert code == 0 and "recommend" in out, err

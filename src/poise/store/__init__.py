@@ -18,6 +18,7 @@ from ._results import (
     parse_result,
 )
 from ._run import RunContext
+from ._schema import STORE_SCHEMA_VERSION
 from ._store import (
     CACHE_NAME,
     DB_NAME,
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_STORE_DIR",
     "RESULT_SCHEMA_VERSION",
     "STORE_ENV",
+    "STORE_SCHEMA_VERSION",
     "CallRecord",
     "CompeteProduct",
     "CompeteSide",

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import StoreError
 from ._results import ResultError, StoredNatural, parse_result, write_whole
-from ._schema import process_start
-from ._store import CallRecord, _insert_call, check_run_id, config_hash
+from ._schema import check_run_id, process_start
+from ._store import CallRecord, _insert_call, config_hash
 
 if TYPE_CHECKING:
     from ._store import Store

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sqlite3
 from pathlib import Path
+
+from .._errors import StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -63,6 +66,30 @@ CREATE INDEX IF NOT EXISTS calls_run ON calls(run_id);
 -- one successful call per task; failed attempts stay as rows beside it
 CREATE UNIQUE INDEX IF NOT EXISTS calls_done ON calls(run_id, task_key) WHERE error IS NULL;
 """
+
+
+#: The store's layout, kept in SQLite's ``user_version``: a store of a higher one is a newer poise's,
+#: which this one neither writes nor migrates. 0: a store from before it was recorded.
+STORE_SCHEMA_VERSION = 1
+
+
+def check_run_id(run_id: str) -> None:
+    """StoreError unless ``run_id`` can name a folder under ``runs/``: letters, digits, '_', '.'
+    and '-', not led by a dot or a dash ('..' would be the store's own folder)."""
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", run_id):
+        raise StoreError(f"not a run id: {run_id!r}", "run `poise runs` to list the runs")
+
+
+def _check_version(conn: sqlite3.Connection, db_path: Path) -> None:
+    """Refuse to write a newer poise's store (StoreError); mark an older one as this version's
+    (the migration that follows brings it there)."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > STORE_SCHEMA_VERSION:
+        raise StoreError(f"the results store at {db_path} was written by a newer poise (store schema {version}; "
+                         f"this poise writes schema {STORE_SCHEMA_VERSION}), so it is not written here",
+                         "upgrade poise, or pass another folder with --store")
+    if version < STORE_SCHEMA_VERSION:
+        conn.execute(f"PRAGMA user_version = {STORE_SCHEMA_VERSION}")
 
 
 def _table_sql(name: str) -> str:

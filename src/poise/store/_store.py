@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import secrets
 import socket
 import sqlite3
@@ -28,7 +27,7 @@ from .._sqlite import connect_wal
 from ..ranking._result import AMBIGUOUS_PREFIX, score_at
 from ._results import ResultFile, read_result, write_result
 from ._run import Closable, RunContext
-from ._schema import SCHEMA, _alive, _connect_read_only, _migrate, process_start
+from ._schema import SCHEMA, _alive, _check_version, _connect_read_only, _migrate, check_run_id, process_start
 
 if TYPE_CHECKING:
     from ._bundle import RunBundle
@@ -47,13 +46,6 @@ MAX_CONFIG_DEPTH = 32
 def store_dir(path: str | Path | None = None) -> Path:
     """Where results go: ``path``, else $POISE_HOME, else ./poise-runs."""
     return Path(path or os.environ.get(STORE_ENV) or DEFAULT_STORE_DIR).expanduser()
-
-
-def check_run_id(run_id: str) -> None:
-    """StoreError unless ``run_id`` can name a folder under ``runs/``: letters, digits, '_', '.'
-    and '-', not led by a dot or a dash ('..' would be the store's own folder)."""
-    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", run_id):
-        raise StoreError(f"not a run id: {run_id!r}", "run `poise runs` to list the runs")
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -181,11 +173,15 @@ class Store:
             else:
                 self.dir.mkdir(parents=True, exist_ok=True)
                 self._conn = connect_wal(self.db_path)
+                _check_version(self._conn, self.db_path)  # a newer poise's store is closed below, never migrated
                 _migrate(self._conn)
                 self._conn.executescript(SCHEMA)
                 self._conn.execute("PRAGMA foreign_keys=ON")
             self._columns = {t: {r[1] for r in self._conn.execute(f"PRAGMA table_info({t})")}
                              for t in ("runs", "calls")}
+        except StoreError:
+            self._conn.close()
+            raise
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(
                 f"cannot open the results store at {self.db_path}: {exc}",
