@@ -148,6 +148,17 @@ def test_inch_marks_open_no_quotation_and_then_goes_on_to_the_next_pick():
     assert extract_ranking(answer, products) == [2, 1, 3]
 
 
+def test_also_an_option_after_the_list_and_rank_labels_glued_to_names():
+    products = [("TP-Link", "Archer AX10"), ("TP-Link", "Archer C7"), ("Tenda", "AC6"), ("Netgear", "Nighthawk")]
+    answer = ("1. **TP-Link Archer AX10** – affordable.\n2. **TP-Link Archer C7** – reliable.\n\n"
+              "The **Tenda AC6** is also a very cheap option if you need basic coverage.\n\n"
+              "Skip the **Netgear Nighthawk** — it's more than an apartment needs.")
+    assert extract_ranking(answer, products) == [0, 1, 2]
+    german = answer.replace("is also a very cheap option", "wäre ebenfalls eine Option")
+    assert extract_ranking(german, products) == [0, 1, 2]
+    assert extract_ranking("#1 Tenda AC6\n#2 Archer C7\n #3archer ax10", products) == [2, 1, 0]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

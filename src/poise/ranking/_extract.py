@@ -457,6 +457,10 @@ def _roles(order: Sequence[int], raw: str, own: str, reader: Reader, n: int) -> 
     return tuple(roles)
 
 
+# a rank label written onto its product, as small models write it: "#3audio technica"
+_GLUED_RANK = re.compile(r"^([ \t]*#\d{1,2})(?=[^\W\d_])", re.M)
+
+
 def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
     """Read the ranking an answer gives ``products`` (``Product`` objects or (brand, model)).
 
@@ -467,7 +471,7 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
     n = len(names)
     if not response or not response.strip():
         return Ranking((), n, "the response is empty")
-    raw = response.replace("\r\n", "\n").replace("\r", "\n")
+    raw = _GLUED_RANK.sub(r"\1 ", response.replace("\r\n", "\n").replace("\r", "\n"))
     reader = Reader(matcher_for(names))
     if (found := find_json(raw)) is not None and (from_json := _from_json(found[0], reader, n)) is not None:
         return from_json

@@ -267,7 +267,10 @@ GOOD_PICK = re.compile(
     r"|\b(?:are|is) (?:all |both |also )+(?:fine|good|great|solid)(?: (?:choices|options|picks))?(?: too| as well)?\b"
     r"|\b(?:(?:très |un )?bon|excellent|meilleur) choix\b|\b(?:buena|excelente|gran) (?:opción|elección)\b"
     r"|\bgute (?:wahl|alternative|option)\b|\bauch (?:gut|empfehlenswert)\b|\bottima scelta\b"
-    r"|\bla scelta migliore\b|\bla (?:mejor|major) opci[oó]n\b|\ble meilleur choix\b|\bdie beste wahl\b", re.I)
+    r"|\bla scelta migliore\b|\bla (?:mejor|major) opci[oó]n\b|\ble meilleur choix\b|\bdie beste wahl\b"
+    # "is also a very cheap option", "wäre ebenfalls eine Option", "est aussi une option", "another option"
+    r"|\b(?:also|too|ebenfalls|auch|aussi|también|anche|ook|another)\b[^.;!?\n]{0,30}?"
+    r"\b(?:option|choice|pick|optie|opci[oó]n|opzione)s?\b", re.I)
 MORE_OPTIONS = re.compile(
     r"^\W*also\b|\bother (?:good |solid |strong )?(?:options|choices|picks|contenders)\b"
     r"|\balso (?:consider|worth|look at|recommend)"
