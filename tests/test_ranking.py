@@ -159,6 +159,16 @@ def test_also_an_option_after_the_list_and_rank_labels_glued_to_names():
     assert extract_ranking("#1 Tenda AC6\n#2 Archer C7\n #3archer ax10", products) == [2, 1, 0]
 
 
+def test_a_verdict_under_a_comparison_table_names_the_picks():
+    products = [("ADATA", "XPG SX8200 Pro"), ("SK Hynix", "Gold P31"), ("Team Group", "MP33"),
+                ("Gigabyte", "AORUS Gen4")]
+    answer = ("| Drive | Power | Notes |\n|---|---|---|\n| SK hynix Gold P31 | ~3 W | efficient |\n"
+              "| ADATA XPG SX8200 Pro | ~5 W | runs warm |\n| Team Group MP33 | ~3.5 W | cheap |\n"
+              "| Gigabyte AORUS Gen4 | ~6 W | bulky |\n\n**Verdict:** The **SK hynix Gold P31** is the clear winner "
+              "for laptops. On a tight budget, the **Team Group MP33** is a reasonable low-power alternative.")
+    assert extract_ranking(answer, products) == [1, 2]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

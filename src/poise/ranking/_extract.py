@@ -347,6 +347,9 @@ def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
         return base, None
     if top >= 2:  # a ranking the answer states is the ranking: products only discussed are not in it
         return ([] if chosen == [-1] else _break_ties(chosen, text, reader)), None
+    if _table_only(units, reader) and chosen != [-1] and not any(u.rank is not None for u in units):
+        # "**Verdict:** the X wins" under a table that only compares
+        return _break_ties(chosen, text, reader), None
     return list(dict.fromkeys(chosen + [p for p in base if p not in reader.against])), None
 
 
