@@ -169,6 +169,14 @@ def test_a_verdict_under_a_comparison_table_names_the_picks():
     assert extract_ranking(answer, products) == [1, 2]
 
 
+def test_spec_units_name_no_product():
+    products = [("Midea", "14,000 BTU / 8400 BTU SACC Midea SmartCool"), ("Danby", "14,000 BTU (10,000 SACC) 3-in-1"),
+                ("Hisense", "8,000 BTU SACC (350 sq. ft.) Smart Portable AC")]
+    answer = ("For 500 sq ft, the **Danby 14,000 BTU** is my top pick, since it's rated for that room size on a SACC "
+              "basis. The **Midea SmartCool** is a close second.")
+    assert extract_ranking(answer, products) == [1, 0]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")
