@@ -177,6 +177,15 @@ def test_spec_units_name_no_product():
     assert extract_ranking(answer, products) == [1, 0]
 
 
+@pytest.mark.parametrize("label", ["Important note", "A note on your list", "One thing to flag", "À noter"])
+def test_a_labelled_note_after_the_picks_is_not_a_pick(label):
+    products = [("Foreo", "LUNA 3"), ("Conair", "True Glow Sonic"), ("Braun", "FaceSpa Pro"), ("Vanity Planet", "Aira")]
+    answer = ("* **Best Overall: FOREO LUNA 3** — soft silicone touch-points.\n"
+              "* **Best Budget: Conair True Glow Sonic** — affordable and gentle.\n\n"
+              f"**{label}:** The **Braun FaceSpa Pro** is an epilator, and the **Vanity Planet Aira** is a steamer.")
+    assert extract_ranking(answer, products) == [0, 1]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")
