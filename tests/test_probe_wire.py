@@ -239,3 +239,31 @@ def test_a_store_from_a_newer_poise_is_not_written_or_migrated_but_still_listed(
     assert db_path.read_bytes() == before
     code, out, err = poise(capsys, "runs")
     assert code == 0 and "recommend" in out, err
+
+
+# -- 8. a timeout too long for the clock ----------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["1e308", "inf", "1e12"])
+def test_a_timeout_past_any_clock_is_one_line_naming_the_flag(folder, capsys, value):
+    """1e308 failed every call with 'OverflowError: timestamp out of range'; inf was an internal error."""
+    code, out, err = poise(capsys, "recommend", "-c", "blender", "--catalog", "cat.jsonl", "--model", "openai:m",
+                           "--base-url", "http://127.0.0.1:9/v1", "--timeout", value)
+    line = error_line(err)
+    assert code in (1, 2) and out == "" and "--timeout" in line and "internal error" not in line
+    assert "OverflowError" not in line and not (folder / "poise-runs").exists()
+
+
+def test_a_sweep_timeout_past_any_clock_is_one_line_in_the_files_terms(folder, capsys):
+    (folder / "s.toml").write_text('kind = "natural"\ncategories = ["blender"]\nmodels = ["openai:m"]\n'
+                                   '[options]\ncatalog = "cat.jsonl"\ntimeout = 1e308\n')
+    code, out, err = poise(capsys, "sweep", "s.toml", "--dry-run", "--base-url", "http://127.0.0.1:9/v1")
+    line = error_line(err)
+    assert code == 1 and out == "" and "options.timeout" in line
+
+
+@pytest.mark.parametrize("field", ["timeout_s", "deadline_s"])
+def test_retry_policy_refuses_a_wait_past_any_clock(field):
+    from poise.models import MAX_TIMEOUT_S
+
+    RetryPolicy(**{field: MAX_TIMEOUT_S})
+    with pytest.raises(ValueError, match=field):
+        RetryPolicy(**{field: MAX_TIMEOUT_S * 2})

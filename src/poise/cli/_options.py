@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..models import MAX_TIMEOUT_S
 from ..store import STORE_ENV
 
 CatalogOpt = Annotated[str | None, typer.Option(
@@ -24,8 +25,9 @@ MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Most tok
 MaxAttemptsOpt = Annotated[int, typer.Option(
     "--max-attempts", min=1, max=20, help="Tries per call on timeouts, 429 and 5xx (exponential backoff).")]
 TimeoutOpt = Annotated[float, typer.Option(
-    "--timeout", min=0.1, help="Seconds one answer from a model server may take; a call gives up after 3 x this, "
-                               "retries and Retry-After waits included.")]
+    "--timeout", min=0.1, max=MAX_TIMEOUT_S,
+    help="Seconds one answer from a model server may take; a call gives up after 3 x this, "
+         "retries and Retry-After waits included.")]
 ReaderOpt = Annotated[str, typer.Option(
     "--reader", help="How answers are read: heuristic (default), a model spec (the model returns the ranking as "
                      "JSON under a schema), or heuristic+MODEL (kept only when both agree; the rest is ambiguous).")]

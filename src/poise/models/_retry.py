@@ -22,6 +22,8 @@ from .._numbers import ascii_float
 
 #: Without an explicit deadline a call may take this many times the per-attempt timeout.
 DEADLINE_FACTOR = 3.0
+#: The longest timeout or deadline (a day): far longer ones overflow the clocks the HTTP client sets.
+MAX_TIMEOUT_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -45,9 +47,9 @@ class RetryPolicy:
             raise ValueError(f"max_attempts must be a whole number of at least 1, not {self.max_attempts!r}")
         for name in ("initial_wait_s", "max_wait_s", "max_retry_after_s"):
             _check_seconds(name, getattr(self, name), allow_zero=True)
-        _check_seconds("timeout_s", self.timeout_s)
+        _check_seconds("timeout_s", self.timeout_s, most=MAX_TIMEOUT_S)
         if self.deadline_s is not None:
-            _check_seconds("deadline_s", self.deadline_s)
+            _check_seconds("deadline_s", self.deadline_s, most=MAX_TIMEOUT_S)
 
     @property
     def deadline(self) -> float:
@@ -55,10 +57,12 @@ class RetryPolicy:
         return self.deadline_s if self.deadline_s is not None else DEADLINE_FACTOR * self.timeout_s
 
 
-def _check_seconds(name: str, value: Any, allow_zero: bool = False) -> None:
+def _check_seconds(name: str, value: Any, allow_zero: bool = False, most: float = math.inf) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be a finite number of seconds {'>= 0' if allow_zero else '> 0'}, not {value!r}")
+    if value > most:
+        raise ValueError(f"{name} must be at most {most:g} seconds, not {value!r}")
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

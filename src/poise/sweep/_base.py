@@ -37,6 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .._errors import PoiseError
+from ..models import MAX_TIMEOUT_S
 
 Kind = Literal["natural", "attack", "defend"]
 Scalar = bool | int | float | str
@@ -73,7 +74,7 @@ class Options(BaseModel):
     max_tokens: int = Field(384, ge=1)
     reader: str = "heuristic"
     max_attempts: int = Field(5, ge=1, le=20)
-    timeout: float = Field(60.0, ge=0.1)
+    timeout: float = Field(60.0, ge=0.1, le=MAX_TIMEOUT_S)
 
 
 class SweepFile(BaseModel):
