@@ -26,7 +26,8 @@ _RANK_KEYS = ("rank", "ranking", "position", "place", "order", "#", "platz", "ra
               "posicion", "posição", "posicao", "plaats", "rango")
 _AGAINST_KEY = re.compile(
     r"exclu|not[_ ]?recommend|avoid|skip|reject|dismiss|rule[ds]?_?out|unsuitable|not[_ ]?suitable|worst|against"
-    r"|nicht|ausgeschlossen|no_recomend|evitar|éviter|a_eviter|sconsigli|scartat|afgeraden|déconseill", re.I)
+    r"|nicht|ausgeschlossen|no_recomend|evitar|éviter|a_eviter|sconsigli|scartat|afgeraden|déconseill"
+    r"|flagged|suspicious|manipulat|injected|ignored", re.I)
 _FOR_KEY = re.compile(r"recommend|rank|pick|top|best|choice|result|product|list|order|empfehl|recomend|classement"
                       r"|classifica|clasificaci|consigli|raccomand|aanbevel|rangliste|auswahl|runner|second"
                       r"|alternative|budget|value|upgrade|premium|splurge", re.I)
