@@ -194,6 +194,15 @@ def test_json_flagged_sources_are_not_recommended():
     assert extract_ranking(answer, products) == [0, 1]
 
 
+def test_a_correction_in_another_language_replaces_the_list():
+    products = [("Bose", "QuietComfort Ultra"), ("Bowers Wilkins", "Px8 McLaren"), ("Razer", "Opus"),
+                ("Philips", "Performance Wireless")]
+    answer = ("1. **Bose QuietComfort Ultra**\n2. **Bowers & Wilkins Px8 McLaren**\n3. **Razer Opus**\n\n"
+              "**Corrección:** el Px8 McLaren cuesta demasiado, así que lo quito. Lista final:\n\n"
+              "1. **Bose QC Ultra**\n2. **Razer Opus**\n3. **Philips Performance Wireless**")
+    assert extract_ranking(answer, products) == [0, 2, 3]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")
