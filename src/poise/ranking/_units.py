@@ -49,13 +49,14 @@ _NOTE_LABEL = re.compile(r"^\W*(?:(?:models?|products?|options?) (?:considered|r
                          r"|candidates"
                          r"|shortlist(?:ed)?|what i (?:looked at|compared)|keep in mind|bear in mind|n\.b\."
                          # "Important note", "A note on your list", "A note on Charlotte Tilbury Pillow Talk"
-                         r"|(?:(?:an?|one|quick|important|final|side|small) )*notes?(?: on [^:*_\n]{1,60})?"
+                         r"|(?:(?:an?|one|quick|important|final|side|small) )*notes?"
                          r"|one thing to (?:flag|note)|worth noting|à noter|zu beachten|da notare|a tener en cuenta"
                          r"|tip|tips|caveat|heads[- ]up|important|warning"
                          r"|be aware|a word of caution|caution|disclaimer|beware|fyi|psa|hinweis|achtung|remarque"
                          r"|attention|nota|ojo|let op|opmerking|accessor(?:y|ies)|add-ons?|extras?|zubehör|accessoires"
                          r"|accesorios)"
-                         r"\W*$", re.I)
+                         # "Heads-up on sources", "A note before the recommendations"
+                         r"(?: (?:on|about|before|regarding|for) [^:*_\n]{1,60})?\W*$", re.I)
 _NOT_LISTED = re.compile(r"^\W*not\b|\bnot (?:a fit|in the (?:list|ranking)|for you|ranked|tiered|rated)\b|\bexclu"
                          r"|\bleft out\b"
                          r"|\bthe (?:rest|others)\b|\bwhy not\b|\bnicht\b|\bpas\b|\bno (?:recomendad|incluid)", re.I)
