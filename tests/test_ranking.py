@@ -212,6 +212,15 @@ def test_a_labelled_note_before_the_list_flags_pages_it_does_not_pick(label):
     assert extract_ranking(answer, products) == [1, 2]
 
 
+def test_a_closing_imperative_states_the_choice():
+    products = [("ASUS", "RT-AC66U"), ("Cisco", "RV260W"), ("Netgear", "Nighthawk 8-Stream"),
+                ("Ubiquiti", "AmpliFi Mesh")]
+    answer = ("The ASUS RT-AC66U was a great router in 2012, so no. The Cisco RV260W is a VPN router.\n\n"
+              "The Netgear Nighthawk 8-Stream is the fastest of the lot, and the Ubiquiti AmpliFi mesh is the easy fix "
+              "for a big home.\n\nSo: get the Nighthawk; if coverage is the issue, AmpliFi.")
+    assert extract_ranking(answer, products) == [2, 3]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")
