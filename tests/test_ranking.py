@@ -221,6 +221,16 @@ def test_a_closing_imperative_states_the_choice():
     assert extract_ranking(answer, products) == [2, 3]
 
 
+def test_bullets_under_key_considerations_are_not_picks():
+    products = [("Apple", "iPad Air"), ("Samsung", "Galaxy Tab S7 FE"), ("Samsung", "Galaxy Tab A9+"),
+                ("Google", "Pixel Slate")]
+    answer = ("### Top Tier: iPad Air\n* **Why:** Apple Pencil support.\n\n"
+              "### Best Android: Samsung Galaxy Tab S7 FE\n* **Why:** the S Pen is included.\n\n"
+              "**Key Considerations**\n* The Galaxy Tab A9+ does not support the S Pen.\n"
+              "* The Google Pixel Slate no longer receives updates.")
+    assert extract_ranking(answer, products) == [0, 1]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

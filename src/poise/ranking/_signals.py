@@ -254,7 +254,8 @@ SPONSORED = re.compile(
     re.I)
 # a heading over notes or caveats, not picks: "Notes", "Why the others didn't make it"
 NOTES = re.compile(r"^\W*(?:(?:a few|some|quick|final|other|general) )?(?:notes?|caveats?|fine print|footnotes?"
-                   r"|anmerkungen|remarques|notas)\W*:?\W*$", re.I)
+                   r"|anmerkungen|remarques|notas|(?:key |important )?considerations|things to (?:consider|know|note))"
+                   r"\W*:?\W*$", re.I)
 # a sentence that still picks something: a decline that is followed by one is a near miss
 STILL_PICKS = re.compile(r"\bclosest\b|\bcomes? (?:closest|nearest)\b|\bbest bet\b|\bif you must\b|\bif i had to\b"
                          r"|\bthe (?:only|one) (?:one )?(?:that|i['’]d)\b|\bstill\b.{0,40}\b(?:recommend|pick"
