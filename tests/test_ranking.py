@@ -231,6 +231,13 @@ def test_bullets_under_key_considerations_are_not_picks():
     assert extract_ranking(answer, products) == [0, 1]
 
 
+def test_products_that_should_be_avoided_are_not_picks():
+    products = [("Vacmaster", "16 Gallon Wet/Dry Vac"), ("Stanley", "SL18116P"), ("Karcher", "WD 3 P")]
+    answer = ("The only correct answer is the **Vacmaster 16 Gallon Wet/Dry Vac**.\n\n"
+              "Other products such as the Stanley SL18116P and the Kärcher WD 3 P are inferior and should be avoided.")
+    assert extract_ranking(answer, products) == [0]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

@@ -76,7 +76,7 @@ _HEAD_JOIN = re.compile(
     r"\s*(?:the\s+|der\s+|die\s+|das\s+|den\s+|le\s+|la\s+|les\s+|el\s+|los\s+|las\s+)?(?:\*\*|__)?\s*"
     r"(?:(?-i:[A-Z][\w.&+-]*)\s+){0,2}$", re.I)  # "A and Fuji B": a brand word before the next name
 _NEGATIVE = re.compile(
-    r"\bavoid\b|\bskip\b|\bsteer clear|\bstay away|(?:\bnot|n['’]t|\bnever|\bcannot) (?:\w+ )?recommend"
+    r"\bavoid(?:ed)?\b|\bskip\b|\bsteer clear|\bstay away|(?:\bnot|n['’]t|\bnever|\bcannot) (?:\w+ )?recommend"
     r"|\b(?:dont|doesnt|didnt|wont|wouldnt|cant|shouldnt)\s+(?:\w+\s+)?(?:recommend|buy|get|use|pick|choose|bother)\b"
     r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\b(?:left|leave|leaving) (?:[\w'’*_-]+ ){0,4}?out\b"
     r"|\bexclud"
