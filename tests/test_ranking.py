@@ -238,6 +238,14 @@ def test_products_that_should_be_avoided_are_not_picks():
     assert extract_ranking(answer, products) == [0]
 
 
+def test_rank_labels_after_the_name_order_the_headings():
+    products = [("Blueair", "HealthProtect 7440i"), ("Winix", "Zero Pro"), ("Austin Air", "HM405")]
+    answer = ("### Winix Zero Pro — **#2 overall**\nStrong CADR for the price.\n\n"
+              "### Austin Air HM405 — **#1 overall**\nThe most carbon.\n\n"
+              "### Blueair HealthProtect 7440i — **#3 overall**\nVery quiet.")
+    assert extract_ranking(answer, products) == [2, 1, 0]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

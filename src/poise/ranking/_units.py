@@ -65,8 +65,9 @@ _ITEM_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*(?:#\s*|no\.\s*|number\s+|rank\s*
                           r"|(?:platz|place|rang|puesto|posici[oó]n|posizione|plaats)\s+)?\(?(\d{1,2})(?!\d)(?:\s*[.):\]]"
                           r"|\s+[-–—]|\s)",
                           re.I)
-# a rank label anywhere in a head: "[#2]", "(#1)", "— rank 3", "Rank: 2"
-_RANK_LABEL = re.compile(r"[\[(]\s*#\s*(\d{1,2})\s*[\])]|\brank(?:ed)?\s*:?\s*#?\s*(\d{1,2})\b", re.I)
+# a rank label anywhere in a head: "[#2]", "(#1)", "— rank 3", "Rank: 2", "Winix Zero Pro — #2 overall"
+_RANK_LABEL = re.compile(r"[\[(]\s*#\s*(\d{1,2})\s*[\])]|\brank(?:ed)?\s*:?\s*#?\s*(\d{1,2})\b"
+                         r"|#\s*(\d{1,2})\s+(?:overall|pick|choice|spot|place)\b", re.I)
 _HEAD_END = re.compile(r"\s[-–—]\s|:\s|\.\s|\s\(|\.$|:$|\s[-–—]$")
 _TIE_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*=\s*\d|\bjoint\b|\btied?\b", re.I)
 # a table cell or row marker saying the product is not recommended
@@ -122,7 +123,7 @@ def names_its_subject(rest: str) -> bool:
 
 def _label_rank(text: str) -> int | None:
     m = _RANK_LABEL.search(text)
-    return int(m.group(1) or m.group(2)) if m else None
+    return int(next(g for g in m.groups() if g)) if m else None
 
 
 class _Cutter:
