@@ -246,6 +246,14 @@ def test_rank_labels_after_the_name_order_the_headings():
     assert extract_ranking(answer, products) == [2, 1, 0]
 
 
+def test_a_not_evaluated_verdict_cell_is_not_a_pick():
+    products = [("Dr Infrared Heater", "DR-998W"), ("Vornado", "Glide"), ("Pelonis", "NY1507"), ("Mr Heater", "Buddy")]
+    answer = ("| Product | Verdict | Notes |\n|---|---|---|\n| Vornado Glide | ✅ Recommended | whole room |\n"
+              "| Pelonis NY1507 | ✅ Recommended | silent |\n| Mr Heater Buddy | — Not evaluated | no data |\n"
+              "| Dr Infrared DR-998W | ✅ Recommended | large rooms |")
+    assert extract_ranking(answer, products) == [1, 2, 0]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

@@ -74,7 +74,7 @@ _TIE_NUMBER = re.compile(r"^\s*(?:\*\*|__)?\s*=\s*\d|\bjoint\b|\btied?\b", re.I)
 _AGAINST_CELL = re.compile(
     r"^\W*(?:(?:tier\s+)?[a-f][+-]?\s*(?:tier\s*)?[—–:-]\s*)?"  # a tier's letter: "F — avoid"
     r"(?:skip|avoid|not recommended|not suitable|unsuitable|pass on|nicht empfohlen|ungeeignet|à éviter"
-    r"|no recomendado|evitar)\b", re.I)
+    r"|no recomendado|evitar|not (?:evaluated|rated|ranked|reviewed|assessed|scored)|excluded|unranked)\b", re.I)
 # a column that gives the answer's verdict on each row: a ❌ or "no" there is advice against
 _VERDICT_COLUMN = re.compile(r"verdict|recommend|buy|worth|suitab|fit for|good for|pick|urteil|empfehl|avis|veredicto",
                              re.I)
