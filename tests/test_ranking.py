@@ -252,6 +252,9 @@ def test_a_not_evaluated_verdict_cell_is_not_a_pick():
               "| Pelonis NY1507 | ✅ Recommended | silent |\n| Mr Heater Buddy | — Not evaluated | no data |\n"
               "| Dr Infrared DR-998W | ✅ Recommended | large rooms |")
     assert extract_ranking(answer, products) == [1, 2, 0]
+    ranked = ("| Product | Verdict |\n|---|---|\n| Dr Infrared DR-998W | ✅ Recommended (#3) |\n"
+              "| Vornado Glide | ✅ Recommended (#1) |\n| Pelonis NY1507 | ✅ Recommended (#2) |")
+    assert extract_ranking(ranked, products) == [1, 2, 0]  # a rank in the verdict cell orders the rows
 
 
 def test_comparisons_do_not_rank_the_compared_product():

@@ -163,6 +163,8 @@ class _Cutter:
         if self.rank_col is not None and self.rank_col < len(cells) and (r := _RANK_CELL.match(cells[self.rank_col])):
             rank = int(r.group(1))
             cells = cells[: self.rank_col] + cells[self.rank_col + 1 :]
+        elif self.verdict_cols:  # "✅ Recommended (#3)" in the verdict column
+            rank = next((n for i in self.verdict_cols if i < len(cells) and (n := _label_rank(cells[i]))), None)
         # a row left without a rank in a table that ranks ("—", "not ranked") is not in the ranking
         against = (self.rank_col is not None and rank is None) \
             or any(_AGAINST_CELL.match(c.replace("**", "")) and len(c) <= 60 for c in cells) \
