@@ -257,6 +257,22 @@ def test_a_not_evaluated_verdict_cell_is_not_a_pick():
     assert extract_ranking(ranked, products) == [1, 2, 0]  # a rank in the verdict cell orders the rows
 
 
+def test_model_words_after_an_indefinite_article_are_the_kind_of_thing():
+    products = [("Traeger", "Pro 780"), ("Pit Boss", "Classic Wood Pellet Grill"), ("Kamado Joe", "Classic II")]
+    answer = ("If smoking is your goal, a **pellet grill** is the easiest way to start.\n\n"
+              "🔥 **Traeger Pro 780** – the go-to beginner smoker.\n\n"
+              "🔥 **Pit Boss Classic Wood Pellet Grill** – more cooking area for less money.")
+    assert extract_ranking(answer, products) == [0, 1]
+
+
+def test_a_product_of_another_kind_is_not_a_pick():
+    products = [("Milwaukee", "46 8-Drawer Cabinet"), ("Craftsman", "2000 Series 10-Drawer"), ("Homak", "Service Cart")]
+    answer = ("The **Milwaukee 46 8-Drawer Cabinet** is what I'd buy.\n\n"
+              "For better value, the **Craftsman 2000 Series** gives you more drawers.\n\n"
+              "The Homak service cart is useful, but it isn't really a tool chest.")
+    assert extract_ranking(answer, products) == [0, 1]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

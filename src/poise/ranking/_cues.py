@@ -98,6 +98,9 @@ _NEGATIVE = re.compile(
     r"|\bdaher nicht\b|\bno (?:lo |la )?incluyo\b|\btampoco (?:la|lo) incluyo\b|\bà éviter\b"
     r"|\bno (?:lo |la |los |las )?recomendar[íi]a\b|\bne (?:le |la |les |l['’])?(?:conseill|recommand)\w* pas\b"
     r"|\b(?:isn['’]t|is not|aren['’]t|are not) (?:really |quite |directly )?comparable\b|\brules? out\b"
+    # a product of another kind: "it isn't really a tool chest", "doesn't answer your question", "less suited"
+    r"|\b(?:isn['’]t|is not|aren['’]t|are not) (?:really|actually|even|technically) an?\b"
+    r"|\b(?:doesn['’]t|does not|don['’]t|do not) (?:really )?(?:answer your question|meet your)\b|\bless suited\b"
     r"|\b(?:wouldn['’]t|won['’]t|doesn['’]t|does not|would not|will not) (?:really )?(?:meet|suit|fit) (?:your|the)"
     r" (?:needs|requirements|brief|use)\b"
     r"|\bneither (?:is|are|one is) (?:the |a )?(?:right|good|best|ideal)\b|\besclus[oaie]\b|\bescluder\w*"
@@ -165,7 +168,8 @@ def _strip_echoes(text: str) -> str:
 
 
 # a cheap word check before the regex: a cue holds one of these words ...
-_NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "pass on", "left", "exclud", "overkill", "not ", "suitable",
+_NEGATIVE_WORDS = ("avoid", "skip", "less suited", "steer", "stay away", "pass on", "left", "exclud", "overkill",
+                   "not ", "suitable",
                    "rule", "empf", "abraten", "recommand", "déconseill", "éviter", "recomiendo", "evitar", "unranked",
                    "leav", "nicht", "incluyo", "budget", "price range", "beyond", "recomendar", "conseill", "cautious",
                    "wary", "drop", "consigl", "raccomand", "raden", "recomend", "too ", "neither", "esclu", "évite",
@@ -174,7 +178,8 @@ _NEGATIVE_WORDS = ("avoid", "skip", "steer", "stay away", "pass on", "left", "ex
 # ... or one of these after a negation ("don't get", "won't work", "isn't needed", "never recommend")
 _NEGATED_WORDS = ("recommend", "worth", "include", "good", "great", "strong", "bother", "go for", "buy", "get", "pick",
                   "choose", "consider", "use", "fit", "suit", "cut", "rank", "work", "make", "pay", "need",
-                  "necessary", "required", "contender", "comparable", "meet")
+                  "necessary", "required", "contender", "comparable", "meet", "really", "actually", "even",
+                  "technically", "answer")
 _NEGATIONS = ("n't", "n’t", "never", "cannot", "dont", "doesnt", "didnt", "wont", "wouldnt", "cant", "shouldnt")
 
 

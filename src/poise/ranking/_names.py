@@ -289,6 +289,9 @@ class NameMatcher:
                 i += 1
                 continue
             n = len(matched.tokens)
+            if matched.kind == "model" and _generic_use(text, tokens[i : i + n]):
+                i += n  # "a pellet grill", "a professional roll cab": the kind of thing, not the product
+                continue
             confused = (after_brand is not None and after_brand[0] == i and after_brand[1] != matched.product
                         and not text[after_brand[2] : tokens[i].start].strip(" -"))
             if matched.brand_only and self._other_model(text, tokens, i + n, matched.product):
@@ -350,6 +353,16 @@ _UNIT_WORDS = frozenset({"quart", "quarts", "qt", "gallon", "gallons", "gal", "c
                          "speeds"})
 # words that make a different model of the same line when they follow its name
 _VARIANTS = frozenset({"max", "plus", "ultra", "mini", "lite", "se", "fe", "xl", "pro"})
+
+
+# an indefinite article, and at most one word, before a name written in lower case
+_INDEFINITE = re.compile(r"\b(?:a|an|any|another|every)\s+(?:[\w-]+\s+)?\W{0,2}$", re.I)
+
+
+def _generic_use(text: str, tokens: list[Token]) -> bool:
+    """Whether model words are used as a common noun: all lower case, after "a"/"an"."""
+    return not any(t.capital for t in tokens) and all(t.text.isalpha() for t in tokens) \
+        and bool(_INDEFINITE.search(text[max(0, tokens[0].start - 40) : tokens[0].start]))
 
 
 def _digits_out(word: str) -> str:
