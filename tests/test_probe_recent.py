@@ -139,16 +139,15 @@ def test_a_report_that_cannot_be_written_names_the_flag_given(folder, capsys):
 @pytest.mark.parametrize("command", [
     ("attack", "--budget", "2", "--final-orders", "2", "--selection-orders", "1", "--confirm", "0", "--responses", "1"),
     ("natural", "--trials", "3", "--bootstrap", "20")])
-def test_a_negative_seed_runs_to_the_end(folder, capsys, command):
+def test_a_negative_seed_is_refused_before_anything_runs(folder, capsys, command):
     """--seed -3 was taken, every query made, then the bootstrap refused the seed: an internal
-    error (exit 70) and a failed run."""
+    error (exit 70) and a failed run. A negative seed draws its positive's context orders
+    (random.Random(-3) is Random(3)), so seeds are 0 to MAX_SEED (tests/test_probe_numbers.py)."""
     with WireFake([], responder=rank_all) as fake:
         code, out, err = poise(capsys, *command, "-c", "blender", "--catalog", "cat.jsonl", "--model", "openai:fake",
                                "--base-url", fake.url, "--seed", "-3", "--store", str(folder / "store"), "--json")
-    assert code == 0, err
-    assert json.loads(out)
-    with sqlite3.connect(folder / "store" / "poise.sqlite") as conn:
-        assert conn.execute("SELECT status FROM runs").fetchall() == [("finished",)]
+    assert code == 2 and out == "" and "'--seed'" in error_line(err)
+    assert not fake.requests and not (folder / "store").exists()
 
 
 # -- 4. a key echoed back in an answer ---------------------------------------------------------------------------

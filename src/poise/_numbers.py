@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 import re
 
+from ._errors import PoiseError
+
 _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
@@ -36,3 +38,26 @@ def ascii_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{text!r} is too large")
     return value
+
+
+#: The largest whole number SQLite stores (a 64-bit signed integer); a bigger one is refused
+#: before it could reach a query or a row.
+MAX_STORED_INT = 2**63 - 1
+#: Seeds a run takes: 0 to 2**31 - 1. ``random.Random`` seeds with the number's absolute value
+#: (-3 draws the orders 3 draws), llama.cpp keeps the low 32 bits and takes 0xFFFFFFFF as "a
+#: random seed", and OpenAI-compatible servers differ (int32, uint32, int64): every seed in this
+#: range means itself everywhere.
+MAX_SEED = 2**31 - 1
+#: The most of anything a run counts in model calls or draws up front (trials, context orders,
+#: answers per candidate, query budgets, bootstrap resamples): a run past it cannot finish, and
+#: its orders or trials are listed before the first call.
+MAX_COUNT = 100_000
+
+
+def check_seed(seed: object, flag: str = "--seed") -> int:
+    """``seed`` if it is a whole number from 0 to MAX_SEED; else one line naming ``flag``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise PoiseError(f"{flag} must be a whole number from 0 to {MAX_SEED}, not {seed!r}",
+                         "other seeds do not mean the same everywhere (a negative one draws its positive's orders, "
+                         "llama.cpp keeps 32 bits)")
+    return seed

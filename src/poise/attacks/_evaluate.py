@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._errors import EmptyResponseError, ModelError, RequestRejectedError
+from .._numbers import MAX_STORED_INT
 from ..catalog import Category, Document
 from ..engine import Recommender, SearchEngine
 from ..experiments import recommend
@@ -105,7 +106,7 @@ class Budget:
     def __post_init__(self) -> None:
         check_count("the recommender query budget", self.recommender_queries, 1)
         check_count("the attacker query budget", self.attacker_queries, 1)
-        check_count("the token budget", self.tokens, 1, optional=True)
+        check_count("the token budget", self.tokens, 1, optional=True, maximum=MAX_STORED_INT)
 
 
 def _orders(n: int, stream: str, count: int, avoid: Collection[tuple[int, ...]] = frozenset()) -> list[tuple[int, ...]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._errors import PoiseError
+from .._numbers import MAX_COUNT
 
 if TYPE_CHECKING:
     from ._evaluate import Evaluator
@@ -51,13 +52,17 @@ class Param:
         return value if whole else float(value)
 
 
-def check_count(name: str, value: Any, minimum: int, optional: bool = False) -> None:
+def check_count(name: str, value: Any, minimum: int, optional: bool = False, maximum: int = MAX_COUNT) -> None:
     """Refuse a run setting (a budget, a number of answers or orders) that is not a whole
-    number of at least ``minimum``; None passes when ``optional``."""
+    number from ``minimum`` to ``maximum``; None passes when ``optional``."""
     if optional and value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise AttackParameterError(f"{name} must be a whole number of at least {minimum}, not {value!r}")
+    if value > maximum:
+        why = ("a run past it could not finish (its orders and trials are drawn before the first call)"
+               if maximum == MAX_COUNT else "the results store keeps no larger whole number")
+        raise AttackParameterError(f"{name} must be at most {maximum:,}, not {value}", why)
 
 
 def check_attack_counts(*, responses: Any, final_orders: Any, selection_orders: Any, confirm: Any) -> None:

@@ -18,10 +18,12 @@ from ._options import (
     CatalogOpt,
     DefenseOpt,
     JsonOpt,
+    LimitOpt,
     MaxAttemptsOpt,
     MaxTokensOpt,
     ModelOpt,
     ReaderOpt,
+    SeedOpt,
     StoreOpt,
     TemplateOpt,
     TimeoutOpt,
@@ -52,7 +54,7 @@ def recommend(
     query: Annotated[str | None, typer.Option(
         "--query", "-q", help="The user's query (default: the category's).")] = None,
     model: ModelOpt = DEFAULT_MODEL_SPEC,
-    seed: Annotated[int, typer.Option("--seed", help="Seeds the context order and the model's sampling.")] = 0,
+    seed: SeedOpt = 0,
     catalog: CatalogOpt = None,
     allow_outside_files: AllowOutsideOpt = False,
     template: TemplateOpt = None,
@@ -160,7 +162,7 @@ def catalog_validate(path: Annotated[str, typer.Argument(help="A .jsonl or .csv 
 @app.command()
 def runs(
     store: StoreOpt = None,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    limit: LimitOpt = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """List the runs in the results store, newest first."""

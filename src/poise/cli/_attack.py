@@ -21,6 +21,7 @@ from ._options import (
     MaxTokensOpt,
     ModelOpt,
     ReaderOpt,
+    SeedOpt,
     StoreOpt,
     TemplateOpt,
     TimeoutOpt,
@@ -64,7 +65,7 @@ def attack(
                                  "before choosing the best; 0 turns it off.")] = 3,
     param: Annotated[list[str] | None, typer.Option(
         "--param", help=f"A method parameter KEY=VALUE; {_METHOD_PARAMS}.")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: SeedOpt = 0,
     catalog: CatalogOpt = None,
     allow_outside_files: AllowOutsideOpt = False,
     template: TemplateOpt = None,

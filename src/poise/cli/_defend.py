@@ -22,6 +22,7 @@ from ._options import (
     ModelOpt,
     ParamOpt,
     ReaderOpt,
+    SeedOpt,
     StoreOpt,
     TemplateOpt,
     TimeoutOpt,
@@ -60,7 +61,7 @@ def defend(
     attacker: Annotated[str | None, typer.Option("--attacker", help="The attacker model spec (tap).")] = None,
     product: Annotated[str | None, typer.Option(
         "--product", "-p", help="The product to promote (default: the plain engine's lowest-ranked).")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: SeedOpt = 0,
     list_defenses: Annotated[bool, typer.Option("--list", help="List the registered defenses and exit.")] = False,
     model: ModelOpt = DEFAULT_MODEL_SPEC,
     catalog: CatalogOpt = None,

@@ -23,6 +23,7 @@ from ._options import (
     MaxTokensOpt,
     ModelOpt,
     ReaderOpt,
+    SeedOpt,
     StoreOpt,
     TemplateOpt,
     TimeoutOpt,
@@ -40,7 +41,7 @@ def natural(
     all_categories: Annotated[bool, typer.Option("--all", help="Analyse every category of the catalog.")] = False,
     trials: Annotated[int, typer.Option("--trials", "-n", min=2, help="Trials per category.")] = 20,
     model: ModelOpt = DEFAULT_MODEL_SPEC,
-    seed: Annotated[int, typer.Option("--seed", help="Seeds the trials' assignments and orders.")] = 0,
+    seed: SeedOpt = 0,
     concurrency: Annotated[int, typer.Option("--concurrency", "-k", min=1, max=64,
                                              help="Trials in flight at once (HTTP backends).")] = 4,
     catalog: CatalogOpt = None,
@@ -77,7 +78,7 @@ def natural(
                                                                            timeout=timeout),
                           template=load_template(template), trials=trials, seed=seed, concurrency=concurrency,
                           catalog=catalog, max_tokens=max_tokens, rewrite_model=rewrite_model, reader=reader,
-                          defenses=defense)
+                          defenses=defense, bootstrap=bootstrap)
     total = trials * len(categories)
     with Store(store) as db:
         attach_cache(db, *setup.models)
@@ -88,7 +89,7 @@ def natural(
                 task = progress.add_task(f"natural trials on {model}", total=total, completed=done)
                 setup.run_trials(db, run.id, lambda: progress.advance(task))
             with err.status("analysing ..."):
-                result = setup.save(db, run.id, bootstrap=bootstrap)
+                result = setup.save(db, run.id)
     if as_json:
         emit_json(result.stored.model_dump(mode="json"))
         return

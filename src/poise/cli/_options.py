@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..models import MAX_TIMEOUT_S
+from .._numbers import MAX_SEED, MAX_STORED_INT
+from ..models import MAX_TIMEOUT_S, MAX_TOKENS
 from ..store import STORE_ENV
 
 CatalogOpt = Annotated[str | None, typer.Option(
@@ -21,7 +22,10 @@ StoreOpt = Annotated[Path | None, typer.Option(
     "--store", envvar=STORE_ENV, show_envvar=True, help="Results folder (default ./poise-runs).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 TemplateOpt = Annotated[Path | None, typer.Option("--template", help="A prompt template TOML file.")]
-MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, help="Most tokens per answer.")]
+MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, max=MAX_TOKENS, help="Most tokens per answer.")]
+SeedOpt = Annotated[int, typer.Option(
+    "--seed", min=0, max=MAX_SEED, help="Seeds the context orders and the model's sampling.")]
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=MAX_STORED_INT, help="Most runs listed.")]
 MaxAttemptsOpt = Annotated[int, typer.Option(
     "--max-attempts", min=1, max=20, help="Tries per call on timeouts, 429 and 5xx (exponential backoff).")]
 TimeoutOpt = Annotated[float, typer.Option(

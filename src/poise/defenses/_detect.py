@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._errors import EmptyResponseError
+from .._numbers import MAX_SEED
 from ..catalog import Category, Document
 from ..engine import EngineResult, Recommender
 from ..models import ChatMessage, ChatModel, ChatResponse, GenerateConfig, Usage, get_model
@@ -349,7 +350,7 @@ class KnownAnswer(Detection):
     default_model = "engine"
     params: ClassVar[dict[str, Param]] = {
         "model": Param(str, "engine", "the model asked: engine (the engine's own) or any model spec"),
-        "seed": Param(int, 0, "seeds the secret keys (one per page)", low=0, high=2**31 - 1),
+        "seed": Param(int, 0, "seeds the secret keys (one per page)", low=0, high=MAX_SEED),
         "max_tokens": Param(int, 32, "the reply budget", low=8, high=1024),
         "action": Param(str, "drop", "what happens to a flagged page (known-answer cannot locate spans)",
                         choices=("drop",)),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._errors import PoiseError
+from .._numbers import check_seed
 from ..catalog import Category
 from ..engine import DEFAULT_GENERATE_CONFIG, PromptTemplate, Recommender, SearchEngine
 from ..models import ChatModel
@@ -28,6 +29,7 @@ from ._setup import (
     defense_context,
     defense_identity,
     distinct,
+    engine_config,
     inputs_hash,
     open_reader,
     reader_models,
@@ -63,7 +65,7 @@ class RunSetup:
 
 
 def _engine(llm: ChatModel, template: PromptTemplate, max_tokens: int) -> tuple[SearchEngine, Any]:
-    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
+    config = engine_config(max_tokens)
     return SearchEngine(llm, template=template, config=config), config
 
 
@@ -81,6 +83,7 @@ class NaturalSetup(RunSetup):
     seed: int = 0
     concurrency: int = 4
     model: str = ""
+    bootstrap: int = 1000
 
     def run_trials(self, store: Store, run_id: str, on_done: OnQuery | None = None) -> None:
         """The trials not yet done, then a check that none is missing (resumable)."""
@@ -92,21 +95,27 @@ class NaturalSetup(RunSetup):
                     on_done=None if on_done is None else lambda *_: on_done())
         check_trials_done(store, run_id, self.trials * len(self.categories))
 
-    def save(self, store: Store, run_id: str, bootstrap: int = 1000) -> NaturalResult:
+    def save(self, store: Store, run_id: str, bootstrap: int | None = None) -> NaturalResult:
         """The analysis and plots, written to the store."""
         from ._natural_result import save_natural
 
         return save_natural(store, run_id, model=self.model, trials=self.trials, seed=self.seed,
-                            bootstrap=bootstrap, rewriter=self.rewriter)
+                            bootstrap=self.bootstrap if bootstrap is None else bootstrap, rewriter=self.rewriter)
 
 
 def natural_setup(categories: Sequence[Category], *, model: str, open_model: ModelOpener, template: PromptTemplate,
                   trials: int = 20, seed: int = 0, concurrency: int = 4, catalog: str | None = None,
                   max_tokens: int = DEFAULT_GENERATE_CONFIG.max_tokens, rewrite_model: str | None = None,
-                  reader: str = "heuristic", defenses: Sequence[str] | None = None) -> NaturalSetup:
-    """``poise natural``'s run, built and checked."""
+                  reader: str = "heuristic", defenses: Sequence[str] | None = None,
+                  bootstrap: int = 1000) -> NaturalSetup:
+    """``poise natural``'s run, built and checked (``bootstrap``: the resamples ``save`` draws
+    unless told otherwise)."""
+    from ..attacks.base import check_count
     from ._natural import Rewriter
 
+    check_seed(seed)
+    check_count("--trials", trials, 2)
+    check_count("--bootstrap", bootstrap, 0)
     cats = list(categories)
     llm = open_model(model, concurrency=concurrency)
     rewrite_llm = _other(llm, model, rewrite_model, open_model)
@@ -124,7 +133,8 @@ def natural_setup(categories: Sequence[Category], *, model: str, open_model: Mod
     return NaturalSetup(
         "natural", run_cfg, engine, read, llm, distinct([llm, rewrite_llm, *reader_models(read), *defense_models]),
         [llm, rewrite_llm, read, *defense_models], trials * len(cats) * (2 if rewrite_llm else 1),
-        categories=cats, rewriter=rewriter, trials=trials, seed=seed, concurrency=concurrency, model=model)
+        categories=cats, rewriter=rewriter, trials=trials, seed=seed, concurrency=concurrency, model=model,
+        bootstrap=bootstrap)
 
 
 # -- attack --------------------------------------------------------------------------------------------
@@ -186,7 +196,11 @@ def attack_setup(category: Category, *, model: str, open_model: ModelOpener, tem
     ``shared_orders`` / ``early_stop``: the opt-in speed-ups, recorded in the run's
     configuration only when on (runs stored without them resume as before)."""
     from ..attacks import Budget, find_product
+    from ..attacks.base import check_attack_counts
 
+    check_seed(seed)
+    check_attack_counts(responses=responses, final_orders=final_orders, selection_orders=selection_orders,
+                        confirm=confirm)
     params = dict(params or {})
     needs_attacker = _needs_attacker(method, params, attacker)
     if product is not None:
@@ -317,6 +331,7 @@ def defend_setup(categories: Sequence[Category], *, model: str, open_model: Mode
     from ..defenses import DEFENSES
     from ._defend import AttackSettings, check_defend_inputs
 
+    check_seed(seed)
     cats = list(categories)
     params = dict(params or {})
     needs_attacker = _needs_attacker(method, params, attacker, method_flag="--attack")

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._numbers import check_seed
 from ..catalog import Category
 from ..engine import DEFAULT_GENERATE_CONFIG, PromptTemplate, SearchEngine
 from ._recommend import Recommendation, recommend
@@ -25,6 +26,7 @@ from ._setup import (
     defended,
     defense_identity,
     distinct,
+    engine_config,
     inputs_hash,
     open_reader,
     reader_models,
@@ -56,9 +58,10 @@ def recommend_setup(category: Category, *, model: str, open_model: ModelOpener, 
                     temperature: float = DEFAULT_GENERATE_CONFIG.temperature, reader: str = "heuristic",
                     defenses: Sequence[str] | None = None) -> RecommendSetup:
     """``poise recommend``'s run, built and checked."""
+    check_seed(seed)
     llm = open_model(model)
     read = open_reader(reader, open_model)
-    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens, "temperature": temperature})
+    config = engine_config(max_tokens, temperature=temperature)
     engine, defense_models = defended(SearchEngine(llm, template=template, config=config), defenses, read, open_model)
     asked = query or category.default_query
     run_cfg = run_config(
@@ -93,8 +96,11 @@ def transfer_setup(sources: Sequence[TransferSource], *, run_ids: Sequence[str],
                    defenses: Sequence[str] | None = None) -> TransferSetup:
     """``poise transfer``'s run over ``sources`` (:func:`poise.attacks.load_sources` of
     ``run_ids``), built and checked."""
+    from ..attacks.base import check_count
+
+    check_count("--final-orders", final_orders, 1)
     llm = open_model(model)
-    config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": max_tokens})
+    config = engine_config(max_tokens)
     read = open_reader(reader, open_model)
     engine, defense_models = defended(SearchEngine(llm, template=template, config=config), defenses, read, open_model)
     attacks: list[Any] = [(s.attack.model_dump(mode="json", exclude={"schema_version"}, exclude_unset=True), s.category)

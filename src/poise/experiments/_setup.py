@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import PoiseError
-from ..engine import PromptTemplate, Recommender, default_template
-from ..models import ChatModel, RequestCache, RetryPolicy, get_model
+from ..engine import DEFAULT_GENERATE_CONFIG, PromptTemplate, Recommender, default_template
+from ..models import MAX_TOKENS, ChatModel, GenerateConfig, RequestCache, RetryPolicy, get_model
 from ..store import Store, content_hash
 
 if TYPE_CHECKING:
@@ -111,6 +111,22 @@ def catalog_ref(catalog: str | Path | None) -> str:
 def load_template(path: str | Path | None) -> PromptTemplate:
     """The prompt template in a TOML file, or the default one (``None``)."""
     return PromptTemplate.from_file(Path(path)) if path else default_template()
+
+
+def engine_config(max_tokens: object, **more: object) -> GenerateConfig:
+    """The engine's sampling (DEFAULT_GENERATE_CONFIG) with ``max_tokens`` and ``more``, checked:
+    a value out of bounds is one line here, never sent to a model (``model_copy`` would not check)."""
+    from pydantic import ValidationError
+
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or not 1 <= max_tokens <= MAX_TOKENS:
+        raise PoiseError(f"--max-tokens must be a whole number from 1 to {MAX_TOKENS:,}, not {max_tokens!r}",
+                         f"give --max-tokens 1 to {MAX_TOKENS}")
+    try:
+        return GenerateConfig.model_validate({**DEFAULT_GENERATE_CONFIG.model_dump(), "max_tokens": max_tokens, **more})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        raise PoiseError(f"--{where.replace('_', '-')}: {problem['msg']}, not {problem.get('input')!r}") from None
 
 
 def run_config(**items: object) -> dict[str, object]:

@@ -9,12 +9,13 @@ from ._prefix import LlamaTimings, PrefixStats, PrefixStore
 from ._redact import inert_excerpt, redact_secrets, register_secret
 from ._registry import DEFAULT_MODEL_SPEC, backends, check_model_spec, get_model, register_backend
 from ._retry import MAX_TIMEOUT_S, RetryPolicy, parse_retry_after
-from ._types import ChatMessage, ChatResponse, GenerateConfig, TokenLogprob, TopLogprob, Usage
+from ._types import MAX_TOKENS, ChatMessage, ChatResponse, GenerateConfig, TokenLogprob, TopLogprob, Usage
 
 __all__ = [
     "DEFAULT_MODEL_SPEC",
     "EARLY_STOP",
     "MAX_TIMEOUT_S",
+    "MAX_TOKENS",
     "ChatMessage",
     "ChatModel",
     "ChatResponse",

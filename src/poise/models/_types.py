@@ -6,6 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+#: The most tokens one answer may ask for (``max_tokens``): --max-tokens, a sweep file's
+#: options.max_tokens and a built engine's configuration share it.
+MAX_TOKENS = 32_768
+
 
 class ChatMessage(BaseModel):
     """One message of a chat conversation."""
@@ -23,7 +27,7 @@ class GenerateConfig(BaseModel):
 
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_tokens: int = Field(512, ge=1, le=32768)
+    max_tokens: int = Field(512, ge=1, le=MAX_TOKENS)
     frequency_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     presence_penalty: float = Field(0.0, ge=-2.0, le=2.0)
     seed: int | None = None

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._errors import StoreError
+from .._numbers import MAX_STORED_INT
 from .._sqlite import connect_wal
 from ..ranking._result import AMBIGUOUS_PREFIX, score_at
 from ._results import ResultFile, read_result, write_result
@@ -395,8 +396,8 @@ class Store:
             f" COALESCE(SUM(c.parseable = 0 AND c.unparseable_reason LIKE '{AMBIGUOUS_PREFIX}%'), 0)"
             " FROM runs r LEFT JOIN calls c ON c.run_id = r.id GROUP BY r.id ORDER BY r.created_at DESC"
         ).format(owner_start="r.owner_start" if "owner_start" in self._columns["runs"] else "NULL")
-        if limit:
-            sql += f" LIMIT {int(limit)}"
+        if limit:  # past SQLite's 64-bit integers the literal is a REAL and the query fails
+            sql += f" LIMIT {min(int(limit), MAX_STORED_INT)}"
         out = []
         for row in self._query(sql, ()):
             status = row[2]

@@ -168,11 +168,11 @@ def _natural(job: Job, source: ModelSource, cat: Category) -> Prepared:
 
     o = job.options
     setup = natural_setup([cat], **_common(job, source), trials=o.trials, concurrency=o.concurrency,
-                          rewrite_model=o.rewrite_model, defenses=job.defenses)
+                          rewrite_model=o.rewrite_model, defenses=job.defenses, bootstrap=o.bootstrap)
 
     def run(db: Store, ctx: RunContext, tick: Tick) -> None:
         setup.run_trials(db, ctx.id, tick)
-        setup.save(db, ctx.id, bootstrap=o.bootstrap)
+        setup.save(db, ctx.id)
 
     return Prepared(job, setup.command, setup.config, setup.models, run, setup.most_queries, _tokens(cat))
 
