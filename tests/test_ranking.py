@@ -273,6 +273,17 @@ def test_a_product_of_another_kind_is_not_a_pick():
     assert extract_ranking(answer, products) == [0, 1]
 
 
+@pytest.mark.parametrize("answer", [
+    "I don't want to pick one of these blindly: it depends on use.\n\n1. Table or handheld?\n2. Largest bit?\n\n"
+    "With that, I can narrow down the Bosch, DeWalt and Makita options to one or two.",
+    "Ehrlich gesagt kann ich Ihnen auf Basis der Quellen keine konkrete Empfehlung geben: es sind nur Herstellerseiten "
+    "(Bosch, DeWalt, Makita). Wenn Sie mir sagen, wie viele Töpfe es sind, suche ich gezielt nach Tests.",
+])
+def test_an_answer_that_asks_first_recommends_nothing(answer):
+    products = [("Bosch", "MRF23EVS"), ("DeWalt", "DWP611"), ("Makita", "RT0701C")]
+    assert parse_ranking(answer, products).status == "unparseable"
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")
