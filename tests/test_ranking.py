@@ -284,6 +284,14 @@ def test_an_answer_that_asks_first_recommends_nothing(answer):
     assert parse_ranking(answer, products).status == "unparseable"
 
 
+def test_a_tie_broken_by_a_brand_the_list_holds_twice():
+    products = [("Bose", "QuietComfort Ultra Headphones"), ("Samsung", "Galaxy Buds Pro"),
+                ("Bose", "QuietComfort Earbuds II"), ("Beats", "Studio Buds")]
+    answer = ("**Tied for #1: Samsung Galaxy Buds Pro and Bose QuietComfort Earbuds II**\n"
+              "They trade blows — but if pressed, I'd give the Bose the edge.\n\n**#3: Beats Studio Buds**\nCompact.")
+    assert extract_ranking(answer, products) == [2, 1, 3]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

@@ -291,9 +291,13 @@ def _break_ties(order: list[int], text: str, reader: Reader) -> list[int]:
     groups += [ps for s in sentences if sig.TIE.search(s) and len(ps := list(dict.fromkeys(
         m.product for m in reader.find(s)))) >= 2]
     for s in sentences:
-        if not sig.TIE_BREAK.search(s) or not (named := reader.find(s)):
+        if not sig.TIE_BREAK.search(s):
             continue
-        winner = named[0].product
+        named = reader.find(s)
+        tied_here = list(dict.fromkeys(p for g in groups for p in g if p in order))
+        winner = named[0].product if named else reader.brand_named(s, tied_here)  # "give the Bose the edge"
+        if winner is None:
+            continue
         for group in groups:
             tied = [p for p in group if p in order]
             if winner in tied and len(tied) >= 2:

@@ -60,6 +60,9 @@ class Reader:
         self.against: set[int] = set()
         self.ties: list[list[int]] = []  # products the answer puts level (one unit naming several)
 
+    def brand_named(self, text: str, among: list[int]) -> int | None:
+        return self._matcher.brand_named(text, among)
+
     def find(self, text: str) -> list[Mention]:
         found = self._found.get(text)
         if found is None:

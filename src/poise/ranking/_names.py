@@ -233,6 +233,15 @@ class NameMatcher:
         self.size = len(names)
         # every word of each product's name: what may follow its brand in a mention of it
         self._own = [frozenset(_names_tokens(f"{b} {m}")) for b, m in names]
+        self._brands = [_names_tokens(b) for b, _ in names]
+
+    def brand_named(self, text: str, among: list[int]) -> int | None:
+        """The one product of ``among`` whose brand ``text`` names ("the Bose" when the list has two
+        Bose products but only one is among those tied), or None."""
+        words = [t.text for t in tokenize(text)]
+        hits = [p for p in among if (b := self._brands[p]) and any(
+            tuple(words[i : i + len(b)]) == b for i in range(len(words)))]
+        return hits[0] if len(hits) == 1 else None
 
     def _canonical(self, word: str) -> str:
         cached = self._fuzzy_cache.get(word)
