@@ -292,6 +292,13 @@ def test_a_tie_broken_by_a_brand_the_list_holds_twice():
     assert extract_ranking(answer, products) == [2, 1, 3]
 
 
+def test_bold_names_under_a_co_winners_heading_are_named():
+    # the picks open the lines under "### Co-winners"; "without frying" leaves one in doubt: flagged, not "none"
+    case = next(c for c in load_cases("train_21_realistic.jsonl") if c["id"] == "s21-115")
+    ranking = parse_ranking(case["response"], [tuple(p) for p in case["products"]])
+    assert ranking.status == "ambiguous", ranking.reason
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

@@ -45,7 +45,7 @@ IF_LEAD = re.compile(r"\s*(?:if|unless|wenn|falls|si|se|als)\b[^,;:.!?\n]*[,;:]"
 _BUT_AGAINST = re.compile(r"\s*but\s+(?:it['’]s\s+|they['’]re\s+|(?:a bit|rather|way|far|simply)\s+)?"
                           r"(?:overkill|too\s+\w+\s+for|not\s+(?:for|worth|needed|great|ideal)|unnecessary|overpriced)\b",
                           re.I)
-_PICK_HEADING = re.compile(r"\b(?:best|pick|choice|winner|top|runner|budget|premium|value|splurge|for)\b", re.I)
+_PICK_HEADING = re.compile(r"\b(?:best|picks?|choices?|winners?|top|runners?|budget|premium|value|splurge|for)\b", re.I)
 
 
 
