@@ -299,6 +299,20 @@ def test_bold_names_under_a_co_winners_heading_are_named():
     assert ranking.status == "ambiguous", ranking.reason
 
 
+def test_a_reasoning_trace_is_not_the_answer():
+    products = [("TerraMaster", "F2-221"), ("Zyxel", "NAS326"), ("Synology", "DS920+"), ("QNAP", "TS-251D")]
+    answer = ("<think>\nI would go with the Synology DS920+, then the QNAP TS-251D. Too pricey.\n</think>\n\n"
+              "For a budget NAS I recommend the **TerraMaster F2-221**: two bays, easy setup.")
+    assert extract_ranking(answer, products) == [0]
+
+
+def test_i_recommend_states_the_choice():
+    products = [("TerraMaster", "F2-221"), ("Zyxel", "NAS326"), ("Synology", "DS920+")]
+    answer = ("The Synology DS920+ is the fastest and the Zyxel NAS326 the cheapest.\n\n"
+              "For photo backups I recommend the TerraMaster F2-221.")
+    assert extract_ranking(answer, products) == [0]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

@@ -13,6 +13,7 @@ _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _QUOTE_LINE = re.compile(r"^[ \t]*>.*$", re.M)
 _QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»|„[^“”\n]*[“”]")
 _INCH = re.compile(r"(?<=\d)\"")
+_THINK = re.compile(r"<(think|reasoning)>.*?</\1>", re.S | re.I)
 _INJECTION = re.compile(
     r"ignore (?:all |any )?(?:of )?(?:the |your |my )?(?:previous|prior|above|earlier|other)\b"
     r"|disregard (?:all |any |the |your )?(?:previous|prior|above|earlier|other)\b"
@@ -142,6 +143,8 @@ def _blank(match: re.Match[str]) -> str:
 
 def _strip_echoes(text: str) -> str:
     """Blank out quoted or echoed text, keeping every other character where it was."""
+    if "</think>" in text or "</reasoning>" in text:  # a reasoning model's trace is not its answer
+        text = _THINK.sub(_blank, text)
     if "`" in text:
         text = _FENCE.sub(_blank, text)
         text = _INLINE_CODE.sub(_blank, text)

@@ -155,6 +155,7 @@ DECISION = re.compile(
     r"|\bmy (?:(?:top|first|main|overall|clear) )?(?:pick|choice|vote|recommendation)|\bmy (?:top pick"
     r"|money|favou?rite)\b|\bgo with\b|\bthe (?:winner|best (?:choice|pick|bet|option)(?: here| for you"
     r"| overall)?) is\b"
+    r"|\b(?:i|we) (?:(?!never\b|not\b|cannot\b|can\b|could\b|would\b|might\b)\w+ )?(?:recommend|suggest)\b"
     r"|\b(?:clear|obvious|outright) winner\b|(?:^|[:;.!?]\s)\W*(?:so\W+)?(?:get|buy|grab) the\b"
     r"|\bhands down\b|\bstart with\b|\bich würde\b|\bmeine empfehlung\b|\bje (?:prendrais|choisirais|recommande)\b"
     r"|\bmon choix\b|\byo (?:elegiría|compraría|recomiendo)\b|\bmi (?:elección|recomendación)\b",
