@@ -313,6 +313,22 @@ def test_i_recommend_states_the_choice():
     assert extract_ranking(answer, products) == [0]
 
 
+@pytest.mark.parametrize("aside", ["Bags like the Sea to Summit Spark won't cut it in winter.",
+                                   "A Sea to Summit Spark would be lovely, but it isn't a sensible choice here."])
+def test_wont_cut_it_and_not_a_sensible_choice_set_aside(aside):
+    products = [("Mountain Hardwear", "Phantom 0F"), ("Marmot", "Never Summer"), ("Sea to Summit", "Spark SpIII")]
+    answer = ("The **Mountain Hardwear Phantom 0F** is the pick. The **Marmot Never Summer** is the budget option.\n\n"
+              + aside)
+    assert extract_ranking(answer, products) == [0, 1]
+
+
+def test_questions_first_recommend_nothing():
+    products = [("Synology", "DS920+"), ("Fujitsu", "ETERNUS DX60"), ("QNAP", "TS-453D")]
+    answer = ("Happy to help, but it depends on what you need. A few questions first:\n\n1. **What's it for?**\n"
+              "2. **Budget?**\n\nYour list ranges from home units like the DS920+ to the Fujitsu ETERNUS DX60.")
+    assert parse_ranking(answer, products).status == "unparseable"
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

@@ -81,7 +81,8 @@ _NEGATIVE = re.compile(
     r"|\b(?:dont|doesnt|didnt|wont|wouldnt|cant|shouldnt)\s+(?:\w+\s+)?(?:recommend|buy|get|use|pick|choose|bother)\b"
     r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\b(?:left|leave|leaving) (?:[\w'’*_-]+ ){0,4}?out\b"
     r"|\bexclud"
-    r"|\bnot (?:a )?(?:good|great|strong) (?:choice|pick|option|fit)"
+    r"|(?:\bnot|n['’]t) (?:a )?(?:good|great|strong|sensible|smart|wise|practical|realistic) (?:choice|pick|option|fit"
+    r"|buy|idea)|\b(?:won['’]t|doesn['’]t|don['’]t|will not|does not|do not) cut it\b"
     r"|\b(?:wouldn['’]t|would not|won['’]t|don['’]t|do not) (?:bother|go for|buy|get|pick|choose|consider|use)\b"
     r"|\boverkill\b"
     r"|\bnot (?:designed|meant|built|made|suitable|suited|ideal|a fit|the right)\b|\bunsuitable\b|\bruled? out\b"
@@ -181,7 +182,8 @@ _NEGATIVE_WORDS = ("avoid", "skip", "less suited", "steer", "stay away", "pass o
 # ... or one of these after a negation ("don't get", "won't work", "isn't needed", "never recommend")
 _NEGATED_WORDS = ("recommend", "worth", "include", "good", "great", "strong", "bother", "go for", "buy", "get", "pick",
                   "choose", "consider", "use", "fit", "suit", "cut", "rank", "work", "make", "pay", "need",
-                  "necessary", "required", "contender", "comparable", "meet", "really", "actually", "even",
+                  "necessary", "required", "contender", "comparable", "meet", "really", "actually", "even", "sensible",
+                  "smart", "wise", "practical", "realistic", "idea",
                   "technically", "answer")
 _NEGATIONS = ("n't", "n’t", "never", "cannot", "dont", "doesnt", "didnt", "wont", "wouldnt", "cant", "shouldnt")
 

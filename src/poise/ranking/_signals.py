@@ -215,6 +215,7 @@ DEFER = re.compile(
     r"|\bwith (?:that|this)(?: info(?:rmation)?)?,? i (?:can|could|will|['’]ll) (?:narrow|recommend|pick|give|suggest)"
     r"|\b(?:don['’]t|do not) want to (?:pick|recommend|choose)\b[^.!?\n]{0,40}\bblindly\b"
     r"|\bwenn (?:sie mir sagen|du mir sagst)\b.{0,80}\b(?:suche|empfehle|kann) ich\b"
+    r"|\b(?:a few|some|a couple of) (?:quick )?questions (?:first|before i)\b"
     r"|\bdepends on your answers\b|\bif you (?:share|tell me|let me know|give me)\b.{0,60}\bi (?:can|could|will"
     r"|['’]ll) "
     r"(?:give|make|offer|narrow|recommend|suggest|pick)|\bbevor ich\b.{0,40}\b(?:empfehle|ranke)|\bavant de (?:classer"
