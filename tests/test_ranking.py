@@ -329,6 +329,15 @@ def test_questions_first_recommend_nothing():
     assert parse_ranking(answer, products).status == "unparseable"
 
 
+def test_a_skip_heading_over_a_paragraph_and_wifi_as_a_word():
+    products = [("TP-Link", "Archer AX50"), ("Netgear", "Orbi"), ("Linksys", "WRT3200ACM AC3200 Gigabit Wi-Fi Router"),
+                ("TP-Link", "Archer C7")]
+    answer = ("## Best Wi‑Fi options for a two-story house\n\n### Recommended\n1. **Netgear Orbi** — tri-band mesh.\n"
+              "2. **TP-Link Archer AX50** — the budget pick.\n\n### Skip\n"
+              "The **Archer C7** and the **Linksys WRT3200ACM** are Wi-Fi 5 designs, not worth buying new.")
+    assert extract_ranking(answer, products) == [1, 0]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

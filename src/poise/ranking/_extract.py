@@ -112,13 +112,15 @@ def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
             echo = bool(sig.ECHO_INTRO.search(unit.text) or sig.SOURCES.match(unit.text)
                         or sig.COMPARE_INTRO.match(unit.text)
                         or sig.NOTES.match(unit.head if unit.kind == "heading" else unit.text))
-            # a short line, naming no product, that advises against what follows
-            lead = _last_sentence(unit.text)
+            # a short line, naming no product, that advises against what follows (a heading: its
+            # title, over the items or the paragraph under it: "### Skip" / "The **Archer C7** ...")
+            own = unit.head if unit.kind == "heading" else unit.text
+            lead = _last_sentence(own)
             against = (unit.kind == "heading" or len(unit.body) <= 1) and len(lead) <= 120 \
-                and (_negative_cue(lead) or bool(_LEFT_OUT.match(unit.text))
+                and (_negative_cue(lead) or bool(_LEFT_OUT.match(own))
                      or (unit.kind == "heading" and bool(sig.AGAINST_TITLE.match(unit.head)))
-                     or bool(sig.SPONSORED.match(unit.text))) \
-                and not reader.find(unit.text)
+                     or bool(sig.SPONSORED.match(own))) \
+                and not reader.find(own)
             if against and unit.kind == "heading" and unit.body:
                 reader.against.update(m.product for m in reader.find(unit.text))
                 continue
