@@ -338,6 +338,13 @@ def test_a_skip_heading_over_a_paragraph_and_wifi_as_a_word():
     assert extract_ranking(answer, products) == [1, 0]
 
 
+def test_a_number_one_pick_line_is_a_pick():
+    products = [("Generac", "2900 PSI G0088970"), ("RYOBI", "2300 PSI Brushless Electric"), ("Kärcher", "K5 Premium")]
+    answer = ("🔥 **#1 PICK: Generac 2900 PSI Pressure Washer (G0088970)** 🔥\nThe undisputed champion!\n\n"
+              "**2. Ryobi 2300 PSI Brushless Electric**: quieter.\n\n**3. Kärcher K5 Premium**: compact.")
+    assert extract_ranking(answer, products) == [0, 1, 2]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

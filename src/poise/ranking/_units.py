@@ -36,7 +36,8 @@ _PICK_LABEL = re.compile(
     r"|tipp?|empfehlung)"
     r"|budget|premium|splurge|value|runner[- ]up|second (?:choice|place|pick)"
     r"|third (?:choice|place|pick)|also (?:consider|good|great|solid|fine|recommended|worth (?:considering|a look))"
-    r"|honou?rable mentions?|(?:other |an? )?alternatives?|worth a look|close second|my pick|winner)"
+    r"|honou?rable mentions?|(?:other |an? )?alternatives?|worth a look|close second|my pick|winner"
+    r"|#\s*1 pick|number[- ]one pick)"
     r"(?:\s*\([^()\n]{1,40}\))?"  # "Upgrade pick (slightly over budget):"
     r"\s*(?:(?:\*\*|__)\s*[:–—-]|[:–—-]\s*(?:\*\*|__)?)\s*(.+)$",
     re.I,
