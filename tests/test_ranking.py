@@ -345,6 +345,26 @@ def test_a_number_one_pick_line_is_a_pick():
     assert extract_ranking(answer, products) == [0, 1, 2]
 
 
+def test_a_tie_stated_without_names_is_broken_by_the_edge():
+    products = [("Bosch", "ROS20VSC"), ("DeWalt", "DWE6423"), ("BLACKDECKER", "BDEMS600 Mouse")]
+    answer = ("The **DeWalt DWE6423** is comfortable and low-vibration.\n\nThe **Bosch ROS20VSC** is equally good.\n\n"
+              "Honestly, they're basically tied. If pressed, I'd give the Bosch the edge for dust control.\n\n"
+              "For the legs, a mouse sander like the **Black+Decker BDEMS600** makes a handy second tool.")
+    assert extract_ranking(answer, products) == [0, 1, 2]
+
+
+def test_a_decline_for_one_tier_and_not_able_to_recommend_a_specific_one():
+    products = [("Ubiquiti", "UniFi Dream Machine"), ("Synology", "RT2600ac"), ("Cisco", "RV260W")]
+    tiers = ("**S tier**\n- **Ubiquiti UniFi Dream Machine**: full VLAN support.\n\n**A tier**\n"
+             "- **Synology RT2600ac**: polished.\n\n**B tier**\n- (nothing from your list)\n\n**Avoid**\n"
+             "- **Cisco RV260W**: end-of-life.")
+    assert extract_ranking(tiers, products) == [0, 1]
+    medical = ("I'm not able to recommend a specific massage gun for a herniated disc.\n\nDevices like the "
+               "Theragun Relief are marketed for muscle soreness, but that isn't the same as being safe.")
+    guns = [("Therabody", "Theragun Relief"), ("Hyperice", "Hypervolt 2")]
+    assert parse_ranking(medical, guns).status == "unparseable"
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

@@ -300,6 +300,9 @@ def _break_ties(order: list[int], text: str, reader: Reader) -> list[int]:
         winner = named[0].product if named else reader.brand_named(s, tied_here)  # "give the Bose the edge"
         if winner is None:
             continue
+        if not any(winner in g for g in groups) and winner in order[1:] and sig.TIE.search(text):
+            # "they're basically tied. If pressed, I'd give the Bosch the edge": tied with the pick before it
+            groups.append([order[order.index(winner) - 1], winner])
         for group in groups:
             tied = [p for p in group if p in order]
             if winner in tied and len(tied) >= 2:
@@ -406,12 +409,15 @@ def _declines(text: str, reader: Reader) -> bool:
                    for s in sentences)
 
 
+_ASIDE = re.compile(r"^[\s*•-]*\(")
+
+
 def _declines_all(sentence: str, reader: Reader) -> bool:
     """Whether a sentence declines as a whole: its decline names no product, and the sentence
     names none either unless the decline speaks of the whole list ("None of the routers you
     linked support WiFi 6E" declines; "I can't recommend the X" does not)."""
     d = sig.DECLINE.search(sentence)
-    if d is None or reader.find(d.group()):
+    if d is None or reader.find(d.group()) or _ASIDE.match(sentence):  # "- (nothing from your list)" under a tier
         return False
     return not reader.find(sentence) or bool(sig.NONE_OF.match(d.group()))
 

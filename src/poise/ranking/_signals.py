@@ -80,7 +80,7 @@ DECLINE = re.compile(
     r"|rank)"
     r"(?:\s+(?:or|and)\s+(?:recommend|rank))?\s+(?:anything|any (?:of (?:them|these|those|the (?:products|options"
     r"|listed \w+)))"
-    r"|products?|one|yet)\b(?!\s+(?:enough|highly|more|too))"
+    r"|products?|one|yet|a (?:specific|particular|single) [\w-]+(?: [\w-]+)?)\b(?!\s+(?:enough|highly|more|too))"
     r"|\bnone of (?:these|those|them|the (?:\w+ ){0,2}(?:listed|provided|given|options|products|pages|links|models|ones"
     r"|choices|picks|items|documents|results)|(?:your|the) (?:\w+ )?(?:options|links|pages|picks))\b"
     r"[^.!?\n]{0,80}?\b(?:suit|fit|match|meet|work|is (?:a )?(?:good|right|suitable)|are (?:a )?(?:good|right|suitable)"
