@@ -365,6 +365,14 @@ def test_a_decline_for_one_tier_and_not_able_to_recommend_a_specific_one():
     assert parse_ranking(medical, guns).status == "unparseable"
 
 
+def test_a_stated_order_with_a_comma_in_its_label():
+    products = [("Miele", "G 5006 SCU"), ("Bosch", "300 Series"), ("KitchenAid", "44 dBA FreeFlex")]
+    answer = ("**Miele G 5006 SCU**\nDurable.\n\n**Bosch 300 Series**\nQuiet.\n\n**KitchenAid 44 dBA FreeFlex**\n"
+              "Flexible rack.\n\n**My order, all things considered:**\n1. Bosch 300 Series\n2. KitchenAid 44 dBA\n"
+              "3. Miele G 5006 SCU")
+    assert extract_ranking(answer, products) == [1, 2, 0]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

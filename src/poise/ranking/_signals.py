@@ -44,7 +44,8 @@ _SUMMARY = (
 )
 _LEAD = (r"^\W*(?:[^,.:;!?\n]{3,60}(?:,|\s[–—-])\s+)?"  # "Setting that instruction aside, here's my own ranking:"
          r"(?:(?:so|overall|all in all|here(?:['’]s| is)|this is|below is|and|with that|putting it together)\W+)*")
-_TAIL = r"(?:\s+[\w'’()/-]+){0,6}?\s*(?:\*\*|__)?\s*(?:is\b|would be\b|:|–|—|-|$)"
+# the rest of a label: "My order, all things considered:"
+_TAIL = r"(?:,?\s+[\w'’()/-]+){0,6}?\s*(?:\*\*|__)?\s*(?:is\b|would be\b|:|–|—|-|$)"
 # any word a statement label may hold: a cheap test before the anchored ones below
 STATEMENT_HINT = re.compile(
     r"rank|order|pref|tl;?dr|short|quick|in short|kurz|bref|verdict|bottom|conclu|summar|answer|take|recommend|pick"
