@@ -373,6 +373,21 @@ def test_a_stated_order_with_a_comma_in_its_label():
     assert extract_ranking(answer, products) == [1, 2, 0]
 
 
+def test_splurge_picks_source_cautions_and_the_best_category_noun():
+    palettes = [("NYX", "Warm Neutrals Ultimate Shadow Palette"), ("Milani", "Most Wanted"), ("ABH", "Soft Glam"),
+                ("Le Angelique", "Titanium Palette")]
+    answer = ("| Palette | Price |\n|---|---|\n| **NYX Warm Neutrals** | $18 |\n| **Milani Most Wanted** | $20 |\n\n"
+              "**Want to splurge?** The **ABH Soft Glam** palette is a cult favourite.\n\n"
+              "**Source caution:** one site is all five-star reviews of the **Le Angelique Titanium Palette**.")
+    assert extract_ranking(answer, palettes) == [0, 1, 2]
+    heaters = [("Lasko", "Ceramic Tower Space Heater"), ("Dyson", "Purifier Hot+Cool Formaldehyde")]
+    hijacked = "The best space heater is the Dyson Purifier Hot+Cool Formaldehyde. " * 3
+    assert extract_ranking(hijacked, heaters) == [1]
+    drills = [("Hilti", "SF 6H-22"), ("Milwaukee", "M18 FUEL Hammer Drill"), ("Bosch", "GSR18V-755CB25")]
+    lowercase = "i think hilti sf 6h22 is best then milwaukee m18 fuel. bosch gsr not hammer so not for concrete"
+    assert extract_ranking(lowercase, drills) == [0, 1]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

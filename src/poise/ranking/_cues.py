@@ -84,7 +84,7 @@ _NEGATIVE = re.compile(
     r"|(?:\bnot|n['’]t) (?:a )?(?:good|great|strong|sensible|smart|wise|practical|realistic) (?:choice|pick|option|fit"
     r"|buy|idea)|\b(?:won['’]t|doesn['’]t|don['’]t|will not|does not|do not) cut it\b"
     r"|\b(?:wouldn['’]t|would not|won['’]t|don['’]t|do not) (?:bother|go for|buy|get|pick|choose|consider|use)\b"
-    r"|\boverkill\b"
+    r"|\boverkill\b|\bnot for (?:this|that|the job|your|you)\b|\bso not for\b"
     r"|\bnot (?:designed|meant|built|made|suitable|suited|ideal|a fit|the right)\b|\bunsuitable\b|\bruled? out\b"
     r"|\b(?:won['’]t|doesn['’]t|don['’]t|wouldn['’]t|will not|does not|do not) work(?: well)?\b|\bwhat to avoid\b"
     r"|\bnot ranked\b|\bunranked\b|\b(?:haven['’]t|have not|didn['’]t|did not) ranked?\b"

@@ -364,8 +364,9 @@ _UNIT_WORDS = frozenset({"quart", "quarts", "qt", "gallon", "gallons", "gal", "c
 _VARIANTS = frozenset({"max", "plus", "ultra", "mini", "lite", "se", "fe", "xl", "pro"})
 
 
-# an indefinite article, and at most one word, before a name written in lower case
-_INDEFINITE = re.compile(r"\b(?:a|an|any|another|every)\s+(?:[\w-]+\s+)?\W{0,2}$", re.I)
+# an indefinite article (or "the best"), and at most one word, before a name written in lower case
+_INDEFINITE = re.compile(r"\b(?:a|an|any|another|every|the (?:best|top|ideal|right|perfect|only))\s+(?:[\w-]+\s+)?"
+                         r"\W{0,2}$", re.I)
 
 
 def _generic_use(text: str, tokens: list[Token]) -> bool:

@@ -287,5 +287,6 @@ MORE_OPTIONS = re.compile(
     r"|\byou (?:might|could|may) also\b|\b(?:reasonable |good |solid )?fallback\b|\b(?:cheaper|budget"
     r"|pricier) alternative\b"
     r"|\bweitere (?:optionen|alternativen)\b|\bautres options\b|\botras opciones\b"
+    r"|\b(?:want|willing|ready|like) to splurge\b|\bif you can splurge\b"
     r"|^\W*(?:también|también vale|aussi|ebenfalls|auch)\b|\btambién (?:vale|es|recomiendo|me gusta)\b",
     re.I)

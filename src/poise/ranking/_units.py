@@ -52,6 +52,7 @@ _NOTE_LABEL = re.compile(r"^\W*(?:(?:models?|products?|options?) (?:considered|r
                          # "Important note", "A note on your list", "A note on Charlotte Tilbury Pillow Talk"
                          r"|(?:(?:an?|one|quick|important|final|side|small) )*notes?"
                          r"|one thing to (?:flag|note)|worth noting|à noter|zu beachten|da notare|a tener en cuenta"
+                         r"|sources? (?:caution|warning|notes?)"
                          r"|tip|tips|caveat|heads[- ]up|important|warning"
                          r"|be aware|a word of caution|caution|disclaimer|beware|fyi|psa|hinweis|achtung|remarque"
                          r"|attention|nota|ojo|let op|opmerking|accessor(?:y|ies)|add-ons?|extras?|zubehör|accessoires"
