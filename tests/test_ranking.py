@@ -388,6 +388,18 @@ def test_splurge_picks_source_cautions_and_the_best_category_noun():
     assert extract_ranking(lowercase, drills) == [0, 1]
 
 
+def test_verdict_tiers_order_a_table():
+    products = [("Fujitsu", "Lifebook U9311X"), ("Fujitsu", "Lifebook U7310"), ("Toshiba", "Tecra A50-J"),
+                ("Huawei", "MateBook 14")]
+    answer = ("| Laptop | Pros | Verdict |\n|---|---|---|\n| Fujitsu Lifebook U9311X | light | **Buy** |\n"
+              "| Fujitsu Lifebook U7310 | keyboard | **Consider** |\n| Toshiba Tecra A50-J | value | **Buy** |\n"
+              "| Huawei MateBook 14 | screen | **Skip** |")
+    assert extract_ranking(answer, products) == [0, 2, 1]
+    takes = ("| Model | Our take |\n|---|---|\n| Lifebook U7310 | Runner-up: solid |\n"
+             "| Tecra A50-J | Budget pick |\n| Lifebook U9311X | **Top pick**: light |")
+    assert extract_ranking(takes, products) == [0, 1, 2]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

@@ -78,8 +78,16 @@ _AGAINST_CELL = re.compile(
     r"(?:skip|avoid|not recommended|not suitable|unsuitable|pass on|nicht empfohlen|ungeeignet|à éviter"
     r"|no recomendado|evitar|not (?:evaluated|rated|ranked|reviewed|assessed|scored)|excluded|unranked)\b", re.I)
 # a column that gives the answer's verdict on each row: a ❌ or "no" there is advice against
-_VERDICT_COLUMN = re.compile(r"verdict|recommend|buy|worth|suitab|fit for|good for|pick|urteil|empfehl|avis|veredicto",
-                             re.I)
+_VERDICT_COLUMN = re.compile(r"verdict|recommend|buy|worth|suitab|fit for|good for|pick|urteil|empfehl|avis|veredicto"
+                             r"|\btake\b", re.I)
+# a verdict cell's tier: the picks first, then the runners-up, then the budget picks
+_TIERS = [re.compile(r"^\W*(?:buy|top pick|best overall|best pick|our pick|winner)\b", re.I),
+          re.compile(r"^\W*(?:runner[- ]up|consider|close second|second (?:pick|choice))\b", re.I),
+          re.compile(r"^\W*(?:budget|value)\b[^|\n]{0,20}\bpick\b", re.I)]
+
+
+def _tier(cell: str) -> int | None:
+    return next((k for k, rx in enumerate(_TIERS, start=1) if rx.match(cell.replace("**", ""))), None)
 _NO_CELL = re.compile(r"^\W*(?:❌|⛔|🚫|✗|✘|no|nope|nein|non|maybe|vielleicht|peut-être|quizás)\b"
                       r"|^\W*[❌⛔🚫✗✘⚠]", re.I)
 
@@ -165,8 +173,9 @@ class _Cutter:
         if self.rank_col is not None and self.rank_col < len(cells) and (r := _RANK_CELL.match(cells[self.rank_col])):
             rank = int(r.group(1))
             cells = cells[: self.rank_col] + cells[self.rank_col + 1 :]
-        elif self.verdict_cols:  # "✅ Recommended (#3)" in the verdict column
-            rank = next((n for i in self.verdict_cols if i < len(cells) and (n := _label_rank(cells[i]))), None)
+        elif self.verdict_cols:  # "✅ Recommended (#3)" in the verdict column, or its tier: "Buy" before "Consider"
+            rank = next((n for i in self.verdict_cols
+                         if i < len(cells) and (n := _label_rank(cells[i]) or _tier(cells[i]))), None)
         # a row left without a rank in a table that ranks ("—", "not ranked") is not in the ranking
         against = (self.rank_col is not None and rank is None) \
             or any(_AGAINST_CELL.match(c.replace("**", "")) and len(c) <= 60 for c in cells) \
