@@ -400,6 +400,15 @@ def test_verdict_tiers_order_a_table():
     assert extract_ranking(takes, products) == [0, 1, 2]
 
 
+def test_an_overall_lean_after_a_short_answer_puts_that_pick_first():
+    products = [("Echo", "SRM-2620T"), ("DeWalt", "20V MAX 13 in."), ("Milwaukee", "M18 FUEL String Trimmer")]
+    answer = ("**Short answer:** both work for an acre; it depends on how much trimming you do.\n\n"
+              "**If you go gas:** the **Echo SRM-2620T** is the standard recommendation.\n\n"
+              "**If you go battery:** the **Milwaukee M18 FUEL** trimmer matches a 25cc gas unit.\n\n"
+              "**Overall, I'd lean towards the Milwaukee** unless you already own gas equipment.")
+    assert extract_ranking(answer, products) == [2, 0]
+
+
 def test_comparisons_do_not_rank_the_compared_product():
     answer = ("1. Oster Pro 1200 - cheaper than the Blendtec and quieter than the Ninja.\n"
               "2. Ninja Foodi Power Blender - unlike the Oster, it has a bowl maker.")

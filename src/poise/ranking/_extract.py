@@ -355,7 +355,10 @@ def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
     if top == 2 and _summarises(units, min(i for i, st in found if st[0] == chosen), chosen, base):
         return base, None
     if top >= 2:  # a ranking the answer states is the ranking: products only discussed are not in it
-        return ([] if chosen == [-1] else _break_ties(chosen, text, reader)), None
+        if chosen == [-1]:
+            return [], None
+        # a short answer over unranked picks, then "Overall, I'd lean towards the X": X first
+        return _break_ties(chosen if top == 3 else top_pick_first(units, chosen, reader), text, reader), None
     if _table_only(units, reader) and chosen != [-1] and not any(u.rank is not None for u in units):
         # "**Verdict:** the X wins" under a table that only compares
         return _break_ties(chosen, text, reader), None

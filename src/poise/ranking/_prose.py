@@ -143,7 +143,8 @@ def tied_first(units: list[Unit], reader: Reader) -> list[list[int]]:
 
 
 _TOP_PICK = re.compile(r"\b(?:my|our) (?:top|overall|number[- ]one|#1|clear|first) (?:pick|choice|recommendation)\b"
-                       r"|\b(?:the )?overall winner\b|\bmy (?:pick|vote) overall\b", re.I)
+                       r"|\b(?:the )?overall winner\b|\bmy (?:pick|vote) overall\b"
+                       r"|\boverall,? (?:i['’]d|i would) (?:lean towards?|go with|pick)\b", re.I)
 
 
 def top_pick_first(units: list[Unit], base: list[int], reader: Reader) -> list[int]:

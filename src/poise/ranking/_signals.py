@@ -151,7 +151,7 @@ def swap(order: list[int], text: str) -> list[int] | None:
 # a sentence that states the answer's own choice: in prose, these sentences are the ranking
 DECISION = re.compile(
     r"\b(?:i['’]d|i would|i['’]ll|i will|we['’]d|we would)\s+(?:\w+\s+){0,2}?(?:get|buy|go with|go for|pick|choose|take"
-    r"|recommend|opt for|put|rank|start with|give|lean toward|suggest)\b"
+    r"|recommend|opt for|put|rank|start with|give|lean towards?|suggest)\b"
     r"|\bif (?:i were|i had to|pressed|forced|you want my|i['’]m honest)"
     r"|\bmy (?:(?:top|first|main|overall|clear) )?(?:pick|choice|vote|recommendation)|\bmy (?:top pick"
     r"|money|favou?rite)\b|\bgo with\b|\bthe (?:winner|best (?:choice|pick|bet|option)(?: here| for you"
