@@ -154,10 +154,11 @@ def _strip_echoes(text: str) -> str:
     if '"' in text or "“" in text or "«" in text or "„" in text:
         # an inch mark ('the 34" cart ... their 39" cabinet') opens no quotation: found in a copy
         # where it is another character of the same length, blanked in the text itself
-        spans = [m.span() for m in _QUOTED.finditer(_INCH.sub("″", text))
-                 if len(m.group().split()) >= 6 or _IMPERATIVE.search(m.group())]
-        for start, end in spans:
-            text = text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+        chars = list(text)
+        for m in _QUOTED.finditer(_INCH.sub("″", text)):
+            if len(m.group().split()) >= 6 or _IMPERATIVE.search(m.group()):
+                chars[m.start() : m.end()] = _blank(m)
+        text = "".join(chars)
     lowered = text.lower()
     found = _INJECTION_LOWER.finditer(lowered) if len(lowered) == len(text) else _INJECTION.finditer(text)
     hits = [m.start() for m in found]

@@ -31,6 +31,7 @@ def _word_list(name: str) -> frozenset[str]:
 
 GENERIC = _word_list("generic_words.txt")
 COMMON = _word_list("common_words.txt")
+_DROP = frozenset({"and", "the"})
 
 
 @lru_cache(maxsize=1)
@@ -39,7 +40,6 @@ def english_words() -> frozenset[str]:
     on the first fuzzy lookup, not at import."""
     data = gzip.decompress((resources.files("poise.ranking") / "english_words.txt.gz").read_bytes())
     return frozenset(w for w in data.decode("utf-8").splitlines() if w and not w.startswith("#"))
-_DROP = frozenset({"and", "the"})
 
 
 def fold(text: str) -> str:
