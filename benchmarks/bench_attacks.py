@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", type=int, default=46, help="search queries per attack (138 / 3)")
     ap.add_argument("--final-orders", type=int, default=10)
     ap.add_argument("--confirm", type=int, default=3, help="best candidates re-asked before choosing (0: off)")
+    ap.add_argument("--verify-stop", type=int, default=0,
+                    help="re-ask a candidate at the stop score up to N more times before stopping (0: off)")
     ap.add_argument("--max-tokens", type=int, default=DEFAULT_GENERATE_CONFIG.max_tokens)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--store", default="poise-runs/bench-attacks")
@@ -92,12 +94,14 @@ def main(argv: list[str] | None = None) -> int:
                 run_cfg = {"bench": "attacks", "category": name, "method": method, "model": args.model,
                            "attacker": args.attacker, "budget": args.budget, "final_orders": args.final_orders,
                            "confirm": args.confirm, "params": params[method], "stealth": args.stealth,
-                           "seed": args.seed, "generate": config.model_dump(mode="json")}
+                           "seed": args.seed, "generate": config.model_dump(mode="json"),
+                           **({"verify_stop": args.verify_stop} if args.verify_stop else {})}
                 start = time.perf_counter()
                 with store.open_run("attack", run_cfg) as run:
                     result = run_attack(engine, category, get_method(method, **given, **params[method]), store=store,
                                         run_id=run.id, seed=args.seed, budget=Budget(recommender_queries=args.budget),
-                                        final_orders=args.final_orders, confirm=args.confirm, stealth=stealth)
+                                        final_orders=args.final_orders, confirm=args.confirm, stealth=stealth,
+                                        verify_stop=args.verify_stop)
                     data = save_attack(result, store, args.seed).model_dump(mode="json")
                 run_id = run.id
                 data["wall_s"] = time.perf_counter() - start

@@ -146,7 +146,7 @@ class Evaluator:
                  responses_per_candidate: int = 2, stop_score: float | None = None,
                  search_pool: int = 400, on_query: Callable[[], None] | None = None,
                  reader: RankingReader | None = None, task_prefix: str = "",
-                 shared_orders: bool = False, early_stop: bool = False) -> None:
+                 shared_orders: bool = False, early_stop: bool = False, verify_stop: int = 0) -> None:
         self.engine = engine
         self.task_prefix = task_prefix  # namespaces the store's task keys (several attacks in one run)
         self.reader = reader
@@ -168,6 +168,9 @@ class Evaluator:
         self.shared_orders = shared_orders
         # stop decoding once the answer loops (opt-in: see poise.ranking.answer_loops)
         self.early_stop = early_stop
+        # opt-in: a candidate at the stop score is re-asked this many more times, and the search
+        # stops only if it stays there (two answers are weak evidence of a high first-place rate)
+        self.verify_stop = verify_stop
         self.candidates: list[Candidate] = []
         self.search_queries = 0
         self.other_queries = 0
@@ -326,22 +329,36 @@ class Evaluator:
             return cand
         want = responses or self.responses_per_candidate
         while cand.asked < want:
-            order = self.order_for(cand, cand.asked)
-            ranking, text = self.ask(f"{phase}/cand={cand.id}/r={cand.asked}", order, cand.injection, phase,
-                                     {"candidate": cand.id, "parent": cand.parent, "strategy": cand.strategy,
-                                      "depth": cand.depth})
-            s = self.score(ranking)
-            if s is None:
-                cand.unparseable += 1
-            else:
-                cand.scores.append(s)
-            cand.responses.append(text)
-            cand.queries_so_far = self.search_queries
+            self._ask_once(cand, phase)
         if phase == "search" and cand.asked >= self.responses_per_candidate and cand.mean_score >= self.stop_score:
-            if self.first_success is None:
-                self.first_success = self.search_queries
-            raise StopSearch
+            self._verify(cand)
         return cand
+
+    def _ask_once(self, cand: Candidate, phase: str) -> None:
+        """One more answer about ``cand``, on its next order."""
+        order = self.order_for(cand, cand.asked)
+        ranking, text = self.ask(f"{phase}/cand={cand.id}/r={cand.asked}", order, cand.injection, phase,
+                                 {"candidate": cand.id, "parent": cand.parent, "strategy": cand.strategy,
+                                  "depth": cand.depth})
+        s = self.score(ranking)
+        if s is None:
+            cand.unparseable += 1
+        else:
+            cand.scores.append(s)
+        cand.responses.append(text)
+        cand.queries_so_far = self.search_queries
+
+    def _verify(self, cand: Candidate) -> None:
+        """StopSearch if ``cand``, at the stop score, stays there over :attr:`verify_stop` more
+        answers (asked one at a time, none once it falls below); else the search goes on."""
+        want = self.responses_per_candidate + self.verify_stop
+        while cand.asked < want and cand.mean_score >= self.stop_score:
+            self._ask_once(cand, "search")
+        if cand.mean_score < self.stop_score:
+            return
+        if self.first_success is None:
+            self.first_success = self.search_queries
+        raise StopSearch
 
     def confirm(self, top: int, responses: int) -> None:
         """Re-ask the ``top`` best candidates on further search orders, one answer each in

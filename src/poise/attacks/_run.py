@@ -155,6 +155,7 @@ def run_attack(
     stealth: Stealth | None = None,
     shared_orders: bool = False,
     early_stop: bool = False,
+    verify_stop: int = 0,
 ) -> AttackResult:
     """Run one attack; resumable: a query the run already made is read back, not asked.
 
@@ -168,12 +169,16 @@ def run_attack(
 
     ``shared_orders`` and ``early_stop``: the evaluator's opt-in speed-ups (see
     :class:`~poise.attacks.Evaluator`); a run records them, so it resumes only with the same.
+
+    ``verify_stop``: a candidate at the stop score is re-asked up to this many more times and
+    the search stops only if it stays there (0: it stops at once, as before).
     """
     check_attack_counts(responses=responses_per_candidate, final_orders=final_orders,
-                        selection_orders=selection_orders, confirm=confirm)
+                        selection_orders=selection_orders, confirm=confirm, verify_stop=verify_stop)
     ev = Evaluator(engine, category, store=store, run_id=run_id, query=query, seed=seed, budget=budget,
                    responses_per_candidate=responses_per_candidate, on_query=on_query, reader=reader,
-                   task_prefix=task_prefix, shared_orders=shared_orders, early_stop=early_stop)
+                   task_prefix=task_prefix, shared_orders=shared_orders, early_stop=early_stop,
+                   verify_stop=verify_stop)
     ev.stealth = stealth
     # 1. selection
     selection = selection_scores(ev, selection_orders) if product is None else []

@@ -65,10 +65,12 @@ def check_count(name: str, value: Any, minimum: int, optional: bool = False, max
         raise AttackParameterError(f"{name} must be at most {maximum:,}, not {value}", why)
 
 
-def check_attack_counts(*, responses: Any, final_orders: Any, selection_orders: Any, confirm: Any) -> None:
+def check_attack_counts(*, responses: Any, final_orders: Any, selection_orders: Any, confirm: Any,
+                        verify_stop: Any = 0) -> None:
     """Refuse an attack's counts (one line naming the CLI option) before any query."""
     for name, value, minimum in (("--responses", responses, 1), ("--final-orders", final_orders, 1),
-                                 ("--selection-orders", selection_orders, 1), ("--confirm", confirm, 0)):
+                                 ("--selection-orders", selection_orders, 1), ("--confirm", confirm, 0),
+                                 ("--verify-stop", verify_stop, 0)):
         check_count(name, value, minimum)
 
 

@@ -100,6 +100,10 @@ def attack(
     early_stop: Annotated[bool, typer.Option(
         "--early-stop", help="Stop decoding once an answer loops (three complete lines repeating earlier ones); "
                              "the answer is stored as that prefix, flagged 'decided'.")] = False,
+    verify_stop: Annotated[int, typer.Option(
+        "--verify-stop", help="Re-ask a candidate that reaches the stop score up to N more times (within --budget) "
+                              "and stop only if it stays there; otherwise the search goes on. 0: stop at once.",
+        metavar="N")] = 0,
     as_json: JsonOpt = False,
 ) -> None:
     """Search for a text that, prepended to one product's page (with --method rewrite: the page
@@ -130,7 +134,7 @@ def attack(
         params=parse_params(param), attacker=attacker, budget=budget, attacker_budget=attacker_budget,
         token_budget=token_budget, responses=responses, final_orders=final_orders, selection_orders=selection_orders,
         confirm=confirm, seed=seed, catalog=catalog, max_tokens=max_tokens, reader=reader, defenses=defense,
-        stealth=watch, shared_orders=shared_orders, early_stop=early_stop)
+        stealth=watch, shared_orders=shared_orders, early_stop=early_stop, verify_stop=verify_stop)
     setup = (attack_setup(cat, product=one, **options) if compete is None
              else compete_setup(cat, compete=compete, products=product, rounds=1 if rounds is None else rounds,
                                 **options))

@@ -154,6 +154,7 @@ class AttackSetup(RunSetup):
     stealth: Stealth | None = None
     shared_orders: bool = False
     early_stop: bool = False
+    verify_stop: int = 0
 
     def run(self, store: Store, run_id: str, on_query: OnQuery | None = None) -> StoredAttack:
         """The attack (resumable: a query already made is read back), its result saved."""
@@ -166,7 +167,8 @@ class AttackSetup(RunSetup):
                             seed=self.seed, budget=self.budget, responses_per_candidate=self.responses,
                             selection_orders=self.selection_orders, final_orders=self.final_orders,
                             confirm=self.confirm, on_query=on_query, reader=self.reader, stealth=self.stealth,
-                            shared_orders=self.shared_orders, early_stop=self.early_stop)
+                            shared_orders=self.shared_orders, early_stop=self.early_stop,
+                            verify_stop=self.verify_stop)
         return save_attack(result, store, self.seed)
 
 
@@ -190,17 +192,18 @@ def attack_setup(category: Category, *, model: str, open_model: ModelOpener, tem
                  max_tokens: int = DEFAULT_GENERATE_CONFIG.max_tokens, reader: str = "heuristic",
                  defenses: Sequence[str] | None = None,
                  stealth: Callable[[], Stealth] | None = None,
-                 shared_orders: bool = False, early_stop: bool = False) -> AttackSetup:
+                 shared_orders: bool = False, early_stop: bool = False, verify_stop: int = 0) -> AttackSetup:
     """``poise attack``'s run, built and checked: the method and its parameters, the product
     and the budget before any model; ``stealth`` builds the stealth scorer (after the checks).
     ``shared_orders`` / ``early_stop``: the opt-in speed-ups, recorded in the run's
-    configuration only when on (runs stored without them resume as before)."""
+    configuration only when on (runs stored without them resume as before); so is ``verify_stop``
+    (re-ask a candidate at the stop score that many times before stopping)."""
     from ..attacks import Budget, find_product
     from ..attacks.base import check_attack_counts
 
     check_seed(seed)
     check_attack_counts(responses=responses, final_orders=final_orders, selection_orders=selection_orders,
-                        confirm=confirm)
+                        confirm=confirm, verify_stop=verify_stop)
     params = dict(params or {})
     needs_attacker = _needs_attacker(method, params, attacker)
     if product is not None:
@@ -223,7 +226,8 @@ def attack_setup(category: Category, *, model: str, open_model: ModelOpener, tem
         generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
         inputs=inputs_hash(category, template, llm.identity(), config,
                            attacker_llm.identity() if attacker_llm is not None else None, *defense_identity(engine)),
-        **({"shared_orders": True} if shared_orders else {}), **({"early_stop": True} if early_stop else {}))
+        **({"shared_orders": True} if shared_orders else {}), **({"early_stop": True} if early_stop else {}),
+        **({"verify_stop": verify_stop} if verify_stop else {}))
     most = (0 if product else selection_orders) + budget + 2 * final_orders
     scorer = getattr(watch, "scorer", None)
     return AttackSetup(
@@ -232,7 +236,7 @@ def attack_setup(category: Category, *, model: str, open_model: ModelOpener, tem
         category=category, method=method, params=params, attacker_llm=attacker_llm, budget=the_budget,
         product=product, seed=seed, responses=responses, selection_orders=selection_orders,
         final_orders=final_orders, confirm=confirm, stealth=watch, shared_orders=shared_orders,
-        early_stop=early_stop)
+        early_stop=early_stop, verify_stop=verify_stop)
 
 
 # -- compete -------------------------------------------------------------------------------------------
@@ -274,8 +278,9 @@ def compete_setup(category: Category, *, compete: int, products: Sequence[str] |
         raise AttackParameterError("a competition names its products with products=[...], not product=",
                                    "pass the K products as products, or none to attack the K lowest-ranked")
     options.pop("product", None)
-    if options.get("shared_orders") or options.get("early_stop"):
-        raise AttackParameterError("--shared-orders and --early-stop are not available with --compete yet",
+    if options.get("shared_orders") or options.get("early_stop") or options.get("verify_stop"):
+        raise AttackParameterError("--shared-orders, --early-stop and --verify-stop are not available with "
+                                   "--compete yet",
                                    "drop them, or attack one product at a time")
     named = list(products) if products else None
     check_compete(category, compete, named)
