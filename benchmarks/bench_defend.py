@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--store", default="poise-runs/bench-defend")
     ap.add_argument("--json", dest="json_out", default=None, help="also write the full result to this file")
+    ap.add_argument("--consensus-orders", type=int, default=0, metavar="M",
+                    help="the plain engine's consensus from M further orders of its own (0: its --orders answers)")
     ap.add_argument("--clean-only", action="store_true",
                     help="clean utility and cost only (no attack): top-1 agreement, tau, position F, tokens")
     args = ap.parse_args(argv)
@@ -72,14 +74,17 @@ def main(argv: list[str] | None = None) -> int:
             spec, opened.get(spec) or get_model(spec, base_url=args.base_url, cache=cache)))
         config = DEFAULT_GENERATE_CONFIG.model_copy(update={"max_tokens": args.max_tokens})
         engine = SearchEngine(llm, config=config)
-        labels = [c.label for c in check_defend_inputs(engine, args.defenses, args.orders, settings, context)]
+        labels = [c.label for c in check_defend_inputs(engine, args.defenses, args.orders, settings, context,
+                                                       args.consensus_orders)]
         run_cfg = {"bench": "defend", "categories": args.categories, "defenses": labels, "model": args.model,
                    "method": args.method, "budget": args.budget, "orders": args.orders,
                    "final_orders": args.final_orders, "selection_orders": args.selection_orders,
-                   "confirm": args.confirm, "seed": args.seed, "generate": config.model_dump(mode="json")}
+                   "confirm": args.confirm, "seed": args.seed, "generate": config.model_dump(mode="json"),
+                   **({"consensus_orders": args.consensus_orders} if args.consensus_orders else {})}
         if args.clean_only:
             with store.open_run("defend-clean", run_cfg) as run:
-                return clean_only(engine, categories, args.defenses, store, run.id, args.orders, args.seed, context)
+                return clean_only(engine, categories, args.defenses, store, run.id, args.orders, args.seed, context,
+                                  args.consensus_orders)
         with store.open_run("defend", run_cfg) as run:
             results = []
             for category in categories:
@@ -87,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 asked = {"n": 0}
                 result = run_defend(engine, category, args.defenses, store=store, run_id=run.id, attack=settings,
                                     orders=args.orders, seed=args.seed, context=context,
+                                    consensus_orders=args.consensus_orders,
                                     on_query=lambda asked=asked: asked.__setitem__("n", asked["n"] + 1))
                 results.append(result)
                 console.print(defend_table(result.model_dump(mode="json")))
@@ -113,12 +119,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def clean_only(engine: SearchEngine, categories: list[Any], specs: list[str], store: Store, run_id: str,
-               orders: int, seed: int, context: Context) -> int:
+               orders: int, seed: int, context: Context, consensus_orders: int = 0) -> int:
     """Clean utility and cost of each configuration on the same fresh orders, no attack: what
     choosing k (or any parameter) by clean agreement and cost needs, at a fraction of the calls."""
     from poise.attacks._evaluate import _orders
-    from poise.experiments._defend import configurations
-    from poise.experiments._defend_figures import _cost, clean_answers, clean_figures, consensus_scores
+    from poise.experiments._defend import configurations, consensus_orders_of
+    from poise.experiments._defend_figures import (
+        _cost,
+        clean_answers,
+        clean_figures,
+        consensus_scores,
+        consensus_stability,
+    )
 
     pooled_top1: dict[str, list[float]] = {}
     print(f"{'category':<14} {'configuration':<44} {'tau':>5} {'top1':>5} {'F':>5} {'tok×':>5} {'s':>6}")
@@ -126,11 +138,19 @@ def clean_only(engine: SearchEngine, categories: list[Any], specs: list[str], st
         n = len(category.products)
         clean_orders = _orders(n, f"defend/{seed}/clean", orders)
         consensus, plain = None, None
+        if own_orders := consensus_orders_of(category, orders, consensus_orders, seed):
+            start = time.perf_counter()
+            own = clean_answers(engine, category, own_orders, store=store, run_id=run_id,
+                                prefix=f"{category.name}/consensus/", reader=None, on_query=lambda: None)
+            consensus = consensus_scores(own, n)
+            say_consensus(category, consensus, consensus_stability(own, n), len(own), time.perf_counter() - start)
         for config, defended in configurations(engine, specs, context):
             start = time.perf_counter()
             answers = clean_answers(defended, category, clean_orders, store=store, run_id=run_id,
                                     prefix=f"{category.name}/{config.label}/", reader=None, on_query=lambda: None)
-            consensus = consensus_scores(answers, n) if consensus is None else consensus
+            if consensus is None:
+                consensus = consensus_scores(answers, n)
+                say_consensus(category, consensus, consensus_stability(answers, n), len(answers), 0.0)
             cost = _cost(answers, plain)
             plain = plain or cost
             fig = clean_figures(answers, consensus)
@@ -142,6 +162,15 @@ def clean_only(engine: SearchEngine, categories: list[Any], specs: list[str], st
         print(f"pooled top-1 agreement {label}: {sum(values) / len(values):.0%} over {len(values)} categories")
     print(f"run {run_id} in {store.dir}")
     return 0
+
+
+def say_consensus(category: Any, points: Any, stability: float | None, answers: int, seconds: float) -> None:
+    """The consensus's first three products with their Borda points, and how settled its top-1 is."""
+    best = sorted(range(len(points)), key=lambda i: (-points[i], i))[:3]
+    top = ", ".join(f"{category.products[i].name} {points[i]:.0f}" for i in best)
+    settled = "-" if stability is None else f"{stability:.0%}"
+    print(f"{category.name:<14} consensus of {answers} answers ({seconds:.0f} s): {top}; top-1 in {settled} of "
+          f"bootstrap resamples", flush=True)
 
 
 if __name__ == "__main__":

@@ -158,6 +158,50 @@ def test_clean_agreement_and_cost_on_a_hand_checkable_case(tmp_path, test_defens
     assert [p.tokens_x for p in curve.points] == [2.0, 3.0]
 
 
+def test_a_consensus_of_its_own_orders(tmp_path, attack_method):
+    """--consensus-orders M: the plain engine's consensus from M further orders, none of them a
+    clean order; the plain engine is then measured against it like any configuration."""
+    with WireFake([], responder=gullible) as fake, Store(tmp_path) as store:
+        run_id = store.start_run("defend", {})
+        result = run_defend(engine_for(fake), BLENDER, [], store=store, run_id=run_id,
+                            attack=AttackSettings(method=attack_method, **SMALL), orders=3, consensus_orders=5)
+        rows = store.calls(run_id)
+    own = [json.loads(r["context_order"]) for r in rows if r["task_key"].startswith("blender/consensus/")]
+    clean = [json.loads(r["context_order"]) for r in rows if r["task_key"].startswith("blender/plain/clean/")]
+    assert len(own) == 5 and len(clean) == 3 and not {tuple(o) for o in own} & {tuple(o) for o in clean}
+    # the gullible fake ranks its first four pages in context order: Borda points by hand
+    points = [0] * 8
+    for order in own:
+        for j, product in enumerate(order[:4]):
+            points[product] += 8 - j
+    assert {c["product"]: c["points"] for c in result.consensus} == {
+        p.name: float(points[i]) for i, p in enumerate(BLENDER.products)}
+    assert result.consensus_orders == 5 and 0 < result.consensus_stability <= 1
+
+
+def test_consensus_stability_by_hand():
+    from poise.experiments._defend_figures import Answer, consensus_stability
+
+    def answer(order):
+        return Answer(order=order, context_order=(0, 1), tokens=1, calls=1, report={})
+
+    assert consensus_stability([answer((0, 1))] * 3, 2) == 1.0
+    # two answers that disagree: a tie goes to product 0, so 3 of 4 resamples keep it first
+    assert consensus_stability([answer((0, 1)), answer((1, 0))], 2) == pytest.approx(0.75, abs=0.03)
+    assert consensus_stability([answer(None)], 2) is None
+
+
+def test_too_few_orders_for_a_consensus_is_refused_before_any_call(tmp_path, attack_method):
+    from .conftest import tiny_category
+
+    with WireFake([], responder=gullible) as fake, Store(tmp_path) as store:
+        run_id = store.start_run("defend", {})
+        with pytest.raises(DefenseError, match="6 context orders, too few for 4 clean and 3 consensus"):
+            run_defend(engine_for(fake), tiny_category(), [], store=store, run_id=run_id,
+                       attack=AttackSettings(method=attack_method, **SMALL), orders=4, consensus_orders=3)
+        assert store.calls(run_id) == [] and fake.requests == []
+
+
 def test_position_bias_shows_in_the_f(tmp_path, attack_method):
     def biased_noisy(request: dict) -> str:  # by context order, but the Oster always third
         titles = [t for t, _ in context_documents(request)]
@@ -218,8 +262,8 @@ def test_specs_expand_and_compose(test_defenses):
 def test_cli_defend_json_table_and_list(tmp_path):
     with WireFake([], responder=gullible) as fake:
         args = ("defend", "-c", "blender", "--defense", "spotlight:mode=delimit|encode", "--budget", "4",
-                "--orders", "2", "--final-orders", "2", "--selection-orders", "1", "--confirm", "0",
-                "-m", "openai:fake", "--base-url", fake.url, "--store", str(tmp_path))
+                "--orders", "2", "--consensus-orders", "3", "--final-orders", "2", "--selection-orders", "1",
+                "--confirm", "0", "-m", "openai:fake", "--base-url", fake.url, "--store", str(tmp_path))
         result = poise(*args, "--json", store=tmp_path, env={"OPENAI_API_KEY": "k"})
         assert result.returncode == 0, result.stderr
         data = json.loads(result.stdout)
@@ -229,7 +273,9 @@ def test_cli_defend_json_table_and_list(tmp_path):
     assert table.returncode == 0, table.stderr
     assert all(len(line) <= 80 for line in table.stdout.splitlines())
     assert "d1 = spotlight:mode=delimit" in table.stdout and "plain" in table.stdout and "∞" in table.stdout
+    assert "consensus of 3 own orders, its top-1" in " ".join(table.stdout.split())
     (cat,) = data["categories"]
+    assert cat["consensus_orders"] == 3 and 0 < cat["consensus_stability"] <= 1
     assert data["schema_version"] == 1 and cat["category"] == "blender"
     assert [c["label"] for c in cat["configs"]] == ["plain", "spotlight:mode=delimit", "spotlight:mode=encode"]
     assert cat["curves"][0]["param"] == "mode" and len(cat["curves"][0]["points"]) == 2
@@ -241,6 +287,10 @@ def test_cli_defend_json_table_and_list(tmp_path):
                 "http://127.0.0.1:9/v1", "--store", str(tmp_path / "none"), store=tmp_path,
                 env={"OPENAI_API_KEY": "k"})
     assert_one_line_error(bad, "unknown defense")
+    assert not (tmp_path / "none").exists()
+    negative = poise("defend", "-c", "blender", "--consensus-orders", "-1", "--store", str(tmp_path / "none"),
+                     store=tmp_path)
+    assert_one_line_error(negative, "--consensus-orders")
     assert not (tmp_path / "none").exists()
 
 
@@ -274,8 +324,9 @@ def test_the_report_shows_a_defense_comparison_escaped(tmp_path, test_defenses, 
     with WireFake([], responder=gullible) as fake, Store(tmp_path) as store:
         run_id = store.start_run("defend", {"categories": ["blender"]})
         results = [run_defend(engine_for(fake), c, ["drop-pushers", "twice-reversed:k=1|2"], store=store,
-                              run_id=run_id, attack=AttackSettings(method=attack_method, **SMALL), orders=2)
-                   for c in (BLENDER, sample_catalog().category("laptop"))]
+                              run_id=run_id, attack=AttackSettings(method=attack_method, **SMALL), orders=2,
+                              consensus_orders=consensus)
+                   for c, consensus in ((BLENDER, 3), (sample_catalog().category("laptop"), 0))]
         data = {"run_id": run_id, **defend_json(results)}
         data["categories"][0]["configs"][1]["attack"]["injection"] = EVIL  # hostile text, as a search may find
         data["categories"][0]["product"] = SCRIPT
@@ -287,8 +338,10 @@ def test_the_report_shows_a_defense_comparison_escaped(tmp_path, test_defenses, 
     text = " ".join(" ".join(page.text).split())
     assert "Defenses compared" in text and "Over 2 categories" in text and "Trade-off: k" in text
     assert SCRIPT in text and EVIL in text and "drop-pushers" in text and "100% / 0%" in text
+    assert "Borda count over 3 orders of its own" in text and text.count("bootstrap resamples") == 2
     md = render_markdown(report)
     assert "### Defenses compared" in md and "<script" not in md and "Trade-off over k" in md
+    assert "Consensus: 3 orders of its own." in md and "Consensus: the plain engine's answers" in md
     if _chromium():  # the report in a real browser: nothing runs
         path = tmp_path / "report.html"
         path.write_text(html)

@@ -52,6 +52,10 @@ def defend(
     method: Annotated[str, typer.Option("--attack", help=f"The attack: one of {_method_names()}.")] = "strategies",
     budget: Annotated[int, typer.Option("--budget", min=1, help="Recommender queries each search may spend.")] = 46,
     orders: Annotated[int, typer.Option("--orders", min=2, help="Fresh context orders for clean utility.")] = 10,
+    consensus_orders: Annotated[int, typer.Option(
+        "--consensus-orders", min=0, metavar="M",
+        help="Build the plain engine's consensus from its answers on M further orders of its own (0: from its "
+             "answers on the --orders orders, which it is then measured against).")] = 0,
     final_orders: Annotated[int, typer.Option("--final-orders", min=1,
                                               help="Fresh context orders for the attacks' final figures.")] = 10,
     selection_orders: Annotated[int, typer.Option("--selection-orders", min=1)] = 4,
@@ -96,7 +100,7 @@ def defend(
                          params=parse_params(param), attacker=attacker, budget=budget, orders=orders,
                          final_orders=final_orders, selection_orders=selection_orders, responses=responses,
                          confirm=confirm, product=product, seed=seed, catalog=catalog, max_tokens=max_tokens,
-                         reader=reader)
+                         reader=reader, consensus_orders=consensus_orders)
     with Store(store) as db:
         attach_cache(db, *setup.models)
         with db.open_run(setup.command, setup.config, close=setup.closing) as run:
@@ -131,10 +135,18 @@ def _f(x: Any, fmt: str = "{:.2f}") -> str:
 LABEL_WIDTH = 9  # a longer configuration label is shown as a key (d1, d2 ...) and spelt out below
 
 
+def _consensus(result: dict[str, Any]) -> str:
+    """What the consensus rests on, when it has orders of its own, and how settled its top-1 is."""
+    own = result.get("consensus_orders") or 0
+    stability = result.get("consensus_stability")
+    where = f"; consensus of {own} own orders" if own else ""
+    return where + ("" if stability is None else f", its top-1 {stability:.0%} stable")
+
+
 def defend_table(result: dict[str, Any]) -> Table:
     """One category: a row per configuration, readable at 80 columns."""
     table = Table(title=safe(f"{result['category']}: promoting {result['product']} ({result['method']}, budget "
-                             f"{result['budget']}; {result['orders']} clean orders)"),
+                             f"{result['budget']}; {result['orders']} clean orders{_consensus(result)})"),
                   title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
     for col in ("defense", "τ", "top1", "posF", "succ", "gain", "xfer", "tok×", "TPR/FPR", "cert"):
         table.add_column(col, justify="left" if col == "defense" else "right", overflow="fold",

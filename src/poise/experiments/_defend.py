@@ -3,12 +3,15 @@
 For each configuration (the plain engine, then each defense spec composed onto it) it
 measures
 
-- **clean utility**: the plain engine's consensus ranking (Borda count of its readable
-  answers over ``orders`` fresh context orders); each configuration's answers on the same
-  orders; Kendall tau of each readable answer's score vector against the consensus scores
-  (mean over readable answers) and top-1 agreement (share of *all* answers whose first
-  product is the consensus's first: an unreadable answer disagrees); the one-way F of
-  context position on the scores of the configuration's readable answers (position bias);
+- **clean utility**: the plain engine's consensus ranking (Borda count of its readable answers
+  over ``orders`` fresh context orders, or, with ``consensus_orders`` M, over M further orders
+  of its own, so that the plain engine is not measured against its own answers and the
+  consensus can rest on more answers than any configuration pays for; its top-1's bootstrap
+  stability is reported); each configuration's answers on the ``orders`` orders; Kendall tau
+  of each readable answer's score vector against the consensus scores (mean over readable
+  answers) and top-1 agreement (share of *all* answers whose first product is the consensus's
+  first: an unreadable answer disagrees); the one-way F of context position on the scores of
+  the configuration's readable answers (position bias);
 - **robustness**: the adaptive attack (``poise.attacks.run_attack`` against the defended
   engine itself) and the plain engine's best injection replayed on the defended engine, on
   the same promoted product (the plain engine's lowest-ranked, unless one is named) and the
@@ -32,6 +35,7 @@ configuration per value and a trade-off curve.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +61,7 @@ from ._defend_figures import (
     clean_answers,
     clean_figures,
     consensus_scores,
+    consensus_stability,
     detection_figures,
 )
 
@@ -133,10 +138,11 @@ class AttackSettings:
 
 
 # -- the run -------------------------------------------------------------------------------------------
-def _check_counts(orders: int, attack: AttackSettings) -> None:
+def _check_counts(orders: int, attack: AttackSettings, consensus_orders: int = 0) -> None:
     from ..attacks.base import check_attack_counts, check_count
 
     check_count("--orders", orders, 2)
+    check_count("--consensus-orders", consensus_orders, 0)
     check_count("--budget", attack.budget, 1)
     check_attack_counts(responses=attack.responses, final_orders=attack.final_orders,
                         selection_orders=attack.selection_orders, confirm=attack.confirm)
@@ -156,6 +162,7 @@ def run_defend(
     product: str | None = None,
     context: Any = None,
     on_query: Callable[[], None] | None = None,
+    consensus_orders: int = 0,
 ) -> DefendResult:
     """The plain ``engine`` and each defense spec composed onto it, measured on ``category``
     (see the module's docstring). Every spec, parameter and count is checked before any call;
@@ -164,7 +171,7 @@ def run_defend(
     from ..attacks._evaluate import Evaluator, _orders
 
     attack = attack or AttackSettings()
-    _check_counts(orders, attack)
+    _check_counts(orders, attack, consensus_orders)
     get_method(attack.method, **attack.params)  # its parameters, checked before any call
     if product is not None:
         find_product(category, product)
@@ -173,6 +180,7 @@ def run_defend(
     budget = Budget(recommender_queries=attack.budget, tokens=attack.token_budget)
     n = len(category.products)
     clean_orders = _orders(n, f"defend/{seed}/clean", orders)
+    own_orders = consensus_orders_of(category, orders, consensus_orders, seed)
 
     def prefix(config: Configuration) -> str:
         return f"{category.name}/{config.label}/"
@@ -180,14 +188,19 @@ def run_defend(
     results: list[ConfigResult] = []
     plain_cost: Cost | None = None
     consensus = np.zeros(n)
+    stability: float | None = None
+    if own_orders:
+        own = clean_answers(engine, category, own_orders, store=store, run_id=run_id,
+                            prefix=f"{category.name}/consensus/", reader=reader, on_query=tick)
+        consensus, stability = consensus_scores(own, n), consensus_stability(own, n)
     target = -1
     plain_injection = ""
     for config, defended in configs:
         p = prefix(config)
         answers = clean_answers(defended, category, clean_orders, store=store, run_id=run_id, prefix=p,
                                 reader=reader, on_query=tick)
-        if config.label == PLAIN:
-            consensus = consensus_scores(answers, n)
+        if config.label == PLAIN and not own_orders:
+            consensus, stability = consensus_scores(answers, n), consensus_stability(answers, n)
         found = run_attack(defended, category, get_method(attack.method, **attack.params), store=store,
                            run_id=run_id, product=product if target < 0 else category.products[target].name,
                            seed=seed, budget=budget, responses_per_candidate=attack.responses,
@@ -226,7 +239,24 @@ def run_defend(
         orders=orders, final_orders=attack.final_orders, seed=seed, product=category.products[target].name,
         product_index=target,
         consensus=[{"product": category.products[i].name, "points": float(consensus[i])} for i in order],
-        configs=results, curves=_curves(results))
+        consensus_orders=len(own_orders), consensus_stability=stability, configs=results, curves=_curves(results))
+
+
+def consensus_orders_of(category: Category, orders: int, consensus_orders: int, seed: int) -> list[tuple[int, ...]]:
+    """The consensus's own context orders: the ``consensus_orders`` that follow the ``orders``
+    clean orders in the same stream (none of them a clean order); refused, before any call,
+    when the category has too few orders for both."""
+    from ..attacks._evaluate import _orders
+    from ..defenses import DefenseError
+
+    if not consensus_orders:
+        return []
+    n = len(category.products)
+    out = _orders(n, f"defend/{seed}/clean", orders + consensus_orders)[orders:]
+    if len(out) < consensus_orders:
+        raise DefenseError(f"{category.name} has {math.factorial(n)} context orders, too few for {orders} clean "
+                           f"and {consensus_orders} consensus orders", "lower --orders or --consensus-orders")
+    return out
 
 
 def _kinds(engine: Recommender) -> list[str]:
@@ -276,15 +306,15 @@ def defend_json(results: Sequence[DefendResult]) -> dict[str, Any]:
 
 
 def check_defend_inputs(engine: Recommender, specs: Sequence[str], orders: int, attack: AttackSettings,
-                        context: Any = None) -> list[Configuration]:
+                        context: Any = None, consensus_orders: int = 0) -> list[Configuration]:
     """Every spec, parameter and count checked (what the CLI calls before it opens a store)."""
     from ..attacks import get_method
 
-    _check_counts(orders, attack)
+    _check_counts(orders, attack, consensus_orders)
     get_method(attack.method, **attack.params)
     return [c for c, _ in configurations(engine, specs, context)]
 
 
 __all__ = ["PLAIN", "SCHEMA_VERSION", "AttackSettings", "Configuration", "DefendResult",
-           "check_defend_inputs", "configurations", "defend_json", "expand_spec", "pooled", "run_defend",
-           "split_chain"]
+           "check_defend_inputs", "configurations", "consensus_orders_of", "defend_json", "expand_spec", "pooled",
+           "run_defend", "split_chain"]

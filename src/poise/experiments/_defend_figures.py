@@ -108,6 +108,11 @@ class DefendResult(BaseModel):
     product: str  # the promoted product
     product_index: int
     consensus: list[dict[str, Any]]  # product, borda points, best first
+    # the consensus's own answers: 0 = the plain engine's clean answers; else its answers on that
+    # many further orders, apart from the ones every configuration is measured on
+    consensus_orders: int = 0
+    # share of bootstrap resamples of the consensus's answers with the same first product
+    consensus_stability: float | None = None
     configs: list[ConfigResult]
     curves: list[Curve]
 
@@ -163,6 +168,19 @@ def consensus_scores(answers: Sequence[Answer], n: int) -> np.ndarray:
         if a.order is not None:
             total += scores_from_order(a.order, n)
     return total
+
+
+def consensus_stability(answers: Sequence[Answer], n: int, draws: int = 2000, seed: int = 0) -> float | None:
+    """How settled the consensus's first product is: the share of bootstrap resamples of the
+    readable answers (with replacement, as many) whose Borda first is the whole set's first
+    (ties: the first in catalog order, as everywhere). None without a readable answer."""
+    readable = [scores_from_order(a.order, n) for a in answers if a.order is not None]
+    if not readable:
+        return None
+    points = np.array(readable)
+    top = int(np.argmax(points.sum(axis=0)))
+    picks = np.random.default_rng(seed).integers(0, len(points), size=(draws, len(points)))
+    return _num(np.mean(np.argmax(points[picks].sum(axis=1), axis=1) == top))
 
 
 def clean_figures(answers: Sequence[Answer], consensus: np.ndarray) -> Clean:

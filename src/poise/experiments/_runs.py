@@ -307,6 +307,7 @@ class DefendSetup(RunSetup):
     orders: int = 10
     seed: int = 0
     product: str | None = None
+    consensus_orders: int = 0
 
     def run(self, store: Store, run_id: str, on_query: Callable[[Category], OnQuery | None] | None = None,
             ) -> StoredDefend:
@@ -317,7 +318,8 @@ class DefendSetup(RunSetup):
 
         results = [run_defend(self.engine, c, self.specs, store=store, run_id=run_id, reader=self.reader,
                               attack=self.settings, orders=self.orders, seed=self.seed, product=self.product,
-                              context=self.context, on_query=None if on_query is None else on_query(c))
+                              context=self.context, on_query=None if on_query is None else on_query(c),
+                              consensus_orders=self.consensus_orders)
                    for c in self.categories]
         stored = StoredDefend.model_validate({"run_id": run_id, **defend_json(results)})
         store.save_result(run_id, stored)
@@ -329,12 +331,14 @@ def defend_setup(categories: Sequence[Category], *, model: str, open_model: Mode
                  params: dict[str, Any] | None = None, attacker: str | None = None, budget: int = 46,
                  orders: int = 10, final_orders: int = 10, selection_orders: int = 4, responses: int = 2,
                  confirm: int = 3, product: str | None = None, seed: int = 0, catalog: str | None = None,
-                 max_tokens: int = DEFAULT_GENERATE_CONFIG.max_tokens, reader: str = "heuristic") -> DefendSetup:
+                 max_tokens: int = DEFAULT_GENERATE_CONFIG.max_tokens, reader: str = "heuristic",
+                 consensus_orders: int = 0) -> DefendSetup:
     """``poise defend``'s run, built and checked (every defense spec, parameter and count)
-    before any store exists; ``defenses`` default to every registered one."""
+    before any store exists; ``defenses`` default to every registered one. ``consensus_orders``
+    is recorded in the run's configuration only when set (runs stored before it resume)."""
     from ..attacks import find_product
     from ..defenses import DEFENSES
-    from ._defend import AttackSettings, check_defend_inputs
+    from ._defend import AttackSettings, check_defend_inputs, consensus_orders_of
 
     check_seed(seed)
     cats = list(categories)
@@ -353,7 +357,9 @@ def defend_setup(categories: Sequence[Category], *, model: str, open_model: Mode
     engine, config = _engine(llm, template, max_tokens)
     opened: list[ChatModel] = []
     context = defense_context(read, open_model, opened)
-    configs = check_defend_inputs(engine, specs, orders, settings, context)
+    configs = check_defend_inputs(engine, specs, orders, settings, context, consensus_orders)
+    for c in cats:
+        consensus_orders_of(c, orders, consensus_orders, seed)  # enough orders in every category
     run_cfg = run_config(
         categories=[c.name for c in cats], defenses=[c.label for c in configs], method=method, params=params,
         attacker=(attacker or model) if attacker_llm else None, budget=budget, orders=orders,
@@ -361,10 +367,12 @@ def defend_setup(categories: Sequence[Category], *, model: str, open_model: Mode
         product=product, seed=seed, model=model, catalog=catalog_ref(catalog), template=template.name,
         reader=read.name, generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
         inputs=inputs_hash(cats, template, llm.identity(), config, [c.label for c in configs],
-                           attacker_llm.identity() if attacker_llm is not None else None))
+                           attacker_llm.identity() if attacker_llm is not None else None),
+        **({"consensus_orders": consensus_orders} if consensus_orders else {}))
     per_config = orders + budget + 2 * final_orders
-    most = len(cats) * ((0 if product else selection_orders) + per_config * (len(configs) + 1))
+    most = len(cats) * ((0 if product else selection_orders) + consensus_orders + per_config * (len(configs) + 1))
     return DefendSetup(
         "defend", run_cfg, engine, read, llm, distinct([llm, attacker_llm, *reader_models(read), *opened]),
         [llm, attacker_llm, read, *opened], most, categories=cats, specs=specs, settings=settings,
-        context=context, configurations=configs, orders=orders, seed=seed, product=product)
+        context=context, configurations=configs, orders=orders, seed=seed, product=product,
+        consensus_orders=consensus_orders)

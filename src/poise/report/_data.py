@@ -469,7 +469,8 @@ def _check_defend(data: dict[str, Any]) -> str | None:
         problem = _missing(cat, ("category", "configs"), "a category")
         if problem or not isinstance(cat["configs"], list):
             return problem or "configs is not a list"
-        for key in ("product", "method", "budget", "orders", "final_orders", "model"):
+        for key in ("product", "method", "budget", "orders", "final_orders", "model", "consensus_orders",
+                    "consensus_stability"):
             cat[key] = _plain(cat.get(key))
         cat["rows"] = []
         for c in cat["configs"]:
