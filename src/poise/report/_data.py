@@ -440,11 +440,28 @@ _POOLED_FIELDS = ("label", "categories", "success_rate", "first_rate", "rank_gai
                   "tokens_x", "first_rate_cut", "rank_gain_cut")
 
 
-def _plain(value: Any) -> Any:
-    """A number, a yes/no, a string or nothing: whatever else a file holds is not shown."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    return float(value) if isinstance(value, (int, float)) else None
+_TEXT_FIELDS = frozenset({"product", "method", "model", "injection", "label", "value"})
+
+
+def _plain(value: Any, key: str = "") -> Any:
+    """What a field may show: a string in a text field (``_TEXT_FIELDS``), a yes/no in
+    ``success``, else a number (a float; a whole number past any float is none). Whatever
+    else a file holds there (a string where a number goes ...) is not shown."""
+    if key in _TEXT_FIELDS:
+        return value if isinstance(value, str) else None
+    if key == "success":
+        return value if isinstance(value, bool) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def _items(value: Any) -> list[Any]:
+    """A list a file holds, or none (a string or a number is no list of items)."""
+    return value if isinstance(value, list) else []
 
 
 def _defend_view(defend: StoredDefend, view: RunView) -> dict[str, Any] | None:
@@ -471,7 +488,7 @@ def _check_defend(data: dict[str, Any]) -> str | None:
             return problem or "configs is not a list"
         for key in ("product", "method", "budget", "orders", "final_orders", "model", "consensus_orders",
                     "consensus_stability"):
-            cat[key] = _plain(cat.get(key))
+            cat[key] = _plain(cat.get(key), key)
         cat["rows"] = []
         for c in cat["configs"]:
             problem = _missing(c, ("label", "clean", "attack", "cost"), "a configuration")
@@ -479,16 +496,14 @@ def _check_defend(data: dict[str, Any]) -> str | None:
                 return problem
             sections = {k: c.get(k) if isinstance(c.get(k), dict) else {} for k in
                         ("clean", "attack", "cost", "detection", "certificate")}
-            row = {"label": str(c["label"]), "kinds": ", ".join(str(k) for k in c.get("kinds") or []),
+            row = {"label": str(c["label"]), "kinds": ", ".join(str(k) for k in _items(c.get("kinds"))),
                    "detection": bool(sections["detection"]), "certificate": bool(sections["certificate"])}
-            row.update({key: _plain(sections[section].get(name)) for key, section, name in _DEFEND_FIELDS})
+            row.update({key: _plain(sections[section].get(name), key) for key, section, name in _DEFEND_FIELDS})
             cat["rows"].append(row)
-        curves = cat.get("curves") if isinstance(cat.get("curves"), list) else []
         cat["curves"] = [{"source": str(cv.get("source", "")), "param": str(cv.get("param", "")),
-                          "points": [{k: _plain(p.get(k)) for k in _CURVE_FIELDS} for p in cv.get("points") or []
+                          "points": [{k: _plain(p.get(k), k) for k in _CURVE_FIELDS} for p in _items(cv.get("points"))
                                      if isinstance(p, dict)]}
-                         for cv in curves if isinstance(cv, dict)]
-    raw_pooled = data.get("pooled")
-    pooled: list[Any] = raw_pooled if isinstance(raw_pooled, list) else []
-    data["pooled"] = [{k: _plain(row.get(k)) for k in _POOLED_FIELDS} for row in pooled if isinstance(row, dict)]
+                         for cv in _items(cat.get("curves")) if isinstance(cv, dict)]
+    data["pooled"] = [{k: _plain(row.get(k), k) for k in _POOLED_FIELDS} for row in _items(data.get("pooled"))
+                      if isinstance(row, dict)]
     return None
