@@ -373,7 +373,7 @@ def _check_extras(data: dict[str, Any], view: RunView) -> None:
 def _guarded(data: dict[str, Any], key: str, view: RunView, check: Any) -> None:
     try:
         readable = bool(check())
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError):
         readable = False
     if not readable:
         data[key] = None
