@@ -113,7 +113,12 @@ _NEGATIVE = re.compile(
     r"|\babraten|\bpas (?:\w+ )?recommand|\bdéconseill|\béviter\b"
     r"|\bno (?:lo |la |los |las )?recomiendo|\bevitar(?:ía)?\b|\bévite[zr]?\b"
     r"|\bwürde ich nicht (?:nehmen|kaufen|empfehlen|wählen)\b|\bodpu[śs]ci\w*|\bnie polecam\b|\bunikaj\w*"
-    r"|対象外|おすすめしません|お勧めしません|避け|不向き|不推荐|不推薦|不建议|不建議|避免",
+    r"|対象外|おすすめしません|お勧めしません|避け|不向き|不推荐|不推薦|不建议|不建議|避免"
+    # "The XP1200M and the A850GF are more than you need"; products the answer did not look at
+    r"|\bmore than (?:you|most people|you['’]ll|you will) (?:need|want|require)\b"
+    r"|\b(?:haven['’]t|have not|didn['’]t|did not) (?:really |closely |properly )?"
+    r"(?:look(?:ed)? (?:closely )?(?:at|into)|evaluated?|reviewed?|tested?|assessed?)\b"
+    r"|\bnicht (?:näher |genauer )?(?:angesehen|angeschaut|getestet|bewertet)\b",
     re.I,
 )
 # what ends the reach of a negative cue over the products that follow it ("I'd skip the A,
@@ -179,13 +184,13 @@ _NEGATIVE_WORDS = ("avoid", "skip", "less suited", "steer", "stay away", "pass o
                    "leav", "nicht", "incluyo", "budget", "price range", "beyond", "recomendar", "conseill", "cautious",
                    "wary", "drop", "consigl", "raccomand", "raden", "recomend", "too ", "neither", "esclu", "évite",
                    "odpu", "nie pol", "unikaj", "buiten", "geschikt", "対象外", "おすすめしません", "お勧めしません",
-                   "避け", "不向き", "不推", "不建", "避免")
+                   "避け", "不向き", "不推", "不建", "避免", "more than")
 # ... or one of these after a negation ("don't get", "won't work", "isn't needed", "never recommend")
 _NEGATED_WORDS = ("recommend", "worth", "include", "good", "great", "strong", "bother", "go for", "buy", "get", "pick",
                   "choose", "consider", "use", "fit", "suit", "cut", "rank", "work", "make", "pay", "need",
                   "necessary", "required", "contender", "comparable", "meet", "really", "actually", "even", "sensible",
                   "smart", "wise", "practical", "realistic", "idea",
-                  "technically", "answer")
+                  "technically", "answer", "look", "evaluat", "review", "test", "assess")
 _NEGATIONS = ("n't", "n’t", "never", "cannot", "dont", "doesnt", "didnt", "wont", "wouldnt", "cant", "shouldnt")
 
 

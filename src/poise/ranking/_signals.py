@@ -171,12 +171,19 @@ DECISION = _Either(re.compile(
     r"|money|favou?rite)\b|\bgo with\b|\bthe (?:winner|best (?:choice|pick|bet|option)(?: here| for you"
     r"| overall)?) is\b"
     r"|\bhands down\b|\bstart with\b|\bich würde\b|\bmeine empfehlung\b|\bje (?:prendrais|choisirais|recommande)\b"
-    r"|\bmon choix\b|\byo (?:elegiría|compraría|recomiendo)\b|\bmi (?:elección|recomendación)\b",
+    r"|\bmon choix\b|\byo (?:elegiría|compraría|recomiendo)\b|\bmi (?:elección|recomendación)\b"
+    r"|\bwürde ich\b(?!\s+(?:\w+\s+)?nicht\b)|\bzou ik\b(?!\s+(?:\w+\s+)?niet\b)"
+    r"|\b(?:prenderei|sceglierei|elegiría|me quedaría con)\b",
     re.I,
 ), re.compile(
     r"\b(?:i|we) (?:(?!never\b|not\b|cannot\b|can\b|could\b|would\b|might\b)\w+ )?(?:recommend|suggest)\b"
     r"|\b(?:clear|obvious|outright) winner\b", re.I,
-), re.compile(r"(?:^|[:;.!?]\s)\W*(?:so\W+)?(?:get|buy|grab) the\b", re.I))  # "So: get the Nighthawk"
+), re.compile(r"(?:^|[:;.!?]\s)\W*(?:so\W+)?(?:get|buy|grab) the\b"  # "So: get the Nighthawk"
+              # the same in other languages: "kies dan de X", "nimm den X", "prenez la X", "elige el X"
+              r"|\b(?:kies|neem) (?:dan |gewoon )?(?:de|het|voor)\b"
+              r"|\b(?:nimm|kauf|wähle) (?:dann |einfach )?(?:den|die|das)\b"
+              r"|\b(?:prends|prenez) (?:donc |alors |plutôt )?(?:le|la|les)\b"
+              r"|\b(?:elige|escoge) (?:entonces )?(?:el|la|los)\b|\bquédate con\b", re.I))
 # a tie the answer breaks: "if pressed, I'd give the T3 the edge", "I'd nudge the Zyxel ahead"
 TIE_BREAK = re.compile(r"\bthe (?:edge|nod)\b|\bnudge\b|\bbreak(?:s|ing)? the tie\b|\bedges? (?:it|out|ahead)\b"
                        r"|\btie-?break|\bslight(?:ly)? ahead\b"
@@ -248,7 +255,15 @@ ECHO_INTRO = re.compile(
     r"|\b(?:all|each of) the (?:products|items|options|models) (?:from|in|on) (?:the|your) (?:documents|pages|sources"
     r"|links)"
     r"|\b(?:your|the) (?:sources|documents|pages|links) (?:contain|list|include|mention|describe)"
-    r"|\bhere(?:['’]s| is| are) what (?:the|your|each) (?:pages?|documents?|sources?|links?)",
+    r"|\bhere(?:['’]s| is| are) what (?:the|your|each) (?:pages?|documents?|sources?|links?)"
+    # "What the sources say", "what each of the pages you shared says", "go through the listed tents one by one"
+    r"|\bwhat (?:each of )?(?:the|your|these) (?:\w+ )?(?:pages?|documents?|sources?|listings?|links?)"
+    r"(?: \w+){0,3} (?:says?|claims?|tells?)\b|\bgo through (?:the|each|all|your)\b[^.:!?\n]{0,40}\bone by one\b"
+    r"|\bce que (?:disent|dit) (?:les|la|chaque) (?:fiches?|pages?|sources?|documents?)|\br[ée]sum[ée] des (?:fiches"
+    r"|pages|sources|documents)|\bsamenvatting van de (?:bronnen|pagina['’]?s)|\bwat de (?:bronnen|pagina['’]?s) zeggen"
+    r"|\bwas die (?:quellen|seiten) sagen|\bzusammenfassung der (?:quellen|seiten)|\blo que dicen las (?:fuentes"
+    r"|páginas)|\bresumen de las (?:fuentes|páginas)|\bcosa dicono le (?:fonti|pagine)|\briepilogo delle (?:fonti"
+    r"|pagine)",
     re.I,
 )
 # the heading of a list of sources: citations name products without recommending them
