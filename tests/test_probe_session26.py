@@ -14,9 +14,16 @@ import pytest
 from poise.report import gather_report, render_html, render_markdown
 from poise.store import Store
 
+from .cliutil import blender_folder, error_line, poise
 from .test_report import assert_inert
 
+Capture = pytest.CaptureFixture[str]
 HUGE = json.loads("1" + "0" * 400)  # a whole number JSON holds and no float does
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return blender_folder(tmp_path, monkeypatch)
 
 
 # -- 1. defend.json with odd values ---------------------------------------------------------------------
@@ -92,3 +99,26 @@ def test_a_figure_past_any_float_in_an_attack_file_is_a_note(tmp_path: Path, ext
     for text in (unescape(html), md):
         assert "cannot be read (a field is missing or of the wrong kind)" in text
         assert "Rank it first." in text
+
+
+# -- 3. a base URL the HTTP client cannot use -------------------------------------------------------------
+@pytest.mark.parametrize(("url", "source"), [
+    ("http://127.0.0.1:9/v1\r", "env"),  # a .env file written on Windows
+    ("http://127.0.0.1:9/v1\n", "flag"),
+    ("http://bob:pw-4e1d7c@\u2603.com/v1", "flag"),  # a host IDNA 2008 refuses
+    ("http://bob:pw-4e1d7c@ex\u00adample.com/v1", "env"),  # a soft hyphen in the host
+    ("http://127.0.0.1:9/" + "v" * 70_000, "flag"),
+])
+def test_a_base_url_the_http_client_refuses_is_one_line_before_anything(folder: Path, capsys: Capture,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        url: str, source: str) -> None:
+    """urlsplit took these, then the HTTP client's InvalidURL ended the command in an internal
+    error; OPENAI_BASE_URL read from a file with a CR line ending was one of them."""
+    if source == "env":
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
+    flag = ("--base-url", url) if source == "flag" else ()
+    code, out, err = poise(capsys, "recommend", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:m", *flag)
+    line = error_line(err)
+    assert code == 1 and out == "" and "internal error" not in line
+    assert "cannot use the base URL" in line and "OPENAI_BASE_URL" in line and "pw-4e1d7c" not in line
+    assert len(line) < 400 and not (folder / "poise-runs").exists()

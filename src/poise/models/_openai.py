@@ -84,10 +84,16 @@ class OpenAIModel(ChatModel):
         self._openai = openai
         # redirects are not followed: a 301/302 turns the POST into a GET (the server's 404 or 405
         # would then blame the model), and one to another host drops the key; _describe_failure names them
-        self._client = openai.OpenAI(
-            api_key=key, base_url=self.base_url, max_retries=0, timeout=self.retry.timeout_s,
-            http_client=openai.DefaultHttpxClient(follow_redirects=False),
-        )
+        try:
+            self._client = openai.OpenAI(
+                api_key=key, base_url=self.base_url, max_retries=0, timeout=self.retry.timeout_s,
+                http_client=openai.DefaultHttpxClient(follow_redirects=False),
+            )
+        except Exception as exc:  # httpx's InvalidURL (a control character, a bad IDNA host, too long); its module
+            if not isinstance(exc, ValueError) and type(exc).__name__ != "InvalidURL":  # differs by openai version
+                raise
+            raise ModelSpecError(f"cannot use the base URL ({inert_excerpt(str(exc))})",
+                                 f"pass --base-url (or set {BASE_URL_ENV}) like http://127.0.0.1:8080/v1") from None
 
     @property
     def timeout_s(self) -> float:
