@@ -328,9 +328,25 @@ def _table_only(units: list[Unit], reader: Reader) -> bool:
         and not any(u.kind != "row" and u.kind != "para" and reader.subjects(u) for u in units)
 
 
+# a score below which the answer advises against: "Anything under 3.5 stars I wouldn't buy"
+_BELOW = re.compile(r"\b(?:anything|everything|any(?: one| model)?|all|those|ones?|models?)"
+                    r"(?: (?:rated|scored|that scores?))? (?:under|below|less than|lower than|beneath)"
+                    r"\s+(\d{1,3}(?:[.,]\d+)?)", re.I)
+
+
+def _below_bar(units: list[Unit], text: str) -> list[Unit]:
+    """Scored table rows under the score an answer says it would not buy below, marked against."""
+    for m in _SENTENCE.finditer(text) if "nder" in text or "elow" in text or "ess than" in text else ():
+        if (bar := _BELOW.search(m.group())) and _negative_cue(m.group()):
+            limit = float(bar.group(1).replace(",", "."))
+            for u in units:
+                u.against = u.against or (u.kind == "row" and u.score is not None and u.score < limit)
+    return units
+
+
 def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
     """The order, or an empty order and the reason the answer is ambiguous."""
-    units = by_rank(labelled_only(_reverse_runs(_advised_for(cut(text), reader))))
+    units = by_rank(labelled_only(_reverse_runs(_advised_for(_below_bar(cut(text), text), reader))))
     found = [(i, st) for i in range(len(units)) if (st := _statement(units, i, reader))[0]]
     statements = [st for _, st in found]
     base = _break_ties(_base(units, reader), text, reader)
@@ -345,7 +361,7 @@ def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
                 return stated, None
             if _DEPENDS.search(text) and not sig.GOOD_PICK.search(text):
                 return [], _COMPARES_ONLY
-        return top_pick_first(units, base, reader), None
+        return _not_advised_against(top_pick_first(units, base, reader), units, reader), None
     top = max(level for _, level in statements)
     orders = [order for order, level in statements if level == top]
     for a, b in pairwise(orders):
@@ -363,6 +379,21 @@ def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
         # "**Verdict:** the X wins" under a table that only compares
         return _break_ties(chosen, text, reader), None
     return list(dict.fromkeys(chosen + [p for p in base if p not in reader.against])), None
+
+
+def _not_advised_against(order: list[int], units: list[Unit], reader: Reader) -> list[int]:
+    """A table's ranking without the rows the prose around it advises against ("the Linksys
+    isn't recommended", "I wouldn't buy the Sunbeam")."""
+    if not any(u.kind == "row" for u in units):
+        return order
+    against: set[int] = set()
+    named: set[int] = set()  # named in prose otherwise too: the prose does not simply advise against it
+    for u in units:
+        if u.kind == "para":
+            seen = set(reader.against)
+            named.update(reader.mentions(u.text, skip_negative=True))
+            against |= reader.against - seen
+    return [p for p in order if p not in against - named]
 
 
 def _summarises(units: list[Unit], at: int, chosen: list[int], base: list[int]) -> bool:

@@ -27,6 +27,10 @@ _TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}")
 _RANK_COLUMN = re.compile(r"^(?:my |our |overall |final )?(?:rank(?:ing)?|#|no\.?|position|place|platz|rang|puesto"
                           r"|plaats|posizione|posição|lugar|classement)$",
                           re.I)
+# a column of the answer's scores: "Score", "Score /10", "Rating", "Stars", "Note" (fr), "Bewertung"
+_SCORE_COLUMN = re.compile(r"^(?:my |our |overall |total )?(?:score|rating|stars?|note|bewertung|punkte|puntuaci[oó]n"
+                           r"|voto|valutazione)\s*(?:\(?\s*(?:/|out of )\s*\d+\s*\)?)?$", re.I)
+_SCORE_NUMBER = re.compile(r"^\W*(\d{1,3}(?:[.,]\d+)?)\s*(?:/\s*(\d{1,3}))?(?!\S*[a-z])", re.I)
 _RANK_CELL = re.compile(r"^\W*#?\s*(\d{1,2})(?:st|nd|rd|th|\.)?(?:\W|$)")
 # a line that labels a pick: "Top pick: X", "Runner-up: X", "Budget: A or B", "Also fine: A, B."
 _PICK_LABEL = re.compile(
@@ -105,6 +109,7 @@ class Unit:
     named: bool = False  # an item whose title is a name: its subject is what the title names
     title: str = ""  # a pick line's bold label ("**Bose QC Ultra**: the one I'd buy" names its pick)
     reordered: bool = False  # put in the order of its explicit rank (a countdown "5. ... 1.")
+    score: float | None = None  # a table row's score cell ("8.7", "9/10", "★★★★½"), when the table has a score column
 
     @property
     def text(self) -> str:
@@ -145,6 +150,7 @@ class _Cutter:
         self.blank_before = True
         self.header_pending = False
         self.rank_col: int | None = None
+        self.score_col: int | None = None
         self.verdict_cols: list[int] = []
 
     def add(self, line: str) -> None:
@@ -156,6 +162,7 @@ class _Cutter:
         else:
             self.header_pending = False
             self.rank_col = None
+            self.score_col = None
             self.verdict_cols = []
             self._line(line)
         self.blank_before = False
@@ -165,6 +172,8 @@ class _Cutter:
             if self.units and self.units[-1].kind == "row" and self.header_pending:
                 header = self.units.pop().head.split("\n")  # the row above was the header
                 self.rank_col = next((i for i, h in enumerate(header) if _RANK_COLUMN.match(h.strip("*_ "))), None)
+                self.score_col = next((i for i, h in enumerate(header) if i and _SCORE_COLUMN.match(h.strip("*_ "))),
+                                      None)
                 self.verdict_cols = [i for i, h in enumerate(header) if i and _VERDICT_COLUMN.search(h)]
             self.header_pending = False
             return
@@ -181,7 +190,9 @@ class _Cutter:
             or any(_AGAINST_CELL.match(c.replace("**", "")) and len(c) <= 60 for c in cells) \
             or any(i < len(cells) and _NO_CELL.match(cells[i]) for i in self.verdict_cols) \
             or bool(cells and re.match(r"^\W*(?:❌|⛔|🚫)", cells[0]))
-        self.current = Unit("row", "\n".join(cells), rank=rank, against=against)
+        score = _score(cells[self.score_col]) if self.score_col is not None and self.score_col < len(cells) \
+            and self.rank_col is None else None
+        self.current = Unit("row", "\n".join(cells), rank=rank, against=against, score=score)
         self.header_pending = not (self.units and self.units[-1].kind == "row")
         self.units.append(self.current)
 
@@ -254,6 +265,36 @@ def _states_ranking(line: str) -> bool:
     return any(rx.match(plain) for _, rx in STATEMENTS)
 
 
+def _score(cell: str) -> float | None:
+    """A score cell's value: stars (★ 1, ½ a half) or a number, out of its scale when given."""
+    cell = cell.replace("**", "").strip()
+    if "★" in cell:
+        return cell.count("★") + 0.5 * cell.count("½")
+    m = _SCORE_NUMBER.match(cell)
+    if m is None:
+        return None
+    value = float(m.group(1).replace(",", "."))
+    return value / float(m.group(2)) if m.group(2) and float(m.group(2)) > 0 else value
+
+
+def _scores_rank(units: list[Unit]) -> None:
+    """A table that scores its rows (and has no rank column): the scores rank the rows, highest
+    first, within the tiers of its verdict column if any (equal scores keep written order);
+    rows without a score come after."""
+    i = 0
+    while i < len(units):
+        j = i
+        while j < len(units) and units[j].kind == "row":
+            j += 1
+        table = units[i:j]
+        scored = [u for u in table if u.score is not None]
+        if len(scored) >= 2:  # within a verdict column's tiers ("Buy", "Consider"), when it has them
+            ordered = sorted(table, key=lambda u: (u.rank or len(table) + 1, u.score is None, -(u.score or 0.0)))
+            for k, u in enumerate(ordered, start=1):
+                u.rank = k
+        i = max(j, i + 1)
+
+
 def cut(text: str) -> list[Unit]:
     """The answer's units in reading order, ranked runs put in the order of their ranks."""
     cutter = _Cutter()
@@ -261,6 +302,7 @@ def cut(text: str) -> list[Unit]:
         if len(line) - len(line.lstrip(" ")) > _BLANKED:  # what follows a blanked (quoted) sentence starts the line
             line = line.lstrip(" ")
         cutter.add(line)
+    _scores_rank(cutter.units)
     return by_rank(cutter.units)
 
 
