@@ -122,3 +122,31 @@ def test_a_base_url_the_http_client_refuses_is_one_line_before_anything(folder: 
     assert code == 1 and out == "" and "internal error" not in line
     assert "cannot use the base URL" in line and "OPENAI_BASE_URL" in line and "pw-4e1d7c" not in line
     assert len(line) < 400 and not (folder / "poise-runs").exists()
+
+
+# -- 4. a path the system will not look up ----------------------------------------------------------------
+LONG = "n" * 300  # longer than a file name may be (ENAMETOOLONG)
+OPENAI = ("-m", "openai:m", "--base-url", "http://127.0.0.1:9/v1")
+
+
+@pytest.mark.parametrize(("argv", "env", "fragment"), [
+    (("recommend", "-c", "blender", "--catalog", f"{LONG}.jsonl", *OPENAI), {}, "--catalog"),
+    (("catalog", "validate", f"{LONG}/cat.jsonl"), {}, "--catalog"),
+    (("recommend", "-c", "blender", "--catalog", "cat.jsonl", *OPENAI, "--store", LONG), {}, "--store"),
+    (("runs",), {"POISE_HOME": LONG}, "POISE_HOME"),
+    (("report", "--store", f"{LONG}/runs"), {}, "--store"),
+    (("recommend", "-c", "blender", "--catalog", "cat.jsonl", "-m", f"llamacpp:{LONG}.gguf"), {}, "llamacpp:PATH"),
+], ids=["catalog", "catalog-folder", "store", "store-env", "report-store", "model-file"])
+def test_a_name_too_long_to_look_up_is_one_line_not_an_internal_error(folder: Path, capsys: Capture,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       argv: tuple[str, ...], env: dict[str, str],
+                                                                       fragment: str) -> None:
+    """Path.is_dir / exists / is_file raise OSError (ENAMETOOLONG; EACCES alike) where they
+    would answer no: the catalog, the store and a llamacpp: model file ended in an internal error."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    code, out, err = poise(capsys, *argv)
+    line = error_line(err)
+    assert code == 1 and out == "" and "internal error" not in line
+    assert "cannot look" in line and "File name too long" in line and fragment in line
+    assert sorted(p.name for p in folder.iterdir()) == ["cat.jsonl"]

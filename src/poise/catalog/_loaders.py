@@ -339,10 +339,15 @@ def load_catalog(path: str | Path | None = None, *, allow_outside_files: bool = 
         raise CatalogError("the catalog path is empty", "name a .jsonl or .csv file or a folder of HTML pages "
                            "with --catalog, or leave it out for the bundled sample")
     path = Path(path).expanduser()
-    if path.is_dir():
+    try:
+        is_dir, exists = path.is_dir(), path.exists()
+    except OSError as exc:  # a name too long, a folder that may not be searched
+        raise CatalogError(f"{path}: cannot look it up ({exc.strerror})",
+                           "check the path given with --catalog") from None
+    if is_dir:
         return load_html_folder(path, allow_outside_files=allow_outside_files,
                                 max_document_chars=max_document_chars)
-    if not path.exists():
+    if not exists:
         raise CatalogError(f"{path}: no such file or folder", "check the path given with --catalog")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):

@@ -63,6 +63,10 @@ def _fingerprint(path: Path) -> str:
     return digest.hexdigest()[:32]
 
 
+_WHERE = ("check the path of llamacpp:PATH (a .gguf file) where it is given: --model, --attacker, --reader "
+          "or a defense's model=")
+
+
 class LlamaCppModel(ChatModel):
     """A GGUF model run in this process. Calls are serialised: llama.cpp is not thread-safe.
 
@@ -81,12 +85,12 @@ class LlamaCppModel(ChatModel):
         kwargs.pop("max_concurrency", None)  # one model in one process: always one call at a time
         super().__init__(spec, **kwargs)
         self.path = Path(path).expanduser()
-        if not self.path.is_file():
-            raise ModelSpecError(
-                f"model file not found: {self.path}",
-                "check the path of llamacpp:PATH (a .gguf file) where it is given: --model, --attacker, --reader "
-                "or a defense's model=",
-            )
+        try:
+            found = self.path.is_file()
+        except OSError as exc:  # a name too long, a folder that may not be searched
+            raise ModelSpecError(f"cannot look up the model file {self.path} ({exc.strerror})", _WHERE) from None
+        if not found:
+            raise ModelSpecError(f"model file not found: {self.path}", _WHERE)
         self.n_ctx = n_ctx
         self._llama: Any = None
         self._has_all_logits = False

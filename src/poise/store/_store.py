@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -47,6 +48,18 @@ MAX_CONFIG_DEPTH = 32
 def store_dir(path: str | Path | None = None) -> Path:
     """Where results go: ``path``, else $POISE_HOME, else ./poise-runs."""
     return Path(path or os.environ.get(STORE_ENV) or DEFAULT_STORE_DIR).expanduser()
+
+
+def _look_up(path: Path) -> os.stat_result | None:
+    """``path``'s status (symlinks followed), None when nothing is there; a path the system
+    will not look up (a name too long, a folder that may not be searched) is one clear error."""
+    try:
+        return path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot look up the results store at {path.parent} ({exc.strerror})",
+                         f"point --store / {STORE_ENV} at another folder") from None
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -159,10 +172,11 @@ class Store:
         self.dir = store_dir(path)
         self.db_path = self.dir / DB_NAME
         self.read_only = read_only
-        if self.db_path.exists() and not self.db_path.is_file():
+        found = _look_up(self.db_path)
+        if found is not None and not stat.S_ISREG(found.st_mode):
             raise StoreError(f"{self.db_path} is not a regular file, so it cannot be a results store",
                              f"move it away, or point --store / {STORE_ENV} at another folder")
-        if (read_only or not create) and not self.db_path.is_file():
+        if (read_only or not create) and found is None:
             raise StoreError(
                 f"no results store at {self.dir}",
                 f"run `poise recommend`, `poise natural` or `poise attack` first, "
@@ -195,7 +209,7 @@ class Store:
     def exists(path: str | Path | None = None) -> bool:
         """Whether a store has been created in ``path`` (same default as the constructor);
         something else in the database's place counts, so that opening it says what is wrong."""
-        return (store_dir(path) / DB_NAME).exists()
+        return _look_up(store_dir(path) / DB_NAME) is not None
 
     @property
     def cache_path(self) -> Path:
