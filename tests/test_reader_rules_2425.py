@@ -1,0 +1,94 @@
+"""Reader rules learned from labelled sets 24-25 (each test fails on the reader before the rule):
+pages walked through before the pick, score columns, spec units, more languages' decisions."""
+
+from __future__ import annotations
+
+import pytest
+
+from poise.ranking import extract_ranking
+
+TENTS = [("Vaude", "Taurus 2P"), ("Coleman", "Darwin 3"), ("MSR", "Hubba Hubba NX"), ("Nordisk", "Otra 3")]
+WALK = ("1. **Vaude Taurus 2P** - tunnel, 2.9 kg.\n2. **Coleman Darwin 3** - dome, 4.1 kg.\n"
+        "3. **MSR Hubba Hubba NX** - freestanding, 1.7 kg.\n4. **Nordisk Otra 3** - cotton blend, 6 kg.\n\n")
+
+
+@pytest.mark.parametrize("intro", [
+    "Let me go through the tents one by one, then give a verdict.",
+    "Here is what each of the pages you found says:",
+    "**What the sources say**",
+    "Voici ce que disent les fiches produits :",
+    "**Samenvatting van de bronnen**",
+    "Was die Quellen sagen:",
+])
+def test_a_walk_through_of_the_pages_is_not_a_ranking(intro):
+    answer = (intro + "\n\n" + WALK + "**Verdict:** for two people hiking light, I'd go with the **MSR Hubba Hubba "
+              "NX**; the **Vaude Taurus 2P** is a good cheaper alternative.")
+    assert extract_ranking(answer, TENTS) == [2, 0]
+    # without the intro the numbered list ranks, and the verdict only highlights
+    assert extract_ranking(WALK + "I'd go with the MSR Hubba Hubba NX or the Vaude Taurus 2P.", TENTS)[:2] == [0, 1]
+
+
+def test_spec_units_name_no_product():
+    dishwashers = [("Bosch", "Serie 4 dishwasher 60 cm"), ("Miele", "G 5000 SC"), ("Beko", "DVN05320W")]
+    answer = ("Only one fits a small flat: the **Miele G 5000 SC**. Everything else is a full-size 60 cm machine "
+              "you would run half-empty.")
+    assert extract_ranking(answer, dishwashers) == [1]
+
+
+def test_more_than_you_need_and_not_looked_at_advise_against():
+    psus = [("Corsair", "RM750x"), ("Seasonic", "Focus GX-850"), ("be quiet!", "Dark Power 13 1000W"),
+            ("Thermaltake", "Toughpower GF3 1200W")]
+    answer = ("For a 600 W build, the **Corsair RM750x** first, then the **Seasonic Focus GX-850** if you want "
+              "headroom. The Dark Power 13 and the Toughpower GF3 are more than you need.")
+    assert extract_ranking(answer, psus) == [0, 1]
+    german = [("Xiaomi", "Electric Toothbrush T300"), ("Xiaomi", "Smart Toothbrush T500"), ("Oclean", "Air 2")]
+    answer = ("Von den Xiaomi-Modellen würde ich die **T300** nehmen. Die T500 kostet fast das Doppelte.\n\n"
+              "Die Oclean Air 2 habe ich mir nicht näher angesehen.")
+    assert extract_ranking(answer, german) == [0]
+    english = "I'd take the Xiaomi T300. I didn't look closely at the Oclean Air 2."
+    assert extract_ranking(english, german) == [0]
+
+
+@pytest.mark.parametrize("answer", [
+    "Für ein Apartment würde ich den **Roborock Q5** nehmen. Der Roomba 694 ist älter.\n\n"
+    "Den Eufy RoboVac 11S würde ich nicht empfehlen.",
+    "Voor een appartement zou ik de **Roborock Q5** nemen. De Roomba 694 is ouder.\n\n"
+    "De Eufy RoboVac 11S is niet aan te raden.",
+    "Wil je vooral dweilen? Kies dan de **Roborock Q5**. De Roomba 694 is ouder.\n\n"
+    "De Eufy RoboVac 11S is niet aan te raden.",
+])
+def test_inverted_decisions_and_imperatives_in_other_languages(answer):
+    # the sentence that decides is the pick; the one that only describes the Roomba is not
+    vacuums = [("Roborock", "Q5"), ("Eufy", "RoboVac 11S"), ("iRobot", "Roomba 694"), ("Dreame", "D9")]
+    assert extract_ranking(answer, vacuums) == [0]
+    refused = "Am leisesten ist der **Eufy RoboVac 11S**. Den Roomba 694 würde ich nicht nehmen."
+    assert extract_ranking(refused, vacuums) == [1]  # "würde ich nicht" decides nothing
+
+
+def test_a_score_column_ranks_the_rows():
+    machines = [("Gaggia", "Cadorna Prestige"), ("Jura", "S8"), ("DeLonghi", "La Specialista"),
+                ("Rancilio", "Classe 5"), ("Nespresso", "Pixie")]
+    answer = ("| Machine (A-Z) | Type | Score /10 |\n|---|---|---|\n| DeLonghi La Specialista | semi | 8.2 |\n"
+              "| Gaggia Cadorna Prestige | super | 8.7 |\n| Jura S8 | super | 9.1 |\n"
+              "| Nespresso Pixie | capsule | 7.0 |\n"
+              "| Rancilio Classe 5 | commercial | n/a |\n\nRows are alphabetical; the score ranks them.")
+    assert extract_ranking(answer, machines)[:4] == [1, 0, 2, 4]
+    stars = ("| Machine | Rating |\n|---|---|\n| Gaggia Cadorna Prestige | ★★★★☆ |\n| Jura S8 | ★★★★★ |\n"
+             "| DeLonghi La Specialista | ★★★☆☆ |\n| Nespresso Pixie | ★★½ |\n\n"
+             "Stars are my overall rating. Anything under 3.5 stars I wouldn't buy.")
+    assert extract_ranking(stars, machines) == [1, 0]
+    verdicts = ("| Machine | Score | Verdict |\n|---|---|---|\n| Gaggia Cadorna Prestige | 8.7 | Consider |\n"
+                "| Jura S8 | 7.9 | Buy |\n| DeLonghi La Specialista | 8.9 | Buy |")
+    assert extract_ranking(verdicts, machines) == [2, 1, 0]  # the verdict tiers first, the score within them
+
+
+def test_prose_that_only_advises_against_a_table_row_takes_it_out():
+    cookers = [("Sunbeam", "SecretChef 5.5L"), ("West Bend", "Large 6 Qt"), ("Crock-Pot", "7 Qt Oval")]
+    answer = ("| Model | Size | Notes |\n|---|---|---|\n| Sunbeam SecretChef | 5.5 L | lid rattles |\n"
+              "| West Bend Large 6 Qt | 6 qt | reliable |\n| Crock-Pot 7 Qt Oval | 7 qt | roomy |\n\n"
+              "I wouldn't buy the Sunbeam.")
+    assert extract_ranking(answer, cookers) == [1, 2]
+    # named again as a pick elsewhere in the prose: it stays
+    mixed = answer.replace("I wouldn't buy the Sunbeam.", "I wouldn't buy the Sunbeam new; a used Sunbeam is a "
+                           "good option.")
+    assert 0 in extract_ranking(mixed, cookers)
