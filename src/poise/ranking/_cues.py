@@ -118,7 +118,11 @@ _NEGATIVE = re.compile(
     r"|\bmore than (?:you|most people|you['’]ll|you will) (?:need|want|require)\b"
     r"|\b(?:haven['’]t|have not|didn['’]t|did not) (?:really |closely |properly )?"
     r"(?:look(?:ed)? (?:closely )?(?:at|into)|evaluated?|reviewed?|tested?|assessed?)\b"
-    r"|\bnicht (?:näher |genauer )?(?:angesehen|angeschaut|getestet|bewertet)\b",
+    r"|\bnicht (?:näher |genauer )?(?:angesehen|angeschaut|getestet|bewertet)\b"
+    # outdated: "Older models like the X are now outclassed", "the X is discontinued", "near the end of their support"
+    r"|\boutclassed\b|\bdiscontinued\b|\bno longer (?:gets?|receives?|supported|sold|available|made)\b"
+    r"|\bend of (?:its|their) (?:software |update )?(?:support|life)\b"
+    r"|\bolder (?:\w+ )?(?:models?|flagships?|generations?|versions?) (?:like|such as)\b",
     re.I,
 )
 # what ends the reach of a negative cue over the products that follow it ("I'd skip the A,
@@ -184,7 +188,8 @@ _NEGATIVE_WORDS = ("avoid", "skip", "less suited", "steer", "stay away", "pass o
                    "leav", "nicht", "incluyo", "budget", "price range", "beyond", "recomendar", "conseill", "cautious",
                    "wary", "drop", "consigl", "raccomand", "raden", "recomend", "too ", "neither", "esclu", "évite",
                    "odpu", "nie pol", "unikaj", "buiten", "geschikt", "対象外", "おすすめしません", "お勧めしません",
-                   "避け", "不向き", "不推", "不建", "避免", "more than")
+                   "避け", "不向き", "不推", "不建", "避免", "more than",
+                   "outclassed", "discontinued", "no longer", "end of", "older")
 # ... or one of these after a negation ("don't get", "won't work", "isn't needed", "never recommend")
 _NEGATED_WORDS = ("recommend", "worth", "include", "good", "great", "strong", "bother", "go for", "buy", "get", "pick",
                   "choose", "consider", "use", "fit", "suit", "cut", "rank", "work", "make", "pay", "need",

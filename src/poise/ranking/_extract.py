@@ -251,9 +251,16 @@ _SEQUENCE = re.compile(r"^\W*(?:then|next|after that|second(?:ly)?|third(?:ly)?|
 
 
 def _sequenced(unit: Unit, reader: Reader) -> list[int]:
-    """Products of the sentences after a paragraph's first that open with a step to the next pick."""
+    """Products of the sentences after a paragraph's first that open with a step to the next pick
+    or call a product a pick ("the OPPO A94 is another solid budget option")."""
     sentences = [m.group() for m in _SENTENCE.finditer(" ".join(unit.body))][1:]
-    return [p for s in sentences if _SEQUENCE.match(s) for p in reader.mentions(s, skip_negative=True)[:1]]
+    out: list[int] = []
+    for s in sentences:
+        if _SEQUENCE.match(s):
+            out += reader.mentions(s, skip_negative=True)[:1]
+        elif sig.GOOD_PICK.search(s) or sig.DECISION.search(s):
+            out += reader.mentions(s, skip_negative=True)
+    return out
 
 
 def _listed(units: list[Unit], reader: Reader) -> list[list[int]]:

@@ -214,6 +214,10 @@ class Reader:
         text = " ".join(unit.body).strip()
         m = _SENTENCE.search(text)
         first = m.group() if m else text
+        if m and first.rstrip().endswith("?") and len(first) <= 60 and not self.find(first):
+            # a use case asked first: "Prefer Android? The Galaxy Tab S7 FE ..." is about the Tab
+            m = _SENTENCE.search(text, m.end())
+            first = m.group() if m else ""
         if NOTE.match(first):  # "Note that the X is a pressure-side cleaner": a caveat, not a pick
             return []
         return list(dict.fromkeys(self.mentions(first, skip_negative=True)))
