@@ -92,3 +92,29 @@ def test_prose_that_only_advises_against_a_table_row_takes_it_out():
     mixed = answer.replace("I wouldn't buy the Sunbeam.", "I wouldn't buy the Sunbeam new; a used Sunbeam is a "
                            "good option.")
     assert 0 in extract_ranking(mixed, cookers)
+
+
+def test_a_later_sentence_of_a_paragraph_that_calls_a_product_a_pick_adds_it():
+    phones = [("Xiaomi", "Redmi Note 10"), ("OnePlus", "12R"), ("OPPO", "A94"), ("Samsung", "Galaxy Note 20")]
+    answer = ("For affordable Android phones the **OnePlus 12R** stands out. At lower prices, the **Redmi Note 10** "
+              "has a great screen, and the **OPPO A94** is another solid budget option.\n\n"
+              "Older flagships such as the Galaxy Note 20 can be found cheaply.")
+    assert extract_ranking(answer, phones) == [1, 0, 2]
+
+
+def test_outdated_products_are_advised_against():
+    headphones = [("Bose", "QuietComfort Ultra"), ("Sony", "WH-1000XM5"), ("Beats", "Studio3"),
+                  ("Google", "Pixel Buds")]
+    answer = ("The **Bose QuietComfort Ultra** has the best noise cancelling. If sound matters more, the **Sony "
+              "WH-1000XM5** is a great alternative.\n\nThe Beats Studio3 is now outclassed on comfort.")
+    assert extract_ranking(answer, headphones) == [0, 1]
+    discontinued = answer.replace("The Beats Studio3 is now outclassed on comfort.",
+                                  "(The Pixel Buds are discontinued and no longer get updates.)")
+    assert extract_ranking(discontinued, headphones) == [0, 1]
+
+
+def test_a_use_case_question_leaves_the_paragraph_to_its_next_sentence():
+    tablets = [("Apple", "iPad Air"), ("Samsung", "Galaxy Tab S7 FE"), ("Lenovo", "Tab P11")]
+    answer = ("Get the **iPad Air** with an Apple Pencil.\n\nPrefer Android? The **Galaxy Tab S7 FE** includes the S "
+              "Pen in the box.\n\nOn a budget? The **Lenovo Tab P11** does the basics.")
+    assert extract_ranking(answer, tablets) == [0, 1, 2]
