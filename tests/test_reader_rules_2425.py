@@ -118,3 +118,13 @@ def test_a_use_case_question_leaves_the_paragraph_to_its_next_sentence():
     answer = ("Get the **iPad Air** with an Apple Pencil.\n\nPrefer Android? The **Galaxy Tab S7 FE** includes the S "
               "Pen in the box.\n\nOn a budget? The **Lenovo Tab P11** does the basics.")
     assert extract_ranking(answer, tablets) == [0, 1, 2]
+
+
+def test_a_model_code_after_the_brand_of_a_listed_name_without_one_is_that_product():
+    routers = [("Makita", "RT0701C Compact Router"), ("DeWalt", "1-1/4 HP Max Torque Variable Speed Compact Router"),
+               ("TP-Link", "Archer C20")]
+    answer = "1. **Makita RT0701C** - smooth.\n2. **DeWalt DWP611** - the LED lights help.\n3. **TP-Link Archer C20**"
+    assert extract_ranking(answer, routers) == [0, 1, 2]
+    # a listed name with a code of its own: another code after the brand is another product
+    other = "1. **Makita RT0701C** - smooth.\n2. **TP-Link AX21** - outside the list."
+    assert extract_ranking(other, routers) == [0]

@@ -340,8 +340,12 @@ class NameMatcher:
         word = tokens[j]
         if word.text in self._own[product] or _is_number(word.text):
             return False
-        # a line name ("Ryobi ONE+", "Milwaukee FUEL") may follow a brand; a model number may not
+        # a line name ("Ryobi ONE+", "Milwaukee FUEL") may follow a brand; a model number may not,
+        # unless the listed name has no code to differ from ("DeWalt DWP611" for the brand's one
+        # listed product, "1-1/4 HP Max Torque Compact Router")
         if _has_digit(word.text):
+            if not any(_has_digit(t) and not _is_number(t) for t in self._own[product]):
+                return False
             return word.text not in COMMON and word.text not in GENERIC \
                 and not any(_has_digit(t) and t[:2] == word.text[:2] for t in self._own[product])
         # nor a model name of its own with its number: "JBL Charge 5" when the list holds the JBL Flip 6
