@@ -128,3 +128,11 @@ def test_a_model_code_after_the_brand_of_a_listed_name_without_one_is_that_produ
     # a listed name with a code of its own: another code after the brand is another product
     other = "1. **Makita RT0701C** - smooth.\n2. **TP-Link AX21** - outside the list."
     assert extract_ranking(other, routers) == [0]
+
+
+def test_more_pick_labels_and_kind_nouns():
+    measures = [("Bosch", "GLM 50 C"), ("Leica", "Disto D1"), ("Bosch", "GLM 20"),
+                ("Stanley", "TLM99 Laser Distance Measurer")]
+    answer = ("**Best overall: Bosch GLM 50 C** — syncs with the MeasureOn app.\n\n"
+              "**Most compact: Leica DISTO D1** — tiny and accurate.\n\n**Best under $50 – Bosch GLM 20** — basic.")
+    assert extract_ranking(answer, measures) == [0, 1, 2]  # and "MeasureOn" is no misspelled "Measurer"

@@ -35,7 +35,9 @@ _RANK_CELL = re.compile(r"^\W*#?\s*(\d{1,2})(?:st|nd|rd|th|\.)?(?:\W|$)")
 # a line that labels a pick: "Top pick: X", "Runner-up: X", "Budget: A or B", "Also fine: A, B."
 _PICK_LABEL = re.compile(
     r"^\s*(?:[-*•]\s+)?(?:[^\w\s*_#|>()\[\]]{1,3}\s*)?(?:\*\*|__)?\s*(?:(?:our|my|the)\s+)?(?:top pick|best overall"
-    r"|best[ -](?:for )?[\w'’/&+-]+(?:\s[\w'’/&+-]+){0,4}"
+    r"|best[ -](?:for )?[\w'’/&+-]+(?:\s[\w$€£'’/&+-]+){0,4}"
+    r"|most (?:compact|portable|affordable|versatile|powerful|comfortable|durable|stylish)"
+    r"|(?:lightest|quietest|cheapest|smallest|fastest|toughest)(?: pick| option| choice)?"
     r"|(?:budget|premium|upgrade|value|overall|editor'?s|splurge|bang[- ]for[- ](?:the[- ])?buck)[ -](?:pick|choice"
     r"|tipp?|empfehlung)"
     r"|budget|premium|splurge|value|runner[- ]up|second (?:choice|place|pick)"
