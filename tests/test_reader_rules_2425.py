@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from poise.ranking import extract_ranking
+from poise.ranking import extract_ranking, parse_ranking
 
 TENTS = [("Vaude", "Taurus 2P"), ("Coleman", "Darwin 3"), ("MSR", "Hubba Hubba NX"), ("Nordisk", "Otra 3")]
 WALK = ("1. **Vaude Taurus 2P** - tunnel, 2.9 kg.\n2. **Coleman Darwin 3** - dome, 4.1 kg.\n"
@@ -136,3 +136,25 @@ def test_more_pick_labels_and_kind_nouns():
     answer = ("**Best overall: Bosch GLM 50 C** — syncs with the MeasureOn app.\n\n"
               "**Most compact: Leica DISTO D1** — tiny and accurate.\n\n**Best under $50 – Bosch GLM 20** — basic.")
     assert extract_ranking(answer, measures) == [0, 1, 2]  # and "MeasureOn" is no misspelled "Measurer"
+
+
+def test_a_decline_of_some_products_or_before_a_final_ranking_is_no_decline():
+    ssds = [("Samsung", "860 QVO"), ("SK Hynix", "Platinum P41"), ("Crucial", "BX500"), ("Kingston", "FURY Renegade")]
+    answer = ("For a PS5 you need a Gen4 NVMe drive. Great choices:\n- **SK hynix Platinum P41** - fast.\n"
+              "- **Kingston FURY Renegade** - faster.\n\nThe Samsung 860 QVO and Crucial BX500 are SATA drives, so "
+              "none of those work for the PS5.")
+    assert extract_ranking(answer, ssds) == [1, 3]
+    # every listed product named before "none of them": the whole list is declined
+    every = "The Samsung 860 QVO and the Crucial BX500 are SATA drives, so none of them work for the PS5."
+    assert "declines" in (parse_ranking(every, [ssds[0], ssds[2]]).reason or "")
+    ruled = ("**Crucial BX500** and **Samsung 860 QVO**: both are slow, so I'd rule them out.\n\n"
+             "**Final ranking:**\n1. Kingston FURY Renegade\n2. SK hynix Platinum P41")
+    assert extract_ranking(ruled, ssds) == [3, 1]
+
+
+def test_a_tentative_favourite_is_a_pick_not_a_deferral():
+    machines = [("Jura", "S8"), ("Miele", "CM 5310 Silence"), ("Jura", "E6")]
+    answer = ("A few questions first: how many milk drinks a day? Provisionally: if noise matters, the Miele CM 5310 "
+              "Silence is the obvious choice; for lots of milk drinks the Jura S8 is my tentative favourite. Tell me "
+              "more and I'll firm this up.")
+    assert extract_ranking(answer, machines) == [1, 0]

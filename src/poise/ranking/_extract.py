@@ -440,10 +440,15 @@ def _declines(text: str, reader: Reader) -> bool:
     """Whether the answer says it will not recommend anything, in a sentence naming no product."""
     if not sig.DECLINE.search(text):
         return False
-    sentences = [s.group() for s in _SENTENCE.finditer(text)]
+    found = list(_SENTENCE.finditer(text))
+    sentences = [s.group() for s in found]
     # "What about the rest? I wouldn't pick any of them": a decline about the others, after picks
-    if not any(_declines_all(s, reader) and not _THE_REST.search(" ".join(sentences[max(0, i - 1): i + 1]))
-               for i, s in enumerate(sentences)):
+    declining = [found[i] for i, s in enumerate(sentences) if _declines_all(s, reader)
+                 and not _THE_REST.search(" ".join(sentences[max(0, i - 1): i + 1]))]
+    if not declining:
+        return False
+    # "... so I'd rule them out.  Final ranking: 1. X 2. Y": a numbered list of products after it
+    if len([ln for ln in _NUMBERED_LINE.findall(text, declining[-1].end()) if reader.find(ln)]) >= 2:
         return False
     # "None of these is perfect. The X comes closest." still recommends the X
     return not any((sig.STILL_PICKS.search(s) or sig.DECISION.search(s)) and reader.mentions(s, skip_negative=True)
@@ -451,6 +456,7 @@ def _declines(text: str, reader: Reader) -> bool:
 
 
 _ASIDE = re.compile(r"^[\s*•-]*\(")
+_NUMBERED_LINE = re.compile(r"^[ \t]*(?:\*\*)?\d{1,2}[.)][ \t]+(.+)$", re.M)
 
 
 def _declines_all(sentence: str, reader: Reader) -> bool:
@@ -460,7 +466,9 @@ def _declines_all(sentence: str, reader: Reader) -> bool:
     d = sig.DECLINE.search(sentence)
     if d is None or reader.find(d.group()) or _ASIDE.match(sentence):  # "- (nothing from your list)" under a tier
         return False
-    return not reader.find(sentence) or bool(sig.NONE_OF.match(d.group()))
+    # "The A and the B are SATA drives, so none of those work": the ones it named, not the whole list
+    before = {m.product for m in reader.find(sentence[:d.start()])}
+    return not reader.find(sentence) or (bool(sig.NONE_OF.match(d.group())) and not 0 < len(before) < reader.size)
 
 
 def _defers(text: str, reader: Reader) -> bool:

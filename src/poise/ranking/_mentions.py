@@ -60,6 +60,11 @@ class Reader:
         self.against: set[int] = set()
         self.ties: list[list[int]] = []  # products the answer puts level (one unit naming several)
 
+    @property
+    def size(self) -> int:
+        """How many products the list holds."""
+        return self._matcher.size
+
     def brand_named(self, text: str, among: list[int]) -> int | None:
         return self._matcher.brand_named(text, among)
 

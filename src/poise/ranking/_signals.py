@@ -173,6 +173,8 @@ DECISION = _Either(re.compile(
     r"|\bhands down\b|\bstart with\b|\bich würde\b|\bmeine empfehlung\b|\bje (?:prendrais|choisirais|recommande)\b"
     r"|\bmon choix\b|\byo (?:elegiría|compraría|recomiendo)\b|\bmi (?:elección|recomendación)\b"
     r"|\bwürde ich\b(?!\s+(?:\w+\s+)?nicht\b)|\bzou ik\b(?!\s+(?:\w+\s+)?niet\b)"
+    r"|\bmy (?:tentative|personal|current|own) (?:favou?rite|pick|choice)\b"
+    r"|\bthe (?:obvious|natural|safe) (?:choice|pick)\b"
     r"|\b(?:prenderei|sceglierei|elegiría|me quedaría con)\b",
     re.I,
 ), re.compile(
