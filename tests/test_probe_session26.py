@@ -150,3 +150,41 @@ def test_a_name_too_long_to_look_up_is_one_line_not_an_internal_error(folder: Pa
     assert code == 1 and out == "" and "internal error" not in line
     assert "cannot look" in line and "File name too long" in line and fragment in line
     assert sorted(p.name for p in folder.iterdir()) == ["cat.jsonl"]
+
+
+# -- 5. natural.json's intervals of the wrong shape ----------------------------------------------------------
+def _edit_natural(analysis: dict[str, Any], case: str) -> None:
+    if case == "section-a-string":
+        analysis["joint_anova"] = "x"
+    elif case == "factor-missing":
+        del analysis["one_way"]["document"]
+    elif case == "bound-past-a-float":
+        analysis["one_way"]["product"]["eta_sq_ci95"] = [HUGE, 1]
+    elif case == "curve-too-short":
+        analysis["position_curve"] = analysis["position_curve"][:1]
+
+
+@pytest.mark.parametrize("case", ["section-a-string", "factor-missing", "bound-past-a-float", "curve-too-short"])
+def test_a_natural_file_whose_intervals_cannot_be_read_still_reports(tmp_path: Path, case: str) -> None:
+    """The report takes a natural run's bootstrap intervals from natural.json; a section of the
+    wrong kind, a factor or a position missing, or a bound past any float raised
+    (AttributeError, KeyError, OverflowError, jinja's UndefinedError): the figures show, the
+    intervals as '-'."""
+    from . import inprocess
+    from .cliutil import rank_all
+    from .wirefake import WireFake
+
+    with WireFake([], responder=rank_all) as fake:
+        run = inprocess.natural(tmp_path, fake.url, ["blender"], model="openai:fake", trials=4,
+                                bootstrap=20)[0]["run_id"]
+    with Store(tmp_path) as db:
+        path = db.run_dir(run) / "natural.json"
+    saved = json.loads(path.read_text())
+    _edit_natural(saved["categories"]["blender"], case)
+    path.write_text(json.dumps(saved))
+    with Store(tmp_path, read_only=True) as db:
+        data = gather_report(db, [run])
+    html, md = render_html(data), render_markdown(data)
+    assert_inert(html)
+    for text in (unescape(html), md):
+        assert "blender" in text and "position" in text

@@ -297,6 +297,9 @@ def _natural_json(store: Store, run_id: str) -> dict[str, Any] | None:
 
 
 def _with_intervals(a: Any, saved: dict[str, Any]) -> Any:
+    """``a`` with the intervals of its natural.json, or as it is when they cannot be read there
+    (a factor or a position missing, a section or a bound of the wrong kind, a bound past any float)."""
+    from ..experiments import FACTORS
     from ..stats import Interval
 
     def interval(pair: Any) -> Interval:
@@ -304,13 +307,15 @@ def _with_intervals(a: Any, saved: dict[str, Any]) -> Any:
         return Interval(math.nan if lo is None else float(lo), math.nan if hi is None else float(hi))
 
     try:
-        return dataclasses.replace(
+        curve = [interval(p["ci95"]) for p in saved["position_curve"]]
+        replaced = dataclasses.replace(
             a,
-            one_way_ci={k: interval(v["eta_sq_ci95"]) for k, v in saved["one_way"].items()},
-            joint_eta_ci={k: interval(v["partial_eta_sq_ci95"]) for k, v in saved["joint_anova"].items()},
-            position_curve_ci=[interval(p["ci95"]) for p in saved["position_curve"]])
-    except (KeyError, TypeError, ValueError):
+            one_way_ci={f: interval(saved["one_way"][f]["eta_sq_ci95"]) for f in FACTORS},
+            joint_eta_ci={f: interval(saved["joint_anova"][f]["partial_eta_sq_ci95"]) for f in FACTORS},
+            position_curve_ci=curve)
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
         return a
+    return replaced if len(curve) == len(a.position_curve) else a
 
 
 # -- attack and transfer --------------------------------------------------------------------------
