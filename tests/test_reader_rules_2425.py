@@ -158,3 +158,16 @@ def test_a_tentative_favourite_is_a_pick_not_a_deferral():
               "Silence is the obvious choice; for lots of milk drinks the Jura S8 is my tentative favourite. Tell me "
               "more and I'll firm this up.")
     assert extract_ranking(answer, machines) == [1, 0]
+
+
+def test_standards_kind_nouns_and_echoed_documents_name_nothing():
+    routers = [("TP-Link", "Archer AX10"), ("Tenda", "AC6"), ("Netgear", "Nighthawk Dual-Band WiFi 6 Router")]
+    answer = ("The **TP-Link Archer AX10** is a great cheap choice — it's Wi-Fi 6. If you want to spend less, the "
+              "**Tenda AC6** is a decent option.")
+    assert extract_ranking(answer, routers) == [0, 1]
+    washers = [("Miele", "WWG360"), ("Zanussi", "Waschmaschine Toplader 6 kg"), ("Beko", "7kg 1200rpm")]
+    german = "Die beste Waschmaschine ist die Miele WWG360. Günstiger ist die Beko 7kg."
+    assert extract_ranking(german, washers) == [0, 2]
+    echoed = ("Document 1: Miele WWG360. Quiet, 9 kg.\nDocument 2: Zanussi Waschmaschine Toplader. Top loader.\n"
+              "Document 3: Beko 7kg 1200rpm. Cheap.\n\nRecommendation: Miele WWG360")
+    assert extract_ranking(echoed, washers) == [0]

@@ -14,6 +14,9 @@ _QUOTE_LINE = re.compile(r"^[ \t]*>.*$", re.M)
 _QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|«[^»\n]*»|„[^“”\n]*[“”]")
 _INCH = re.compile(r"(?<=\d)\"")
 _THINK = re.compile(r"<(think|reasoning)>.*?</\1>", re.S | re.I)
+# a page echoed line by line, as small models do: "Document 2: BLACK+DECKER 4000 BTU ... For rooms up to 150 sq ft."
+_DOC_LINE = re.compile(r"^[ \t]*(?:\*\*|__)?\[?(?:document|doc|dokument|documento)\s*#?\d{1,2}\]?(?:\*\*|__)?"
+                       r"\s*[:\]].*$", re.M | re.I)
 _INJECTION = re.compile(
     r"ignore (?:all |any )?(?:of )?(?:the |your |my )?(?:previous|prior|above|earlier|other)\b"
     r"|disregard (?:all |any |the |your )?(?:previous|prior|above|earlier|other)\b"
@@ -155,6 +158,8 @@ def _strip_echoes(text: str) -> str:
     """Blank out quoted or echoed text, keeping every other character where it was."""
     if "</think>" in text or "</reasoning>" in text:  # a reasoning model's trace is not its answer
         text = _THINK.sub(_blank, text)
+    if "ocument" in text or "OCUMENT" in text or "okument" in text:
+        text = _DOC_LINE.sub(_blank, text)
     if "`" in text:
         text = _FENCE.sub(_blank, text)
         text = _INLINE_CODE.sub(_blank, text)

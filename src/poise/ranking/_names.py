@@ -138,8 +138,15 @@ def _distinctive(tokens: tuple[str, ...]) -> bool:
         return any(len(w) >= 2 for w in meaningful)
     if all(_is_number(w) or w in _UNIT_WORDS for w in tokens):
         return False  # a quantity ("6-quart", "14 cup"), not a model
+    if all(_is_number(w) or w in _STANDARDS for w in tokens):
+        return False  # a standard ("Wi-Fi 6", "USB 3", "PCIe 4.0"), not a model
     # generic words plus a number ("3200 series") name a model; generic words alone do not
     return any(_is_number(w) for w in tokens) and any(len(w) >= 2 and not _is_number(w) for w in tokens)
+
+
+# the names of standards a number follows: "Wi-Fi 6", "Bluetooth 5.3", "USB 3", "PCIe 4.0", "DDR5"
+_STANDARDS = frozenset({"wi", "fi", "wifi", "wlan", "bluetooth", "usb", "pcie", "gen", "hdmi", "ddr", "nvme", "sata",
+                        "thunderbolt", "dolby", "atmos", "qi", "lte", "5g"})
 
 
 # words a company adds to its name that answers leave out: "Klein Tools", "FSP Group", "Quincy Compressors"
