@@ -171,3 +171,15 @@ def test_standards_kind_nouns_and_echoed_documents_name_nothing():
     echoed = ("Document 1: Miele WWG360. Quiet, 9 kg.\nDocument 2: Zanussi Waschmaschine Toplader. Top loader.\n"
               "Document 3: Beko 7kg 1200rpm. Cheap.\n\nRecommendation: Miele WWG360")
     assert extract_ranking(echoed, washers) == [0]
+
+
+def test_a_budget_pick_after_a_short_answer_and_a_brand_without_its_city():
+    drills = [("DeWalt", "DCD991"), ("Milwaukee", "M18 FUEL 2903"), ("Skil", "PWR CORE 20 Drill Driver Kit"),
+              ("Ryobi", "P1815")]
+    answer = ("**Quick answer:** the **Milwaukee M18 FUEL** is the best pick, with the **DeWalt DCD991** a close "
+              "second.\n\n**Budget alternative:** the **SKIL PWR CORE 20** kit is surprisingly capable.\n\n"
+              "I'd skip the Ryobi P1815.")
+    assert extract_ranking(answer, drills) == [1, 0, 2]
+    palettes = [("Too Faced", "Chocolate Bar"), ("Pat McGrath Labs", "Divine Rose"), ("Kiko Milano", "Blendable")]
+    dutch = "Mijn volgorde: eerst de Chocolate Bar, dan de Divine Rose, en als budgetoptie de Kiko."
+    assert extract_ranking(dutch, palettes) == [0, 1, 2]

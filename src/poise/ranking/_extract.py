@@ -381,7 +381,12 @@ def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
         if chosen == [-1]:
             return [], None
         # a short answer over unranked picks, then "Overall, I'd lean towards the X": X first
-        return _break_ties(chosen if top == 3 else top_pick_first(units, chosen, reader), text, reader), None
+        if top == 3:
+            return _break_ties(chosen, text, reader), None
+        # and the budget or other picks a short answer leaves out ("**Budget alternative:** the X") after it
+        extra = [p for u in units if u.kind == "pick" and _OTHER_PICK.match(u.title or u.head)
+                 for p in reader.subjects(u) if p not in chosen and p not in reader.against]
+        return _break_ties(top_pick_first(units, chosen, reader) + list(dict.fromkeys(extra)), text, reader), None
     if _table_only(units, reader) and chosen != [-1] and not any(u.rank is not None for u in units):
         # "**Verdict:** the X wins" under a table that only compares
         return _break_ties(chosen, text, reader), None
@@ -456,6 +461,9 @@ def _declines(text: str, reader: Reader) -> bool:
 
 
 _ASIDE = re.compile(r"^[\s*•-]*\(")
+# a pick line's label for a pick beside the main ones: "Budget alternative:", "Also consider:", "Runner-up:"
+_OTHER_PICK = re.compile(r"^\W*(?:budget|value|cheaper|also|runner|alternative|honou?rable|upgrade|splurge|premium)",
+                         re.I)
 _NUMBERED_LINE = re.compile(r"^[ \t]*(?:\*\*)?\d{1,2}[.)][ \t]+(.+)$", re.M)
 
 

@@ -152,7 +152,7 @@ _STANDARDS = frozenset({"wi", "fi", "wifi", "wlan", "bluetooth", "usb", "pcie", 
 # words a company adds to its name that answers leave out: "Klein Tools", "FSP Group", "Quincy Compressors"
 _BRAND_SUFFIX = frozenset({"tools", "tool", "hammocks", "hammock", "group", "mountaineering", "cosmetics",
                            "compressors", "appliances", "labs", "co", "co.", "company", "inc", "outfitters", "sports",
-                           "electronics", "audio", "paris", "heater", "home"})
+                           "electronics", "audio", "paris", "heater", "home", "milano", "london"})
 
 
 def _brand_core(b: tuple[str, ...]) -> tuple[str, ...]:

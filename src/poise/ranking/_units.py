@@ -39,7 +39,7 @@ _PICK_LABEL = re.compile(
     r"|most (?:compact|portable|affordable|versatile|powerful|comfortable|durable|stylish)"
     r"|(?:lightest|quietest|cheapest|smallest|fastest|toughest)(?: pick| option| choice)?"
     r"|(?:budget|premium|upgrade|value|overall|editor'?s|splurge|bang[- ]for[- ](?:the[- ])?buck)[ -](?:pick|choice"
-    r"|tipp?|empfehlung)"
+    r"|tipp?|empfehlung|alternative|option)"
     r"|budget|premium|splurge|value|runner[- ]up|second (?:choice|place|pick)"
     r"|third (?:choice|place|pick)|also (?:consider|good|great|solid|fine|recommended|worth (?:considering|a look))"
     r"|honou?rable mentions?|(?:other |an? )?alternatives?|worth a look|close second|my pick|winner"
@@ -226,7 +226,7 @@ class _Cutter:
             self._push(Unit("bullet", item_head(m.group(2)), [m.group(2)], indent, rank=rank,
                             against=against, label=rank is not None, named=names_its_subject(m.group(2))))
         elif m := _PICK_LABEL.match(line):
-            self._push(Unit("pick", m.group(1)))
+            self._push(Unit("pick", m.group(1), title=line[: m.start(1)].strip(" *_:–—-•")))
         elif (m := _BOLD_LABEL.match(line)) and not any(rx.match(m.group(1) or m.group(3)) for _, rx in STATEMENTS) \
                 and not _NOTE_LABEL.match(m.group(1) or m.group(3)):  # "**Keep in mind:** ..." is prose
             label = m.group(1) or m.group(3)  # "**Tied for first:** the A and the B", "**Not a fit:** the C"
