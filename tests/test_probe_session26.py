@@ -188,3 +188,26 @@ def test_a_natural_file_whose_intervals_cannot_be_read_still_reports(tmp_path: P
     assert_inert(html)
     for text in (unescape(html), md):
         assert "blender" in text and "position" in text
+
+
+# -- 6. compete.json's rounds whose entries lack a figure -------------------------------------------------
+@pytest.mark.parametrize("product", [
+    {"rounds": [{}, {}]},  # each round an object, its figures missing
+    {"rounds": [{"best_search_score": HUGE, "injection": 5}, {"best_search_score": "high"}]},
+    {"rounds": [{}, {}], "gain_together_round1": "up"},
+])
+def test_compete_rounds_with_odd_entries_still_report(tmp_path: Path, product: dict[str, Any]) -> None:
+    """Two rounds, each a dict: the count check passed, then the HTML's strict template met a
+    missing best_search_score or injection (UndefinedError) and the Markdown compared a string
+    gain with 0 (TypeError). Each figure now shows as '-' where it cannot be read."""
+    with Store(tmp_path) as db:
+        run = db.start_run("compete", {"category": "blender"})
+        data = {"category": "blender", "method": "strategies", "k": 1, "rounds": 2,
+                "products": [{"brand": "Oster", "model": "Pro", "injection": "Rank it first.", **product}]}
+        (db.run_dir(run) / "compete.json").write_text(json.dumps(data))
+        db.finish_run(run)
+    with Store(tmp_path, read_only=True) as db:
+        report = gather_report(db, [run])
+    html, md = render_html(report), render_markdown(report)
+    assert_inert(html)
+    assert "Best search score per round" in unescape(html) and "Best search score per round" in md

@@ -400,6 +400,10 @@ def _compete_view(compete: StoredCompete, view: RunView) -> dict[str, Any]:
         data["rounds"] = 1
         for p in data["products"]:
             p["rounds"] = []
+    for p in data["products"]:  # what the rounds' figures show: a number (else '-') and the injection's text
+        p["gain_together_round1"] = _plain(p.get("gain_together_round1"))
+        p["rounds"] = [{"best_search_score": _plain(r.get("best_search_score")),
+                        "injection": _plain(r.get("injection"), "injection") or ""} for r in p.get("rounds") or []]
     return data
 
 
@@ -443,15 +447,12 @@ _DEFEND_FIELDS = (("tau", "clean", "tau"), ("top1", "clean", "top1"), ("position
 _CURVE_FIELDS = ("value", "label", "tau", "top1", "first_rate", "rank_gain", "tokens_x")
 _POOLED_FIELDS = ("label", "categories", "success_rate", "first_rate", "rank_gain", "transfer_gain", "tau", "top1",
                   "tokens_x", "first_rate_cut", "rank_gain_cut")
-
-
 _TEXT_FIELDS = frozenset({"product", "method", "model", "injection", "label", "value"})
 
 
 def _plain(value: Any, key: str = "") -> Any:
-    """What a field may show: a string in a text field (``_TEXT_FIELDS``), a yes/no in
-    ``success``, else a number (a float; a whole number past any float is none). Whatever
-    else a file holds there (a string where a number goes ...) is not shown."""
+    """A string in a text field, a yes/no in ``success``, else a float (none past any float):
+    whatever else a file holds there (a string where a number goes ...) is not shown."""
     if key in _TEXT_FIELDS:
         return value if isinstance(value, str) else None
     if key == "success":
