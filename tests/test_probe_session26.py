@@ -1,6 +1,9 @@
-"""A hostile probe of the newest options and of what poise reads back: defend.json files
-written by hand with odd values (numbers past a float, strings where numbers go), ...
-Each test failed before its fix; the model is never loaded (wire fakes on loopback)."""
+"""A hostile probe of what poise reads back and of the paths and URLs it is given: result files
+written by hand with odd values (defend.json, attack.json's stealth and method report,
+natural.json's intervals, compete.json's rounds: numbers past any float, strings where numbers
+go, entries missing), base URLs the HTTP client refuses (a CR from a Windows .env, a bad IDNA
+host) and paths the system will not look up (a name too long). Each test failed before its
+fix; the model is never loaded (wire fakes on loopback)."""
 
 from __future__ import annotations
 
