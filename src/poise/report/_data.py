@@ -31,6 +31,7 @@ from ..store import (
     StoredNatural,
     StoredTransfer,
 )
+from ._defend_data import check_defend, plain
 
 MAX_CALLS_SHOWN = 100  # calls listed per run; the rest are counted
 MAX_NESTING = 20  # levels of the candidate tree shown nested; deeper candidates follow flat at the last level
@@ -401,9 +402,9 @@ def _compete_view(compete: StoredCompete, view: RunView) -> dict[str, Any]:
         for p in data["products"]:
             p["rounds"] = []
     for p in data["products"]:  # what the rounds' figures show: a number (else '-') and the injection's text
-        p["gain_together_round1"] = _plain(p.get("gain_together_round1"))
-        p["rounds"] = [{"best_search_score": _plain(r.get("best_search_score")),
-                        "injection": _plain(r.get("injection"), "injection") or ""} for r in p.get("rounds") or []]
+        p["gain_together_round1"] = plain(p.get("gain_together_round1"))
+        p["rounds"] = [{"best_search_score": plain(r.get("best_search_score")),
+                        "injection": plain(r.get("injection"), "injection") or ""} for r in p.get("rounds") or []]
     return data
 
 
@@ -431,85 +432,11 @@ def candidate_tree(candidates: list[dict[str, Any]], final: str) -> list[dict[st
     return roots
 
 
-# -- defense comparisons --------------------------------------------------------------------------
-# (row key, section of a configuration, key in it): what a row of the defense table shows
-_DEFEND_FIELDS = (("tau", "clean", "tau"), ("top1", "clean", "top1"), ("position_f", "clean", "position_f"),
-                  ("position_p", "clean", "position_p"), ("readable", "clean", "readable"),
-                  ("answers", "clean", "answers"), ("success", "attack", "success"),
-                  ("first_rate", "attack", "first_rate"), ("rank_gain", "attack", "rank_gain"),
-                  ("transfer_gain", "attack", "transfer_gain"),
-                  ("transfer_first_rate", "attack", "transfer_first_rate"),
-                  ("injection", "attack", "injection"), ("calls_x", "cost", "calls_x"),
-                  ("tokens_x", "cost", "tokens_x"), ("calls_per_answer", "cost", "calls_per_answer"),
-                  ("tokens_per_answer", "cost", "tokens_per_answer"), ("tpr", "detection", "tpr"),
-                  ("fpr", "detection", "fpr"), ("certified_share", "certificate", "certified_share"),
-                  ("top1_certified", "certificate", "top1_certified"))
-_CURVE_FIELDS = ("value", "label", "tau", "top1", "first_rate", "rank_gain", "tokens_x")
-_POOLED_FIELDS = ("label", "categories", "success_rate", "first_rate", "rank_gain", "transfer_gain", "tau", "top1",
-                  "tokens_x", "first_rate_cut", "rank_gain_cut")
-_TEXT_FIELDS = frozenset({"product", "method", "model", "injection", "label", "value"})
-
-
-def _plain(value: Any, key: str = "") -> Any:
-    """A string in a text field, a yes/no in ``success``, else a float (none past any float):
-    whatever else a file holds there (a string where a number goes ...) is not shown."""
-    if key in _TEXT_FIELDS:
-        return value if isinstance(value, str) else None
-    if key == "success":
-        return value if isinstance(value, bool) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        return float(value)
-    except OverflowError:
-        return None
-
-
-def _items(value: Any) -> list[Any]:
-    """A list a file holds, or none (a string or a number is no list of items)."""
-    return value if isinstance(value, list) else []
-
-
 def _defend_view(defend: StoredDefend, view: RunView) -> dict[str, Any] | None:
     data = defend.model_dump(mode="json")
     data["run_id"] = view.id
-    problem = _check_defend(data)
+    problem = check_defend(data)
     if problem:
         view.notes.append(f"{defend.FILE} cannot be read ({problem}): nothing to show but the run's cost")
         return None
     return data
-
-
-def _missing(data: Any, keys: tuple[str, ...], what: str) -> str | None:
-    if not isinstance(data, dict):
-        return f"{what} is not an object"
-    lacking = [k for k in keys if k not in data]
-    return f"{what} lacks {', '.join(lacking)}" if lacking else None
-
-
-def _check_defend(data: dict[str, Any]) -> str | None:
-    for cat in data["categories"]:
-        problem = _missing(cat, ("category", "configs"), "a category")
-        if problem or not isinstance(cat["configs"], list):
-            return problem or "configs is not a list"
-        for key in ("product", "method", "budget", "orders", "final_orders", "model", "consensus_orders",
-                    "consensus_stability"):
-            cat[key] = _plain(cat.get(key), key)
-        cat["rows"] = []
-        for c in cat["configs"]:
-            problem = _missing(c, ("label", "clean", "attack", "cost"), "a configuration")
-            if problem:
-                return problem
-            sections = {k: c.get(k) if isinstance(c.get(k), dict) else {} for k in
-                        ("clean", "attack", "cost", "detection", "certificate")}
-            row = {"label": str(c["label"]), "kinds": ", ".join(str(k) for k in _items(c.get("kinds"))),
-                   "detection": bool(sections["detection"]), "certificate": bool(sections["certificate"])}
-            row.update({key: _plain(sections[section].get(name), key) for key, section, name in _DEFEND_FIELDS})
-            cat["rows"].append(row)
-        cat["curves"] = [{"source": str(cv.get("source", "")), "param": str(cv.get("param", "")),
-                          "points": [{k: _plain(p.get(k), k) for k in _CURVE_FIELDS} for p in _items(cv.get("points"))
-                                     if isinstance(p, dict)]}
-                         for cv in _items(cat.get("curves")) if isinstance(cv, dict)]
-    data["pooled"] = [{k: _plain(row.get(k), k) for k in _POOLED_FIELDS} for row in _items(data.get("pooled"))
-                      if isinstance(row, dict)]
-    return None
