@@ -183,3 +183,19 @@ def test_a_budget_pick_after_a_short_answer_and_a_brand_without_its_city():
     palettes = [("Too Faced", "Chocolate Bar"), ("Pat McGrath Labs", "Divine Rose"), ("Kiko Milano", "Blendable")]
     dutch = "Mijn volgorde: eerst de Chocolate Bar, dan de Divine Rose, en als budgetoptie de Kiko."
     assert extract_ranking(dutch, palettes) == [0, 1, 2]
+
+
+def test_a_choice_stated_under_a_table_sorted_by_price_ranks():
+    microwaves = [("Magic Chef", "MCM1110ST"), ("Toshiba", "ML-EM34P"), ("Panasonic", "NN-SN686SR"), ("LG", "NeoChef")]
+    answer = ("Sorted by price, low to high:\n\n| Microwave | Price |\n|---|---|\n| Magic Chef MCM1110ST | $110 |\n"
+              "| Toshiba ML-EM34P | $140 |\n| Panasonic NN-SN686SR | $190 |\n| LG NeoChef | $230 |\n\n"
+              "If I had to pick one: the Panasonic. Then the Toshiba, then the LG. The Magic Chef only if budget is "
+              "everything.")
+    assert extract_ranking(answer, microwaves) == [2, 1, 3, 0]
+
+
+def test_a_correction_to_the_ranking_above_revises_it():
+    hammocks = [("ENO", "DoubleNest"), ("Warbonnet", "Blackbird"), ("Hennessy Hammock", "Ultralight Backpacker")]
+    answer = ("1. **ENO DoubleNest** — roomy.\n2. **Warbonnet Blackbird** — flat lay.\n\n**Correction to the ranking "
+              "above: the #1 pick is the Hennessy Hammock Ultralight Backpacker.**")
+    assert extract_ranking(answer, hammocks) == [2, 0, 1]

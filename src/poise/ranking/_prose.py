@@ -16,6 +16,8 @@ __all__ = ["closing_picks", "lead_picks", "more_options", "stated_picks", "tied_
 
 
 _BUT = re.compile(r"\bbut\b|\bhowever\b|\bthough\b", re.I)
+# a pick under a condition, after the choice: "The Magic Chef only if budget is everything"
+_ONLY_IF = re.compile(r"\bonly if\b|\bnur wenn\b|\bseulement si\b|\bsolo si\b", re.I)
 
 
 def _set_aside(sentence: str, reader: Reader) -> bool:
@@ -64,7 +66,7 @@ def stated_picks(units: list[Unit], reader: Reader) -> list[int] | None:
             s = m.group()
             decision = bool(sig.DECISION.search(s))
             decided = decided or decision
-            picks = decision or any(r.search(s) for r in (sig.ORDINAL, sig.ALSO, sig.TIE, sig.GOOD_PICK))
+            picks = decision or any(r.search(s) for r in (sig.ORDINAL, sig.ALSO, sig.TIE, sig.GOOD_PICK, _ONLY_IF))
             if picks and not _set_aside(s, reader):
                 chosen += reader.mentions(s, skip_negative=True)
             elif _led_by_use(s, reader):

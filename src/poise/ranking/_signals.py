@@ -12,7 +12,8 @@ REVISION = re.compile(
     r"\b(?:wait|hmm+|hold on|oops)[,.!…]*\s+(?:let me|i (?:should|need to|think)|actually|on second)"
     r"|\blet me (?:reconsider|rethink|revise|redo|correct (?:that|myself)|re-?rank|re-?order|fix (?:that|the order))"
     r"|\bon (?:second|further) thought|\bscratch (?:that|this|my|the)\b|\bi take (?:that|it) back"
-    r"|\b(?:correction|corrección|correção|correzione|korrektur|correctie)\s*:"
+    r"|\b(?:correction|corrección|correção|correzione|korrektur|correctie)(?: to (?:the|my) (?:ranking|list|order)"
+    r"(?: above)?)?\s*:"
     r"|\b(?:revised|updated|corrected) (?:ranking|list|order|top \w+)|\bafter (?:re-?considering|reconsidering)"
     r"|\bon reflection\b|\bi (?:ordered|ranked|listed) (?:that|those|these|them) (?:badly|wrong)"
     r"|\bmoment,? (?:bitte|mal)|\ben fait,? (?:je|non)|\bpensándolo (?:bien|mejor)",
