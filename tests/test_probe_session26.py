@@ -214,3 +214,19 @@ def test_compete_rounds_with_odd_entries_still_report(tmp_path: Path, product: d
     html, md = render_html(report), render_markdown(report)
     assert_inert(html)
     assert "Best search score per round" in unescape(html) and "Best search score per round" in md
+
+
+# -- 7. a value echoed whole in an error line ----------------------------------------------------------------
+@pytest.mark.parametrize("argv", [
+    ("attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:m", "--base-url", "http://127.0.0.1:9/v1",
+     "--product", "p" * 100_000),
+    ("recommend", "-c", "c" * 100_000, "--catalog", "cat.jsonl", "-m", "openai:m"),
+], ids=["product", "category"])
+def test_an_error_line_echoing_a_huge_value_is_clipped(folder: Path, capsys: Capture, argv: tuple[str, ...]) -> None:
+    """An unknown --product or -c of 100,000 characters came back whole in the one error line;
+    each part of the line (what is wrong, how to fix it) is now clipped and says how much was left out."""
+    code, out, err = poise(capsys, *argv)
+    line = error_line(err)
+    assert code != 0 and out == "" and len(line) < 1_100
+    assert "more characters)" in line and "internal error" not in line
+    assert sorted(p.name for p in folder.iterdir()) == ["cat.jsonl"]

@@ -12,13 +12,27 @@ class PoiseError(Exception):
         self.hint = hint
 
     def one_line(self) -> str:
-        """The error as one line for a terminal: what is wrong, then how to fix it."""
-        text = self.message.rstrip(".")
+        """The error as one line for a terminal: what is wrong, then how to fix it; each part
+        clipped (a value echoed whole, a list of every product, can run to megabytes)."""
+        text = _clip(" ".join(self.message.split()), MAX_MESSAGE_CHARS).rstrip(".")
         if self.hint:
-            text += f": {self.hint.rstrip('.')}" if text.endswith(")") else f"; {self.hint.rstrip('.')}"
+            hint = _clip(" ".join(self.hint.split()), MAX_HINT_CHARS).rstrip(".")
+            text += f": {hint}" if text.endswith(")") else f"; {hint}"
         if not text.endswith(("?", "!")):
             text += "."
-        return " ".join(text.split())
+        return text
+
+
+#: the most characters of an error's message and of its hint on the one line
+MAX_MESSAGE_CHARS = 600
+MAX_HINT_CHARS = 300
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    keep = limit - 40
+    return f"{text[:keep]}… ({len(text) - keep:,} more characters)"
 
 
 class CatalogError(PoiseError):
