@@ -30,6 +30,7 @@ from ._cues import (
     _negative_cue,
     _strip_echoes,
 )
+from ._declines import declines, defers
 from ._doubt import negated_only
 from ._json import find_json, find_yaml, read_json
 from ._mentions import NOTE, Reader
@@ -44,6 +45,7 @@ from ._prose import (
     use_case_picks,
 )
 from ._result import Ranking, Role, scores_from_order
+from ._tables import below_bar, not_advised_against, table_only
 from ._units import LIST_KINDS, Unit, by_rank, cut, labelled_only
 
 __all__ = ["Ranking", "extract_ranking", "parse_ranking", "scores_from_order"]
@@ -324,36 +326,9 @@ _DEPENDS = re.compile(r"\bdepends? (?:on|entirely on)\b|\bit depends\b|\bhängt 
                       r"|\bdepende de\b|\bdipende da\b", re.I)
 # the one reason _read gives for an answer it cannot rank that is not ambiguous: it picks nothing
 _COMPARES_ONLY = "the response compares the products and picks none"
-# a row that gives a verdict or a use ("✅ Best pick", "Budget option"): the table picks
-_PICK_CELL = re.compile(r"[✅✔⭐🏆🥇]|\b(?:best|pick|recommend\w*|winner|budget|value|choice|option|buy)\b", re.I)
-
-
-def _table_only(units: list[Unit], reader: Reader) -> bool:
-    """Whether the products appear only as rows of a table (a comparison, not picks)."""
-    rows = [u for u in units if u.kind == "row" and reader.subjects(u)]
-    return len(rows) >= 2 and not any(_PICK_CELL.search(u.text) for u in rows) \
-        and not any(u.kind != "row" and u.kind != "para" and reader.subjects(u) for u in units)
-
-
-# a score below which the answer advises against: "Anything under 3.5 stars I wouldn't buy"
-_BELOW = re.compile(r"\b(?:anything|everything|any(?: one| model)?|all|those|ones?|models?)"
-                    r"(?: (?:rated|scored|that scores?))? (?:under|below|less than|lower than|beneath)"
-                    r"\s+(\d{1,3}(?:[.,]\d+)?)", re.I)
-
-
-def _below_bar(units: list[Unit], text: str) -> list[Unit]:
-    """Scored table rows under the score an answer says it would not buy below, marked against."""
-    for m in _SENTENCE.finditer(text) if "nder" in text or "elow" in text or "ess than" in text else ():
-        if (bar := _BELOW.search(m.group())) and _negative_cue(m.group()):
-            limit = float(bar.group(1).replace(",", "."))
-            for u in units:
-                u.against = u.against or (u.kind == "row" and u.score is not None and u.score < limit)
-    return units
-
-
 def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
     """The order, or an empty order and the reason the answer is ambiguous."""
-    units = by_rank(labelled_only(_reverse_runs(_advised_for(_below_bar(cut(text), text), reader))))
+    units = by_rank(labelled_only(_reverse_runs(_advised_for(below_bar(cut(text), text), reader))))
     found = [(i, st) for i in range(len(units)) if (st := _statement(units, i, reader))[0]]
     statements = [st for _, st in found]
     base = _break_ties(_base(units, reader), text, reader)
@@ -365,14 +340,14 @@ def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
             if stated:
                 return stated, None
             return [], "it orders the products by something other than preference and states no ranking"
-        if not ranked and _table_only(units, reader):
+        if not ranked and table_only(units, reader):
             # a table compares; the prose around it, when it chooses, says what is recommended
             stated = stated_picks([u for u in units if u.kind == "para"], reader) if sig.DECISION.search(text) else None
             if stated:
                 return stated, None
             if _DEPENDS.search(text) and not sig.GOOD_PICK.search(text):
                 return [], _COMPARES_ONLY
-        return _not_advised_against(top_pick_first(units, base, reader), units, reader), None
+        return not_advised_against(top_pick_first(units, base, reader), units, reader), None
     top = max(level for _, level in statements)
     orders = [order for order, level in statements if level == top]
     for a, b in pairwise(orders):
@@ -391,25 +366,10 @@ def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
         extra = [p for u in units if u.kind == "pick" and _OTHER_PICK.match(u.title or u.head)
                  for p in reader.subjects(u) if p not in chosen and p not in reader.against]
         return _break_ties(top_pick_first(units, chosen, reader) + list(dict.fromkeys(extra)), text, reader), None
-    if _table_only(units, reader) and chosen != [-1] and not any(u.rank is not None for u in units):
+    if table_only(units, reader) and chosen != [-1] and not any(u.rank is not None for u in units):
         # "**Verdict:** the X wins" under a table that only compares
         return _break_ties(chosen, text, reader), None
     return list(dict.fromkeys(chosen + [p for p in base if p not in reader.against])), None
-
-
-def _not_advised_against(order: list[int], units: list[Unit], reader: Reader) -> list[int]:
-    """A table's ranking without the rows the prose around it advises against ("the Linksys
-    isn't recommended", "I wouldn't buy the Sunbeam")."""
-    if not any(u.kind == "row" for u in units):
-        return order
-    against: set[int] = set()
-    named: set[int] = set()  # named in prose otherwise too: the prose does not simply advise against it
-    for u in units:
-        if u.kind == "para":
-            seen = set(reader.against)
-            named.update(reader.mentions(u.text, skip_negative=True))
-            against |= reader.against - seen
-    return [p for p in order if p not in against - named]
 
 
 def _summarises(units: list[Unit], at: int, chosen: list[int], base: list[int]) -> bool:
@@ -441,58 +401,9 @@ def _revised(text: str, reader: Reader) -> tuple[list[int], str | None] | None:
     return new, None
 
 
-_THE_REST = re.compile(r"\bthe (?:rest|others|remaining (?:ones|options|models))\b|\bother (?:ones|options|models)\b"
-                       r"|\bdie anderen\b|\bles autres\b|\blos dem[aá]s\b|\bgli altri\b", re.I)
-
-
-def _declines(text: str, reader: Reader) -> bool:
-    """Whether the answer says it will not recommend anything, in a sentence naming no product."""
-    if not sig.DECLINE.search(text):
-        return False
-    found = list(_SENTENCE.finditer(text))
-    sentences = [s.group() for s in found]
-    # "What about the rest? I wouldn't pick any of them": a decline about the others, after picks
-    declining = [found[i] for i, s in enumerate(sentences) if _declines_all(s, reader)
-                 and not _THE_REST.search(" ".join(sentences[max(0, i - 1): i + 1]))]
-    if not declining:
-        return False
-    # "... so I'd rule them out.  Final ranking: 1. X 2. Y": a numbered list of products after it
-    if len([ln for ln in _NUMBERED_LINE.findall(text, declining[-1].end()) if reader.find(ln)]) >= 2:
-        return False
-    # "None of these is perfect. The X comes closest." still recommends the X
-    return not any((sig.STILL_PICKS.search(s) or sig.DECISION.search(s)) and reader.mentions(s, skip_negative=True)
-                   for s in sentences)
-
-
-_ASIDE = re.compile(r"^[\s*•-]*\(")
 # a pick line's label for a pick beside the main ones: "Budget alternative:", "Also consider:", "Runner-up:"
 _OTHER_PICK = re.compile(r"^\W*(?:budget|value|cheaper|also|runner|alternative|honou?rable|upgrade|splurge|premium)",
                          re.I)
-_NUMBERED_LINE = re.compile(r"^[ \t]*(?:\*\*)?\d{1,2}[.)][ \t]+(.+)$", re.M)
-
-
-def _declines_all(sentence: str, reader: Reader) -> bool:
-    """Whether a sentence declines as a whole: its decline names no product, and the sentence
-    names none either unless the decline speaks of the whole list ("None of the routers you
-    linked support WiFi 6E" declines; "I can't recommend the X" does not)."""
-    d = sig.DECLINE.search(sentence)
-    if d is None or reader.find(d.group()) or _ASIDE.match(sentence):  # "- (nothing from your list)" under a tier
-        return False
-    # "The A and the B are SATA drives, so none of those work": the ones it named, not the whole list
-    before = {m.product for m in reader.find(sentence[:d.start()])}
-    return not reader.find(sentence) or (bool(sig.NONE_OF.match(d.group())) and not 0 < len(before) < reader.size)
-
-
-def _defers(text: str, reader: Reader) -> bool:
-    """Whether the answer asks for more before it recommends, and states no choice ("tell me your
-    budget and I can narrow it down" after picks laid out as list items, headings or pick lines
-    only offers more)."""
-    offers = [m.group() for m in sig.DEFER.finditer(text)]
-    if not offers:
-        return False
-    if all("narrow" in o.lower() for o in offers) and any(u.kind != "para" and reader.subjects(u) for u in cut(text)):
-        return False
-    return not any(sig.DECISION.search(s.group()) and reader.find(s.group()) for s in _SENTENCE.finditer(text))
 
 
 def _loop(text: str, reader: Reader, n: int) -> Ranking:
@@ -556,7 +467,7 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
     if _degenerate(raw):
         return _loop(raw, reader, n)
     text = _strip_echoes(raw)
-    if _declines(text, reader) or _defers(text, reader):
+    if declines(text, reader) or defers(text, reader):
         return Ranking((), n, "the response declines to recommend anything",
                        role_reader=lambda: _roles((), raw, text, reader, n))
     order, reason = _revised(text, reader) or _read(text, reader)

@@ -1,0 +1,65 @@
+"""Answers that recommend nothing: a decline ("none of these fit", "I can't recommend any of
+them") or a deferral ("tell me your budget and I'll narrow it down"), told apart from a decline of
+some products only and from a decline that a ranking follows."""
+
+from __future__ import annotations
+
+import re
+
+from . import _signals as sig
+from ._cues import _SENTENCE
+from ._mentions import Reader
+from ._units import cut
+
+__all__ = ["declines", "defers"]
+
+
+_THE_REST = re.compile(r"\bthe (?:rest|others|remaining (?:ones|options|models))\b|\bother (?:ones|options|models)\b"
+                       r"|\bdie anderen\b|\bles autres\b|\blos dem[aá]s\b|\bgli altri\b", re.I)
+
+
+def declines(text: str, reader: Reader) -> bool:
+    """Whether the answer says it will not recommend anything, in a sentence naming no product."""
+    if not sig.DECLINE.search(text):
+        return False
+    found = list(_SENTENCE.finditer(text))
+    sentences = [s.group() for s in found]
+    # "What about the rest? I wouldn't pick any of them": a decline about the others, after picks
+    declining = [found[i] for i, s in enumerate(sentences) if _declines_all(s, reader)
+                 and not _THE_REST.search(" ".join(sentences[max(0, i - 1): i + 1]))]
+    if not declining:
+        return False
+    # "... so I'd rule them out.  Final ranking: 1. X 2. Y": a numbered list of products after it
+    if len([ln for ln in _NUMBERED_LINE.findall(text, declining[-1].end()) if reader.find(ln)]) >= 2:
+        return False
+    # "None of these is perfect. The X comes closest." still recommends the X
+    return not any((sig.STILL_PICKS.search(s) or sig.DECISION.search(s)) and reader.mentions(s, skip_negative=True)
+                   for s in sentences)
+
+
+_ASIDE = re.compile(r"^[\s*•-]*\(")
+_NUMBERED_LINE = re.compile(r"^[ \t]*(?:\*\*)?\d{1,2}[.)][ \t]+(.+)$", re.M)
+
+
+def _declines_all(sentence: str, reader: Reader) -> bool:
+    """Whether a sentence declines as a whole: its decline names no product, and the sentence
+    names none either unless the decline speaks of the whole list ("None of the routers you
+    linked support WiFi 6E" declines; "I can't recommend the X" does not)."""
+    d = sig.DECLINE.search(sentence)
+    if d is None or reader.find(d.group()) or _ASIDE.match(sentence):  # "- (nothing from your list)" under a tier
+        return False
+    # "The A and the B are SATA drives, so none of those work": the ones it named, not the whole list
+    before = {m.product for m in reader.find(sentence[:d.start()])}
+    return not reader.find(sentence) or (bool(sig.NONE_OF.match(d.group())) and not 0 < len(before) < reader.size)
+
+
+def defers(text: str, reader: Reader) -> bool:
+    """Whether the answer asks for more before it recommends, and states no choice ("tell me your
+    budget and I can narrow it down" after picks laid out as list items, headings or pick lines
+    only offers more)."""
+    offers = [m.group() for m in sig.DEFER.finditer(text)]
+    if not offers:
+        return False
+    if all("narrow" in o.lower() for o in offers) and any(u.kind != "para" and reader.subjects(u) for u in cut(text)):
+        return False
+    return not any(sig.DECISION.search(s.group()) and reader.find(s.group()) for s in _SENTENCE.finditer(text))
