@@ -123,14 +123,8 @@ def clean_only(engine: SearchEngine, categories: list[Any], specs: list[str], st
     """Clean utility and cost of each configuration on the same fresh orders, no attack: what
     choosing k (or any parameter) by clean agreement and cost needs, at a fraction of the calls."""
     from poise.attacks._evaluate import _orders
-    from poise.experiments._defend import configurations, consensus_orders_of
-    from poise.experiments._defend_figures import (
-        _cost,
-        clean_answers,
-        clean_figures,
-        consensus_scores,
-        consensus_stability,
-    )
+    from poise.experiments._defend import configurations, consensus_orders_of, own_consensus
+    from poise.experiments._defend_figures import _cost, clean_answers, clean_figures, consensus_of
 
     pooled_top1: dict[str, list[float]] = {}
     print(f"{'category':<14} {'configuration':<44} {'tau':>5} {'top1':>5} {'F':>5} {'tok×':>5} {'s':>6}")
@@ -140,17 +134,16 @@ def clean_only(engine: SearchEngine, categories: list[Any], specs: list[str], st
         consensus, plain = None, None
         if own_orders := consensus_orders_of(category, orders, consensus_orders, seed):
             start = time.perf_counter()
-            own = clean_answers(engine, category, own_orders, store=store, run_id=run_id,
-                                prefix=f"{category.name}/consensus/", reader=None, on_query=lambda: None)
-            consensus = consensus_scores(own, n)
-            say_consensus(category, consensus, consensus_stability(own, n), len(own), time.perf_counter() - start)
+            consensus, stability = own_consensus(engine, category, own_orders, store=store, run_id=run_id,
+                                                 reader=None, on_query=lambda: None)
+            say_consensus(category, consensus, stability, len(own_orders), time.perf_counter() - start)
         for config, defended in configurations(engine, specs, context):
             start = time.perf_counter()
             answers = clean_answers(defended, category, clean_orders, store=store, run_id=run_id,
                                     prefix=f"{category.name}/{config.label}/", reader=None, on_query=lambda: None)
             if consensus is None:
-                consensus = consensus_scores(answers, n)
-                say_consensus(category, consensus, consensus_stability(answers, n), len(answers), 0.0)
+                consensus, stability = consensus_of(answers, n)
+                say_consensus(category, consensus, stability, len(answers), 0.0)
             cost = _cost(answers, plain)
             plain = plain or cost
             fig = clean_figures(answers, consensus)

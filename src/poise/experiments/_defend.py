@@ -60,8 +60,7 @@ from ._defend_figures import (
     certificate_figures,
     clean_answers,
     clean_figures,
-    consensus_scores,
-    consensus_stability,
+    consensus_of,
     detection_figures,
 )
 
@@ -190,9 +189,8 @@ def run_defend(
     consensus = np.zeros(n)
     stability: float | None = None
     if own_orders:
-        own = clean_answers(engine, category, own_orders, store=store, run_id=run_id,
-                            prefix=f"{category.name}/consensus/", reader=reader, on_query=tick)
-        consensus, stability = consensus_scores(own, n), consensus_stability(own, n)
+        consensus, stability = own_consensus(engine, category, own_orders, store=store, run_id=run_id,
+                                             reader=reader, on_query=tick)
     target = -1
     plain_injection = ""
     for config, defended in configs:
@@ -200,7 +198,7 @@ def run_defend(
         answers = clean_answers(defended, category, clean_orders, store=store, run_id=run_id, prefix=p,
                                 reader=reader, on_query=tick)
         if config.label == PLAIN and not own_orders:
-            consensus, stability = consensus_scores(answers, n), consensus_stability(answers, n)
+            consensus, stability = consensus_of(answers, n)
         found = run_attack(defended, category, get_method(attack.method, **attack.params), store=store,
                            run_id=run_id, product=product if target < 0 else category.products[target].name,
                            seed=seed, budget=budget, responses_per_candidate=attack.responses,
@@ -240,6 +238,17 @@ def run_defend(
         product_index=target,
         consensus=[{"product": category.products[i].name, "points": float(consensus[i])} for i in order],
         consensus_orders=len(own_orders), consensus_stability=stability, configs=results, curves=_curves(results))
+
+
+def own_consensus(engine: Recommender, category: Category, orders: Sequence[tuple[int, ...]], *, store: Store,
+                  run_id: str, reader: RankingReader | None, on_query: Callable[[], None]
+                  ) -> tuple[np.ndarray, float | None]:
+    """The plain ``engine``'s consensus over ``orders`` of its own (see
+    :func:`consensus_orders_of`), asked under the task keys ``CATEGORY/consensus/...``: its Borda
+    points and how settled its top-1 is."""
+    own = clean_answers(engine, category, orders, store=store, run_id=run_id, prefix=f"{category.name}/consensus/",
+                        reader=reader, on_query=on_query)
+    return consensus_of(own, len(category.products))
 
 
 def consensus_orders_of(category: Category, orders: int, consensus_orders: int, seed: int) -> list[tuple[int, ...]]:
@@ -316,5 +325,5 @@ def check_defend_inputs(engine: Recommender, specs: Sequence[str], orders: int, 
 
 
 __all__ = ["PLAIN", "SCHEMA_VERSION", "AttackSettings", "Configuration", "DefendResult",
-           "check_defend_inputs", "configurations", "consensus_orders_of", "defend_json", "expand_spec", "pooled",
-           "run_defend", "split_chain"]
+           "check_defend_inputs", "configurations", "consensus_orders_of", "defend_json", "expand_spec",
+           "own_consensus", "pooled", "run_defend", "split_chain"]

@@ -183,6 +183,11 @@ def consensus_stability(answers: Sequence[Answer], n: int, draws: int = 2000, se
     return _num(np.mean(np.argmax(points[picks].sum(axis=1), axis=1) == top))
 
 
+def consensus_of(answers: Sequence[Answer], n: int) -> tuple[np.ndarray, float | None]:
+    """The consensus of ``answers``: its Borda points and how settled its top-1 is."""
+    return consensus_scores(answers, n), consensus_stability(answers, n)
+
+
 def clean_figures(answers: Sequence[Answer], consensus: np.ndarray) -> Clean:
     from scipy.stats import kendalltau  # loaded on first use: `poise --help` never pays for it
 
