@@ -182,23 +182,27 @@ class FixedProposals(AttackMethod):
             evaluator.evaluate(evaluator.new_candidate(text, "fixed"))
 
 
-def lucky_then_steady():
-    """The promoted page with LUCKY wins its first two answers, then is dropped; with STEADY
-    it is always second; without either it is never listed."""
+def lucky_or(marker: str, place: int):
+    """The promoted page with LUCKY wins its first two answers, then is dropped; with ``marker``
+    it is always at ``place`` (0: first); without either it is never listed."""
     lucky = {"asked": 0}
 
     def answer(request: dict) -> str:
         docs = context_documents(request)
-        pushed = [t for t, text in docs if text.startswith(("LUCKY", "STEADY"))]
+        pushed = [t for t, text in docs if text.startswith(("LUCKY", marker))]
         others = [t for t, _ in docs if t not in pushed]
         if not pushed:
             return numbered(others)
-        page = next(text for t, text in docs if t == pushed[0])
-        if page.startswith("STEADY"):
-            return numbered(others[:1] + pushed + others[1:])
+        if next(text for t, text in docs if t == pushed[0]).startswith(marker):
+            return numbered(others[:place] + pushed + others[place:])
         lucky["asked"] += 1
         return numbered(pushed + others if lucky["asked"] <= 2 else others)
     return answer
+
+
+def lucky_then_steady():
+    """LUCKY wins its first two answers; STEADY is always second."""
+    return lucky_or("STEADY", 1)
 
 
 @pytest.mark.parametrize("confirm", [3, 0])
@@ -237,28 +241,10 @@ def test_confirmation_stays_within_the_budget(tmp_path):
     assert [c.asked for c in result.evaluator.candidates] == [3, 4]
 
 
-def lucky_then_always():
-    """The promoted page with LUCKY wins its first two answers, then is dropped; with ALWAYS it
-    is always first; without either it is never listed."""
-    lucky = {"asked": 0}
-
-    def answer(request: dict) -> str:
-        docs = context_documents(request)
-        pushed = [t for t, text in docs if text.startswith(("LUCKY", "ALWAYS"))]
-        others = [t for t, _ in docs if t not in pushed]
-        if not pushed:
-            return numbered(others)
-        if next(text for t, text in docs if t == pushed[0]).startswith("ALWAYS"):
-            return numbered(pushed + others)
-        lucky["asked"] += 1
-        return numbered(pushed + others if lucky["asked"] <= 2 else others)
-    return answer
-
-
 @pytest.mark.parametrize("verify", [3, 0])
 def test_verify_stop_sees_through_a_lucky_stop(tmp_path, verify):
     blender = CATALOG.category("blender")
-    with WireFake([], responder=lucky_then_always()) as fake, Store(tmp_path) as store:
+    with WireFake([], responder=lucky_or("ALWAYS", 0)) as fake, Store(tmp_path) as store:
         engine = SearchEngine(get_model("openai:fake", base_url=fake.url, api_key="k"))
         run_id = store.start_run("attack", {"verify_stop": verify})
         result = run_attack(engine, blender, FixedProposals("LUCKY: a fine blender.", "ALWAYS: a fine blender."),

@@ -323,8 +323,9 @@ class Evaluator:
 
     def evaluate(self, cand: Candidate, responses: int | None = None, *, phase: str = "search") -> Candidate:
         """Ask about ``cand`` until it has ``responses`` answers; in the search, raises
-        StopSearch when it reaches the stop score with a full set of answers; raises
-        BudgetExhausted when the search budget is spent."""
+        StopSearch when it reaches the stop score with a full set of answers (and stays there
+        over :attr:`verify_stop` more, see :meth:`_verify`); raises BudgetExhausted when the
+        search budget is spent."""
         if cand.rejected or (cand.perplexity_ratio is None and not self._admit(cand)):
             return cand
         want = responses or self.responses_per_candidate
