@@ -175,7 +175,16 @@ KINDS = {
               + ATTACK_OPTIONS,
     "defend": 'kind = "defend"\ncategories = ["kettle"]\nmodels = ["openai:fake"]\nmethods = ["single"]\n'
               'defenses = ["sandwich"]\n[options]\ncatalog = "cat.jsonl"\norders = 2\n' + ATTACK_OPTIONS,
+    # the opt-in options of each command reach its run (and its configuration) through a sweep too
+    "attack+options": 'kind = "attack"\ncategories = ["blender"]\nmodels = ["openai:fake"]\n[options]\n'
+                      'catalog = "cat.jsonl"\nverify_stop = 2\nshared_orders = true\nearly_stop = true\n'
+                      + ATTACK_OPTIONS,
+    "defend+options": 'kind = "defend"\ncategories = ["kettle"]\nmodels = ["openai:fake"]\nmethods = ["single"]\n'
+                      'defenses = ["sandwich"]\n[options]\ncatalog = "cat.jsonl"\norders = 2\nconsensus_orders = 2\n'
+                      + ATTACK_OPTIONS,
 }
+OPTION_FLAGS = {"attack+options": ["--verify-stop 2", "--shared-orders", "--early-stop"],
+                "defend+options": ["--consensus-orders 2"]}
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -188,6 +197,7 @@ def test_a_job_is_the_run_its_command_makes(folder, capsys, kind):
         code, out, err = poise(capsys, "sweep", str(path), "--dry-run", "--json", "--base-url", fake.url)
         assert code == 0, err
         (job,) = json.loads(out)["jobs"]
+        assert all(flag in job["command"] for flag in OPTION_FLAGS.get(kind, []))
         code, _, err = poise(capsys, *shlex.split(job["command"])[1:], "--base-url", fake.url, "--store", store,
                              "--json")
         assert code == 0, err
@@ -197,7 +207,7 @@ def test_a_job_is_the_run_its_command_makes(folder, capsys, kind):
         assert len(fake.requests) == asked  # nothing asked again
     (outcome,) = json.loads(out)["jobs"]
     assert outcome["state"] == "skipped" and outcome["run_id"] == runs_in(folder / "store")[0][0]
-    assert [r[1:] for r in runs_in(folder / "store")] == [(kind, "finished")]
+    assert [r[1:] for r in runs_in(folder / "store")] == [(kind.split("+")[0], "finished")]
 
 
 # -- 2. the local executor ----------------------------------------------------------------------------------

@@ -66,7 +66,11 @@ class Options(BaseModel):
     final_orders: int = Field(10, ge=1)
     selection_orders: int = Field(4, ge=1)
     confirm: int = Field(3, ge=0)
+    verify_stop: int = Field(0, ge=0)
+    shared_orders: bool = False
+    early_stop: bool = False
     orders: int = Field(10, ge=2)
+    consensus_orders: int = Field(0, ge=0)
     trials: int = Field(20, ge=2)
     bootstrap: int = Field(1000, ge=0)
     concurrency: int = Field(4, ge=1, le=64)
@@ -167,8 +171,8 @@ _COMMON = ("catalog", "allow_outside_files", "max_tokens", "reader", "max_attemp
 _ATTACK = ("product", "attacker", "budget", "responses", "final_orders", "selection_orders", "confirm")
 _OPTIONS: dict[str, tuple[str, ...]] = {
     "natural": ("trials", "bootstrap", "concurrency", "rewrite_model", *_COMMON),
-    "attack": (*_ATTACK, "attacker_budget", "token_budget", *_COMMON),
-    "defend": (*_ATTACK, "orders", *_COMMON),
+    "attack": (*_ATTACK, "attacker_budget", "token_budget", "verify_stop", "shared_orders", "early_stop", *_COMMON),
+    "defend": (*_ATTACK, "orders", "consensus_orders", *_COMMON),
 }
 
 

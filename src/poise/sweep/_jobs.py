@@ -184,7 +184,8 @@ def _attack(job: Job, source: ModelSource, cat: Category) -> Prepared:
     setup = attack_setup(cat, **_common(job, source), method=job.method or "strategies", params=job.params,
                          product=o.product, attacker=o.attacker, budget=o.budget, attacker_budget=o.attacker_budget,
                          token_budget=o.token_budget, responses=o.responses, final_orders=o.final_orders,
-                         selection_orders=o.selection_orders, confirm=o.confirm, defenses=job.defenses)
+                         selection_orders=o.selection_orders, confirm=o.confirm, defenses=job.defenses,
+                         verify_stop=o.verify_stop, shared_orders=o.shared_orders, early_stop=o.early_stop)
 
     def run(db: Store, ctx: RunContext, tick: Tick) -> None:
         stored = setup.run(db, ctx.id, tick)
@@ -202,7 +203,7 @@ def _defend(job: Job, source: ModelSource, cat: Category) -> Prepared:
     setup = defend_setup([cat], **_common(job, source), defenses=job.defenses, method=job.method or "strategies",
                          params=job.params, attacker=o.attacker, budget=o.budget, orders=o.orders,
                          final_orders=o.final_orders, selection_orders=o.selection_orders, responses=o.responses,
-                         confirm=o.confirm, product=o.product)
+                         confirm=o.confirm, product=o.product, consensus_orders=o.consensus_orders)
 
     def run(db: Store, ctx: RunContext, tick: Tick) -> None:
         setup.run(db, ctx.id, lambda _: tick)
