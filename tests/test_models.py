@@ -121,7 +121,7 @@ def test_cache_key_changes_only_with_what_changes_the_output():
 
 
 def test_identity_and_urls_hold_no_credentials():
-    model = OpenAIModel("openai:m", "m", base_url="https://user:pw@example.test/v1/?api-key=abc", api_key="k")
+    model = OpenAIModel("openai:m", "m", base_url="https://user:pw@example.test/v1/#api-key=abc", api_key="k")
     assert model.identity() == {"backend": "openai", "base_url": "https://example.test/v1", "model": "m"}
     assert redact_url("http://a:b@h:8080/v1?key=1#x") == "http://h:8080/v1"
 

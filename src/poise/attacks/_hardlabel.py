@@ -140,16 +140,20 @@ class HardLabelSearch(AttackMethod):
 
     def _ask_one(self, evaluator: Evaluator, cand: Candidate, seen: dict[str, int]) -> None:
         """One more answer for ``cand``; only whether it put the product first is kept (also
-        when the evaluator then stops the search at the stop score)."""
+        when the evaluator then stops the search at the stop score). Under ``--verify-stop`` the
+        evaluator may ask several (a candidate at the stop score is re-asked): each is counted."""
         asked, read = cand.asked, len(cand.scores)
         try:
             evaluator.evaluate(cand, cand.asked + 1)  # StopSearch at the stop score
         finally:
-            if cand.asked > asked:
-                hit = len(cand.scores) > read and cand.scores[-1] == evaluator.n  # the top-1 label only
-                seen["hits" if hit else "misses"] += 1
-                if hit and self.report["queries_to_first_hit"] is None:
-                    self.report["queries_to_first_hit"] = evaluator.search_queries
+            new = cand.asked - asked
+            if new > 0:
+                hits = sum(s == evaluator.n for s in cand.scores[read:])  # the top-1 label only
+                seen["hits"] += hits
+                seen["misses"] += new - hits
+                # more than one answer: the first reached the stop score (every answer first), so it hit
+                if hits and self.report["queries_to_first_hit"] is None:
+                    self.report["queries_to_first_hit"] = evaluator.search_queries - new + 1
 
 
 def _dash(value: Any) -> str:

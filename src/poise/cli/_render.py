@@ -99,9 +99,19 @@ class InertDescription(ProgressColumn):
         return safe(str(task.description))
 
 
+class _Progress(Progress):
+    def stop(self) -> None:
+        """rich ends a bar on a file or pipe with an empty line, even when it is transient and
+        showed nothing (``--json``): stderr then held a blank line before an error's one line."""
+        if self.live.transient and not self.disable and not self.console.is_interactive:
+            self.live.stop()
+            return
+        super().stop()
+
+
 def progress_bar(console: Console, transient: bool = False) -> Progress:
     """A progress bar whose description is inert untrusted text."""
-    return Progress(SpinnerColumn(), InertDescription(), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    return _Progress(SpinnerColumn(), InertDescription(), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     console=console, transient=transient)
 
 

@@ -67,6 +67,14 @@ class OpenAIModel(ChatModel):
                 f"not an http(s) URL: {redact_url(self.base_url)!r}",
                 "pass --base-url like http://127.0.0.1:8080/v1",
             )
+        if "?" in self.base_url.partition("#")[0]:  # a query, or a bare "?"
+            # the client puts its path after the query (/v1/?x=1chat/completions), so the server's
+            # 404 would blame the model; the query itself is not shown: it may hold a key
+            raise ModelSpecError(
+                f"the base URL {redact_url(self.base_url)!r} has a query string ('?...'), which the OpenAI "
+                "client cannot send (the request would go to the wrong path)",
+                "pass --base-url without it, like http://127.0.0.1:8080/v1",
+            )
         key = api_key or os.environ.get(API_KEY_ENV)
         if not key:
             if redact_url(self.base_url) == DEFAULT_BASE_URL:
