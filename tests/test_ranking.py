@@ -39,7 +39,7 @@ FLOORS = {
     "train_16_hard.jsonl": 0.93, "train_17_engines.jsonl": 0.99, "train_18_longform.jsonl": 0.84,
     "train_19_short.jsonl": 0.85, "train_20_realistic.jsonl": 0.95, "train_21_realistic.jsonl": 0.94,
     "train_22_defended.jsonl": 0.85, "train_23_mixed.jsonl": 0.92, "train_24_conditional.jsonl": 0.89,
-    "train_25_injection.jsonl": 0.91,
+    "train_25_injection.jsonl": 0.91, "train_26_reports.jsonl": 0.8, "train_27_languages.jsonl": 0.87,
 }
 
 

@@ -109,7 +109,18 @@ _NEGATIVE = re.compile(
     r"|\b(?:wouldn['’]t|won['’]t|doesn['’]t|does not|would not|will not) (?:really )?(?:meet|suit|fit) (?:your|the)"
     r" (?:needs|requirements|brief|use)\b"
     r"|\bneither (?:is|are|one is) (?:the |a )?(?:right|good|best|ideal)\b|\besclus[oaie]\b|\bescluder\w*"
-    r"|\btoo (?:small|weak|slow|underpowered|basic|limited|flimsy|noisy|loud|heavy|bulky|big) (?:for|to)\b"
+    r"|\btoo (?:small|weak|slow|underpowered|basic|limited|flimsy|noisy|loud|heavy|bulky|big|large|expensive|pricey"
+    r"|costly|complex|complicated|fragile) (?:for|to)\b"
+    # "not warm enough for winter", "outside your electric requirement", "hard to recommend"
+    r"|\b(?:not|n['’]t) (?:\w+ ){1,2}enough (?:for|to handle)\b|\bunderpowered for\b"
+    r"|\boutside (?:of )?(?:your|the) (?:\w+ )?(?:requirements?|budget|brief|criteria|needs?|price range|spec)\b"
+    r"|\bno longer (?:recommend|suggest)|\bhard to (?:recommend|justify)\b|\ba different (?:category|kind|class) of\b"
+    # other languages: "zu teuer für", "dépassé", "hoppa över", "não escolheria", "tavsiye etmem", "nedoporučuji"
+    r"|(?<!nicht )(?<!nie )\b(?:eher |viel |etwas )?zu (?:klein|teuer|schwach|laut|groß|schwer|langsam)\b"
+    r"|\bveraltet\b|\bdépassée?s?\b"
+    r"|\bhoppa över\b|\bskulle jag inte\b|\böverkurs\b|\bn[ãa]o (?:escolheria|compraria)\b|\bdeixa a desejar\b"
+    r"|\bevitaria\b|\btavsiye etmem\b|\bönermem\b|\bönermiyorum\b|\bnedoporuč\w*|\bodradzam\b"
+    r"|\bnon (?:lo |la |li |le )?considerere\w*"
     r"|\bover (?:your |the |my )?budget\b|\b(?:more |be |been )?(?:cautious|wary) (?:about|of)\b"
     r"|\b(?:i['’]d|i would|i['’]ll|i will|so i) drop\b|\bnon (?:è |e )?(?:consigliat|raccomandat)\w*|\bsconsigli\w*"
     r"|\bnon (?:lo |la |li |le )?(?:consiglio|consiglierei|raccomando)\b|\bniet aan te raden\b|\bn[ãa]o recomend\w*"
@@ -118,7 +129,7 @@ _NEGATIVE = re.compile(
     r"|\bwürde ich nicht (?:nehmen|kaufen|empfehlen|wählen)\b|\bodpu[śs]ci\w*|\bnie polecam\b|\bunikaj\w*"
     r"|対象外|おすすめしません|お勧めしません|避け|不向き|不推荐|不推薦|不建议|不建議|避免"
     # "The XP1200M and the A850GF are more than you need"; products the answer did not look at
-    r"|\bmore than (?:you|most people|you['’]ll|you will) (?:need|want|require)\b"
+    r"|\bmore than (?:you|most people|you['’]ll|you will|most \w+|many \w+) (?:need|want|require)\b"
     r"|\b(?:haven['’]t|have not|didn['’]t|did not) (?:really |closely |properly )?"
     r"(?:look(?:ed)? (?:closely )?(?:at|into)|evaluated?|reviewed?|tested?|assessed?)\b"
     r"|\bnicht (?:näher |genauer )?(?:angesehen|angeschaut|getestet|bewertet)\b"
@@ -194,7 +205,10 @@ _NEGATIVE_WORDS = ("avoid", "skip", "less suited", "steer", "stay away", "pass o
                    "wary", "drop", "consigl", "raccomand", "raden", "recomend", "too ", "neither", "esclu", "évite",
                    "odpu", "nie pol", "unikaj", "buiten", "geschikt", "対象外", "おすすめしません", "お勧めしません",
                    "避け", "不向き", "不推", "不建", "避免", "more than",
-                   "outclassed", "discontinued", "no longer", "end of", "older")
+                   "outclassed", "discontinued", "no longer", "end of", "older", "enough", "underpowered", "outside",
+                   "hard to", "different", "zu ", "veraltet", "dépass", "hoppa", "skulle jag inte", "överkurs",
+                   "escolheria", "compraria", "desejar", "evitaria", "tavsiye", "önerm", "nedoporu", "odradzam",
+                   "considerer")
 # ... or one of these after a negation ("don't get", "won't work", "isn't needed", "never recommend")
 _NEGATED_WORDS = ("recommend", "worth", "include", "good", "great", "strong", "bother", "go for", "buy", "get", "pick",
                   "choose", "consider", "use", "fit", "suit", "cut", "rank", "work", "make", "pay", "need",

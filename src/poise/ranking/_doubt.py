@@ -18,10 +18,10 @@ from ._cues import _SENTENCE
 from ._mentions import Reader
 from ._units import cut
 
-__all__ = ["negated_only"]
+__all__ = ["NEGATION", "negated_only"]
 
 # any negation, in the languages the reader knows; wider than advice against (``_NEGATIVE``)
-_NEGATION = re.compile(
+NEGATION = re.compile(
     r"\b(?:not|no|never|nicht|kein\w*|pas|non|niet|geen|inte|ikke|nie|nunca|avoid|skip\w*|pass on|overkill"
     r"|unsuitable|lack\w*|without)\b|n['’]t\b",
     re.I,
@@ -46,6 +46,6 @@ def negated_only(order: Sequence[int], text: str, reader: Reader) -> int | None:
     for p in others:
         starts = [x.start for x in mentions if x.product == p]
         own = [m.group() for m in sentences if any(m.start() <= at < m.end() for at in starts)]
-        if own and all(_NEGATION.search(_NOT_AGAINST.sub("", s)) for s in own):
+        if own and all(NEGATION.search(_NOT_AGAINST.sub("", s)) for s in own):
             return p
     return None

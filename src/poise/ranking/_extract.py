@@ -31,6 +31,7 @@ from ._cues import (
     _strip_echoes,
 )
 from ._declines import declines, defers
+from ._doubt import NEGATION as _NEGATION
 from ._doubt import negated_only
 from ._json import find_json, find_yaml, read_json
 from ._mentions import NOTE, Reader
@@ -138,6 +139,21 @@ def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
 def _bold_lead(unit: Unit) -> bool:
     """A paragraph that opens on a bold name ("**NARS Audacious** — the most luxurious ...")."""
     return unit.kind == "para" and unit.text.lstrip().startswith(("**", "__"))
+
+
+_BOLD_SPAN = re.compile(r"^\s*(?:\*\*|__)([^*_\n]{2,80})(?:\*\*|__)")
+
+
+def _bold_named(unit: Unit, reader: Reader) -> list[int]:
+    """The product a paragraph opens on in bold, when its first sentence recommends it (and
+    names no other): a pick written as a paragraph among list items or pick lines."""
+    m = _BOLD_SPAN.match(unit.text)
+    if m is None or m.group(1).rstrip().endswith("?") or _NEGATION.search(unit.text):
+        return []
+    found = reader.find(unit.text)
+    if len({x.product for x in found}) != 1 or found[0].kind != "full" or found[0].start > m.start(1) + 4:
+        return []  # it names one product, by its name, in bold at its start
+    return [found[0].product] if reader.first_sentence_products(unit) == [found[0].product] else []
 
 
 def _reverse_runs(units: list[Unit]) -> list[Unit]:
@@ -276,7 +292,12 @@ def _listed(units: list[Unit], reader: Reader) -> list[list[int]]:
                         for p in reader.subjects(u)}) >= 2
     listed: list[list[int]] = []
     section = False  # inside the section of a heading that names a product
+    # "**De'Longhi RadiaS ECO** – radiant, even heat" after two pick lines: one more pick
+    among = sum(1 for u in units if u.kind in LIST_KINDS and reader.subjects(u)) >= 2
     for u in units:
+        if among and u.kind == "para" and (ps := _bold_named(u, reader)):
+            listed.append(ps)
+            continue
         if u.kind == "para" or (numbered and u.kind == "row" and u.rank is None):
             continue
         if u.kind == "heading":

@@ -1,0 +1,65 @@
+"""Reader rules learned from labelled sets 26-27: a pick written as a bold-led paragraph among
+pick lines, advice against in more words and languages. Each test named for a rule fails on the
+reader before it; the tests named for what a rule must not do (``..._is_no_...``) guard its edge."""
+
+from __future__ import annotations
+
+import pytest
+
+from poise.ranking import extract_ranking
+
+HEATERS = [("DeLonghi", "RadiaS ECO Digital Full Room Radiant Heater"), ("Honeywell", "360 Surround Heater"),
+           ("Vornado", "VH200 Vortex Heater"), ("Pelonis", "Oil Filled Heater NY1507-14A")]
+
+
+def test_a_bold_led_paragraph_among_pick_lines_is_one_more_pick():
+    answer = ("**Top pick: Vornado VH200** – cool-touch housing and a tip-over switch.\n\n"
+              "**Also good: Pelonis Oil Filled Heater NY1507-14A** – silent, no fan.\n\n"
+              "**DeLonghi RadiaS ECO Digital** – radiant heat with an eco thermostat and very even warmth.\n\n"
+              "I'd keep the Honeywell 360 away from a crib: its grille gets hot.")
+    assert extract_ranking(answer, HEATERS) == [2, 3, 0]
+
+
+def test_a_bold_led_paragraph_that_only_describes_or_advises_against_is_no_pick():
+    answer = ("**Top pick: Vornado VH200** – cool-touch housing and a tip-over switch.\n\n"
+              "**Also good: Pelonis Oil Filled Heater NY1507-14A** – silent, no fan.\n\n"
+              "**DeLonghi RadiaS ECO Digital** is comfortable but slow, so it isn't ideal for a nursery.")
+    assert extract_ranking(answer, HEATERS) == [2, 3]
+
+
+BAGS = [("Mountain Hardwear", "Phantom 0F"), ("Snugpak", "Sleeper Expedition"), ("REI Co-op", "Trailbreak 20"),
+        ("Western Mountaineering", "Alpinlite")]
+
+
+@pytest.mark.parametrize("against", [
+    "The REI Trailbreak 20 is not warm enough for winter.",
+    "The REI Trailbreak 20 is outside your temperature requirement.",
+    "The REI Trailbreak 20 is too expensive for what it does.",
+    "The REI Trailbreak 20 makes it hard to recommend at this price.",
+    "My earlier pick, the REI Trailbreak 20, is one I no longer recommend for winter.",
+    "Der REI Trailbreak 20 ist für den Winter eher zu klein.",
+    "Le REI Trailbreak 20 est aujourd'hui dépassé.",
+    "REI Trailbreak 20 skulle jag hoppa över.",
+    "Den REI Trailbreak 20 är överkurs för en weekend.",
+    "Eu não escolheria o REI Trailbreak 20.",
+    "REI Trailbreak 20 ise çok ince, pek tavsiye etmem.",
+    "REI Trailbreak 20 je tenký; nedoporučuji ho.",
+    "Il REI Trailbreak 20 non lo considererei.",
+])
+def test_more_ways_to_advise_against(against):
+    answer = ("For winter camping, get the **Mountain Hardwear Phantom 0F**. Another good one is the "
+              f"**Snugpak Sleeper Expedition**.\n\n{against}")
+    assert extract_ranking(answer, BAGS) == [0, 1]
+
+
+def test_not_too_loud_is_no_advice_against():
+    answer = ("Für den Winter nimm den **Mountain Hardwear Phantom 0F**. Auch gut ist der **Snugpak Sleeper "
+              "Expedition**.\n\nDer REI Trailbreak 20 ist nicht zu teuer und eine gute Wahl für den Sommer.")
+    assert extract_ranking(answer, BAGS)[:2] == [0, 1] and 2 in extract_ranking(answer, BAGS)
+
+
+def test_more_than_most_buyers_need_advises_against():
+    answer = ("A good budget bag is the **REI Co-op Trailbreak 20**. If comfort matters more, the **Snugpak "
+              "Sleeper Expedition** is roomy.\n\nPremium down bags like the Western Mountaineering Alpinlite are "
+              "excellent but cost far more than most campers need to spend.")
+    assert extract_ranking(answer, BAGS) == [2, 1]
