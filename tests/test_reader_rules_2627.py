@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from poise.ranking import extract_ranking
+from poise.ranking import extract_ranking, parse_ranking
 
 HEATERS = [("DeLonghi", "RadiaS ECO Digital Full Room Radiant Heater"), ("Honeywell", "360 Surround Heater"),
            ("Vornado", "VH200 Vortex Heater"), ("Pelonis", "Oil Filled Heater NY1507-14A")]
@@ -63,3 +63,25 @@ def test_more_than_most_buyers_need_advises_against():
               "Sleeper Expedition** is roomy.\n\nPremium down bags like the Western Mountaineering Alpinlite are "
               "excellent but cost far more than most campers need to spend.")
     assert extract_ranking(answer, BAGS) == [2, 1]
+
+
+DRILLS = [("DeWalt", "20V MAX Compact Drill/Driver Kit"), ("Bosch", "GSR18V-755CB25"), ("Ryobi", "P1815"),
+          ("Skil", "PWR CORE 12 Drill Driver Kit")]
+
+
+@pytest.mark.parametrize("by_place", [
+    "For a budget build, **source [3]** is hard to beat.",
+    "**Option C** is my second pick if money is tight.",
+    "The third link is my runner-up.",
+    "Result 3 is a great second choice.",
+])
+def test_a_product_called_only_by_its_place_among_the_pages_makes_the_answer_ambiguous(by_place):
+    answer = f"The best overall for decking is the **Bosch GSR18V-755CB25**.\n\n{by_place}"
+    reading = parse_ranking(answer, DRILLS)
+    assert reading.status == "ambiguous" and "place among the pages" in (reading.reason or "")
+
+
+def test_a_citation_or_a_place_beside_a_name_is_no_ambiguity():
+    answer = ("The best overall is the **Bosch GSR18V-755CB25**, a strong budget option [2][3]. The third result "
+              "(the Ryobi P1815) is a good second choice, as our sources [1] agree.")
+    assert extract_ranking(answer, DRILLS) == [1, 2]

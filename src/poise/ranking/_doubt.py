@@ -1,5 +1,10 @@
 """Readings the reader commits to only when nothing in the answer speaks against them.
 
+An answer that refers to a product only by its place in the context ("source [3] is hard to
+beat", "Option D is my third pick", "the first link is my runner-up") names it in a way the
+reader cannot map to a name: the products come to it in the catalog's order, not the order the
+engine showed them in. Such an answer is ambiguous, not read without the product.
+
 A structured answer (list items, headings, table rows, pick lines each about its own product)
 ranks the products it is about. A product it names only in prose, and only in sentences that
 hold a negation ("The X isn't sold in the US", "no lo recomendaría", "je ne les conseillerais
@@ -18,7 +23,7 @@ from ._cues import _SENTENCE
 from ._mentions import Reader
 from ._units import cut
 
-__all__ = ["NEGATION", "negated_only"]
+__all__ = ["NEGATION", "by_position", "negated_only"]
 
 # any negation, in the languages the reader knows; wider than advice against (``_NEGATIVE``)
 NEGATION = re.compile(
@@ -48,4 +53,27 @@ def negated_only(order: Sequence[int], text: str, reader: Reader) -> int | None:
         own = [m.group() for m in sentences if any(m.start() <= at < m.end() for at in starts)]
         if own and all(NEGATION.search(_NOT_AGAINST.sub("", s)) for s in own):
             return p
+    return None
+
+
+# a product called by its place among the pages: "source [3]", "result 2", "Option B", "the third link"
+_POSITION = re.compile(
+    r"\bsource\s*\[\s*\d{1,2}\s*\](?!\s*\[)"  # "source [2]", not a citation after a noun ("sources [1][2]")
+    r"|\b(?:sources?|results?|options?|documents?|docs?|pages?|listings?|links?|entr(?:y|ies)|candidates?)"
+    r"\s*(?:#\s*\d{1,2}\b|no\.\s*\d{1,2}\b|\d{1,2}\b(?![.,]\d)|(?-i:[A-H])\b(?!['’.]))"
+    r"|\bthe (?:first|second|third|fourth|fifth|sixth|seventh|eighth|1st|2nd|3rd|[4-8]th)"
+    r"(?: (?:and|or) (?:first|second|third|fourth|fifth|sixth|seventh|eighth))?"
+    r" (?:search )?(?:results?|sources?|links?|pages?|listings?|options?|documents?)\b",
+    re.I,
+)
+
+
+def by_position(text: str, reader: Reader) -> str | None:
+    """Why the answer cannot be read by names alone, when a sentence that names no listed
+    product refers to one by its place among the pages ("**source [3]** is hard to beat")."""
+    for m in _SENTENCE.finditer(text):
+        sentence = m.group()
+        if (at := _POSITION.search(sentence)) and not reader.find(sentence):
+            return (f"it refers to a product by its place among the pages ({at.group().strip()!r}), which the"
+                    " reader cannot map to a name")
     return None

@@ -32,7 +32,7 @@ from ._cues import (
 )
 from ._declines import declines, defers
 from ._doubt import NEGATION as _NEGATION
-from ._doubt import negated_only
+from ._doubt import by_position, negated_only
 from ._json import find_json, find_yaml, read_json
 from ._mentions import NOTE, Reader
 from ._names import matcher_for
@@ -501,6 +501,8 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
         why = "the response recommends none of the products" if reader.against else \
             "the response names none of the products"
         return Ranking((), n, why, role_reader=roles)
+    if (unmapped := by_position(text, reader)) is not None:
+        return Ranking((), n, unmapped, ambiguous=True, role_reader=roles)
     if (doubtful := negated_only(order, text, reader)) is not None:
         return Ranking((), n, f"it names product {doubtful + 1} only in prose with a negation: advice against it"
                        " or a caveat about a pick", ambiguous=True, role_reader=roles)
