@@ -85,3 +85,40 @@ def test_a_citation_or_a_place_beside_a_name_is_no_ambiguity():
     answer = ("The best overall is the **Bosch GSR18V-755CB25**, a strong budget option [2][3]. The third result "
               "(the Ryobi P1815) is a good second choice, as our sources [1] agree.")
     assert extract_ranking(answer, DRILLS) == [1, 2]
+
+
+METERS = [("Bosch", "GLM 20"), ("Stanley", "TLM65"), ("Leica", "DISTO X4"), ("Makita", "LD030P")]
+
+
+def test_a_final_ranking_in_portuguese_with_ordinal_marks_ranks():
+    answer = ("A **Bosch GLM 20** é simples e barata.\n\nA **Stanley TLM65** é robusta.\n\nA **Leica DISTO X4** "
+              "mede até 150 m.\n\n**Classificação final:**\n1º Leica DISTO X4\n2º Bosch GLM 20\n3º Stanley TLM65")
+    assert extract_ranking(answer, METERS) == [2, 0, 1]
+
+
+def test_a_close_second_after_the_top_choice_is_the_second_pick():
+    answer = ("My top choice would be the **Leica DISTO X4**: long range and a camera. A close second is the "
+              "**Bosch GLM 20**, which is simple and cheap.\n\nIf you work outdoors a lot, the **Stanley TLM65** "
+              "is the one to get.\n\nA few I'd pass on:\n- **Makita LD030P** — a small screen.")
+    assert extract_ranking(answer, METERS) == [2, 0, 1]
+
+
+def test_i_would_reorder_revises_the_list_above():
+    answer = ("My initial picks were:\n\n1. Bosch GLM 20\n2. Stanley TLM65\n3. Leica DISTO X4\n\nChecking prices, "
+              "though, I'd reorder: **Leica DISTO X4** first, **Bosch GLM 20** second and the **Stanley TLM65** "
+              "third.")
+    assert extract_ranking(answer, METERS) == [2, 0, 1]
+
+
+def test_its_close_then_a_tie_break_keeps_both_products():
+    answer = ("Between the **Bosch GLM 20** and the **Leica DISTO X4**, it's honestly close. The Bosch is cheaper, "
+              "the Leica reaches further. If pressed, I'd give the Leica the edge.\n\nIf you just need a basic "
+              "one, the **Stanley TLM65** is a solid, old-school choice.")
+    assert extract_ranking(answer, METERS) == [2, 0, 1]
+
+
+def test_a_product_named_after_vicina_alla_is_compared_not_recommended():
+    answer = ("**Leica DISTO X4** – è il più preciso in assoluto. È la mia prima scelta.\n\n"
+              "**Bosch GLM 20** – molto vicino alla Leica come precisione, ma costa molto meno.\n\n"
+              "**Stanley TLM65** – un po' più semplice delle due precedenti.")
+    assert extract_ranking(answer, METERS) == [2, 0, 1]

@@ -69,7 +69,11 @@ _COMPARISON_BEFORE = re.compile(
     r"|\bsimilar to|\bcomparable to|\bsuperior to|\binferior to|\bequivalent to|\brelative to|\bnext to"
     r"|\brivals?|\brivaling|\bbeats?|\boutperforms?|\boutclasses|\bedges? out|\btrails?|\bover|\bagainst"
     r"|\balternative to|\binstead of|\brather than|\bstep up from|\bupgrade (?:from|over)"
-    r"|\bas \w+ as|\bmatch(?:es)?|\bshort of)"
+    r"|\bas \w+ as|\bmatch(?:es)?|\bshort of"
+    # "molto vicina alla Miele", "proche du X", "ähnlich wie der X", "mejor que el X", "rispetto al X"
+    r"|\bvicin[oaie] (?:a|al|alla|allo|ai|alle)|\brispetto (?:a|al|alla|allo)|\bproche (?:de|du|des)"
+    r"|\bähnlich wie(?: der| die| das| dem| den)?|\bbesser als(?: der| die| das| dem| den)?"
+    r"|\b(?:mejor|peor) que(?: el| la)?|\b(?:meilleure?|pire) que(?: le| la)?|\bsimilaire (?:à|au))"
     r"(?:\s+(?:the|a|an|its|their|both))?(?:\s+(?:pricier|cheaper|bigger|smaller|more expensive|popular|similar|older"
     r"|newer|previous|original|outgoing|first-gen|last-gen|earlier))?(?:\s+[A-Z][\w&+.-]*['’]s)?[\s,*_]*$",
     re.I,

@@ -264,7 +264,9 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
 
 
 # a later sentence of a product's paragraph that goes on to the next pick: "Then **Kennedy** — ..."
-_SEQUENCE = re.compile(r"^\W*(?:then|next|after that|second(?:ly)?|third(?:ly)?|dann|danach|puis|ensuite|luego"
+_SEQUENCE = re.compile(r"^\W*(?:then|next|after that"
+                       r"|(?:an? |my )?(?:close |strong |solid )?(?:second(?:ly)?|runner[- ]up)"
+                       r"|third(?:ly)?|dann|danach|puis|ensuite|luego"
                        r"|despu[eé]s|poi|daarna)\b", re.I)
 
 

@@ -16,6 +16,7 @@ REVISION = re.compile(
     r"(?: above)?)?\s*:"
     r"|\b(?:revised|updated|corrected) (?:ranking|list|order|top \w+)|\bafter (?:re-?considering|reconsidering)"
     r"|\bon reflection\b|\bi (?:ordered|ranked|listed) (?:that|those|these|them) (?:badly|wrong)"
+    r"|\bi(?:['’]d| would) (?:now )?(?:re-?order|re-?rank|reshuffle)(?: (?:them|these|the list|my picks))?\s*:"
     r"|\bmoment,? (?:bitte|mal)|\ben fait,? (?:je|non)|\bpensándolo (?:bien|mejor)",
     re.I,
 )
@@ -29,7 +30,8 @@ _RANKING = (
     r"|recommendations?,? (?:in order|ranked)|picks?,? (?:in order|ranked)|classement|rangfolge|rangliste|reihenfolge"
     r"|recommendation order|order of recommendation|(?:i['’]d|i would) (?:actually )?put (?:them|these) in (?:this|the "
     r"following) order"
-    r"|clasificaci[oó]n|ranking final|mi ranking|mein ranking|meine rangfolge)"
+    r"|clasificaci[oó]n|ranking final|mi ranking|mein ranking|meine rangfolge|classifica(?:ção|cao|zione)"
+    r"|klasyfikacja|ranking końcowy|pořadí|sıralama(?:m)?|rangordning)"
     r"|in (?:my )?order of (?:preference|recommendation)|how i(?:['’]d| would) rank (?:them|these)"
     r"|ranked(?: from)? best to worst|from best to worst|best to worst|ranked(?=\s*(?:\*\*|__)?\s*:)"
     r"|(?:my|our) (?:final |overall )?order"
@@ -51,7 +53,7 @@ _TAIL = r"(?:,?\s+[\w'’()/-]+){0,6}?\s*(?:\*\*|__)?\s*(?:is\b|would be\b|:|–
 STATEMENT_HINT = re.compile(
     r"rank|order|pref|tl;?dr|short|quick|in short|kurz|bref|verdict|bottom|conclu|summar|answer|take|recommend|pick"
     r"|classement|rangfolge|rangliste|reihenfolge|clasific|fazit|zusammenfass|sum[ée]|resumen|worst|glance|breve"
-    r"|sintesi|resumo|het kort", re.I)
+    r"|sintesi|resumo|het kort|classifica|klasyfik|pořad|sıralam|rangordning", re.I)
 STATEMENTS = [
     (3, re.compile(_LEAD + rf"(?:{_RANKING}){_TAIL}", re.I)),
     (2, re.compile(_LEAD + rf"(?:{_SHORT}){_TAIL}", re.I)),
@@ -199,7 +201,8 @@ TOP = re.compile(r"\b(?:top|first|best|#\s?1|number one|no\.? ?1|winners?|erste[
 TIE = re.compile(r"\btied?\b|\bties\b|\bneck and neck\b|\bgleichauf\b|\bex-?aequo\b|\bempate\b|\bempatad|\bjoint\b"
                  r"|\bdead heat\b|\bequally?\b|\bcan['’]t separate\b"
                  r"|\bboth\b|^\s*=|\bex aequo\b|\bà égalité\b|\bempat|\bse valent\b|\bsi equivalgono\b"
-                 r"|\bgleichwertig\b", re.I)
+                 r"|\bgleichwertig\b|\b(?:it['’]s|is|are|they['’]re) (?:honestly |really |very |pretty |quite )?close\b"
+                 r"(?!\s+(?:second|to|behind))", re.I)
 # a sentence that recommends beside the main choice: "a close second is", "also excellent", "if you need ..."
 ALSO = re.compile(
     r"\balso (?:\w+ )?(?:excellent|good|great|solid|worth|fine|recommended|a (?:good|great|solid|fine))"

@@ -16,7 +16,7 @@ _BOLD_LINE = re.compile(r"^\s*(?:\*\*|__)(.+?)(?:\*\*|__)\s*:?\s*$")
 _NUMBERED = re.compile(
     r"^(\s*)(?:\*\*|__)?\s*(?:(?:#\s*|rank\s*|no\.\s*|(?:platz|place|rang|puesto|posici[oó]n|posizione|plaats)\s+)?"
     r"\(?\d{1,2}(?:\s*[.):\]]|\s+[-–—])|#\d{1,2}(?=\s)"
-    r"|=\d{1,2}\.?(?=\s))"
+    r"|=\d{1,2}\.?(?=\s)|\d{1,2}[ºª](?=\s))"
     r"(?!\d)\s*(.*)$",
     re.I,
 )
