@@ -122,3 +122,23 @@ def test_a_product_named_after_vicina_alla_is_compared_not_recommended():
               "**Bosch GLM 20** – molto vicino alla Leica come precisione, ma costa molto meno.\n\n"
               "**Stanley TLM65** – un po' più semplice delle due precedenti.")
     assert extract_ranking(answer, METERS) == [2, 0, 1]
+
+
+WATERING = [("Hozelock", "25 Pot Watering Kit"), ("Claber", "8053 Oasis Automatic Drip Watering System"),
+            ("Raindrip", "Hose-End Automatic Water Timer"), ("Rachio", "Rachio 3 Smart Sprinkler Controller")]
+
+
+def test_products_called_out_and_one_that_wont_fit_are_advised_against():
+    answer = ("Without an outdoor tap, anything hose-based is out — the Raindrip timer, the Rachio 3 and the "
+              "Hozelock kit. The **Claber 8053 Oasis** has its own pump, so that's your system.")
+    assert extract_ranking(answer, WATERING) == [1]
+    answer = ("Get the **Claber 8053 Oasis**. The Rachio 3 looks tempting, but it's a controller for buried "
+              "valves, so it won't fit a balcony.")
+    assert extract_ranking(answer, WATERING) == [1]
+    spanish = "Te recomiendo el **Claber 8053 Oasis**.\n\nDesaconsejo el Rachio 3: necesita un grifo."
+    assert extract_ranking(spanish, WATERING) == [1]
+
+
+def test_out_now_is_no_advice_against():
+    answer = "The **Claber 8053 Oasis** is the pick; its new version is out now. The **Rachio 3** is also good."
+    assert extract_ranking(answer, WATERING) == [1, 3]

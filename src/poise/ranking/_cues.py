@@ -124,7 +124,10 @@ _NEGATIVE = re.compile(
     r"|\bveraltet\b|\bdépassée?s?\b"
     r"|\bhoppa över\b|\bskulle jag inte\b|\böverkurs\b|\bn[ãa]o (?:escolheria|compraria)\b|\bdeixa a desejar\b"
     r"|\bevitaria\b|\btavsiye etmem\b|\bönermem\b|\bönermiyorum\b|\bnedoporuč\w*|\bodradzam\b"
-    r"|\bnon (?:lo |la |li |le )?considerere\w*"
+    r"|\bnon (?:lo |la |li |le )?considerere\w*|\bdesaconsej\w*"
+    # "it won't fit yours", "consumer ultrabooks won't survive that", "anything hose-based is out"
+    r"|\b(?:won['’]t|will not|wouldn['’]t|would not) (?:fit|survive|last|hold up)\b"
+    r"|\b(?:is|are) (?:all )?out\b(?!\s+(?:now|there|today|of|on|in|for|and|with|soon|yet|next))"
     r"|\bover (?:your |the |my )?budget\b|\b(?:more |be |been )?(?:cautious|wary) (?:about|of)\b"
     r"|\b(?:i['’]d|i would|i['’]ll|i will|so i) drop\b|\bnon (?:è |e )?(?:consigliat|raccomandat)\w*|\bsconsigli\w*"
     r"|\bnon (?:lo |la |li |le )?(?:consiglio|consiglierei|raccomando)\b|\bniet aan te raden\b|\bn[ãa]o recomend\w*"
@@ -212,7 +215,7 @@ _NEGATIVE_WORDS = ("avoid", "skip", "less suited", "steer", "stay away", "pass o
                    "outclassed", "discontinued", "no longer", "end of", "older", "enough", "underpowered", "outside",
                    "hard to", "different", "zu ", "veraltet", "dépass", "hoppa", "skulle jag inte", "överkurs",
                    "escolheria", "compraria", "desejar", "evitaria", "tavsiye", "önerm", "nedoporu", "odradzam",
-                   "considerer")
+                   "considerer", "desaconsej", "fit", "survive", "last", "hold up", "out")
 # ... or one of these after a negation ("don't get", "won't work", "isn't needed", "never recommend")
 _NEGATED_WORDS = ("recommend", "worth", "include", "good", "great", "strong", "bother", "go for", "buy", "get", "pick",
                   "choose", "consider", "use", "fit", "suit", "cut", "rank", "work", "make", "pay", "need",
