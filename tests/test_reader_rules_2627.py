@@ -142,3 +142,21 @@ def test_products_called_out_and_one_that_wont_fit_are_advised_against():
 def test_out_now_is_no_advice_against():
     answer = "The **Claber 8053 Oasis** is the pick; its new version is out now. The **Rachio 3** is also good."
     assert extract_ranking(answer, WATERING) == [1, 3]
+
+
+COOKERS = [("Hamilton Beach", "Set & Forget 6 Qt. Slow Cooker"), ("All-Clad", "6.5Qt Slow Cooker"),
+           ("Breville", "the Fast Slow Pro"), ("Crock-Pot", "7-Quart Oval Manual Slow Cooker")]
+
+
+def test_a_pick_after_an_opening_sentence_that_names_no_product_leads():
+    answer = ("For five people you'll want at least 6 quarts. I'd suggest starting with the **Hamilton Beach Set "
+              "& Forget**, whose probe mode switches to warm.\n\nThe **All-Clad 6.5Qt** is a step up in build "
+              "quality.\n\nAnd if you'd also like pressure cooking, the **Breville Fast Slow Pro** is worth it.")
+    assert extract_ranking(answer, COOKERS) == [0, 1, 2]
+
+
+def test_a_use_case_led_by_and_for_is_a_pick_after_the_list():
+    answer = ("Here are the top options:\n\n1. **All-Clad 6.5Qt** – the best overall.\n2. **Breville the Fast "
+              "Slow Pro** – also pressure-cooks.\n\nAnd for a simple budget cooker, the **Crock-Pot 7-Quart "
+              "Oval** works well.")
+    assert extract_ranking(answer, COOKERS) == [1, 2, 3]

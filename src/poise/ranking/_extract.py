@@ -31,15 +31,16 @@ from ._cues import (
     _strip_echoes,
 )
 from ._declines import declines, defers
-from ._doubt import NEGATION as _NEGATION
 from ._doubt import by_position, negated_only
 from ._json import find_json, find_yaml, read_json
 from ._mentions import NOTE, Reader
 from ._names import matcher_for
 from ._prose import (
+    bold_named,
     closing_picks,
     lead_picks,
     more_options,
+    paragraph_picks,
     stated_picks,
     tied_first,
     top_pick_first,
@@ -141,21 +142,6 @@ def _bold_lead(unit: Unit) -> bool:
     return unit.kind == "para" and unit.text.lstrip().startswith(("**", "__"))
 
 
-_BOLD_SPAN = re.compile(r"^\s*(?:\*\*|__)([^*_\n]{2,80})(?:\*\*|__)")
-
-
-def _bold_named(unit: Unit, reader: Reader) -> list[int]:
-    """The product a paragraph opens on in bold, when its first sentence recommends it (and
-    names no other): a pick written as a paragraph among list items or pick lines."""
-    m = _BOLD_SPAN.match(unit.text)
-    if m is None or m.group(1).rstrip().endswith("?") or _NEGATION.search(unit.text):
-        return []
-    found = reader.find(unit.text)
-    if len({x.product for x in found}) != 1 or found[0].kind != "full" or found[0].start > m.start(1) + 4:
-        return []  # it names one product, by its name, in bold at its start
-    return [found[0].product] if reader.first_sentence_products(unit) == [found[0].product] else []
-
-
 def _reverse_runs(units: list[Unit]) -> list[Unit]:
     """A list introduced as "from least to most recommended" read backwards (a countdown's
     numbers already say which is best, so it is left to its ranks)."""
@@ -246,9 +232,7 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
         if len(closing) >= 2:
             return closing
     # one paragraph per product: a paragraph whose first sentence names one product (or a pick line)
-    paragraphs = [ps + (_sequenced(u, reader) if u.kind == "para" else []) for u in units
-                  if len(ps := reader.subjects(u) if u.kind == "pick" else
-                         reader.first_sentence_products(u) if u.kind == "para" else []) == 1]
+    paragraphs = [ps for u in units if (ps := paragraph_picks(u, reader))]
     if len(paragraphs) >= 2 and len({ps[0] for ps in paragraphs}) >= 2:
         # and the use-case picks a paragraph adds after its first sentence ("If budget is a concern, the X")
         return list(dict.fromkeys([p for ps in paragraphs for p in ps] + use_case_picks(units, reader)))
@@ -261,26 +245,6 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
             return chosen
     kept = " ".join(m.group() for m in _SENTENCE.finditer(text) if not NOTE.match(m.group()))
     return list(dict.fromkeys(reader.mentions(kept, skip_negative=True)))
-
-
-# a later sentence of a product's paragraph that goes on to the next pick: "Then **Kennedy** — ..."
-_SEQUENCE = re.compile(r"^\W*(?:then|next|after that"
-                       r"|(?:an? |my )?(?:close |strong |solid )?(?:second(?:ly)?|runner[- ]up)"
-                       r"|third(?:ly)?|dann|danach|puis|ensuite|luego"
-                       r"|despu[eé]s|poi|daarna)\b", re.I)
-
-
-def _sequenced(unit: Unit, reader: Reader) -> list[int]:
-    """Products of the sentences after a paragraph's first that open with a step to the next pick
-    or call a product a pick ("the OPPO A94 is another solid budget option")."""
-    sentences = [m.group() for m in _SENTENCE.finditer(" ".join(unit.body))][1:]
-    out: list[int] = []
-    for s in sentences:
-        if _SEQUENCE.match(s):
-            out += reader.mentions(s, skip_negative=True)[:1]
-        elif sig.GOOD_PICK.search(s) or sig.DECISION.search(s):
-            out += reader.mentions(s, skip_negative=True)
-    return out
 
 
 def _listed(units: list[Unit], reader: Reader) -> list[list[int]]:
@@ -297,7 +261,7 @@ def _listed(units: list[Unit], reader: Reader) -> list[list[int]]:
     # "**De'Longhi RadiaS ECO** – radiant, even heat" after two pick lines: one more pick
     among = sum(1 for u in units if u.kind in LIST_KINDS and reader.subjects(u)) >= 2
     for u in units:
-        if among and u.kind == "para" and (ps := _bold_named(u, reader)):
+        if among and u.kind == "para" and (ps := bold_named(u, reader)):
             listed.append(ps)
             continue
         if u.kind == "para" or (numbered and u.kind == "row" and u.rank is None):

@@ -8,11 +8,12 @@ import re
 
 from . import _signals as sig
 from ._cues import _SENTENCE
+from ._doubt import NEGATION
 from ._mentions import IF_LEAD, NOTE, Reader
 from ._units import LIST_KINDS, Unit
 
-__all__ = ["closing_picks", "lead_picks", "more_options", "stated_picks", "tied_first", "top_pick_first",
-           "use_case_picks"]
+__all__ = ["bold_named", "closing_picks", "lead_picks", "more_options", "paragraph_picks", "stated_picks",
+           "tied_first", "top_pick_first", "use_case_picks"]
 
 
 _BUT = re.compile(r"\bbut\b|\bhowever\b|\bthough\b", re.I)
@@ -42,7 +43,8 @@ _USE_LEAD = re.compile(IF_LEAD.pattern + r"|\s*(?:for|für|pour|para|per|voor)\s
                        r"|example\b|instance\b|what\b|that\b|this\b)[^,;:.!?\n]{3,60}[,;:]", re.I)
 
 
-_LEADING_MARKS = re.compile(r"^[\W_]+")  # "🔋 If you're open to battery: ..."
+_LEADING_MARKS = re.compile(r"^[\W_]+(?:(?:and|also|or|plus|und|et|y)\s+)?|^(?:and|also|or|plus|und|et|y)\s+", re.I)
+# "🔋 If you're open to battery: ...", "And for a simple suction-side cleaner, the X ..."
 
 
 def _led_by_use(sentence: str, reader: Reader) -> bool:
@@ -162,3 +164,53 @@ def top_pick_first(units: list[Unit], base: list[int], reader: Reader) -> list[i
             if len(named) == 1 and (p := named.pop()) in base:
                 return [p] + [q for q in base if q != p]
     return base
+
+
+# a later sentence of a product's paragraph that goes on to the next pick: "Then **Kennedy** — ..."
+_SEQUENCE = re.compile(r"^\W*(?:then|next|after that"
+                       r"|(?:an? |my )?(?:close |strong |solid )?(?:second(?:ly)?|runner[- ]up)"
+                       r"|third(?:ly)?|dann|danach|puis|ensuite|luego"
+                       r"|despu[eé]s|poi|daarna)\b", re.I)
+
+
+def paragraph_picks(unit: Unit, reader: Reader) -> list[int]:
+    """A pick line's products, or a paragraph's: the one product its first sentence names and those
+    its later sentences pick; or, after an opening that names none, those its later sentences pick
+    ("For five people you'll want 6 quarts. I'd suggest starting with the X")."""
+    if unit.kind == "pick":
+        return ps if len(ps := reader.subjects(unit)) == 1 else []
+    if unit.kind != "para":
+        return []
+    first = reader.first_sentence_products(unit)
+    opening = m.group() if (m := _SENTENCE.search(unit.text)) else unit.text
+    if len(first) > 1 or (not first and reader.find(opening)):
+        return []  # an opening that compares, or names a product only to advise against it
+    return list(dict.fromkeys(first + _sequenced(unit, reader)))
+
+
+def _sequenced(unit: Unit, reader: Reader) -> list[int]:
+    """Products of the sentences after a paragraph's first that open with a step to the next pick
+    or call a product a pick ("the OPPO A94 is another solid budget option")."""
+    sentences = [m.group() for m in _SENTENCE.finditer(" ".join(unit.body))][1:]
+    out: list[int] = []
+    for s in sentences:
+        if _SEQUENCE.match(s):
+            out += reader.mentions(s, skip_negative=True)[:1]
+        elif sig.GOOD_PICK.search(s) or sig.DECISION.search(s):
+            out += reader.mentions(s, skip_negative=True)
+    return out
+
+
+_BOLD_SPAN = re.compile(r"^\s*(?:\*\*|__)([^*_\n]{2,80})(?:\*\*|__)")
+
+
+def bold_named(unit: Unit, reader: Reader) -> list[int]:
+    """The product a paragraph opens on in bold, when its first sentence recommends it (and
+    names no other): a pick written as a paragraph among list items or pick lines."""
+    m = _BOLD_SPAN.match(unit.text)
+    if m is None or m.group(1).rstrip().endswith("?") or NEGATION.search(unit.text):
+        return []
+    found = reader.find(unit.text)
+    if len({x.product for x in found}) != 1 or found[0].kind != "full" or found[0].start > m.start(1) + 4:
+        return []  # it names one product, by its name, in bold at its start
+    return [found[0].product] if reader.first_sentence_products(unit) == [found[0].product] else []
