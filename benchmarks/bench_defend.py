@@ -32,7 +32,7 @@ from poise.catalog import sample_catalog
 from poise.cli._defend import defend_table
 from poise.defenses import Context
 from poise.engine import DEFAULT_GENERATE_CONFIG, SearchEngine
-from poise.experiments import AttackSettings, check_defend_inputs, defend_json, pooled, run_defend
+from poise.experiments import AttackSettings, check_defend_inputs, defend_json, inputs_hash, pooled, run_defend
 from poise.models import RequestCache, get_model
 from poise.store import Store, StoredDefend
 
@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
                    "method": args.method, "budget": args.budget, "orders": args.orders,
                    "final_orders": args.final_orders, "selection_orders": args.selection_orders,
                    "confirm": args.confirm, "seed": args.seed, "generate": config.model_dump(mode="json"),
+                   # the server and what shapes the prompts: a resume against another server (or after the
+                   # bundled pages changed) is a new run, as the commands' are, never mixed into the old one
+                   "base_url": llm.identity().get("base_url"),
+                   "inputs": inputs_hash(categories, engine.template, llm.identity(), config),
                    **({"consensus_orders": args.consensus_orders} if args.consensus_orders else {})}
         if args.clean_only:
             with store.open_run("defend-clean", run_cfg) as run:

@@ -42,6 +42,31 @@ def test_a_base_url_with_a_query_string_is_one_line_about_the_url(folder: Path, 
     assert sorted(p.name for p in folder.iterdir()) == ["cat.jsonl"]
 
 
+@pytest.mark.parametrize("path", ["/chat/completions", "/chat/completions/", "/completions"])
+def test_a_base_url_that_is_the_endpoints_own_url_is_one_line_naming_the_root(folder: Path, capsys: Capture,
+                                                                           path: str) -> None:
+    """The endpoint's URL copied whole (.../v1/chat/completions): the client added the path again
+    and a real server's 404 was blamed on the model. Refused before any request, naming the root."""
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "recommend", "-c", "blender", *OPENAI, "--base-url", fake.url + path)
+    line = error_line(err)
+    assert code == 1 and out == "" and not fake.requests
+    assert f"--base-url {fake.url}." in line and "no model" not in line
+    assert sorted(p.name for p in folder.iterdir()) == ["cat.jsonl"]
+
+
+def test_a_404_names_the_base_url_beside_the_model(folder: Path, capsys: Capture) -> None:
+    """A server without the API under that root (a --base-url without its /v1) answers 404 to
+    every path: the line said only that it had no such model and to check the model's name."""
+    from .wirefake import raw
+
+    with WireFake([raw(404, '{"detail": "Not Found"}')]) as fake:
+        code, out, err = poise(capsys, "recommend", "-c", "blender", *OPENAI, "--base-url", fake.url)
+    line = error_line(err)
+    assert code == 1 and out == "" and len(fake.requests) == 1
+    assert "HTTP 404" in line and "--model" in line and "--base-url" in line and "ends in /v1" in line
+
+
 # -- 2. --json: an error is exactly one line on stderr ------------------------------------------------------
 @pytest.mark.parametrize("argv", [
     ("attack", "-c", "blender", "--budget", "2", "--final-orders", "1", "--verify-stop", "2"),
@@ -109,3 +134,34 @@ def test_hardlabel_counts_every_answer_verify_stop_asks(folder: Path, capsys: Ca
         assert t["hits"] == sum(s == 3 for s in c["scores"]), (t, c["scores"])
         assert t["hits"] + t["misses"] == len(c["scores"]) + c["unparseable"], (t, c["scores"])
     assert data["method_report"]["queries_to_first_hit"] == 1
+
+
+# -- 5. bench_defend.py --clean-only resumed against another server ---------------------------------------------
+def test_bench_defend_never_resumes_a_run_made_against_another_server(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """bench_defend.py keyed its runs without the server (nor the pages): a clean-only run that
+    failed against one --base-url was adopted by the same command against another, and the two
+    servers' answers were mixed in one run."""
+    import importlib.util
+    import sqlite3
+
+    from poise._errors import ModelError
+
+    from .wirefake import error
+
+    spec = importlib.util.spec_from_file_location("bench_defend", Path(__file__).parents[1] / "benchmarks" /
+                                                  "bench_defend.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    argv = ["--clean-only", "--model", "openai:fake", "--categories", "blender", "--defenses", "sandwich",
+            "--orders", "2", "--store", str(tmp_path / "store")]
+    with WireFake([error(401, "no")]) as refusing, pytest.raises(ModelError):
+        bench.main([*argv, "--base-url", refusing.url])
+    with WireFake([], responder=rank_all) as other:
+        assert bench.main([*argv, "--base-url", other.url]) == 0
+        assert len(other.requests) == 4  # the plain engine and sandwich, two orders each: all asked here
+    with sqlite3.connect(tmp_path / "store" / "poise.sqlite") as conn:
+        statuses = [s for (s,) in conn.execute("SELECT status FROM runs ORDER BY created_at")]
+    assert statuses == ["failed", "finished"]

@@ -75,6 +75,14 @@ class OpenAIModel(ChatModel):
                 "client cannot send (the request would go to the wrong path)",
                 "pass --base-url without it, like http://127.0.0.1:8080/v1",
             )
+        suffix = next((x for x in ("/chat/completions", "/completions") if parts.path.rstrip("/").endswith(x)), "")
+        if suffix:  # the endpoint's own URL, copied whole: the client adds that path again
+            shown = redact_url(self.base_url)
+            raise ModelSpecError(
+                f"the base URL {shown!r} ends in {suffix}, the path the client adds itself (the requests would go "
+                f"to ...{suffix}/chat/completions)",
+                f"pass the API's root: --base-url {shown.removesuffix(suffix)}",
+            )
         key = api_key or os.environ.get(API_KEY_ENV)
         if not key:
             if redact_url(self.base_url) == DEFAULT_BASE_URL:
@@ -175,8 +183,10 @@ class OpenAIModel(ChatModel):
                 )
             if status == 404:
                 return ModelError(
-                    f"the server at {where} has no model {self.model!r} (HTTP 404{detail})",
-                    "check the model name in --model openai:MODEL",
+                    f"the server at {where} has no model {self.model!r}, or no chat endpoint at "
+                    f"{where}/chat/completions (HTTP 404{detail})",
+                    "check the model name in --model openai:MODEL, and that --base-url is the API's root "
+                    "(it often ends in /v1)",
                 )
             if 300 <= status < 400:
                 return ModelError(f"the server at {where} redirects {_redirect_target(exc)} (HTTP {status})",
