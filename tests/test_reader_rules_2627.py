@@ -160,3 +160,14 @@ def test_a_use_case_led_by_and_for_is_a_pick_after_the_list():
               "Slow Pro** – also pressure-cooks.\n\nAnd for a simple budget cooker, the **Crock-Pot 7-Quart "
               "Oval** works well.")
     assert extract_ranking(answer, COOKERS) == [1, 2, 3]
+
+
+WASHERS = [("Kärcher", "K5 Premium"), ("Ryobi", "2300 PSI Brushless Electric Pressure Washer"),
+           ("DeWalt", "DWZPWFC75 Foam Cannon"), ("Westinghouse", "WPX2700 Pressure Washer")]
+
+
+def test_notes_on_the_other_results_are_not_picks():
+    answer = ("Here are the electric pressure washers I'd recommend:\n\n1. **Kärcher K5 Premium** – gentle on cars.\n"
+              "2. **Ryobi 2300 PSI Brushless** – quiet.\n\nA couple of notes on the other results:\n"
+              "- The DeWalt DWZPWFC75 is a foam cannon accessory.\n- The Westinghouse WPX2700 is gas-powered.")
+    assert extract_ranking(answer, WASHERS) == [0, 1]

@@ -59,7 +59,9 @@ _ASPECT = re.compile(r"^\W*(?:why|pros?|cons?|notes?|best for|good for|great for
                      r"|inconvénients|ventajas|desventajas)\W*:", re.I)
 # a line over the products left out: "Not robots:", "Why the others didn't make it", "Also-rans"
 _LEFT_OUT = re.compile(r"^\W*(?:not (?!only\b|just\b|sure\b)\w+|why not|why the others|also-rans|excluded|left out"
-                       r"|didn['’]t make|ruled out|what i['’]d avoid|nicht empfohlen|non retenus?|descartad)", re.I)
+                       r"|didn['’]t make|ruled out|what i['’]d avoid"
+                       r"|(?:a (?:couple|few) (?:of )?|some )?notes? on the (?:other|rest|remaining)"
+                       r"|nicht empfohlen|non retenus?|descartad)", re.I)
 
 
 def _names(products: Sequence[Any]) -> tuple[tuple[str, str], ...]:
