@@ -28,16 +28,22 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 # -- 1. a base URL with a query string ------------------------------------------------------------------
-@pytest.mark.parametrize("query", ["?api-version=2024-06-01", "?key=sk-probe-3e1f9", "?"])
-def test_a_base_url_with_a_query_string_is_one_line_about_the_url(folder: Path, capsys: Capture, query: str) -> None:
+@pytest.mark.parametrize(("query", "source"), [("?api-version=2024-06-01", "flag"), ("?key=sk-probe-3e1f9", "env"),
+                                               ("?", "flag")])
+def test_a_base_url_with_a_query_string_is_one_line_about_the_url(folder: Path, capsys: Capture,
+                                                                  monkeypatch: pytest.MonkeyPatch, query: str,
+                                                                  source: str) -> None:
     """The OpenAI client puts its path after the query (/v1/?x=1chat/completions): a real
     server answered 404 and the line blamed the model ("has no model 'fake'"). It is refused
     before any request, without echoing the query (it may hold a key)."""
     with WireFake([], responder=rank_all) as fake:
-        code, out, err = poise(capsys, "recommend", "-c", "blender", *OPENAI, "--base-url", fake.url + query)
+        if source == "env":
+            monkeypatch.setenv("OPENAI_BASE_URL", fake.url + query)
+        flag = ("--base-url", fake.url + query) if source == "flag" else ()
+        code, out, err = poise(capsys, "recommend", "-c", "blender", *OPENAI, *flag)
     line = error_line(err)
     assert code == 1 and out == "" and not fake.requests
-    assert "query string" in line and "--base-url" in line and "no model" not in line
+    assert "query string" in line and "--base-url" in line and "OPENAI_BASE_URL" in line and "no model" not in line
     assert "sk-probe" not in line and "api-version" not in line
     assert sorted(p.name for p in folder.iterdir()) == ["cat.jsonl"]
 
@@ -51,7 +57,7 @@ def test_a_base_url_that_is_the_endpoints_own_url_is_one_line_naming_the_root(fo
         code, out, err = poise(capsys, "recommend", "-c", "blender", *OPENAI, "--base-url", fake.url + path)
     line = error_line(err)
     assert code == 1 and out == "" and not fake.requests
-    assert f"--base-url {fake.url}." in line and "no model" not in line
+    assert f"--base-url (or set OPENAI_BASE_URL): {fake.url}." in line and "no model" not in line
     assert sorted(p.name for p in folder.iterdir()) == ["cat.jsonl"]
 
 

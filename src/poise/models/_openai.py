@@ -73,7 +73,7 @@ class OpenAIModel(ChatModel):
             raise ModelSpecError(
                 f"the base URL {redact_url(self.base_url)!r} has a query string ('?...'), which the OpenAI "
                 "client cannot send (the request would go to the wrong path)",
-                "pass --base-url without it, like http://127.0.0.1:8080/v1",
+                f"pass --base-url (or set {BASE_URL_ENV}) without it, like http://127.0.0.1:8080/v1",
             )
         suffix = next((x for x in ("/chat/completions", "/completions") if parts.path.rstrip("/").endswith(x)), "")
         if suffix:  # the endpoint's own URL, copied whole: the client adds that path again
@@ -81,7 +81,7 @@ class OpenAIModel(ChatModel):
             raise ModelSpecError(
                 f"the base URL {shown!r} ends in {suffix}, the path the client adds itself (the requests would go "
                 f"to ...{suffix}/chat/completions)",
-                f"pass the API's root: --base-url {shown.removesuffix(suffix)}",
+                f"pass the API's root as --base-url (or set {BASE_URL_ENV}): {shown.removesuffix(suffix)}",
             )
         key = api_key or os.environ.get(API_KEY_ENV)
         if not key:
