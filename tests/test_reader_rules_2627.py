@@ -171,3 +171,14 @@ def test_notes_on_the_other_results_are_not_picks():
               "2. **Ryobi 2300 PSI Brushless** – quiet.\n\nA couple of notes on the other results:\n"
               "- The DeWalt DWZPWFC75 is a foam cannon accessory.\n- The Westinghouse WPX2700 is gas-powered.")
     assert extract_ranking(answer, WASHERS) == [0, 1]
+
+
+DISHWASHERS = [("Miele", "G 5006 SCU"), ("Siemens", "iQ700 SN27YI03CE"), ("GE", "GDT665SGNBB"),
+               ("Whirlpool", "Large Capacity Dishwasher with 3rd Rack")]
+
+
+def test_a_pronoun_that_takes_products_back_in_swedish():
+    answer = ("Om tillförlitlighet är viktigast skulle jag välja **Siemens iQ700** först. **Miele G 5006 SCU** är "
+              "ett mycket bra andraval.\n\nGE och Whirlpool har fler serviceärenden i snitt, så dem skulle jag "
+              "hoppa över.")
+    assert extract_ranking(answer, DISHWASHERS) == [1, 0]

@@ -36,8 +36,8 @@ NOTE = re.compile(r"\W*(?:(?:please |just )?note(?: that|\W*:)|sources? (?:note|
                    r"|be aware|(?:it['’]s |it is )?worth noting|also note|one caveat|a caveat|for context|beachte"
                    r"|à noter)\b",
                    re.I)
-_TAKEN_BACK = re.compile(r"[,;]\s*(?:so|and|but|which means)?\s*(?:they|these|those|all of them|both|which"
-                         r"|i(?:['’]d)?)\b",
+_TAKEN_BACK = re.compile(r"[,;:]\s*(?:so|and|but|which means|så|daher|donc|así que|quindi|dus)?\s*(?:they|these|those"
+                         r"|all of them|both|which|i(?:['’]d)?|dem|de|sie|die|ils|elles|los|las|li|le|ze)\b",
                          re.I)
 _BACK_REFERENCE = re.compile(r"\b(?:it|that (?:one|model|product|page)|this one)\b", re.I)
 _CLAUSE_END = re.compile(r"[,;:]|\s[-–—]\s|\b(?:but|while|whereas)\b")
