@@ -182,3 +182,16 @@ def test_a_pronoun_that_takes_products_back_in_swedish():
               "ett mycket bra andraval.\n\nGE och Whirlpool har fler serviceärenden i snitt, så dem skulle jag "
               "hoppa över.")
     assert extract_ranking(answer, DISHWASHERS) == [1, 0]
+
+
+WASHING = [("Miele", "W1 T1 Laundry Series"), ("LG", "5.2 cu. ft. Smart Front Load Washer TurboWash"),
+           ("GE Appliances", "GE 5.0 cu. ft. Smart Front Load ENERGY STAR Steam Washer"),
+           ("Electrolux", "500 Series Front Load Washer")]
+
+
+def test_energy_and_also_reviewed_sections_name_no_pick():
+    answer = ("### Energy and water\nFront-loaders use less water.\n\n### Large families — LG 5.2 cu. ft. Front Load\n"
+              "A huge drum.\n\n### Premium — Miele W1 T1\nBuilt for 20 years.\n\n### Also reviewed\n"
+              "- **GE 5.0 cu. ft. Smart Front Load** — dispenser jams.\n- **Electrolux 500 Series** — fine, "
+              "but beaten by the LG on every metric.")
+    assert extract_ranking(answer, WASHING) == [1, 0]

@@ -61,6 +61,7 @@ _ASPECT = re.compile(r"^\W*(?:why|pros?|cons?|notes?|best for|good for|great for
 _LEFT_OUT = re.compile(r"^\W*(?:not (?!only\b|just\b|sure\b)\w+|why not|why the others|also-rans|excluded|left out"
                        r"|didn['’]t make|ruled out|what i['’]d avoid"
                        r"|(?:a (?:couple|few) (?:of )?|some )?notes? on the (?:other|rest|remaining)"
+                       r"|(?:also|others?) (?:reviewed|evaluated|tested|looked at)\W*$"
                        r"|nicht empfohlen|non retenus?|descartad)", re.I)
 
 
