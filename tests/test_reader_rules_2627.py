@@ -195,3 +195,10 @@ def test_energy_and_also_reviewed_sections_name_no_pick():
               "- **GE 5.0 cu. ft. Smart Front Load** — dispenser jams.\n- **Electrolux 500 Series** — fine, "
               "but beaten by the LG on every metric.")
     assert extract_ranking(answer, WASHING) == [1, 0]
+
+
+def test_a_recommendation_for_someone_that_orders_with_ordinals_ranks():
+    answer = ("**Premium:** Miele W1 T1 — built for 20 years.\n\n**Mid:** LG 5.2 cu. ft. Smart Front Load — a huge "
+              "drum.\n\n**Budget:** Electrolux 500 Series — good value.\n\n**My overall recommendation for a family "
+              "of four is the mid-tier LG** — with the Miele second if money is no object, and the Electrolux third.")
+    assert extract_ranking(answer, WASHING) == [1, 0, 3]

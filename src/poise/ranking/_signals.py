@@ -57,7 +57,8 @@ STATEMENT_HINT = re.compile(
 STATEMENTS = [
     (3, re.compile(_LEAD + rf"(?:{_RANKING}){_TAIL}", re.I)),
     (2, re.compile(_LEAD + rf"(?:{_SHORT}){_TAIL}", re.I)),
-    (1, re.compile(_LEAD + rf"(?:{_SUMMARY})\s*(?:\*\*|__)?\s*(?:is\b|would be\b|:|–|—|-|$)", re.I)),
+    (1, re.compile(_LEAD + rf"(?:{_SUMMARY})(?: for (?:an? |the |most )?[\w' -]{{1,30}}?)?\s*(?:\*\*|__)?\s*"
+                   r"(?:is\b|would be\b|:|–|—|-|$)", re.I)),
 ]
 # ordinal words, arrows and "ahead of": a statement that puts products in order
 ORDINAL = re.compile(
