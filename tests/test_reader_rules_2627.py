@@ -202,3 +202,14 @@ def test_a_recommendation_for_someone_that_orders_with_ordinals_ranks():
               "drum.\n\n**Budget:** Electrolux 500 Series — good value.\n\n**My overall recommendation for a family "
               "of four is the mid-tier LG** — with the Miele second if money is no object, and the Electrolux third.")
     assert extract_ranking(answer, WASHING) == [1, 0, 3]
+
+
+SHAMPOOS = [("Herbal Essences", "Color Me Happy Shampoo"), ("Redken", "Color Extend Magnetics Shampoo"),
+            ("Joico", "Blonde Life Brightening Shampoo"), ("Matrix", "Brass Off Shampoo"),
+            ("Pantene", "Repair Protect")]
+
+
+def test_a_use_case_after_the_list_that_names_two_picks_adds_both():
+    answer = ("For colored hair use a sulfate-free shampoo. Good options:\n- Redken Color Extend Magnetics\n"
+              "- Herbal Essences Color Me Happy (cheaper)\n\nIf you are blonde: Joico Blonde Life or Matrix Brass Off.")
+    assert extract_ranking(answer, SHAMPOOS) == [1, 0, 2, 3]

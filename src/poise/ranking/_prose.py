@@ -105,10 +105,8 @@ def more_options(units: list[Unit], reader: Reader) -> list[int]:
             sentence = m.group()
             if NOTE.match(sentence):
                 continue
-            if sig.GOOD_PICK.search(sentence):
+            if sig.GOOD_PICK.search(sentence) or _led_by_use(sentence, reader):
                 out += reader.mentions(sentence, skip_negative=True)
-            elif _led_by_use(sentence, reader):
-                out += reader.mentions(sentence, skip_negative=True)[:1]
     return out
 
 
