@@ -213,3 +213,17 @@ def test_a_use_case_after_the_list_that_names_two_picks_adds_both():
     answer = ("For colored hair use a sulfate-free shampoo. Good options:\n- Redken Color Extend Magnetics\n"
               "- Herbal Essences Color Me Happy (cheaper)\n\nIf you are blonde: Joico Blonde Life or Matrix Brass Off.")
     assert extract_ranking(answer, SHAMPOOS) == [1, 0, 2, 3]
+
+
+GUNS = [("Therabody", "Theragun Elite"), ("Hyperice", "Hypervolt 2"), ("Renpho", "R4 Pro Massage Gun")]
+
+
+@pytest.mark.parametrize("answer", [
+    "Für dich kommen eigentlich nur zwei infrage: die **Theragun Elite** und die **Hypervolt 2**.\n\nDie Theragun "
+    "geht tiefer, die Hypervolt 2 ist leiser.\n\nWenn ich mich entscheiden müsste, würde ich zur Hypervolt 2 "
+    "tendieren.\n\nWie wichtig ist dir die Lautstärke?",
+    "Tra i modelli elencati, i due adatti sono la **Theragun Elite** e la **Hypervolt 2**.\n\nLa Theragun va più "
+    "in profondità; la Hypervolt è più silenziosa.\n\nSe dovessi scegliere, prenderei la Hypervolt 2.",
+])
+def test_only_two_candidates_then_a_pick_ranks_the_pick_first_and_keeps_the_other(answer):
+    assert extract_ranking(answer, GUNS) == [1, 0]

@@ -203,6 +203,9 @@ TIE = re.compile(r"\btied?\b|\bties\b|\bneck and neck\b|\bgleichauf\b|\bex-?aequ
                  r"|\bdead heat\b|\bequally?\b|\bcan['’]t separate\b"
                  r"|\bboth\b|^\s*=|\bex aequo\b|\bà égalité\b|\bempat|\bse valent\b|\bsi equivalgono\b"
                  r"|\bgleichwertig\b|\b(?:it['’]s|is|are|they['’]re) (?:honestly |really |very |pretty |quite )?close\b"
+                 r"|\b(?:only|just) two (?:real |serious )?(?:options|contenders|candidates|choices)\b"
+                 r"|\bnur (?:zwei|die beiden)\b|\bi due (?:adatti|validi|candidati)\b|\bles deux (?:seuls|seules)\b"
+                 r"|\bsolo (?:dos|due)\b"
                  r"(?!\s+(?:second|to|behind))", re.I)
 # a sentence that recommends beside the main choice: "a close second is", "also excellent", "if you need ..."
 ALSO = re.compile(
