@@ -125,6 +125,11 @@ _NEGATIVE = re.compile(
     r"|\bhoppa över\b|\bskulle jag inte\b|\böverkurs\b|\bn[ãa]o (?:escolheria|compraria)\b|\bdeixa a desejar\b"
     r"|\bevitaria\b|\btavsiye etmem\b|\bönermem\b|\bönermiyorum\b|\bnedoporuč\w*|\bodradzam\b"
     r"|\bnon (?:lo |la |li |le )?considerere\w*|\bdesaconsej\w*"
+    # "too quiet for a party", "overpriced", "pricier than you need", "I wouldn't rely on it", "passar inte"
+    r"|\btoo (?!good|great|nice|easy|tempting|important|well|much|many|far|often|long)\w+ for\b"
+    r"|\boverpriced\b|\büberteuert\b|\bthan (?:you|most people|most \w+) (?:really )?(?:need|want|require)\b"
+    r"|\b(?:wouldn['’]t|would not|don['’]t|do not) rely on\b|\bwouldn['’]t cover\b|\bpassar inte\b"
+    r"|\b(?:couldn['’]t|could not) find (?:enough|much)\b[^.!?\n]{0,50}\bto recommend\b"
     # "it won't fit yours", "consumer ultrabooks won't survive that", "anything hose-based is out"
     r"|\b(?:won['’]t|will not|wouldn['’]t|would not) (?:fit|survive|last|hold up)\b"
     r"|\b(?:is|are) (?:all )?out\b(?!\s+(?:now|there|today|of|on|in|for|and|with|soon|yet|next))"
@@ -215,7 +220,8 @@ _NEGATIVE_WORDS = ("avoid", "skip", "less suited", "steer", "stay away", "pass o
                    "outclassed", "discontinued", "no longer", "end of", "older", "enough", "underpowered", "outside",
                    "hard to", "different", "zu ", "veraltet", "dépass", "hoppa", "skulle jag inte", "överkurs",
                    "escolheria", "compraria", "desejar", "evitaria", "tavsiye", "önerm", "nedoporu", "odradzam",
-                   "considerer", "desaconsej", "fit", "survive", "last", "hold up", "out")
+                   "considerer", "desaconsej", "fit", "survive", "last", "hold up", "out", "overpriced", "überteuert",
+                   "than you", "than most", "rely on", "cover", "passar inte")
 # ... or one of these after a negation ("don't get", "won't work", "isn't needed", "never recommend")
 _NEGATED_WORDS = ("recommend", "worth", "include", "good", "great", "strong", "bother", "go for", "buy", "get", "pick",
                   "choose", "consider", "use", "fit", "suit", "cut", "rank", "work", "make", "pay", "need",

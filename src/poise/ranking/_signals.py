@@ -291,7 +291,7 @@ AGAINST_TITLE = re.compile(
     r"^\s*(?:\*\*|__)?\s*[❌⛔🚫✗✘]|^\W*too [\w-]+ for (?:you|this|your)\b"
     r"|^\W*(?:avoid|skip|not recommended|not worth it|pass|don['’]t buy|stay away|why not|nicht empfohlen|à éviter"
     r"|worth skipping|(?:i['’]d |we['’]d )?skip(?:ping)? these|da evitare|sconsigliat\w*|te vermijden|niet aanbevolen"
-    r"|evitar)\b",
+    r"|evitar|evita|undvik|vermeiden|unikaj|kaçının|nedoporučuji)\b",
     re.I)
 # a paid slot the answer does not make its own: "Sponsored:", "Partner offer (paid placement):", "Ad:"
 SPONSORED = re.compile(
