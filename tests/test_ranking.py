@@ -33,13 +33,13 @@ CATALOG = sample_catalog()
 FLOORS = {
     "train_1_styles.jsonl": 1.0, "train_2_blind98.jsonl": 1.0, "train_3_local_model.jsonl": 1.0,
     "train_4_blind100.jsonl": 0.99, "train_5_engines.jsonl": 0.91, "train_6_signals.jsonl": 0.85,
-    "train_7_negatives.jsonl": 0.83, "train_8_local_attack.jsonl": 0.91, "train_9_mixed.jsonl": 0.87,
-    "train_10_engines.jsonl": 0.91, "train_11_hard.jsonl": 0.88, "train_12_mixed.jsonl": 0.81,
-    "train_13_defended.jsonl": 0.89, "train_14_engines.jsonl": 0.98, "train_15_mixed.jsonl": 0.86,
-    "train_16_hard.jsonl": 0.93, "train_17_engines.jsonl": 0.99, "train_18_longform.jsonl": 0.84,
-    "train_19_short.jsonl": 0.85, "train_20_realistic.jsonl": 0.95, "train_21_realistic.jsonl": 0.94,
-    "train_22_defended.jsonl": 0.85, "train_23_mixed.jsonl": 0.92, "train_24_conditional.jsonl": 0.89,
-    "train_25_injection.jsonl": 0.91, "train_26_reports.jsonl": 0.8, "train_27_languages.jsonl": 0.87,
+    "train_7_negatives.jsonl": 0.83, "train_8_local_attack.jsonl": 0.91, "train_9_mixed.jsonl": 0.88,
+    "train_10_engines.jsonl": 0.93, "train_11_hard.jsonl": 0.89, "train_12_mixed.jsonl": 0.82,
+    "train_13_defended.jsonl": 0.9, "train_14_engines.jsonl": 0.98, "train_15_mixed.jsonl": 0.91,
+    "train_16_hard.jsonl": 0.93, "train_17_engines.jsonl": 0.99, "train_18_longform.jsonl": 0.85,
+    "train_19_short.jsonl": 0.87, "train_20_realistic.jsonl": 0.95, "train_21_realistic.jsonl": 0.94,
+    "train_22_defended.jsonl": 0.86, "train_23_mixed.jsonl": 0.93, "train_24_conditional.jsonl": 0.89,
+    "train_25_injection.jsonl": 0.92, "train_26_reports.jsonl": 0.9, "train_27_languages.jsonl": 0.91,
 }
 
 
