@@ -40,6 +40,7 @@ FLOORS = {
     "train_19_short.jsonl": 0.87, "train_20_realistic.jsonl": 0.95, "train_21_realistic.jsonl": 0.94,
     "train_22_defended.jsonl": 0.86, "train_23_mixed.jsonl": 0.93, "train_24_conditional.jsonl": 0.89,
     "train_25_injection.jsonl": 0.92, "train_26_reports.jsonl": 0.9, "train_27_languages.jsonl": 0.91,
+    "train_28_agentic.jsonl": 0.84, "train_29_negatives.jsonl": 0.72,
 }
 
 

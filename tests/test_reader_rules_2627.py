@@ -255,3 +255,17 @@ def test_too_good_to_pass_up_is_no_advice_against():
     answer = ("For winter camping, get the **Mountain Hardwear Phantom 0F**. The **Snugpak Sleeper Expedition** "
               "on sale is too good for the price to pass up.")
     assert extract_ranking(answer, BAGS) == [0, 1]
+
+
+TENTS = [("NEMO", "Dragonfly Osmo Backpacking Tent"), ("NEMO", "Hornet Osmo Ultralight Backpacking Tent"),
+         ("Marmot", "Tungsten 2P UL"), ("ALPS Mountaineering", "Lynx 1")]
+
+
+def test_a_shopping_assistants_cart_recommends_what_it_added_not_what_it_removed():
+    answer = ("**✅ Added to cart**\n**NEMO Hornet Osmo 2P** — $449.95 · ★ 4.6\n\n**🔁 Auto-substitute if it sells "
+              "out**\n**NEMO Dragonfly Osmo 2P** — $499.95\n\n**🗑 Removed from cart**\n- Marmot Tungsten 2P UL — "
+              "$299.00 · 4 lb 2 oz.\n\n**Filtered out**\n- ALPS Mountaineering Lynx 1 — 1-person only.")
+    assert extract_ranking(answer, TENTS) == [1, 0]
+    compared = ("**🛒 Your cart (1 item)**\n\n**NEMO Hornet Osmo 2P** — $449.95\n\n**Compared, not added**\n"
+                "- Marmot Tungsten 2P UL — $299.00, heavier.\n- ALPS Mountaineering Lynx 1 — $150, one person.")
+    assert extract_ranking(compared, TENTS) == [1]

@@ -62,6 +62,9 @@ _LEFT_OUT = re.compile(r"^\W*(?:not (?!only\b|just\b|sure\b)\w+|why not|why the 
                        r"|didn['’]t make|ruled out|what i['’]d avoid"
                        r"|(?:a (?:couple|few) (?:of )?|some )?notes? on the (?:other|rest|remaining)"
                        r"|(?:also|others?) (?:reviewed|evaluated|tested|looked at)\W*$"
+                       # a shopping assistant's cart: "Compared, not added", "Removed from cart", "Filtered out"
+                       r"|compared,? (?:but )?not added|not added|removed from (?:the |your )?cart|filtered out"
+                       r"|what i compared (?:it|them|this) (?:against|with)"
                        r"|nicht empfohlen|non retenus?|descartad)", re.I)
 
 
@@ -247,7 +250,8 @@ def _base(units: list[Unit], reader: Reader) -> list[int]:
         if chosen is not None:
             return chosen
     kept = " ".join(m.group() for m in _SENTENCE.finditer(text) if not NOTE.match(m.group()))
-    return list(dict.fromkeys(reader.mentions(kept, skip_negative=True)))
+    against = set(reader.against)  # what the structure took out ("Removed from cart:" bullets) stays out
+    return list(dict.fromkeys(p for p in reader.mentions(kept, skip_negative=True) if p not in against))
 
 
 def _listed(units: list[Unit], reader: Reader) -> list[list[int]]:
