@@ -269,3 +269,22 @@ def test_a_shopping_assistants_cart_recommends_what_it_added_not_what_it_removed
     compared = ("**🛒 Your cart (1 item)**\n\n**NEMO Hornet Osmo 2P** — $449.95\n\n**Compared, not added**\n"
                 "- Marmot Tungsten 2P UL — $299.00, heavier.\n- ALPS Mountaineering Lynx 1 — $150, one person.")
     assert extract_ranking(compared, TENTS) == [1]
+
+
+METERS_HILTI = [("Hilti", "PD-I Laser Meter"), ("Hilti", "PD-E Laser Meter"), ("Hilti", "PD-S Laser Meter"),
+                ("Bosch", "GLM 50 C")]
+
+
+def test_an_answer_that_only_compares_recommends_nothing():
+    answer = ("Here's a side-by-side comparison:\n\n| Spec | Hilti PD-I | Hilti PD-E |\n|---|---|---|\n"
+              "| Range | 100 m | 200 m |\n| Bluetooth | Yes | No |\n\n- The PD-E is the only one with a camera.\n"
+              "- The PD-I is the only one with Bluetooth.\n\nWhich one fits best depends on where you measure — "
+              "tell me more?")
+    reading = parse_ranking(answer, METERS_HILTI)
+    assert reading.status == "unparseable" and "picks none" in (reading.reason or "")
+
+
+def test_a_comparison_that_then_prefers_one_is_no_decline():
+    answer = ("Here's a side-by-side comparison:\n\n| Spec | Hilti PD-I | Hilti PD-E |\n|---|---|---|\n"
+              "| Range | 100 m | 200 m |\n\nFor outdoor work the PD-E is the better buy.")
+    assert extract_ranking(answer, METERS_HILTI)[0] == 1

@@ -11,7 +11,7 @@ from ._cues import _SENTENCE
 from ._mentions import Reader
 from ._units import cut
 
-__all__ = ["declines", "defers"]
+__all__ = ["compares_only", "declines", "defers"]
 
 
 _THE_REST = re.compile(r"\bthe (?:rest|others|remaining (?:ones|options|models))\b|\bother (?:ones|options|models)\b"
@@ -63,3 +63,29 @@ def defers(text: str, reader: Reader) -> bool:
     if all("narrow" in o.lower() for o in offers) and any(u.kind != "para" and reader.subjects(u) for u in cut(text)):
         return False
     return not any(sig.DECISION.search(s.group()) and reader.find(s.group()) for s in _SENTENCE.finditer(text))
+
+
+# an answer framed as a comparison: "Here's a side-by-side comparison", "they differ in", a spec table
+_COMPARISON_FRAME = re.compile(r"\bside[- ]by[- ]side\b|\bcomparison\b|\bdiffer(?:s|ences?)? (?:in|is|are)\b"
+                               r"|\bthe differences\b|\bhow they compare\b|^\s*\|\s*spec", re.I | re.M)
+# any word that recommends, ranks or judges one product better for the user
+_RECOMMENDING = re.compile(
+    r"\b(?:recommend\w*|best|top|pick\w*|choice|choose|favou?rite|winner|go (?:with|for)|worth|ideal|great"
+    r"|excellent|solid|suggest\w*|prefer\w*|better|ahead|edge|stand(?:s)? out|fallback|empfehl\w*|recomiend\w*"
+    r"|recommand\w*|consigli\w*|raccomand\w*|aanrad\w*|beste?n?|mejor\w*|meilleur\w*|miglior\w*|melhor\w*"
+    r"|escolh\w*|elij\w*|elig\w*|prendr\w*|choisi\w*|nimm|würde|folgt|sceglie\w*|prender\w*)\b", re.I)
+_OPEN_QUESTION = re.compile(r"\bdepends?\b|\?\s*$", re.I)
+
+
+def compares_only(text: str, reader: Reader) -> bool:
+    """Whether the answer only compares: framed as a comparison near its start, with no word
+    anywhere that recommends, ranks or prefers (the sentence that leaves the choice to the user,
+    "which fits best depends on your counter", aside), no numbered list and no pick line."""
+    if not _COMPARISON_FRAME.search(text[:300]):
+        return False
+    units = cut(text)
+    if any(u.kind in ("item", "pick") or u.rank is not None for u in units):
+        return False
+    judged = [s.group() for s in _SENTENCE.finditer(text) if not _OPEN_QUESTION.search(s.group())]
+    signals = (_RECOMMENDING, sig.DECISION, sig.GOOD_PICK, sig.ALSO, sig.TIE_BREAK, sig.ORDINAL)
+    return not any(r.search(s) for s in judged for r in signals) and len({m.product for m in reader.find(text)}) >= 2

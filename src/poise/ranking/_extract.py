@@ -30,7 +30,7 @@ from ._cues import (
     _negative_cue,
     _strip_echoes,
 )
-from ._declines import declines, defers
+from ._declines import compares_only, declines, defers
 from ._doubt import by_position, negated_only
 from ._json import find_json, find_yaml, read_json
 from ._mentions import NOTE, Reader
@@ -464,6 +464,8 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
     if declines(text, reader) or defers(text, reader):
         return Ranking((), n, "the response declines to recommend anything",
                        role_reader=lambda: _roles((), raw, text, reader, n))
+    if compares_only(text, reader):
+        return Ranking((), n, _COMPARES_ONLY, role_reader=lambda: _roles((), raw, text, reader, n))
     order, reason = _revised(text, reader) or _read(text, reader)
 
     def roles() -> tuple[Role, ...]:
