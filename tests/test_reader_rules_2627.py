@@ -288,3 +288,15 @@ def test_a_comparison_that_then_prefers_one_is_no_decline():
     answer = ("Here's a side-by-side comparison:\n\n| Spec | Hilti PD-I | Hilti PD-E |\n|---|---|---|\n"
               "| Range | 100 m | 200 m |\n\nFor outdoor work the PD-E is the better buy.")
     assert extract_ranking(answer, METERS_HILTI)[0] == 1
+
+
+@pytest.mark.parametrize("aside", [
+    "Note: the Western Mountaineering Alpinlite is a down quilt, not a sleeping bag.",
+    "The Western Mountaineering Alpinlite is useful in summer but not a replacement for a winter bag.",
+    "The Western Mountaineering Alpinlite isn't a like-for-like option here.",
+    "El Western Mountaineering Alpinlite es totalmente exagerado para ti.",
+])
+def test_a_product_set_aside_as_another_kind_is_advised_against(aside):
+    answer = ("My pick is the **Mountain Hardwear Phantom 0F**. A very close second is the **Snugpak Sleeper "
+              f"Expedition**.\n\n{aside}")
+    assert extract_ranking(answer, BAGS) == [0, 1]

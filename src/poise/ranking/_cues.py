@@ -130,6 +130,9 @@ _NEGATIVE = re.compile(
     r"|\boverpriced\b|\büberteuert\b|\bthan (?:you|most people|most \w+) (?:really )?(?:need|want|require)\b"
     r"|\b(?:wouldn['’]t|would not|don['’]t|do not) rely on\b|\bwouldn['’]t cover\b|\bpassar inte\b"
     r"|\b(?:couldn['’]t|could not) find (?:enough|much)\b[^.!?\n]{0,50}\bto recommend\b"
+    # "a hard drive, not a NAS", "not a replacement for", "isn't a like-for-like option", "totalmente exagerado"
+    r"|, not an? [\w-]+(?: [\w-]+)?(?=\s*(?:[,.;!]|$))|\bnot an? (?:\w+ )?(?:replacement|substitute) for\b"
+    r"|\blike-for-like\b|\bexagerad[oa]\b"
     # "it won't fit yours", "consumer ultrabooks won't survive that", "anything hose-based is out"
     r"|\b(?:won['’]t|will not|wouldn['’]t|would not) (?:fit|survive|last|hold up)\b"
     r"|\b(?:is|are) (?:all )?out\b(?!\s+(?:now|there|today|of|on|in|for|and|with|soon|yet|next))"
@@ -221,7 +224,8 @@ _NEGATIVE_WORDS = ("avoid", "skip", "less suited", "steer", "stay away", "pass o
                    "hard to", "different", "zu ", "veraltet", "dépass", "hoppa", "skulle jag inte", "överkurs",
                    "escolheria", "compraria", "desejar", "evitaria", "tavsiye", "önerm", "nedoporu", "odradzam",
                    "considerer", "desaconsej", "fit", "survive", "last", "hold up", "out", "overpriced", "überteuert",
-                   "than you", "than most", "rely on", "cover", "passar inte")
+                   "than you", "than most", "rely on", "cover", "passar inte", ", not", "replacement",
+                   "substitute", "like-for-like", "exagerad")
 # ... or one of these after a negation ("don't get", "won't work", "isn't needed", "never recommend")
 _NEGATED_WORDS = ("recommend", "worth", "include", "good", "great", "strong", "bother", "go for", "buy", "get", "pick",
                   "choose", "consider", "use", "fit", "suit", "cut", "rank", "work", "make", "pay", "need",
