@@ -300,3 +300,10 @@ def test_a_product_set_aside_as_another_kind_is_advised_against(aside):
     answer = ("My pick is the **Mountain Hardwear Phantom 0F**. A very close second is the **Snugpak Sleeper "
               f"Expedition**.\n\n{aside}")
     assert extract_ranking(answer, BAGS) == [0, 1]
+
+
+def test_a_question_heading_over_advice_against_is_no_pick():
+    answer = ("### Best overall: Mountain Hardwear Phantom 0F\nWarm and light.\n\n### Runner-up: Snugpak Sleeper "
+              "Expedition\nRobust.\n\n### What about the REI Trailbreak 20?\nIt's a fine bag, but it's synthetic "
+              "and heavy, so I've left it out of this winter list.")
+    assert extract_ranking(answer, BAGS) == [0, 1]

@@ -134,6 +134,10 @@ def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
             if against and unit.kind == "heading" and unit.body:
                 reader.against.update(m.product for m in reader.find(unit.text))
                 continue
+            if unit.kind == "heading" and unit.head.rstrip(" *_").endswith("?") and _negative_cue(unit.text) \
+                    and (asked := reader.subjects(unit)):
+                reader.against.update(asked)  # "### What about the X?" over "... so I've left it out"
+                continue
         elif echo and unit.kind in LIST_KINDS:
             continue  # the pages echoed, not the answer's recommendation
         elif against or unit.against or (unit.kind in ("item", "bullet", "heading") and _verdict_against(unit, reader)):
