@@ -57,16 +57,6 @@ _ASPECT = re.compile(r"^\W*(?:why|pros?|cons?|notes?|best for|good for|great for
                      r"|key (?:features|specs)|features|downsides?|upsides?|drawbacks?|caveats?|who it['’]?s for"
                      r"|what (?:we|i) (?:like|don['’]t like)|strengths?|weaknesses?|vorteile|nachteile|avantages"
                      r"|inconvénients|ventajas|desventajas)\W*:", re.I)
-# a line over the products left out: "Not robots:", "Why the others didn't make it", "Also-rans"
-_LEFT_OUT = re.compile(r"^\W*(?:not (?!only\b|just\b|sure\b)\w+|why not|why the others|also-rans|excluded|left out"
-                       r"|didn['’]t make|ruled out|what i['’]d avoid"
-                       r"|(?:a (?:couple|few) (?:of )?|some )?notes? on the (?:other|rest|remaining)"
-                       r"|(?:also|others?) (?:reviewed|evaluated|tested|looked at)\W*$"
-                       # a shopping assistant's cart: "Compared, not added", "Removed from cart", "Filtered out"
-                       r"|compared,? (?:but )?not added|not added|removed from (?:the |your )?cart|filtered out"
-                       r"|what i compared (?:it|them|this) (?:against|with)"
-                       r"|nicht empfohlen|non retenus?|descartad)", re.I)
-
 
 def _names(products: Sequence[Any]) -> tuple[tuple[str, str], ...]:
     out = []
@@ -127,7 +117,7 @@ def _advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
             own = unit.head if unit.kind == "heading" else unit.text
             lead = _last_sentence(own)
             against = (unit.kind == "heading" or len(unit.body) <= 1) and len(lead) <= 120 \
-                and (_negative_cue(lead) or bool(_LEFT_OUT.match(own))
+                and (_negative_cue(lead) or bool(sig.LEFT_OUT.match(own))
                      or (unit.kind == "heading" and bool(sig.AGAINST_TITLE.match(unit.head)))
                      or bool(sig.SPONSORED.match(own))) \
                 and not reader.find(own)

@@ -330,3 +330,12 @@ MORE_OPTIONS = re.compile(
     r"|\b(?:want|willing|ready|like) to splurge\b|\bif you can splurge\b"
     r"|^\W*(?:también|también vale|aussi|ebenfalls|auch)\b|\btambién (?:vale|es|recomiendo|me gusta)\b",
     re.I)
+# a line over the products left out: "Not robots:", "Why the others didn't make it", "Also-rans"
+LEFT_OUT = re.compile(r"^\W*(?:not (?!only\b|just\b|sure\b)\w+|why not|why the others|also-rans|excluded|left out"
+                      r"|didn['’]t make|ruled out|what i['’]d avoid"
+                      r"|(?:a (?:couple|few) (?:of )?|some )?notes? on the (?:other|rest|remaining)"
+                      r"|(?:also|others?) (?:reviewed|evaluated|tested|looked at)\W*$"
+                      # a shopping assistant's cart: "Compared, not added", "Removed from cart", "Filtered out"
+                      r"|compared,? (?:but )?not added|not added|removed from (?:the |your )?cart|filtered out"
+                      r"|what i compared (?:it|them|this) (?:against|with)"
+                      r"|nicht empfohlen|non retenus?|descartad)", re.I)
