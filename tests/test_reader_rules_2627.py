@@ -307,3 +307,20 @@ def test_a_question_heading_over_advice_against_is_no_pick():
               "Expedition\nRobust.\n\n### What about the REI Trailbreak 20?\nIt's a fine bag, but it's synthetic "
               "and heavy, so I've left it out of this winter list.")
     assert extract_ranking(answer, BAGS) == [0, 1]
+
+
+def test_questions_first_then_ill_narrow_it_down_defers():
+    answer = ("Happy to help, but the bags you listed range from the $80 REI Trailbreak 20 to the $900 Snugpak "
+              "Sleeper Expedition, so I need a bit more information "
+              "before I can point you to one:\n\n1. What's your budget?\n2. Summer or winter?\n\nOnce I know that, "
+              "I'll narrow it down.")
+    assert parse_ranking(answer, BAGS).status == "unparseable"
+
+
+@pytest.mark.parametrize("decline", [
+    "De los que mencionas, ninguno me parece buena compra hoy: el Snugpak y el REI ya no se fabrican.",
+    "Aucun ne me semble bon : le Snugpak et le REI sont chers pour ce qu'ils offrent.",
+])
+def test_declines_in_spanish_and_french(decline):
+    answer = f"{decline}\n\nPor un precio similar te recomendaría el **Sea to Summit Ascent** o el **Rab Ascent 700**."
+    assert parse_ranking(answer, BAGS).status == "unparseable"
