@@ -23,7 +23,7 @@ from ..engine import Recommender, SearchEngine
 from ..experiments import recommend
 from ..models import ChatMessage, ChatModel, GenerateConfig
 from ..ranking import HEURISTIC, LOOP_STOP, HeuristicReader, RankingReader, score_of, status_of_reason
-from ..store import CallRecord, Store
+from ..store import CallRecord, Store, content_hash
 from .base import check_count
 
 if TYPE_CHECKING:
@@ -47,6 +47,12 @@ SEARCH_PHASES = ("search", "confirm")
 
 def injection_sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def pages_sha(category: Category) -> str:
+    """A fingerprint of a category's products and pages as a prompt shows them (names, page
+    text, URLs): an attack records it, and a transfer refuses pages edited since."""
+    return content_hash([p.model_dump(mode="json") for p in category.products])[:16]
 
 
 @dataclass

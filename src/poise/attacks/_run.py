@@ -26,7 +26,7 @@ from ..engine import Recommender
 from ..ranking import RankingReader, scores_from_order
 from ..stats import bootstrap
 from ..store import Store, StoredAttack
-from ._evaluate import Budget, BudgetExhausted, Evaluator, StopSearch, injection_sha
+from ._evaluate import Budget, BudgetExhausted, Evaluator, StopSearch, injection_sha, pages_sha
 from ._stealth import Stealth
 from ._strategies import Target
 from .base import AttackMethod, check_attack_counts
@@ -118,7 +118,10 @@ class AttackResult:
             "confirmed": ev.confirmed,
             "bad_attacker_replies": self.bad_attacker_replies, "selection_scores": self.selection_scores,
             "candidates": [c.to_json() for c in ev.candidates],
-            "stealth": self.stealth, "method_report": self.method_report,
+            "stealth": self.stealth, "method_report": self.method_report, "pages_sha": pages_sha(ev.category),
+            # the opt-in settings that shape what was asked: only when on, as in the run's configuration
+            **({"verify_stop": ev.verify_stop} if ev.verify_stop else {}),
+            **({"shared_orders": True} if ev.shared_orders else {}), **({"early_stop": True} if ev.early_stop else {}),
         })
 
 

@@ -14,7 +14,7 @@ from ..catalog import Category, load_catalog
 from ..engine import Recommender
 from ..ranking import RankingReader
 from ..store import ResultError, RunRecord, Store, StoredAttack, StoredTransfer, TransferItem
-from ._evaluate import Evaluator
+from ._evaluate import Evaluator, pages_sha
 from ._run import final_scores
 from .base import replaces_page
 
@@ -74,6 +74,9 @@ def target_index(source: TransferSource) -> int:
     if (p.brand, p.model) != (src.product.brand, src.product.model):
         raise PoiseError(f"the catalog of run {src.run_id} has changed: product {index} is now {p.name!r}",
                          "put back the catalog the attack ran on")
+    if src.pages_sha is not None and src.pages_sha != pages_sha(cat):  # an injection is measured on its pages
+        raise PoiseError(f"the catalog of run {src.run_id} has changed: the products or pages of {cat.name!r} are "
+                         "not the ones the attack ran on", "put back the catalog the attack ran on")
     return index
 
 

@@ -139,7 +139,7 @@ def _consensus(result: dict[str, Any]) -> str:
     """What the consensus rests on, when it has orders of its own, and how settled its top-1 is."""
     own = result.get("consensus_orders") or 0
     stability = result.get("consensus_stability")
-    where = f"; consensus of {own} own orders" if own else ""
+    where = f"; consensus of {own} own order{'s' * (own != 1)}" if own else ""
     return where + ("" if stability is None else f", its top-1 {stability:.0%} stable")
 
 

@@ -69,11 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI: returns 0, or raises SystemExit with the exit code after one line on stderr."""
     with _SIGTERM:
         try:
+            from typer.main import get_command
+
             from ._app import app
+            from ._options import ascii_numbers
             from ._render import out
 
             out.quiet = False  # a closed pipe silences one invocation, not every later one in this process
-            rv = app(args=argv, prog_name="poise", standalone_mode=False)
+            rv = ascii_numbers(get_command(app))(args=argv, prog_name="poise", standalone_mode=False)
             _SIGTERM.armed = False
             # typer turns Ctrl-C into Exit(130) and, outside standalone mode, *returns* the code
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0

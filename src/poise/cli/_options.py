@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from .._numbers import MAX_SEED, MAX_STORED_INT
+from .._numbers import MAX_SEED, MAX_STORED_INT, ascii_float
 from ..models import MAX_TIMEOUT_S, MAX_TOKENS
 from ..store import STORE_ENV
 
@@ -58,3 +58,52 @@ def parse_params(items: list[str] | None) -> dict[str, object]:
         except json.JSONDecodeError:
             params[key.strip()] = value
     return params
+
+
+def ascii_numbers(command: Any) -> Any:
+    """``command`` (a click command built from the app) with every option that reads a number,
+    in it and its subcommands, refusing one not written in ASCII digits: Python's int and float
+    read ``1_0`` as 10 (and, under older typers, ``٣`` as 3), which a person reads as a typo."""
+    for sub in getattr(command, "commands", {}).values():
+        ascii_numbers(sub)
+    for param in getattr(command, "params", []):
+        _ascii_number_option(param)
+    return command
+
+
+def _ascii_number_option(param: Any) -> None:
+    process = param.process_value
+
+    def refuse_unless_ascii(ctx: Any, raw: str) -> None:
+        try:
+            ascii_float(raw)
+        except ValueError:
+            raise typer.BadParameter(f"{raw!r} is not a number in ASCII digits; write it with the digits 0-9 alone "
+                                     "(no '_', no other script's digits, no nan or inf)", ctx=ctx,
+                                     param=param) from None
+
+    def process_value(ctx: Any, value: Any) -> Any:
+        given = value if isinstance(value, (list, tuple)) else (value,)
+        try:
+            result = process(ctx, value)
+        except Exception:
+            for raw in given:  # '١٠' or 'nan' refused by the option's type: said as what it is
+                if isinstance(raw, str) and _python_number(raw):
+                    refuse_unless_ascii(ctx, raw)
+            raise
+        read = result if isinstance(result, (list, tuple)) else (result,)
+        for raw, number in zip(given, read, strict=False):
+            if isinstance(raw, str) and isinstance(number, (int, float)) and not isinstance(number, bool):
+                refuse_unless_ascii(ctx, raw)
+        return result
+
+    param.process_value = process_value
+
+
+def _python_number(text: str) -> bool:
+    """Whether Python's float reads ``text`` as a number."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

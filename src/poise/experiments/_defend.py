@@ -138,10 +138,14 @@ class AttackSettings:
 
 # -- the run -------------------------------------------------------------------------------------------
 def _check_counts(orders: int, attack: AttackSettings, consensus_orders: int = 0) -> None:
-    from ..attacks.base import check_attack_counts, check_count
+    from ..attacks.base import AttackParameterError, check_attack_counts, check_count
 
     check_count("--orders", orders, 2)
     check_count("--consensus-orders", consensus_orders, 0)
+    if consensus_orders == 1:  # one answer: its bootstrap resamples that answer, "100% stable" whatever it says
+        raise AttackParameterError("--consensus-orders must be 0 (off) or at least 2, not 1",
+                                   "a consensus of one answer always looks settled: give it 2 or more orders, "
+                                   "or 0 to build it from the --orders answers")
     check_count("--budget", attack.budget, 1)
     check_attack_counts(responses=attack.responses, final_orders=attack.final_orders,
                         selection_orders=attack.selection_orders, confirm=attack.confirm)
@@ -234,7 +238,9 @@ def run_defend(
     order = sorted(range(n), key=lambda i: (-consensus[i], i))
     return DefendResult(
         run_id=run_id, category=category.name, model=engine.model.spec, method=attack.method, budget=attack.budget,
-        orders=orders, final_orders=attack.final_orders, seed=seed, product=category.products[target].name,
+        # a small category has fewer orders than asked for (3 products: 6): the figures say how many were asked
+        orders=len(clean_orders), final_orders=min(attack.final_orders, math.factorial(n)), seed=seed,
+        product=category.products[target].name,
         product_index=target,
         consensus=[{"product": category.products[i].name, "points": float(consensus[i])} for i in order],
         consensus_orders=len(own_orders), consensus_stability=stability, configs=results, curves=_curves(results))

@@ -116,6 +116,9 @@ def natural_setup(categories: Sequence[Category], *, model: str, open_model: Mod
     check_seed(seed)
     check_count("--trials", trials, 2)
     check_count("--bootstrap", bootstrap, 0)
+    if bootstrap == 1:  # one resample: every interval has no width, a "95% interval" of one value
+        raise PoiseError("--bootstrap must be 0 (no intervals) or at least 2, not 1",
+                         "one resample gives every interval zero width: draw 1000 (the default), or 0 for none")
     cats = list(categories)
     llm = open_model(model, concurrency=concurrency)
     rewrite_llm = _other(llm, model, rewrite_model, open_model)

@@ -278,7 +278,8 @@ def _defend(d: dict[str, Any]) -> list[str]:
                  f"{_pct(r['tpr'])} / {_pct(r['fpr'])}" if r["detection"] else "-",
                  fmt_num(r["certified_share"]) if r["certificate"] else "-"] for r in cat["rows"]]
         out += [f"#### {md_text(cat['category'])}: promoting {md_text(cat['product'] or '-')}", "",
-                *([f"Consensus: {fmt_num(cat['consensus_orders'], 0)} orders of its own." if cat["consensus_orders"]
+                *([f"Consensus: {fmt_num(cat['consensus_orders'], 0)} order{'s' * (cat['consensus_orders'] != 1)} of "
+                   "its own." if cat["consensus_orders"]
                    else "Consensus: the plain engine's answers on the clean orders."]
                   + ([f"Its top-1 is the same in {_pct(cat['consensus_stability'])} of bootstrap resamples.", ""]
                      if cat["consensus_stability"] is not None else [""])),

@@ -124,6 +124,9 @@ class StoredAttack(ResultFile):
     stealth: dict[str, Any] | None = None  # the injection's stealth figures (attacks.Stealth), when measured
     method_report: dict[str, Any] | None = None  # what a method adds (a proxy trace, sequential tests ...)
     candidates: list[StoredCandidate] = Field(default_factory=list)
+    # the category's products and pages the attack ran on (attacks.pages_sha): a transfer refuses
+    # edited pages; None in a file written before it was recorded
+    pages_sha: str | None = None
 
     @field_validator("product", mode="before")
     @classmethod
