@@ -324,3 +324,16 @@ def test_questions_first_then_ill_narrow_it_down_defers():
 def test_declines_in_spanish_and_french(decline):
     answer = f"{decline}\n\nPor un precio similar te recomendaría el **Sea to Summit Ascent** o el **Rab Ascent 700**."
     assert parse_ranking(answer, BAGS).status == "unparseable"
+
+
+def test_i_would_only_recommend_one_product_excludes_the_ones_discussed():
+    answer = ("Here's what reviewers say:\n> \"The Snugpak Sleeper Expedition is bombproof.\" — a review\n\n"
+              "For winter, I'd only recommend the **Mountain Hardwear Phantom 0F**: the warmest of the list. The "
+              "Snugpak is heavy, and the REI Trailbreak 20 is a summer bag.")
+    assert extract_ranking(answer, BAGS) == [0]
+
+
+def test_only_if_is_a_condition_not_an_exclusive_pick():
+    answer = ("- The **Mountain Hardwear Phantom 0F** as the main pick.\n- The **Snugpak Sleeper Expedition** if you "
+              "camp in the wet.\n\nOn the Snugpak: I'd only pick it if you like synthetic fill.")
+    assert extract_ranking(answer, BAGS) == [0, 1]

@@ -40,6 +40,7 @@ from ._prose import (
     closing_picks,
     lead_picks,
     more_options,
+    only_pick,
     paragraph_picks,
     stated_picks,
     tied_first,
@@ -461,6 +462,8 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
     if compares_only(text, reader):
         return Ranking((), n, _COMPARES_ONLY, role_reader=lambda: _roles((), raw, text, reader, n))
     order, reason = _revised(text, reader) or _read(text, reader)
+    if not reason and len(order) > 1 and (only := only_pick(text, reader)) is not None and only in order:
+        order = [only]  # "I'd only recommend the Bose": the others are discussed, not recommended
 
     def roles() -> tuple[Role, ...]:
         return _roles(order, raw, text, reader, n)

@@ -12,8 +12,8 @@ from ._doubt import NEGATION
 from ._mentions import IF_LEAD, NOTE, Reader
 from ._units import LIST_KINDS, Unit
 
-__all__ = ["bold_named", "closing_picks", "lead_picks", "more_options", "paragraph_picks", "stated_picks",
-           "tied_first", "top_pick_first", "use_case_picks"]
+__all__ = ["bold_named", "closing_picks", "lead_picks", "more_options", "only_pick", "paragraph_picks",
+           "stated_picks", "tied_first", "top_pick_first", "use_case_picks"]
 
 
 _BUT = re.compile(r"\bbut\b|\bhowever\b|\bthough\b", re.I)
@@ -212,3 +212,18 @@ def bold_named(unit: Unit, reader: Reader) -> list[int]:
     if len({x.product for x in found}) != 1 or found[0].kind != "full" or found[0].start > m.start(1) + 4:
         return []  # it names one product, by its name, in bold at its start
     return [found[0].product] if reader.first_sentence_products(unit) == [found[0].product] else []
+
+
+# "I'd only pick it if you like its filter": a condition, not a pick that excludes the rest
+_ONLY_CONDITION = re.compile(r"\bonly\b[^.!?\n]{0,30}\b(?:if|when|for)\b", re.I)
+
+
+def only_pick(text: str, reader: Reader) -> int | None:
+    """The product a sentence picks to the exclusion of the rest, when it names exactly one."""
+    for m in _SENTENCE.finditer(text):
+        sentence = m.group()
+        if sig.ONLY_PICK.search(sentence) and not _ONLY_CONDITION.search(sentence) \
+                and len(named := set(reader.mentions(sentence, skip_negative=True))) == 1 \
+                and len({x.product for x in reader.find(sentence)}) == 1:
+            return named.pop()
+    return None

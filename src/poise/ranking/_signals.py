@@ -342,3 +342,9 @@ LEFT_OUT = re.compile(r"^\W*(?:not (?!only\b|just\b|sure\b)\w+|why not|why the o
                       r"|compared,? (?:but )?not added|not added|removed from (?:the |your )?cart|filtered out"
                       r"|what i compared (?:it|them|this) (?:against|with)"
                       r"|nicht empfohlen|non retenus?|descartad)", re.I)
+
+
+# a choice that excludes the rest: "I'd only recommend the X", "the only one I'd buy is the X"
+ONLY_PICK = re.compile(r"\b(?:i['’]d|i would|i can|i['’]ll)\s+only\s+(?:really\s+)?(?:recommend|suggest|buy|pick)\b"
+                        r"|\bthe only one (?:i['’]d|i would|worth|that (?:fits|ticks|meets|works))\b"
+                        r"|\bonly (?:one|option) (?:that )?(?:ticks every box|fits (?:all|every))\b", re.I)
