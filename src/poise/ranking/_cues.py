@@ -220,18 +220,19 @@ _NEGATIVE_WORDS = ("avoid", "skip", "less suited", "steer", "stay away", "pass o
                    "wary", "drop", "consigl", "raccomand", "raden", "recomend", "too ", "neither", "esclu", "évite",
                    "odpu", "nie pol", "unikaj", "buiten", "geschikt", "対象外", "おすすめしません", "お勧めしません",
                    "避け", "不向き", "不推", "不建", "避免", "more than",
-                   "outclassed", "discontinued", "no longer", "end of", "older", "enough", "underpowered", "outside",
-                   "hard to", "different", "zu ", "veraltet", "dépass", "hoppa", "skulle jag inte", "överkurs",
+                   "outclassed", "discontinued", "no longer", "end of", "older", "underpowered", "outside",
+                   "hard to", "a different", "zu ", "veraltet", "dépass", "hoppa", "skulle jag inte", "överkurs",
                    "escolheria", "compraria", "desejar", "evitaria", "tavsiye", "önerm", "nedoporu", "odradzam",
-                   "considerer", "desaconsej", "fit", "survive", "last", "hold up", "out", "overpriced", "überteuert",
-                   "than you", "than most", "rely on", "cover", "passar inte", ", not", "replacement",
+                   "considerer", "desaconsej", "is out", "are out", "overpriced", "überteuert",
+                   "than you", "than most", "passar inte", "replacement",
                    "substitute", "like-for-like", "exagerad")
 # ... or one of these after a negation ("don't get", "won't work", "isn't needed", "never recommend")
 _NEGATED_WORDS = ("recommend", "worth", "include", "good", "great", "strong", "bother", "go for", "buy", "get", "pick",
                   "choose", "consider", "use", "fit", "suit", "cut", "rank", "work", "make", "pay", "need",
                   "necessary", "required", "contender", "comparable", "meet", "really", "actually", "even", "sensible",
                   "smart", "wise", "practical", "realistic", "idea",
-                  "technically", "answer", "look", "evaluat", "review", "test", "assess")
+                  "technically", "answer", "look", "evaluat", "review", "test", "assess", "enough", "fit", "survive",
+                  "last", "hold up", "cover", "rely on")
 _NEGATIONS = ("n't", "n’t", "never", "cannot", "dont", "doesnt", "didnt", "wont", "wouldnt", "cant", "shouldnt")
 
 
