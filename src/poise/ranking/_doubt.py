@@ -71,6 +71,8 @@ _POSITION = re.compile(
 def by_position(text: str, reader: Reader) -> str | None:
     """Why the answer cannot be read by names alone, when a sentence that names no listed
     product refers to one by its place among the pages ("**source [3]** is hard to beat")."""
+    if not _POSITION.search(text):  # one search of the answer before one of each sentence
+        return None
     for m in _SENTENCE.finditer(text):
         sentence = m.group()
         if (at := _POSITION.search(sentence)) and not reader.find(sentence):

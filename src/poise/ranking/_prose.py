@@ -220,6 +220,8 @@ _ONLY_CONDITION = re.compile(r"\bonly\b[^.!?\n]{0,30}\b(?:if|when|for)\b", re.I)
 
 def only_pick(text: str, reader: Reader) -> int | None:
     """The product a sentence picks to the exclusion of the rest, when it names exactly one."""
+    if not sig.ONLY_PICK.search(text):  # one search of the answer before one of each sentence
+        return None
     for m in _SENTENCE.finditer(text):
         sentence = m.group()
         if sig.ONLY_PICK.search(sentence) and not _ONLY_CONDITION.search(sentence) \
