@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +15,13 @@ import pytest
 
 from poise.catalog import Catalog, Category, Document, Product
 from poise.models import default_model_path
+
+# A suite started in the background by a shell without job control ("make test &" in a script)
+# inherits Ctrl-C ignored, and so would every command the tests start and interrupt (the Ctrl-C
+# tests then see a command that finishes). Give Ctrl-C its normal handling back: commands started
+# from here get the default disposition, whatever started the suite.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
