@@ -75,7 +75,8 @@ def by_position(text: str, reader: Reader) -> str | None:
         return None
     for m in _SENTENCE.finditer(text):
         sentence = m.group()
-        if (at := _POSITION.search(sentence)) and not reader.find(sentence):
-            return (f"it refers to a product by its place among the pages ({at.group().strip()!r}), which the"
-                    " reader cannot map to a name")
+        if _POSITION.search(sentence) and not reader.find(sentence):
+            # the reason names no text of the answer: reasons are grouped and counted in reports
+            return ("it refers to a product by its place among the pages (a source number, an option letter, "
+                    "'the third link'), which the reader cannot map to a name")
     return None
