@@ -13,7 +13,9 @@ Explicit ranking signals beat the written order wherever they sit: ranks (a coun
 ranking:", "TL;DR:", "My ranking: X first, then Y", "Mon classement : d'abord X, puis Y"),
 a list introduced "from least to most recommended" (read backwards), and a revision ("wait,
 let me reconsider": what follows replaces what came before). Ties keep written order unless
-the answer breaks them. Two ranking statements that disagree make the answer ambiguous.
+the answer breaks them. Two ranking statements that disagree make the answer ambiguous, and
+so does one that calls a product only by its place among the pages ("source [3]"). An answer
+that only compares picks none; "I'd only recommend the X" keeps the X alone.
 """
 
 from __future__ import annotations
