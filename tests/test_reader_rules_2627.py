@@ -45,6 +45,13 @@ BAGS = [("Mountain Hardwear", "Phantom 0F"), ("Snugpak", "Sleeper Expedition"), 
     "REI Trailbreak 20 ise çok ince, pek tavsiye etmem.",
     "REI Trailbreak 20 je tenký; nedoporučuji ho.",
     "Il REI Trailbreak 20 non lo considererei.",
+    "The REI Trailbreak 20 is lovely but too narrow for broad shoulders.",
+    "The REI Trailbreak 20 is overpriced for what it is.",
+    "The REI Trailbreak 20 is probably heavier and pricier than you need.",
+    "The REI Trailbreak 20 isn't rated for snow, so I wouldn't rely on it.",
+    "I couldn't find enough independent testing of the REI Trailbreak 20 to recommend it.",
+    "Den REI Trailbreak 20 halte ich für überteuert.",
+    "REI Trailbreak 20 passar inte för vinter.",
 ])
 def test_more_ways_to_advise_against(against):
     answer = ("For winter camping, get the **Mountain Hardwear Phantom 0F**. Another good one is the "
@@ -227,21 +234,6 @@ GUNS = [("Therabody", "Theragun Elite"), ("Hyperice", "Hypervolt 2"), ("Renpho",
 ])
 def test_only_two_candidates_then_a_pick_ranks_the_pick_first_and_keeps_the_other(answer):
     assert extract_ranking(answer, GUNS) == [1, 0]
-
-
-@pytest.mark.parametrize("against", [
-    "The REI Trailbreak 20 is lovely but too narrow for broad shoulders.",
-    "The REI Trailbreak 20 is overpriced for what it is.",
-    "The REI Trailbreak 20 is probably heavier and pricier than you need.",
-    "The REI Trailbreak 20 isn't rated for snow, so I wouldn't rely on it.",
-    "I couldn't find enough independent testing of the REI Trailbreak 20 to recommend it.",
-    "Den REI Trailbreak 20 halte ich für überteuert.",
-    "REI Trailbreak 20 passar inte för vinter.",
-])
-def test_still_more_ways_to_advise_against(against):
-    answer = ("For winter camping, get the **Mountain Hardwear Phantom 0F**. Another good one is the "
-              f"**Snugpak Sleeper Expedition**.\n\n{against}")
-    assert extract_ranking(answer, BAGS) == [0, 1]
 
 
 @pytest.mark.parametrize("label", ["**Evita:**", "**Undvik:**", "**Vermeiden:**"])

@@ -262,12 +262,14 @@ def _listed(units: list[Unit], reader: Reader) -> list[list[int]]:
                         for p in reader.subjects(u)}) >= 2
     listed: list[list[int]] = []
     section = False  # inside the section of a heading that names a product
-    # "**De'Longhi RadiaS ECO** – radiant, even heat" after two pick lines: one more pick
-    among = sum(1 for u in units if u.kind in LIST_KINDS and reader.subjects(u)) >= 2
+    among: bool | None = None  # two list units name products: asked once a paragraph opens on a bold name
     for u in units:
-        if among and u.kind == "para" and (ps := bold_named(u, reader)):
-            listed.append(ps)
-            continue
+        if _bold_lead(u):
+            if among is None:
+                among = sum(1 for v in units if v.kind in LIST_KINDS and reader.subjects(v)) >= 2
+            if among and (ps := bold_named(u, reader)):  # "**De'Longhi RadiaS ECO** – even heat": one more pick
+                listed.append(ps)
+                continue
         if u.kind == "para" or (numbered and u.kind == "row" and u.rank is None):
             continue
         if u.kind == "heading":
