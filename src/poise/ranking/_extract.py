@@ -37,6 +37,7 @@ from ._doubt import by_position, negated_only
 from ._json import find_json, find_yaml, read_json
 from ._mentions import NOTE, Reader
 from ._names import matcher_for
+from ._passing import passing_only
 from ._prose import (
     bold_named,
     closing_picks,
@@ -482,6 +483,8 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
     if (doubtful := negated_only(order, text, reader)) is not None:
         return Ranking((), n, f"it names product {doubtful + 1} only in prose with a negation: advice against it"
                        " or a caveat about a pick", ambiguous=True, role_reader=roles)
+    if (passing := passing_only(order, text, reader)) is not None:
+        return Ranking((), n, passing, ambiguous=True, role_reader=roles)
     return Ranking(tuple(order), n, role_reader=roles)
 
 
