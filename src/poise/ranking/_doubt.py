@@ -36,6 +36,10 @@ _NOT_AGAINST = re.compile(r"\b(?:can['’]t|won['’]t|cannot|will not) go wrong
                           r"|\b(?:if|unless|when) [^,;:.!?]*", re.I)
 
 
+# a sentence that tells the reader to take the product: "if budget matters, pick the X - it doesn't ..."
+_PICKS_IT = re.compile(r"\b(?:pick|choose|buy|grab|go (?:with|for)) the\b", re.I)
+
+
 def negated_only(order: Sequence[int], text: str, reader: Reader) -> int | None:
     """The first product of ``order`` that a structured answer names only in prose sentences
     that all hold a negation, or None."""
@@ -51,7 +55,7 @@ def negated_only(order: Sequence[int], text: str, reader: Reader) -> int | None:
     for p in others:
         starts = [x.start for x in mentions if x.product == p]
         own = [m.group() for m in sentences if any(m.start() <= at < m.end() for at in starts)]
-        if own and all(NEGATION.search(_NOT_AGAINST.sub("", s)) for s in own):
+        if own and all(NEGATION.search(_NOT_AGAINST.sub("", s)) and not _PICKS_IT.search(s) for s in own):
             return p
     return None
 

@@ -43,7 +43,8 @@ _USE_LEAD = re.compile(IF_LEAD.pattern + r"|\s*(?:for|für|pour|para|per|voor)\s
                        r"|example\b|instance\b|what\b|that\b|this\b)[^,;:.!?\n]{3,60}[,;:]", re.I)
 
 
-_LEADING_MARKS = re.compile(r"^[\W_]+(?:(?:and|also|or|plus|und|et|y)\s+)?|^(?:and|also|or|plus|und|et|y)\s+", re.I)
+_LEADING_MARKS = re.compile(r"^[\W_]*(?:(?:and|also|or|plus|und|et|y)\s+"
+                            r"|(?:however|but|that said|alternatively|still),?\s+)?", re.I)
 # "🔋 If you're open to battery: ...", "And for a simple suction-side cleaner, the X ..."
 
 
@@ -103,7 +104,7 @@ def more_options(units: list[Unit], reader: Reader) -> list[int]:
         # "If you're on a PCIe 3.0 board, the X remains a strong value choice"; "If you prefer earbuds, the Y"
         for m in _SENTENCE.finditer(u.text):
             sentence = m.group()
-            if NOTE.match(sentence):
+            if NOTE.match(sentence) and not sig.GOOD_PICK.search(sentence):
                 continue
             if sig.GOOD_PICK.search(sentence) or _led_by_use(sentence, reader):
                 out += reader.mentions(sentence, skip_negative=True)
