@@ -10,6 +10,7 @@ from typing import Any
 
 from ..ranking import Ranking, RankingReader, status_of_reason
 from ..store import CallRecord, Store
+from ._setup import reader_models
 
 
 @dataclass
@@ -61,7 +62,11 @@ def reread_run(store: Store, run_id: str, reader: RankingReader) -> RereadResult
     source = store.run(run_id)
     calls = store.calls(run_id)
     products = _product_lists(store, run_id, calls)
-    config = {**source.readable_config(), "reread_of": run_id, "reader": reader.name}
+    # the reader's models by their identity (endpoint and model, or file hash): a re-reading
+    # resumed against another server or model file is another input, so another run
+    models = [m.identity() for m in reader_models(reader)]
+    config = {**{k: v for k, v in source.readable_config().items() if k != "reader_models"},
+              "reread_of": run_id, "reader": reader.name, **({"reader_models": models} if models else {})}
     with store.open_run(source.command, config) as run:
         copied = {json.loads(c["meta_json"] or "{}").get("reread_of_call"): c for c in store.calls(run.id)}
         result = RereadResult(source_run=run_id, run_id=run.id, reader=reader.name, resumed=len(copied))

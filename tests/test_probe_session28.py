@@ -1,0 +1,63 @@
+"""A hostile probe of session 28: `poise reread` resumed against another reader server,
+and what follows below. Each test failed before its fix; the model is never loaded (wire
+fakes on loopback)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from .cliutil import blender_folder, poise, rank_all
+from .wirefake import WireFake
+
+Capture = pytest.CaptureFixture[str]
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return blender_folder(tmp_path, monkeypatch)
+
+
+def natural_run(capsys: Capture, store: Path, trials: int = 3) -> str:
+    """A finished natural run of ``trials`` trials in ``store``: its id."""
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "natural", "-c", "blender", "--catalog", "cat.jsonl", "-n", str(trials),
+                               "--bootstrap", "0", "-m", "openai:fake", "--base-url", fake.url,
+                               "--store", str(store), "--json")
+    assert code == 0, err
+    return str(json.loads(out)["run_id"])
+
+
+def reader_reply(ranking: list[int]) -> object:
+    return lambda request: json.dumps({"ranking": ranking, "unclear": False})
+
+
+# -- 1. reread resumed against another reader server ---------------------------------------------------------
+def test_a_reread_stopped_at_one_reader_server_is_not_resumed_at_another(folder: Path, capsys: Capture) -> None:
+    """The re-reading's configuration named the reader model by its spec alone: a re-reading
+    interrupted while `openai:reader` at one server read the answers was resumed with another
+    server's readings mixed in (the first server's were kept)."""
+    store = folder / "store"
+    source = natural_run(capsys, store)
+    args = ("reread", source, "--reader", "openai:reader", "--store", str(store), "--json")
+    with WireFake([], responder=reader_reply([1, 2, 3])) as first:
+        code, out, err = poise(capsys, *args, "--base-url", first.url)
+    assert code == 0, err
+    stopped = json.loads(out)["run_id"]
+    with sqlite3.connect(store / "poise.sqlite") as conn:  # as Ctrl-C leaves it
+        conn.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (stopped,))
+    with WireFake([], responder=reader_reply([3, 2, 1])) as second:
+        code, out, err = poise(capsys, *args, "--base-url", second.url)
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["run_id"] != stopped and again["resumed"] == 0 and "resuming" not in err
+    assert len(second.requests) == 3  # every answer read by the second server
+    with WireFake([], responder=reader_reply([1, 2, 3]), port=int(first.url.split(":")[2].split("/")[0])) as same:
+        code, out, err = poise(capsys, *args, "--base-url", same.url)  # the first server again: resumed
+    assert code == 0, err
+    assert json.loads(out)["run_id"] == stopped and json.loads(out)["resumed"] == 3 and not same.requests
+    code, _, err = poise(capsys, "report", again["run_id"], "--store", str(store), "-o", "r.html")
+    assert code == 0, err
