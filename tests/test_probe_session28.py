@@ -61,3 +61,26 @@ def test_a_reread_stopped_at_one_reader_server_is_not_resumed_at_another(folder:
     assert json.loads(out)["run_id"] == stopped and json.loads(out)["resumed"] == 3 and not same.requests
     code, _, err = poise(capsys, "report", again["run_id"], "--store", str(store), "-o", "r.html")
     assert code == 0, err
+
+
+# -- 2. a JSONL catalog whose text holds a Unicode line separator -------------------------------------------
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_a_jsonl_document_with_a_unicode_line_separator_loads_whole(tmp_path: Path, separator: str) -> None:
+    """JSON lets U+2028, U+2029 and U+0085 stand unescaped in a string (json.dumps(...,
+    ensure_ascii=False) writes them so; web pages hold them), but the loader split lines with
+    str.splitlines, which ends a line there too: the catalog was refused ('not valid JSON
+    (Unterminated string ...)') and the line numbers of later errors were off."""
+    from poise import PoiseError
+    from poise.catalog import load_catalog
+
+    rows = [{"category": "blender", "brand": "Oster", "model": "Pro", "document": f"Fast.{separator}Price: $99."},
+            {"category": "blender", "brand": "Ninja", "model": "Foodi", "document": "Crushes ice."}]
+    path = tmp_path / "cat.jsonl"
+    path.write_text("\r\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\r\n", encoding="utf-8")
+    products = load_catalog(path).categories["blender"].products
+    kept = "" if separator == "\x85" else separator  # a document drops C1 controls, as it always did
+    assert [p.document.text for p in products] == [f"Fast.{kept}Price: $99.", "Crushes ice."]
+    path.write_text(path.read_text(encoding="utf-8") + '{"category": "blender"}\n', encoding="utf-8")
+    with pytest.raises(PoiseError) as caught:
+        load_catalog(path)
+    assert f"{path}:3: field 'brand'" in caught.value.one_line()

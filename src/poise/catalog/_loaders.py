@@ -152,7 +152,9 @@ def _from_validation(where: str, exc: ValidationError) -> CatalogError:
 def load_jsonl(path: str | Path, *, max_document_chars: int | None = None) -> Catalog:
     path = Path(path)
     builder = _Builder(source=str(path), max_chars=_limit(max_document_chars))
-    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+    # lines end at "\n" alone (read_text has turned "\r\n" and "\r" into it): str.splitlines would also
+    # split inside a JSON string at U+2028, U+2029 or U+0085, which JSON lets stand unescaped
+    for lineno, line in enumerate(read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
