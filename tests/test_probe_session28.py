@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .cliutil import blender_folder, poise, rank_all
-from .wirefake import WireFake
+from .wirefake import WireFake, completion, context_titles
 
 Capture = pytest.CaptureFixture[str]
 
@@ -84,3 +84,32 @@ def test_a_jsonl_document_with_a_unicode_line_separator_loads_whole(tmp_path: Pa
     with pytest.raises(PoiseError) as caught:
         load_catalog(path)
     assert f"{path}:3: field 'brand'" in caught.value.one_line()
+
+
+# -- 3. a key echoed in finish_reason ---------------------------------------------------------------------
+KEY = "sk-probe28-0123456789abcdefghij"
+
+
+def echo_key_in_finish_reason(body: dict, headers: dict) -> tuple[int, dict, float]:
+    """A readable answer whose finish_reason quotes the request's key, as a proxy might."""
+    key = headers.get("authorization", "").removeprefix("Bearer ")
+    reply = completion("\n".join(f"{i}. {t}" for i, t in enumerate(context_titles(body), 1)))
+    reply["choices"][0]["finish_reason"] = f"stop ({key})"
+    return (200, reply, 0)
+
+
+def test_a_key_echoed_in_the_finish_reason_is_stored_nowhere(folder: Path, capsys: Capture,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer's text and model name were cleared of the key, but its finish_reason was kept as
+    the server sent it: the key was written into the store's calls and the request cache."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with WireFake([echo_key_in_finish_reason] * 5) as fake:
+        code, out, err = poise(capsys, "recommend", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                               "--base-url", fake.url, "--json")
+        assert fake.headers and fake.headers[0]["authorization"] == f"Bearer {KEY}"  # it was sent
+    assert code == 0, err
+    written = [p for p in folder.rglob("*") if p.is_file()]
+    assert [p.name for p in written if KEY.encode() in p.read_bytes()] == []
+    with sqlite3.connect(folder / "poise-runs" / "poise.sqlite") as conn:
+        assert conn.execute("SELECT finish_reason FROM calls").fetchall() == [("stop ([redacted])",)]
+    assert KEY not in out + err

@@ -30,7 +30,7 @@ def read_completion(body: str, where: str, model: str, want_logprobs: bool) -> C
     return ChatResponse(
         text=text,
         model=redact_keys(data["model"]) if isinstance(data.get("model"), str) and data["model"] else model,
-        finish_reason=finish if isinstance(finish, str) else None,
+        finish_reason=redact_keys(finish) if isinstance(finish, str) else None,  # stored as it is
         usage=Usage(prompt_tokens=_count(usage.get("prompt_tokens")),
                     completion_tokens=_count(usage.get("completion_tokens"))),
         logprobs=logprobs,
