@@ -3,12 +3,15 @@
     python benchmarks/bench_defend.py                                   # 3 categories, every defense
     python benchmarks/bench_defend.py --categories blender --defenses spotlight sandwich --orders 4 --budget 6
     python benchmarks/bench_defend.py --defenses "self-consistency:k=1|3|5" "mixed:alpha=0|0.5|1,k=3"
+    python benchmarks/bench_defend.py --clean-only --defenses "self-consistency:k=1|3|5|8" --consensus-orders 12
 
 For each category it runs ``poise.experiments.run_defend``: the plain engine and each
 defense (composed onto it) on the same fresh clean orders, the strategy search against each
 engine itself, the plain engine's injection replayed, and prints the table ``poise defend``
 prints, then the pooled rows (success rate over categories, mean rank gain, the cuts against
-the plain engine, top-1 agreement, tokens against plain) and the wall time.
+the plain engine, top-1 agreement, tokens against plain) and the wall time. With
+``--clean-only`` it runs ``poise.experiments.run_defend_clean`` instead (what ``poise defend
+--clean-only`` runs): clean utility and cost alone, a line per configuration, no attack.
 
 The defaults fit a 2-core CPU as far as they can: 6 clean orders, a search budget of 12, 6
 final orders, no confirmation, aggregation defenses at k=3. Pairwise comparison asks
@@ -32,9 +35,21 @@ from poise.catalog import sample_catalog
 from poise.cli._defend import defend_table
 from poise.defenses import Context
 from poise.engine import DEFAULT_GENERATE_CONFIG, SearchEngine
-from poise.experiments import AttackSettings, check_defend_inputs, defend_json, inputs_hash, pooled, run_defend
+from poise.experiments import (
+    AttackSettings,
+    CleanConfig,
+    Consensus,
+    check_defend_inputs,
+    defend_clean_json,
+    defend_json,
+    inputs_hash,
+    pooled,
+    pooled_clean,
+    run_defend,
+    run_defend_clean,
+)
 from poise.models import RequestCache, get_model
-from poise.store import Store, StoredDefend
+from poise.store import Store, StoredDefend, StoredDefendClean
 
 DEFAULT_DEFENSES = ["spotlight", "sandwich", "hierarchy", "perplexity", "known-answer", "detector:model=engine",
                     "self-consistency:k=3", "pairwise", "mixed:k=3"]
@@ -59,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--consensus-orders", type=int, default=0, metavar="M",
                     help="the plain engine's consensus from M further orders of its own (0: its --orders answers)")
     ap.add_argument("--clean-only", action="store_true",
-                    help="clean utility and cost only (no attack): top-1 agreement, tau, position F, tokens")
+                    help="clean utility and cost only (no attack): top-1 agreement, tau, position F, tokens "
+                         "(poise defend --clean-only); the attack's flags are ignored")
     args = ap.parse_args(argv)
     catalog = sample_catalog()
     categories = [catalog.category(name) for name in args.categories]
@@ -87,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
                    **({"consensus_orders": args.consensus_orders} if args.consensus_orders else {})}
         if args.clean_only:
             with store.open_run("defend-clean", run_cfg) as run:
-                return clean_only(engine, categories, args.defenses, store, run.id, args.orders, args.seed, context,
+                data = clean_only(engine, categories, args.defenses, store, run.id, args.orders, args.seed, context,
                                   args.consensus_orders)
+            write_json(args.json_out, data)
+            return 0
         with store.open_run("defend", run_cfg) as run:
             results = []
             for category in categories:
@@ -104,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             stored = StoredDefend.model_validate({"run_id": run.id, **defend_json(results)})
             store.save_result(run.id, stored)
             data = stored.model_dump(mode="json")
-    if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=1)
+    write_json(args.json_out, data)
     print(f"\npooled over {len(results)} categories (success: share of categories; cuts against plain)")
     rows = pooled(results)
     width = max(len("configuration"), *(len(row["label"]) for row in rows))  # whole names: no two look alike
@@ -122,52 +138,63 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def clean_only(engine: SearchEngine, categories: list[Any], specs: list[str], store: Store, run_id: str,
-               orders: int, seed: int, context: Context, consensus_orders: int = 0) -> int:
-    """Clean utility and cost of each configuration on the same fresh orders, no attack: what
-    choosing k (or any parameter) by clean agreement and cost needs, at a fraction of the calls."""
-    from poise.attacks._evaluate import _orders
-    from poise.experiments._defend import configurations, consensus_orders_of, own_consensus
-    from poise.experiments._defend_figures import _cost, clean_answers, clean_figures, consensus_of
+def write_json(path: str | None, data: dict[str, Any]) -> None:
+    """The full result to ``path`` (--json), when given."""
+    if path:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False, indent=1)
 
-    pooled_top1: dict[str, list[float]] = {}
+
+def clean_only(engine: SearchEngine, categories: list[Any], specs: list[str], store: Store, run_id: str,
+               orders: int, seed: int, context: Context, consensus_orders: int = 0) -> dict[str, Any]:
+    """Clean utility and cost of each configuration on the same fresh orders, no attack
+    (``poise.experiments.run_defend_clean``, one line per configuration as it is done): what
+    choosing k (or any parameter) by clean agreement and cost needs, at a fraction of the calls.
+    The result is saved in the store (``defend-clean.json``) and returned as JSON."""
+    results = []
     print(f"{'category':<14} {'configuration':<44} {'tau':>5} {'top1':>5} {'F':>5} {'tok×':>5} {'s':>6}")
     for category in categories:
-        n = len(category.products)
-        clean_orders = _orders(n, f"defend/{seed}/clean", orders)
-        consensus, plain = None, None
-        if own_orders := consensus_orders_of(category, orders, consensus_orders, seed):
-            start = time.perf_counter()
-            consensus, stability = own_consensus(engine, category, own_orders, store=store, run_id=run_id,
-                                                 reader=None, on_query=lambda: None)
-            say_consensus(category, consensus, stability, len(own_orders), time.perf_counter() - start)
-        for config, defended in configurations(engine, specs, context):
-            start = time.perf_counter()
-            answers = clean_answers(defended, category, clean_orders, store=store, run_id=run_id,
-                                    prefix=f"{category.name}/{config.label}/", reader=None, on_query=lambda: None)
-            if consensus is None:
-                consensus, stability = consensus_of(answers, n)
-                say_consensus(category, consensus, stability, len(answers), 0.0)
-            cost = _cost(answers, plain)
-            plain = plain or cost
-            fig = clean_figures(answers, consensus)
-            pooled_top1.setdefault(config.label, []).append(fig.top1 or 0.0)
-            print(f"{category.name:<14} {config.label[:44]:<44} {fig.tau or 0:>5.2f} {fig.top1 or 0:>5.0%} "
-                  f"{fig.position_f or 0:>5.1f} {cost.tokens_x or 0:>5.1f} {time.perf_counter() - start:>6.0f}",
-                  flush=True)
-    for label, values in pooled_top1.items():
-        print(f"pooled top-1 agreement {label}: {sum(values) / len(values):.0%} over {len(values)} categories")
+        clock = Clock()
+        results.append(run_defend_clean(
+            engine, category, specs, store=store, run_id=run_id, orders=orders, seed=seed, context=context,
+            consensus_orders=consensus_orders,
+            on_consensus=lambda c, name=category.name, clock=clock: say_consensus(name, c, clock),
+            on_config=lambda row, name=category.name, clock=clock: say_row(name, row, clock)))
+    for row in pooled_clean(results):
+        top1 = "-" if row.top1 is None else f"{row.top1:.0%}"
+        print(f"pooled top-1 agreement {row.label}: {top1} over {row.categories} categories")
+    stored = StoredDefendClean.model_validate({"run_id": run_id, **defend_clean_json(results)})
+    store.save_result(run_id, stored)
     print(f"run {run_id} in {store.dir}")
-    return 0
+    return stored.model_dump(mode="json")
 
 
-def say_consensus(category: Any, points: Any, stability: float | None, answers: int, seconds: float) -> None:
-    """The consensus's first three products with their Borda points, and how settled its top-1 is."""
-    best = sorted(range(len(points)), key=lambda i: (-points[i], i))[:3]
-    top = ", ".join(f"{category.products[i].name} {points[i]:.0f}" for i in best)
-    settled = "-" if stability is None else f"{stability:.0%}"
-    print(f"{category.name:<14} consensus of {answers} answers ({seconds:.0f} s): {top}; top-1 in {settled} of "
+class Clock:
+    """Seconds since it was made or last lapped."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def lap(self) -> float:
+        before, self.start = self.start, time.perf_counter()
+        return self.start - before
+
+
+def say_consensus(category: str, consensus: Consensus, clock: Clock) -> None:
+    """The consensus's first three products with their Borda points, and how settled its top-1
+    is; the seconds its own orders took (0 when it is the plain engine's clean answers, timed
+    in the plain engine's row)."""
+    top = ", ".join(f"{p.product} {p.points:.0f}" for p in consensus.products[:3])
+    settled = "-" if consensus.stability is None else f"{consensus.stability:.0%}"
+    seconds = clock.lap() if consensus.own_orders else 0.0
+    print(f"{category:<14} consensus of {consensus.answers} answers ({seconds:.0f} s): {top}; top-1 in {settled} of "
           f"bootstrap resamples", flush=True)
+
+
+def say_row(category: str, row: CleanConfig, clock: Clock) -> None:
+    """One configuration's clean figures, its tokens against the plain engine's and its seconds."""
+    print(f"{category:<14} {row.label[:44]:<44} {row.tau or 0:>5.2f} {row.top1 or 0:>5.0%} "
+          f"{row.position_f or 0:>5.1f} {row.tokens_x or 0:>5.1f} {clock.lap():>6.0f}", flush=True)
 
 
 if __name__ == "__main__":

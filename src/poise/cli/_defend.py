@@ -32,8 +32,10 @@ from ._render import emit_json, make_console, out, progress_bar, safe
 
 if TYPE_CHECKING:  # annotations only: the CLI imports these where it uses them
     from collections.abc import Callable
+    from pathlib import Path
 
     from ..catalog import Category
+    from ..experiments import DefendCleanSetup, DefendSetup
 
 
 def _method_names() -> str:
@@ -77,13 +79,19 @@ def defend(
     max_attempts: MaxAttemptsOpt = 5,
     timeout: TimeoutOpt = 60.0,
     reader: ReaderOpt = "heuristic",
+    clean_only: Annotated[bool, typer.Option(
+        "--clean-only", help="Clean utility and cost only, no attack: each configuration's agreement with the "
+                             "plain engine's consensus, position bias and tokens, on the same --orders (and "
+                             "--consensus-orders), at a fraction of the calls; its own run, resumable. The "
+                             "attack's options (--attack, --param, --attacker, --budget, --final-orders, "
+                             "--selection-orders, --responses, --confirm, --product) are ignored.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Compare the plain engine with defended engines: clean utility, the adaptive attack and
-    the plain engine's injection replayed, cost, detection and certificates. Resumable."""
+    the plain engine's injection replayed, cost, detection and certificates (with --clean-only:
+    clean utility and cost alone). Resumable."""
     from ..catalog import load_catalog
-    from ..experiments import attach_cache, defend_setup, load_template, model_opener
-    from ..store import Store
+    from ..experiments import defend_clean_setup, defend_setup, load_template, model_opener
 
     if list_defenses:
         show_defenses(as_json)
@@ -92,15 +100,31 @@ def defend(
         raise typer.BadParameter("name at least one category", param_hint="--category")
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files)
     categories = [cat.category(c) for c in dict.fromkeys(category)]
-    err = make_console(stderr=True)
     # every spec, parameter and count checked, every model built, before the store is opened
-    setup = defend_setup(categories, model=model, open_model=model_opener(base_url, max_attempts=max_attempts,
-                                                                          timeout=timeout),
-                         template=load_template(template), defenses=defense, method=method,
-                         params=parse_params(param), attacker=attacker, budget=budget, orders=orders,
-                         final_orders=final_orders, selection_orders=selection_orders, responses=responses,
-                         confirm=confirm, product=product, seed=seed, catalog=catalog, max_tokens=max_tokens,
-                         reader=reader, consensus_orders=consensus_orders)
+    common: dict[str, Any] = dict(
+        model=model, open_model=model_opener(base_url, max_attempts=max_attempts, timeout=timeout),
+        template=load_template(template), defenses=defense, orders=orders, consensus_orders=consensus_orders,
+        seed=seed, catalog=catalog, max_tokens=max_tokens, reader=reader)
+    setup = defend_clean_setup(categories, **common) if clean_only else defend_setup(
+        categories, **common, method=method, params=parse_params(param), attacker=attacker, budget=budget,
+        final_orders=final_orders, selection_orders=selection_orders, responses=responses, confirm=confirm,
+        product=product)
+    data, run_id = _run(setup, store, as_json)
+    if as_json:
+        emit_json(data)
+        return
+    for result in data["categories"]:
+        out.print(defend_clean_table(result) if clean_only else defend_table(result))
+    out.print(safe(f"run {run_id}", "dim"))
+
+
+def _run(setup: DefendSetup | DefendCleanSetup, store: Path | None, as_json: bool) -> tuple[dict[str, Any], str]:
+    """The run started or resumed in the store, with a progress bar per category on stderr:
+    its saved result as JSON, and its id."""
+    from ..experiments import attach_cache
+    from ..store import Store
+
+    err = make_console(stderr=True)
     with Store(store) as db:
         attach_cache(db, *setup.models)
         with db.open_run(setup.command, setup.config, close=setup.closing) as run:
@@ -110,13 +134,7 @@ def defend(
                     return partial(progress.advance, progress.add_task(f"defenses on {c.name}", total=None))
 
                 stored = setup.run(db, run.id, on_category)
-    data = stored.model_dump(mode="json")
-    if as_json:
-        emit_json(data)
-        return
-    for result in data["categories"]:
-        out.print(defend_table(result))
-    out.print(safe(f"run {run.id}", "dim"))
+    return stored.model_dump(mode="json"), run.id
 
 
 def _pct(x: Any) -> str:
@@ -151,18 +169,13 @@ def defend_table(result: dict[str, Any]) -> Table:
     for col in ("defense", "τ", "top1", "posF", "succ", "gain", "xfer", "tok×", "TPR/FPR", "cert"):
         table.add_column(col, justify="left" if col == "defense" else "right", overflow="fold",
                          min_width=LABEL_WIDTH if col == "defense" else None)
-    legend = []
+    legend: list[str] = []
     for k, c in enumerate(result["configs"]):
         clean, attack, cost = c["clean"], c["attack"], c["cost"]
-        f = clean["position_f"]
         det, cert = c.get("detection"), c.get("certificate")
-        key = c["label"]
-        if len(key) > LABEL_WIDTH:
-            key = f"d{k}"
-            legend.append(f"{key} = {c['label']}")
         table.add_row(
-            safe(key), _f(clean["tau"]), _pct(clean["top1"]),
-            "∞" if f is None and clean["position_p"] == 0 else _short(f),
+            safe(_key(k, c["label"], legend)), _f(clean["tau"]), _pct(clean["top1"]),
+            _position_f(clean["position_f"], clean["position_p"]),
             _pct(attack["first_rate"]) + ("*" if attack["success"] else ""), _f(attack["rank_gain"], "{:+.1f}"),
             _f(attack["transfer_gain"], "{:+.1f}"), _short(cost["tokens_x"]),
             f"{_pct(det['tpr'])}/{_pct(det['fpr'])}" if det else "-",
@@ -173,6 +186,44 @@ def defend_table(result: dict[str, Any]) -> Table:
         "product first (* success); gain, xfer: mean rank gain under the adaptive attack and under the plain "
         "engine's injection; tok×: tokens per answer against plain; TPR/FPR: attacked pages flagged / clean pages "
         "flagged; cert: certified share of pairs"]))
+    table.caption_justify = "left"
+    return table
+
+
+def _key(k: int, label: str, legend: list[str]) -> str:
+    """How row ``k`` names its configuration: the label, or a key (d1, d2 ...) spelt out in
+    ``legend`` when the label is longer than LABEL_WIDTH."""
+    if len(label) <= LABEL_WIDTH:
+        return label
+    legend.append(f"d{k} = {label}")
+    return f"d{k}"
+
+
+def _position_f(f: Any, p: Any) -> str:
+    """The position-bias F; ∞ where the position decides every score (F has no finite value, p 0)."""
+    return "∞" if f is None and p == 0 else _short(f)
+
+
+def defend_clean_table(result: dict[str, Any]) -> Table:
+    """One category of ``--clean-only``: a row per configuration, readable at 80 columns; the
+    consensus's first products (untrusted names: shown inert) below."""
+    consensus = result["consensus"]
+    where = _consensus({"consensus_orders": consensus["own_orders"], "consensus_stability": consensus["stability"]})
+    table = Table(title=safe(f"{result['category']}: clean utility and cost, no attack ({result['orders']} clean "
+                             f"orders{where})"),
+                  title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    for col in ("defense", "τ", "top1", "posF", "calls", "tok×"):
+        table.add_column(col, justify="left" if col == "defense" else "right", overflow="fold",
+                         min_width=LABEL_WIDTH if col == "defense" else None)
+    legend: list[str] = []
+    for k, c in enumerate(result["configs"]):
+        table.add_row(safe(_key(k, c["label"], legend)), _f(c["tau"]), _pct(c["top1"]),
+                      _position_f(c["position_f"], c["position_p"]), _short(c["calls"]), _short(c["tokens_x"]))
+    top = ", ".join(f"{p['product']} {p['points']:g}" for p in consensus["products"][:3])
+    table.caption = safe("\n".join([
+        *legend, f"consensus of {consensus['answers']} answers (Borda points): {top}",
+        "τ, top1: agreement with the plain engine's consensus; posF: position-bias F; calls: model calls per "
+        "answer; tok×: tokens per answer against plain"]))
     table.caption_justify = "left"
     return table
 

@@ -1,6 +1,7 @@
 """Experiments on the engine under test: single recommendations, the natural-setting
-analysis and the comparison of defenses (``run_defend``); attacks and transfer build on the
-same recorded calls."""
+analysis and the comparison of defenses (``run_defend``; clean utility and cost alone,
+without an attack: ``run_defend_clean``); attacks and transfer build on the same recorded
+calls."""
 
 from ._defend import (
     PLAIN,
@@ -14,6 +15,16 @@ from ._defend import (
     pooled,
     run_defend,
     split_chain,
+)
+from ._defend_clean import (
+    CleanConfig,
+    Consensus,
+    DefendCleanResult,
+    PooledClean,
+    ProductPoints,
+    defend_clean_json,
+    pooled_clean,
+    run_defend_clean,
 )
 from ._natural import Rewriter, Trial, draw_trial, rewrite_document, run_natural, run_trial, trial_documents
 from ._natural_analysis import FACTORS, POOLED, Analysis, NaturalRecords, analyse, analyse_natural, natural_records
@@ -31,7 +42,14 @@ from ._runs import (
     defend_setup,
     natural_setup,
 )
-from ._runs_other import RecommendSetup, TransferSetup, recommend_setup, transfer_setup
+from ._runs_other import (
+    DefendCleanSetup,
+    RecommendSetup,
+    TransferSetup,
+    defend_clean_setup,
+    recommend_setup,
+    transfer_setup,
+)
 from ._setup import (
     ModelOpener,
     attach_cache,
@@ -54,14 +72,20 @@ __all__ = [
     "Analysis",
     "AttackSettings",
     "AttackSetup",
+    "CleanConfig",
     "CompeteSetup",
     "Configuration",
+    "Consensus",
+    "DefendCleanResult",
+    "DefendCleanSetup",
     "DefendResult",
     "DefendSetup",
     "ModelOpener",
     "NaturalRecords",
     "NaturalResult",
     "NaturalSetup",
+    "PooledClean",
+    "ProductPoints",
     "RecommendSetup",
     "Recommendation",
     "RereadResult",
@@ -79,6 +103,8 @@ __all__ = [
     "check_trials_done",
     "compete_setup",
     "configurations",
+    "defend_clean_json",
+    "defend_clean_setup",
     "defend_json",
     "defend_setup",
     "defended",
@@ -93,6 +119,7 @@ __all__ = [
     "natural_setup",
     "open_reader",
     "pooled",
+    "pooled_clean",
     "reader_models",
     "recommend",
     "recommend_setup",
@@ -100,6 +127,7 @@ __all__ = [
     "rewrite_document",
     "run_config",
     "run_defend",
+    "run_defend_clean",
     "run_natural",
     "run_trial",
     "save_natural",

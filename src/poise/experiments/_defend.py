@@ -138,7 +138,18 @@ class AttackSettings:
 
 # -- the run -------------------------------------------------------------------------------------------
 def _check_counts(orders: int, attack: AttackSettings, consensus_orders: int = 0) -> None:
-    from ..attacks.base import AttackParameterError, check_attack_counts, check_count
+    from ..attacks.base import check_attack_counts, check_count
+
+    check_clean_counts(orders, consensus_orders)
+    check_count("--budget", attack.budget, 1)
+    check_attack_counts(responses=attack.responses, final_orders=attack.final_orders,
+                        selection_orders=attack.selection_orders, confirm=attack.confirm)
+
+
+def check_clean_counts(orders: int, consensus_orders: int = 0) -> None:
+    """``orders`` (at least 2) and ``consensus_orders`` (0, or at least 2) checked: what the
+    clean utility needs, with or without an attack."""
+    from ..attacks.base import AttackParameterError, check_count
 
     check_count("--orders", orders, 2)
     check_count("--consensus-orders", consensus_orders, 0)
@@ -146,9 +157,6 @@ def _check_counts(orders: int, attack: AttackSettings, consensus_orders: int = 0
         raise AttackParameterError("--consensus-orders must be 0 (off) or at least 2, not 1",
                                    "a consensus of one answer always looks settled: give it 2 or more orders, "
                                    "or 0 to build it from the --orders answers")
-    check_count("--budget", attack.budget, 1)
-    check_attack_counts(responses=attack.responses, final_orders=attack.final_orders,
-                        selection_orders=attack.selection_orders, confirm=attack.confirm)
 
 
 def run_defend(

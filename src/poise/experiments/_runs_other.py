@@ -1,6 +1,7 @@
-"""``poise recommend`` and ``poise transfer`` runs built before they start, as the other
-commands' are in ``_runs``: every input checked and every model built, the engine and the
-configuration the run records, so the CLI only parses, calls and prints::
+"""``poise recommend``, ``poise transfer`` and ``poise defend --clean-only`` runs built before
+they start, as the other commands' are in ``_runs``: every input checked and every model
+built, the engine and the configuration the run records, so the CLI only parses, calls and
+prints::
 
     setup = recommend_setup(category, model="local", open_model=model_opener(), template=default_template())
     with Store(path) as db:
@@ -11,7 +12,7 @@ configuration the run records, so the CLI only parses, calls and prints::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from ._setup import (
     ModelOpener,
     catalog_ref,
     defended,
+    defense_context,
     defense_identity,
     distinct,
     engine_config,
@@ -35,7 +37,9 @@ from ._setup import (
 
 if TYPE_CHECKING:
     from ..attacks import TransferSource
-    from ..store import Store, StoredTransfer
+    from ..defenses import Context
+    from ..models import ChatModel
+    from ..store import Store, StoredDefendClean, StoredTransfer
 
 
 @dataclass
@@ -113,3 +117,69 @@ def transfer_setup(sources: Sequence[TransferSource], *, run_ids: Sequence[str],
     return TransferSetup("transfer", run_cfg, engine, read, llm, distinct([llm, *reader_models(read), *defense_models]),
                          [llm, read, *defense_models], 2 * final_orders * len(sources), sources=list(sources),
                          final_orders=final_orders, model=model, template=template.name)
+
+
+@dataclass
+class DefendCleanSetup(RunSetup):
+    """Clean utility and cost of each defense configuration, no attack (``poise defend
+    --clean-only``): :func:`poise.experiments.run_defend_clean` on every category."""
+
+    categories: list[Category] = field(default_factory=list)
+    specs: list[str] = field(default_factory=list)
+    context: Context | None = None
+    orders: int = 10
+    seed: int = 0
+    consensus_orders: int = 0
+
+    def run(self, store: Store, run_id: str, on_query: Callable[[Category], OnQuery | None] | None = None,
+            ) -> StoredDefendClean:
+        """Every category's clean comparison (resumable), the result saved; ``on_query(category)``
+        gives the callback for one category's queries."""
+        from ..store import StoredDefendClean
+        from ._defend_clean import defend_clean_json, run_defend_clean
+
+        results = [run_defend_clean(self.engine, c, self.specs, store=store, run_id=run_id, reader=self.reader,
+                                    orders=self.orders, seed=self.seed, context=self.context,
+                                    consensus_orders=self.consensus_orders,
+                                    on_query=None if on_query is None else on_query(c))
+                   for c in self.categories]
+        stored = StoredDefendClean.model_validate({"run_id": run_id, **defend_clean_json(results)})
+        store.save_result(run_id, stored)
+        return stored
+
+
+def defend_clean_setup(categories: Sequence[Category], *, model: str, open_model: ModelOpener,
+                       template: PromptTemplate, defenses: Sequence[str] | None = None, orders: int = 10,
+                       consensus_orders: int = 0, seed: int = 0, catalog: str | None = None,
+                       max_tokens: int = DEFAULT_GENERATE_CONFIG.max_tokens,
+                       reader: str = "heuristic") -> DefendCleanSetup:
+    """``poise defend --clean-only``'s run, built and checked (every defense spec and count)
+    before any store exists; ``defenses`` default to every registered one. Its run (command
+    ``defend-clean``) records what ``poise defend``'s records but the attack's settings, which
+    it has none of: a resume with other inputs (server, pages, orders, consensus) is a new run."""
+    from ..defenses import DEFENSES
+    from ._defend import check_clean_counts, configurations, consensus_orders_of
+
+    check_seed(seed)
+    check_clean_counts(orders, consensus_orders)
+    cats = list(categories)
+    specs = list(defenses) if defenses else sorted(DEFENSES)
+    llm = open_model(model)
+    read = open_reader(reader, open_model)
+    config = engine_config(max_tokens)
+    engine = SearchEngine(llm, template=template, config=config)
+    opened: list[ChatModel] = []
+    context = defense_context(read, open_model, opened)
+    labels = [c.label for c, _ in configurations(engine, specs, context)]
+    for c in cats:
+        consensus_orders_of(c, orders, consensus_orders, seed)  # enough orders in every category
+    run_cfg = run_config(
+        categories=[c.name for c in cats], defenses=labels, orders=orders, seed=seed, model=model,
+        catalog=catalog_ref(catalog), template=template.name, reader=read.name,
+        generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
+        inputs=inputs_hash(cats, template, llm.identity(), config, labels),
+        **({"consensus_orders": consensus_orders} if consensus_orders else {}))
+    return DefendCleanSetup(
+        "defend-clean", run_cfg, engine, read, llm, distinct([llm, *reader_models(read), *opened]),
+        [llm, read, *opened], len(cats) * (consensus_orders + orders * len(labels)), categories=cats,
+        specs=specs, context=context, orders=orders, seed=seed, consensus_orders=consensus_orders)

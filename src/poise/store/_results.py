@@ -275,6 +275,17 @@ class StoredDefend(ResultFile):
     pooled: list[Any] = Field(default_factory=list)
 
 
+class StoredDefendClean(ResultFile):
+    """``defend-clean.json``: every category's clean utility and cost, no attack
+    (``experiments.DefendCleanResult``), and the rows pooled over categories."""
+
+    FILE = "defend-clean.json"
+    WHAT = "the clean defense comparison"
+
+    categories: list[Any]
+    pooled: list[Any] = Field(default_factory=list)
+
+
 R = TypeVar("R", bound=ResultFile)
 
 
