@@ -5,12 +5,14 @@ fakes on loopback)."""
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
-from .cliutil import blender_folder, poise, rank_all
+from .cliutil import blender_folder, error_line, poise, rank_all
 from .wirefake import WireFake, completion, context_titles
 
 Capture = pytest.CaptureFixture[str]
@@ -113,3 +115,53 @@ def test_a_key_echoed_in_the_finish_reason_is_stored_nowhere(folder: Path, capsy
     with sqlite3.connect(folder / "poise-runs" / "poise.sqlite") as conn:
         assert conn.execute("SELECT finish_reason FROM calls").fetchall() == [("stop ([redacted])",)]
     assert KEY not in out + err
+
+
+# -- 4. a reply cut off mid-way -----------------------------------------------------------------------------
+class CutReplies:
+    """A server on loopback that answers every request with the start of a 200 reply (its headers
+    announce the whole body) and then closes the connection: a server that crashed mid-reply."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.requests = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        body = json.dumps(completion("1. Oster Pro 1200")).encode()
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, rest = data.partition(b"\r\n\r\n")
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                self.requests += 1
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(body), body[:40]))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_reply_cut_off_mid_way_is_not_called_an_unreachable_server(folder: Path, capsys: Capture) -> None:
+    """A server that sent the start of a reply and closed the connection was reported as 'cannot
+    reach the server ...; check that it is running': it was running, and had answered."""
+    server = CutReplies()
+    try:
+        code, out, err = poise(capsys, "recommend", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                               "--base-url", server.url, "--max-attempts", "2")
+    finally:
+        server.close()
+    line = error_line(err)
+    assert code == 1 and out == "" and server.requests == 2
+    assert f"the server at {server.url} closed the connection before its reply was complete" in line, line
+    assert "cannot reach" not in line and "received 40 bytes" in line

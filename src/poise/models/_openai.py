@@ -168,6 +168,13 @@ class OpenAIModel(ChatModel):
                 f"(deadline {self.retry.deadline:g} s per call)",
                 "check that it is up and not overloaded, or allow it longer with --timeout SECONDS",
             )
+        if isinstance(exc, o.APIConnectionError) and "complete message body" in str(exc.__cause__):
+            # reached: it began its reply (httpx: "peer closed connection without sending complete message body")
+            return ModelUnreachableError(
+                f"the server at {where} closed the connection before its reply was complete "
+                f"({inert_excerpt(str(exc.__cause__), 120)})",
+                "check the server's log (it may have crashed or cut the reply short), then run the command again",
+            )
         if isinstance(exc, o.APIConnectionError):
             return ModelUnreachableError(
                 f"cannot reach the server at {where}",
