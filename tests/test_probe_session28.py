@@ -165,3 +165,34 @@ def test_a_reply_cut_off_mid_way_is_not_called_an_unreachable_server(folder: Pat
     assert code == 1 and out == "" and server.requests == 2
     assert f"the server at {server.url} closed the connection before its reply was complete" in line, line
     assert "cannot reach" not in line and "received 40 bytes" in line
+
+
+# -- 5. a folder where a catalog names a file -----------------------------------------------------------------
+PAGE = ("<html><body><article><h1>Blender {0}</h1><p>The blender {0} has a 1200 watt motor and ten speeds. "
+        "It crushes ice quickly and is easy to clean.</p></article></body></html>")
+
+
+@pytest.mark.parametrize("kind", ["csv document_file", "html folder page"])
+def test_a_folder_where_a_catalog_names_a_file_is_called_a_folder(tmp_path: Path, kind: str) -> None:
+    """A CSV row whose document_file is a folder, and a folder named like a page in an HTML
+    catalog's category folder, were refused as 'no such file': the file was there, as a folder."""
+    from poise import PoiseError
+    from poise.catalog import load_catalog
+
+    if kind == "csv document_file":
+        (tmp_path / "docs").mkdir()
+        (tmp_path / "cat.csv").write_text("category,brand,model,document_file\nblender,Oster,Pro,docs\n"
+                                          "blender,Ninja,Foodi,docs\n")
+        path, hint = tmp_path / "cat.csv", "name a .txt or .html file"
+    else:
+        (tmp_path / "blender").mkdir()
+        for name in ("a", "b"):
+            (tmp_path / "blender" / f"{name}.html").write_text(PAGE.format(name))
+        (tmp_path / "blender" / "index.csv").write_text("file,brand,model\na.html,Oster,Pro\nb.html,Ninja,Foodi\n")
+        load_catalog(tmp_path)  # loads before the folder is there
+        (tmp_path / "blender" / "c.html").mkdir()
+        path, hint = tmp_path, "rename or move the folder"
+    with pytest.raises(PoiseError) as caught:
+        load_catalog(path)
+    line = caught.value.one_line()
+    assert "is a folder, not a file" in line and hint in line and "no such file" not in line, line

@@ -79,6 +79,10 @@ def read_bounded(path: Path, max_bytes: int, where: str, field: str | None, limi
     prefix = f"{where}: field {field!r}: " if field else f"{where}: "
     if path.exists() and not path.is_file() and not path.is_dir():
         raise CatalogError(f"{prefix}{path}: not a regular file (a device or a pipe)", "name a file on disk")
+    if path.is_dir():  # a folder is there: "no such file" would send the user looking for a missing one
+        raise CatalogError(f"{prefix}{path} is a folder, not a file",
+                           "name a .txt or .html file" if field else "rename or move the folder: each *.html "
+                           "entry of a category folder must be a saved page")
     if not path.is_file():
         raise CatalogError(f"{prefix}no such file {path}")
     size = path.stat().st_size
