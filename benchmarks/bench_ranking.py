@@ -66,7 +66,8 @@ def status_of(ranking: Any) -> str:
 
 def judge(case: dict[str, Any], products: list[tuple[str, str]],
           reader: RankingReader = HEURISTIC) -> tuple[str, bool, Any]:
-    ranking = reader.read(case["response"], products)
+    # a labelled case's own product list is in context order (page [1] first): the reader may map "source [3]"
+    ranking = reader.read(case["response"], products, context=range(len(products)) if case.get("products") else None)
     status = status_of(ranking)
     got = [list(products[i]) for i in ranking.order] if status == "ranked" else None
     expected = case["expected"]

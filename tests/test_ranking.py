@@ -51,9 +51,14 @@ def products_of(case: dict) -> list[tuple[str, str]]:
     return [(p.brand, p.model) for p in CATALOG.category(case["category"]).products]
 
 
+def context_of(case: dict) -> range | None:
+    """A case's own product list is in context order (page [1] first); the sample catalog's is not."""
+    return range(len(case["products"])) if case.get("products") else None
+
+
 def read(case: dict) -> list[list[str]] | None:
     products = products_of(case)
-    ranking = parse_ranking(case["response"], products)
+    ranking = parse_ranking(case["response"], products, context_of(case))
     if not ranking.parseable:
         return None
     return [list(products[i]) for i in ranking.order]
@@ -84,7 +89,7 @@ def test_readings_the_reader_commits_to_keep_their_precision():
     committed = exact = 0
     for case in all_cases():
         products = products_of(case)
-        ranking = parse_ranking(case["response"], products)
+        ranking = parse_ranking(case["response"], products, context_of(case))
         if ranking.status == "ambiguous":
             continue
         committed += 1

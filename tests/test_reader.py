@@ -676,8 +676,8 @@ def test_a_stored_run_is_reread_without_recommender_calls(tmp_path):
         class FirstOnly:  # a reader that keeps only the first product: every reading changes
             name = "first-only"
 
-            def read(self, response, products):
-                r = HeuristicReader().read(response, products)
+            def read(self, response, products, context=None):
+                r = HeuristicReader().read(response, products, context)
                 return type(r)(r.order[:1], r.n, r.reason, r.ambiguous, r.roles, self.name)
 
             def close(self):

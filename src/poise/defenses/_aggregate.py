@@ -38,7 +38,8 @@ def check_finite(defense: Defense) -> None:
 def read_sub(result: EngineResult, products: Sequence[Product], reader: RankingReader) -> Ranking:
     """The ranking of one sub-answer: an aggregating engine underneath gives its own."""
     ranking = getattr(result, "ranking", None)
-    return ranking if ranking is not None else reader.read(result.response.text, products)
+    return ranking if ranking is not None else reader.read(result.response.text, products,
+                                                           context=result.context_order)
 
 
 def model_calls(results: Sequence[EngineResult]) -> int:

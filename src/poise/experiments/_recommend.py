@@ -128,7 +128,8 @@ def recommend(
         ))
         raise
     # an aggregating defense gives its own ranking; any other answer is read
-    ranking = getattr(result, "ranking", None) or (reader or HEURISTIC).read(result.response.text, result.products)
+    ranking = getattr(result, "ranking", None) or (reader or HEURISTIC).read(result.response.text, result.products,
+                                                                           context=result.context_order)
     record = call_record(task_key, result, ranking, engine.model.spec)
     # how many model calls the answer took (an aggregating defense asks several times), unless
     # the defense's own report says (a detector's calls included)

@@ -77,7 +77,7 @@ def reread_run(store: Store, run_id: str, reader: RankingReader) -> RereadResult
                 continue
             done, ranking = copied.get(call["id"]), None
             if done is None:
-                ranking = reader.read(call["response_text"], names)
+                ranking = reader.read(call["response_text"], names, context=json.loads(call["context_order"]))
             new, old = _reading(ranking if ranking is not None else done), _reading(call)
             result.calls += 1
             result.before[old[0]] += 1

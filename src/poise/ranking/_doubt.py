@@ -23,7 +23,7 @@ from ._cues import _SENTENCE
 from ._mentions import Reader
 from ._units import cut
 
-__all__ = ["NEGATION", "by_position", "negated_only"]
+__all__ = ["NEGATION", "NOT_AGAINST", "POSITION", "by_position", "negated_only"]
 
 # any negation, in the languages the reader knows; wider than advice against (``_NEGATIVE``)
 NEGATION = re.compile(
@@ -32,7 +32,8 @@ NEGATION = re.compile(
     re.I,
 )
 # negations that praise or set a condition: "you won't go wrong", "not bad", "if you don't have a yard"
-_NOT_AGAINST = re.compile(r"\b(?:can['’]t|won['’]t|cannot|will not) go wrong\b|\bnot bad\b|\bno-brainer\b"
+NOT_AGAINST = re.compile(r"\b(?:can['’]t|won['’]t|cannot|will not) go wrong\b|\bnot bad\b|\bno-brainer\b"
+                         r"|\b(?:not|nicht|pas|no|non) (?:too|zu|trop|demasiado|troppo)\b"
                           r"|\b(?:if|unless|when) [^,;:.!?]*", re.I)
 
 
@@ -55,19 +56,22 @@ def negated_only(order: Sequence[int], text: str, reader: Reader) -> int | None:
     for p in others:
         starts = [x.start for x in mentions if x.product == p]
         own = [m.group() for m in sentences if any(m.start() <= at < m.end() for at in starts)]
-        if own and all(NEGATION.search(_NOT_AGAINST.sub("", s)) and not _PICKS_IT.search(s) for s in own):
+        if own and all(NEGATION.search(NOT_AGAINST.sub("", s)) and not _PICKS_IT.search(s) for s in own):
             return p
     return None
 
 
 # a product called by its place among the pages: "source [3]", "result 2", "Option B", "the third link"
-_POSITION = re.compile(
+POSITION = re.compile(
     r"\bsource\s*\[\s*\d{1,2}\s*\](?!\s*\[)"  # "source [2]", not a citation after a noun ("sources [1][2]")
     r"|\b(?:sources?|results?|options?|documents?|docs?|pages?|listings?|links?|entr(?:y|ies)|candidates?)"
     r"\s*(?:#\s*\d{1,2}\b|no\.\s*\d{1,2}\b|\d{1,2}\b(?![.,]\d)|(?-i:[A-H])\b(?!['’.]))"
     r"|\bthe (?:first|second|third|fourth|fifth|sixth|seventh|eighth|1st|2nd|3rd|[4-8]th)"
     r"(?: (?:and|or) (?:first|second|third|fourth|fifth|sixth|seventh|eighth))?"
-    r" (?:search )?(?:results?|sources?|links?|pages?|listings?|options?|documents?)\b",
+    r" (?:search )?(?:results?|sources?|links?|pages?|listings?|options?|documents?)\b"
+    # "the machine from [2]", "the gas trimmer in [1]"; not "the reviews in [3]" (a citation)
+    r"|\bthe (?!(?:reviews?|tests?|testing|articles?|reports?|guides?|sources?|data|study|studies|owners?)\b)"
+    r"(?:[\w-]+ ){1,4}(?:from|in|at) \[\s*\d{1,2}\s*\]",
     re.I,
 )
 
@@ -75,11 +79,11 @@ _POSITION = re.compile(
 def by_position(text: str, reader: Reader) -> str | None:
     """Why the answer cannot be read by names alone, when a sentence that names no listed
     product refers to one by its place among the pages ("**source [3]** is hard to beat")."""
-    if not _POSITION.search(text):  # one search of the answer before one of each sentence
+    if not POSITION.search(text):  # one search of the answer before one of each sentence
         return None
     for m in _SENTENCE.finditer(text):
         sentence = m.group()
-        if _POSITION.search(sentence) and not reader.find(sentence):
+        if POSITION.search(sentence) and not reader.find(sentence):
             # the reason names no text of the answer: reasons are grouped and counted in reports
             return ("it refers to a product by its place among the pages (a source number, an option letter, "
                     "'the third link'), which the reader cannot map to a name")

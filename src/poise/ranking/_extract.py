@@ -38,6 +38,7 @@ from ._json import find_json, find_yaml, read_json
 from ._mentions import NOTE, Reader
 from ._names import matcher_for
 from ._passing import passing_only
+from ._places import check_context, name_places
 from ._prose import (
     bold_named,
     closing_picks,
@@ -374,14 +375,19 @@ def _roles(order: Sequence[int], raw: str, own: str, reader: Reader, n: int) -> 
 _GLUED_RANK = re.compile(r"^([ \t]*#\d{1,2})(?=[^\W\d_])", re.M)
 
 
-def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
+def parse_ranking(response: str, products: Sequence[Any], context: Sequence[int] | None = None) -> Ranking:
     """Read the ranking an answer gives ``products`` (``Product`` objects or (brand, model)).
 
+    ``context``, when given, is the order the engine showed the products' pages in (indices into
+    ``products``, page [1] first): with it, a product the answer calls by its place ("source
+    [3]", "the third result") is read as named; without it such an answer is ambiguous.
     Never raises for a bad answer: an unparseable or ambiguous one comes back with
-    ``reason`` set (``status`` says which).
+    ``reason`` set (``status`` says which). Raises ``ValueError`` for a context that is not an
+    order of the products.
     """
     names = _names(products)
     n = len(names)
+    shown = check_context(context, n)
     if not response or not response.strip():
         return Ranking((), n, "the response is empty")
     raw = _GLUED_RANK.sub(r"\1 ", response.replace("\r\n", "\n").replace("\r", "\n"))
@@ -393,6 +399,8 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
     if _degenerate(raw):
         return _loop(raw, reader, n)
     text = _strip_echoes(raw)
+    if shown is not None:
+        text = name_places(text, names, shown, reader)
     if declines(text, reader) or defers(text, reader):
         return Ranking((), n, "the response declines to recommend anything",
                        role_reader=lambda: _roles((), raw, text, reader, n))
@@ -406,12 +414,12 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
         return _roles(order, raw, text, reader, n)
     if reason:
         return Ranking((), n, reason, ambiguous=reason != _COMPARES_ONLY, role_reader=roles)
+    if (unmapped := by_position(text, reader)) is not None:  # with no product named, too: it may name them so
+        return Ranking((), n, unmapped, ambiguous=True, role_reader=roles)
     if not order:
         why = "the response recommends none of the products" if reader.against else \
             "the response names none of the products"
         return Ranking((), n, why, role_reader=roles)
-    if (unmapped := by_position(text, reader)) is not None:
-        return Ranking((), n, unmapped, ambiguous=True, role_reader=roles)
     if (doubtful := negated_only(order, text, reader)) is not None:
         return Ranking((), n, f"it names product {doubtful + 1} only in prose with a negation: advice against it"
                        " or a caveat about a pick", ambiguous=True, role_reader=roles)
@@ -420,13 +428,14 @@ def parse_ranking(response: str, products: Sequence[Any]) -> Ranking:
     return Ranking(tuple(order), n, role_reader=roles)
 
 
-def extract_ranking(response: str, products: Sequence[Any]) -> list[int]:
-    """Indices of ``products`` in the order ``response`` recommends them, best first.
+def extract_ranking(response: str, products: Sequence[Any], context: Sequence[int] | None = None) -> list[int]:
+    """Indices of ``products`` in the order ``response`` recommends them, best first
+    (``context``: as for :func:`parse_ranking`).
 
     Raises :class:`~poise.UnparseableResponse` when no ranking can be read, and its subclass
     :class:`~poise.AmbiguousResponse` when the answer can be read more than one way.
     """
-    ranking = parse_ranking(response, products)
+    ranking = parse_ranking(response, products, context)
     if not ranking.parseable:
         raise ranking.error()
     return list(ranking.order)

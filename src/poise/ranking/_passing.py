@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ._doubt import NEGATION
+from . import _signals as sig
+from ._doubt import NEGATION, NOT_AGAINST
 from ._mentions import Reader
 
 __all__ = ["passing_only"]
@@ -44,7 +45,7 @@ _PICKS = re.compile(
 )
 _NEGATED = re.compile(
     r"\b(?:not|no|never|avoid|skip|pass|wouldn['’]?t|won['’]?t|isn['’]?t|aren['’]?t|doesn['’]?t|don['’]?t"
-    r"|can['’]?t|too|but|however|though|except|instead)\b|n['’]t\b",
+    r"|can['’]?t|too(?!\s*(?:[.,;:!?)]|for\b|as well\b|$))|but|however|though|except|instead)\b|n['’]t\b",
     re.I,
 )
 _SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)")
@@ -67,8 +68,15 @@ def _marked_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _picking_spans(text: str) -> list[tuple[int, int]]:
-    return [(m.start(), m.end()) for m in _SENTENCE.finditer(text)
-            if _PICKS.search(m.group()) and not _NEGATED.search(m.group()) and not NEGATION.search(m.group())]
+    """Sentences with a picking word and no negation outside a condition ("If you don't mind the
+    noise, the X is also worth a look" picks)."""
+    spans = []
+    for m in _SENTENCE.finditer(text):
+        plain = NOT_AGAINST.sub("", m.group())
+        picks = _PICKS.search(m.group()) or sig.GOOD_PICK.search(m.group()) or sig.MORE_OPTIONS.search(m.group())
+        if picks and not _NEGATED.search(plain) and not NEGATION.search(plain):
+            spans.append((m.start(), m.end()))
+    return spans
 
 
 def passing_only(order: Sequence[int], text: str, reader: Reader) -> str | None:

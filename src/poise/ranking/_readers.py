@@ -23,11 +23,12 @@ __all__ = ["HEURISTIC", "AgreementReader", "HeuristicReader", "ModelReader", "Ra
 
 @runtime_checkable
 class RankingReader(Protocol):
-    """Reads the ranking an answer gives a list of products."""
+    """Reads the ranking an answer gives a list of products; ``context``, when known, is the
+    order the engine showed their pages in (indices into ``products``, page [1] first)."""
 
     name: str
 
-    def read(self, response: str, products: Sequence[Any]) -> Ranking: ...
+    def read(self, response: str, products: Sequence[Any], context: Sequence[int] | None = None) -> Ranking: ...
 
     def close(self) -> None: ...
 
@@ -37,8 +38,8 @@ class HeuristicReader:
 
     name = "heuristic"
 
-    def read(self, response: str, products: Sequence[Any]) -> Ranking:
-        return parse_ranking(response, products)
+    def read(self, response: str, products: Sequence[Any], context: Sequence[int] | None = None) -> Ranking:
+        return parse_ranking(response, products, context)
 
     def close(self) -> None:
         pass
@@ -75,17 +76,22 @@ class ModelReader:
         self.config = GenerateConfig(temperature=0.0, max_tokens=max_tokens, seed=0,
                                      json_schema=json.dumps(_SCHEMA, sort_keys=True))
 
-    def messages(self, response: str, products: Sequence[Any]) -> list[ChatMessage]:
+    def messages(self, response: str, products: Sequence[Any],
+                 context: Sequence[int] | None = None) -> list[ChatMessage]:
         listing = "\n".join(f"{i}. {brand} {model}" for i, (brand, model) in enumerate(_names(products), start=1))
-        user = f"Products:\n{listing}\n\nThe answer, between <answer> tags:\n<answer>\n{response}\n</answer>"
+        # the answer may call a product by its page ("source [3]"): say which product each page was
+        pages = "" if context is None else "\n\nThe answer's pages, in order: " + ", ".join(
+            f"[{place}] = product {index + 1}" for place, index in enumerate(context, start=1))
+        user = (f"Products:\n{listing}{pages}\n\nThe answer, between <answer> tags:\n<answer>\n{response}\n"
+                "</answer>")
         return [ChatMessage(role="system", content=_SYSTEM), ChatMessage(role="user", content=user)]
 
-    def read(self, response: str, products: Sequence[Any]) -> Ranking:
+    def read(self, response: str, products: Sequence[Any], context: Sequence[int] | None = None) -> Ranking:
         n = len(products)
         if not response.strip():
             return Ranking((), n, "the response is empty", reader=self.name)
         try:
-            reply = self.model.generate(self.messages(response, products), self.config)
+            reply = self.model.generate(self.messages(response, products, context), self.config)
         except ModelError as exc:
             return Ranking((), n, f"the reader model failed: {exc.one_line()}", ambiguous=True, reader=self.name)
         return self.validate(reply.text, n)
@@ -118,9 +124,9 @@ class AgreementReader:
         self.first, self.second = first, second
         self.name = f"{first.name}+{second.name}"
 
-    def read(self, response: str, products: Sequence[Any]) -> Ranking:
-        a = self.first.read(response, products)
-        b = self.second.read(response, products)
+    def read(self, response: str, products: Sequence[Any], context: Sequence[int] | None = None) -> Ranking:
+        a = self.first.read(response, products, context)
+        b = self.second.read(response, products, context)
         if (a.parseable and b.parseable and a.order == b.order) or (a.status == b.status == "unparseable"):
             return dataclasses.replace(a, reader=self.name)
         reason = f"the readers disagree ({self.first.name}: {_say(a)}; {self.second.name}: {_say(b)})"

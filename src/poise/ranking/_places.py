@@ -1,0 +1,69 @@
+"""Products called by their place among the pages ("source [3]", "Option C", "the third result"),
+named, when the reader knows the order the engine showed the pages in.
+
+The engine numbers its pages ([1], [2], ...) and an answer may point at one by that number
+instead of by name. Without the context order such a reference cannot be mapped (the products
+come in the catalog's order), and the answer is ambiguous (``_doubt.by_position``). With it,
+each reference in a sentence that names no listed product is replaced by the product's name,
+and the answer is read as if it had named it. A place outside the pages stays as it is (and so
+the answer stays ambiguous).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ._cues import _SENTENCE
+from ._doubt import POSITION
+from ._mentions import Reader
+
+__all__ = ["check_context", "name_places"]
+
+_ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+            "1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "6th": 6, "7th": 7, "8th": 8}
+_NUMBER = re.compile(r"\d{1,2}")
+_LETTER = re.compile(r"\s(?-i:[A-H])\b")
+_WORDS = re.compile(r"[a-z0-9]+", re.I)
+
+
+def check_context(context: Sequence[int] | None, n: int) -> tuple[int, ...] | None:
+    """The context order as a tuple, checked to be an order of all ``n`` products."""
+    if context is None:
+        return None
+    order = tuple(context)
+    if sorted(order) != list(range(n)):
+        raise ValueError(f"the context order {list(order)} is not an order of the {n} products")
+    return order
+
+
+def _place(reference: str) -> int | None:
+    """The 1-based place a reference names, or None when it names two ("the first and second")."""
+    words = [w.lower() for w in _WORDS.findall(reference)]
+    ordinals = [_ORDINAL[w] for w in words if w in _ORDINAL]
+    if ordinals:
+        return ordinals[0] if len(ordinals) == 1 else None
+    if number := _NUMBER.search(reference):
+        return int(number.group())
+    if letter := _LETTER.search(reference):
+        return ord(letter.group().strip()) - ord("A") + 1
+    return None
+
+
+def name_places(text: str, names: Sequence[tuple[str, str]], context: Sequence[int], reader: Reader) -> str:
+    """``text`` with each by-place reference in a sentence naming no listed product replaced by
+    the name of the product the engine showed at that place."""
+    if not POSITION.search(text):
+        return text
+    out, last = [], 0
+    for sentence in _SENTENCE.finditer(text):
+        if reader.find(sentence.group()):
+            continue
+        for ref in POSITION.finditer(sentence.group()):
+            place = _place(ref.group())
+            if place is None or not 1 <= place <= len(context):
+                continue
+            brand, model = names[context[place - 1]]
+            out += [text[last:sentence.start() + ref.start()], f"{brand} {model}"]
+            last = sentence.start() + ref.end()
+    return "".join(out) + text[last:]
