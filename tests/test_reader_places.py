@@ -66,3 +66,20 @@ def test_the_engine_reads_places_in_the_order_it_showed_the_pages(tmp_path):
     assert shown != sorted(shown)  # the pages were not in catalog order
     assert result.ranking.status == "ranked"
     assert list(result.ranking.order) == [shown[1], shown[0]]
+
+
+def test_the_model_reader_is_told_which_product_each_page_was():
+    import json
+
+    from poise.ranking import ModelReader
+
+    from .wirefake import completion
+
+    answer = 200, completion(json.dumps({"ranking": [2, 3, 1], "unclear": False})), 0
+    with WireFake([answer, answer]) as fake:
+        reader = ModelReader(get_model("openai:reader", base_url=fake.url, api_key="k"))
+        assert reader.read(BY_PLACE, PODS, context=SHOWN).order == (1, 2, 0)
+        reader.read(BY_PLACE, PODS)
+        with_pages, without = (r["messages"][1]["content"] for r in fake.requests)
+    assert "[1] = product 3, [2] = product 4, [3] = product 1, [4] = product 5, [5] = product 2" in with_pages
+    assert "[1] = product" not in without
