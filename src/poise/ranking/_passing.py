@@ -67,31 +67,29 @@ def _marked_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _picking_spans(text: str) -> list[tuple[int, int]]:
-    """Sentences with a picking word and no negation outside a condition ("If you don't mind the
-    noise, the X is also worth a look" picks)."""
-    spans = []
-    for m in _SENTENCE.finditer(text):
-        plain = NOT_AGAINST.sub("", m.group())
-        picks = _PICKS.search(m.group()) or sig.GOOD_PICK.search(m.group()) or sig.MORE_OPTIONS.search(m.group())
-        if picks and not _NEGATED.search(plain) and not NEGATION.search(plain):
-            spans.append((m.start(), m.end()))
-    return spans
+def _picks(sentence: str) -> bool:
+    """Whether a sentence picks: a picking word, and no negation outside a condition ("If you
+    don't mind the noise, the X is also worth a look" picks)."""
+    if not (_PICKS.search(sentence) or sig.GOOD_PICK.search(sentence) or sig.MORE_OPTIONS.search(sentence)):
+        return False
+    plain = NOT_AGAINST.sub("", sentence)
+    return not _NEGATED.search(plain) and not NEGATION.search(plain)
 
 
 def passing_only(order: Sequence[int], text: str, reader: Reader) -> str | None:
     """Why the reading is in doubt, when an answer that marks its picks names a product of
     ``order`` only in passing prose (no mark, no picking sentence); None otherwise."""
-    if _JSONISH.search(text):
-        return None
     mentions = reader.find(text)
     marked_spans = _marked_spans(text)
     marked = {m.product for m in mentions if any(a <= m.start < b for a, b in marked_spans)}
-    if not marked:
+    unmarked = [p for p in order if p not in marked]
+    if not marked or not unmarked or _JSONISH.search(text):  # most answers stop here: every pick is marked
         return None
-    picking = _picking_spans(text)
-    picked = {m.product for m in mentions if any(a <= m.start < b for a, b in picking)}
-    passing = next((p for p in order if p not in marked and p not in picked), None)
+    starts = {p: [m.start for m in mentions if m.product == p] for p in unmarked}
+    sentences = [(m.start(), m.end(), m.group()) for m in _SENTENCE.finditer(text)]
+    picked = {p for p, at in starts.items()
+              if any(_picks(sentence) for a, b, sentence in sentences if any(a <= x < b for x in at))}
+    passing = next((p for p in unmarked if p not in picked), None)
     if passing is None:
         return None
     # the reason names no text of the answer: reasons are grouped and counted in reports
