@@ -196,3 +196,22 @@ def test_a_folder_where_a_catalog_names_a_file_is_called_a_folder(tmp_path: Path
         load_catalog(path)
     line = caught.value.one_line()
     assert "is a folder, not a file" in line and hint in line and "no such file" not in line, line
+
+
+# -- 6. an empty --store ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv", [
+    ("runs",),
+    ("report",),
+    ("recommend", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake", "--base-url", "http://127.0.0.1:9/v1"),
+    ("natural", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake", "--base-url", "http://127.0.0.1:9/v1"),
+])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_store_folder_is_refused_not_taken_for_here(folder: Path, capsys: Capture, argv: tuple[str, ...],
+                                                             value: str) -> None:
+    """`--store ""` (an unset shell variable) read as '.': the working folder itself became the
+    results store (poise.sqlite and cache.sqlite written beside the catalog, `poise runs` listing
+    it), where the empty --catalog and --out are refused."""
+    code, out, err = poise(capsys, *argv, "--store", value)
+    line = error_line(err)
+    assert code == 2 and out == "" and "--store" in line and "empty" in line, line
+    assert sorted(p.name for p in folder.iterdir()) == ["cat.jsonl"]

@@ -18,8 +18,20 @@ ModelOpt = Annotated[str, typer.Option(
 BaseUrlOpt = Annotated[str | None, typer.Option(
     "--base-url", envvar="OPENAI_BASE_URL", show_envvar=True,
     help="Endpoint for openai:MODEL specs (the key comes from OPENAI_API_KEY).")]
+
+
+def _store_folder(value: str) -> Path:
+    """--store's folder. An empty one (an unset shell variable: --store "$DIR") is refused: as a
+    path it reads as '.', so the working folder itself would have become a results store."""
+    if not value.strip():
+        raise typer.BadParameter("is empty; pass a results folder, or leave --store out for ./poise-runs "
+                                 f"(or ${STORE_ENV})")
+    return Path(value)
+
+
 StoreOpt = Annotated[Path | None, typer.Option(
-    "--store", envvar=STORE_ENV, show_envvar=True, help="Results folder (default ./poise-runs).")]
+    "--store", envvar=STORE_ENV, show_envvar=True, parser=_store_folder, metavar="<path>",
+    help="Results folder (default ./poise-runs).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
 TemplateOpt = Annotated[Path | None, typer.Option("--template", help="A prompt template TOML file.")]
 MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, max=MAX_TOKENS, help="Most tokens per answer.")]
