@@ -215,3 +215,38 @@ def test_an_empty_store_folder_is_refused_not_taken_for_here(folder: Path, capsy
     line = error_line(err)
     assert code == 2 and out == "" and "--store" in line and "empty" in line, line
     assert sorted(p.name for p in folder.iterdir()) == ["cat.jsonl"]
+
+
+# -- 7. transfer of a finished attack run that holds no attack.json ------------------------------------------
+@pytest.mark.parametrize("case", ["reread", "file gone"])
+def test_a_finished_attack_run_without_its_result_says_why_it_cannot_be_transferred(folder: Path, capsys: Capture,
+                                                                                     case: str) -> None:
+    """A re-reading of an attack run (`poise reread` writes a finished run of command attack and no
+    attack.json) and a finished attack whose attack.json is gone were both refused as 'not a
+    finished attack run; pass the id of a run of `poise attack`', which they are."""
+    store = folder / "store"
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-p", "Ninja Foodi",
+                               "-m", "openai:fake", "--base-url", fake.url, "--store", str(store), "--json",
+                               "--budget", "2", "--final-orders", "1", "--selection-orders", "1", "--confirm", "0")
+        assert code == 0, err
+        attack = json.loads(out)["run_id"]
+        if case == "reread":
+            code, out, err = poise(capsys, "reread", attack, "--store", str(store), "--json")
+            assert code == 0, err
+            named = json.loads(out)["run_id"]
+        else:
+            (store / "runs" / attack / "attack.json").unlink()
+            named = attack
+        asked = len(fake.requests)
+        code, out, err = poise(capsys, "transfer", named, "-m", "openai:other", "--base-url", fake.url,
+                               "--store", str(store), "--final-orders", "1")
+        assert len(fake.requests) == asked
+    line = error_line(err)
+    assert code == 1 and out == "" and "not a finished attack run" not in line, line
+    if case == "reread":
+        assert f"is a re-reading of attack run {attack}" in line and f"transfer run {attack} itself" in line
+    else:
+        assert "is a finished attack, but its attack.json is missing" in line
+    with sqlite3.connect(store / "poise.sqlite") as conn:
+        assert "transfer" not in {c for (c,) in conn.execute("SELECT command FROM runs")}

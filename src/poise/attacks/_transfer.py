@@ -85,6 +85,13 @@ def _not_a_source(record: RunRecord) -> StoreError:
     if record.command == "attack" and record.status != "finished":
         return StoreError(f"run {record.id} is an attack that did not finish ({record.status})",
                           "run the same `poise attack` command again to finish it, then transfer it")
+    if record.command == "attack" and record.config.get("reread_of"):  # `poise reread` writes no attack.json
+        source = record.config["reread_of"]
+        return StoreError(f"run {record.id} is a re-reading of attack run {source} (`poise reread`): it holds the "
+                          "answers read again, not an injection to transfer", f"transfer run {source} itself")
+    if record.command == "attack":  # finished, but its result file is gone
+        return StoreError(f"run {record.id} is a finished attack, but its attack.json is missing from the store",
+                          "restore the store's runs folder from a copy, or pass another attack run")
     if record.command == "compete":
         return StoreError(f"run {record.id} is a competition: transfer carries over one attack's injection",
                           "pass the id of a run of `poise attack` without --compete")
