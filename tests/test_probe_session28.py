@@ -250,3 +250,23 @@ def test_a_finished_attack_run_without_its_result_says_why_it_cannot_be_transfer
         assert "is a finished attack, but its attack.json is missing" in line
     with sqlite3.connect(store / "poise.sqlite") as conn:
         assert "transfer" not in {c for (c,) in conn.execute("SELECT command FROM runs")}
+
+
+# -- 8. reread of a call row another tool damaged ---------------------------------------------------------------
+@pytest.mark.parametrize(("column", "value"), [("context_order", "[1, 2"), ("ranking_json", "[0,"),
+                                               ("messages_json", "{"), ("config_json", "[]")])
+def test_a_damaged_call_row_is_one_line_and_leaves_no_reread_run(folder: Path, capsys: Capture, column: str,
+                                                                  value: str) -> None:
+    """`poise report` shows such a run, but `poise reread` ended in 'internal error: JSONDecodeError'
+    (exit 70), after its new run had opened and copied the calls before the damaged one."""
+    store = folder / "store"
+    source = natural_run(capsys, store)
+    with sqlite3.connect(store / "poise.sqlite") as conn:
+        last = conn.execute("SELECT MAX(id) FROM calls").fetchone()[0]
+        conn.execute(f"UPDATE calls SET {column} = ? WHERE id = ?", (value, last))
+    code, out, err = poise(capsys, "reread", source, "--store", str(store))
+    line = error_line(err)
+    assert code == 1 and out == "", err
+    assert f"call {last} of run {source} has a {column} that cannot be read" in line and "restore a copy" in line
+    with sqlite3.connect(store / "poise.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1

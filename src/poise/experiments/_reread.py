@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._errors import StoreError
 from ..ranking import Ranking, RankingReader, status_of_reason
 from ..store import CallRecord, Store
 from ._setup import reader_models
@@ -61,6 +62,7 @@ def reread_run(store: Store, run_id: str, reader: RankingReader) -> RereadResult
     copied are kept, not read or copied again)."""
     source = store.run(run_id)
     calls = store.calls(run_id)
+    _check_calls(run_id, calls)  # before the new run opens: a damaged row leaves nothing half-copied
     products = _product_lists(store, run_id, calls)
     # the reader's models by their identity (endpoint and model, or file hash): a re-reading
     # resumed against another server or model file is another input, so another run
@@ -88,6 +90,28 @@ def reread_run(store: Store, run_id: str, reader: RankingReader) -> RereadResult
             if ranking is not None:
                 store.record_call(run.id, _copy(call, ranking, names, run_id))
     return result
+
+
+#: the JSON columns a copied call is rebuilt from, and what each holds
+_JSON_COLUMNS = {"context_order": list, "messages_json": list, "config_json": dict, "ranking_json": list}
+
+
+def _check_calls(run_id: str, calls: list[dict[str, Any]]) -> None:
+    """StoreError naming the first answered call whose JSON columns cannot be read (a row another
+    tool wrote); failed calls are skipped, never copied."""
+    for call in (c for c in calls if c["error"] is None):
+        for column, kind in _JSON_COLUMNS.items():
+            text: Any = call.get(column)
+            if text is None and column == "ranking_json":
+                continue
+            try:
+                value = json.loads(text)
+            except (TypeError, ValueError, RecursionError):  # not text, not JSON, nested without end
+                value = None
+            if not isinstance(value, kind):
+                raise StoreError(f"call {call['id']} of run {run_id} has a {column} that cannot be read "
+                                 f"(not a JSON {'list' if kind is list else 'object'})",
+                                 "another tool changed the store: start a new one (--store DIR) or restore a copy")
 
 
 def _reading(of: dict[str, Any] | Ranking | None) -> tuple[str, list[int] | None, str | None]:
