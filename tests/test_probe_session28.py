@@ -1,6 +1,10 @@
-"""A hostile probe of session 28: `poise reread` resumed against another reader server,
-and what follows below. Each test failed before its fix; the model is never loaded (wire
-fakes on loopback)."""
+"""A hostile probe of session 28: `poise reread` resumed against another reader server; a JSONL
+catalog whose text holds U+2028 (split into two lines); a key echoed in a reply's finish_reason
+(stored); a reply cut off mid-way (called an unreachable server); a folder where a catalog names
+a file ('no such file'); `--store ""` (the working folder became the store); `poise transfer` of
+a re-read attack or one whose attack.json is gone ('not a finished attack run'); and `poise
+reread` of a damaged call row (an internal error). Each test failed before its fix; the model is
+never loaded (wire fakes on loopback)."""
 
 from __future__ import annotations
 
