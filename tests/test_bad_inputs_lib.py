@@ -197,7 +197,7 @@ CATALOG_CASES = {
     "symlink to a folder outside": (symlink_folder, ["c.csv:3", "'docs/secret.txt' resolves outside"]),
     "html page symlinked outside": (html_page_symlink, ["a.html", "resolves outside the catalog's folder"]),
     "html category symlinked outside": (html_category_symlink, ["'blender' resolves outside"]),
-    "document file is a folder": (document_is_a_folder, ["c.csv:3", "field 'document_file'", "is a folder, not a file"]),
+    "document file is a folder": (document_is_a_folder, ["c.csv:3", "field 'document_file'", "is a folder"]),
     "huge jsonl document": (huge_jsonl, ["c.jsonl:3", "field 'document' of Vitamix E310", "200,001 characters",
                                          "limit of 200,000", "POISE_MAX_DOCUMENT_CHARS"]),
     "huge inline csv document": (huge_csv_inline(BIG), ["c.csv:3", "field 'document' of Ninja Foodi",
