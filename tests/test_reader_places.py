@@ -83,3 +83,12 @@ def test_the_model_reader_is_told_which_product_each_page_was():
         with_pages, without = (r["messages"][1]["content"] for r in fake.requests)
     assert "[1] = product 3, [2] = product 4, [3] = product 1, [4] = product 5, [5] = product 2" in with_pages
     assert "[1] = product" not in without
+
+
+def test_two_places_in_one_reference_name_both_and_a_picks_label_names_its_page():
+    answer = ("The machines in [1] and [2] are bulky, so they don't fit a small kitchen.\n\n"
+              "**Overall pick:** [5]\n**Also good:** [3]")
+    assert list(parse_ranking(answer, PODS, SHOWN).order) == [1, 0]
+    # "Sources: [1]" is no pick's label
+    sources = "1. **Nespresso Pixie Electric Titan** – the narrowest here.\n\nSources: [1] rtings.com [2] wirecutter"
+    assert list(parse_ranking(sources, PODS, SHOWN).order) == [1]

@@ -42,3 +42,17 @@ def test_a_pick_with_a_caveat_in_a_negation_is_a_pick():
     answer = (LIST + "\nIf budget matters, pick the **Lasko 1500W Bathroom Space Heater** – it doesn't heat a big "
               "room, but it costs much less.")
     assert read(answer) == ("ranked", [1, 4, 0, 2])
+
+
+def test_neither_is_recommended_after_a_stated_ranking_adds_nothing():
+    answer = ("Here is my ranking:\n\n" + LIST + "\nThe Lasko is a bathroom heater and the Dr Infrared page is for a "
+              "garage unit, so neither is recommended.")
+    assert read(answer) == ("ranked", [1, 4, 0])
+
+
+def test_a_reasoning_models_thinking_is_not_its_answer():
+    thinking = "<think>\nThe Lasko 1500W Bathroom Space Heater looks best, then the Vornado.\n</think>\n\n"
+    assert read(thinking + LIST) == ("ranked", [1, 4, 0])
+    cut_off = "<think>\nThe Lasko 1500W Bathroom Space Heater looks best. Wait, let me check the Vornado"
+    ranking = parse_ranking(cut_off, HEATERS)
+    assert ranking.status == "unparseable" and "reasoning" in (ranking.reason or "")

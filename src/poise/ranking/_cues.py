@@ -87,6 +87,7 @@ _NEGATIVE = re.compile(
     r"\bavoid(?:ed)?\b|\bskip\b|\bsteer clear|\bstay away|(?:\bnot|n['’]t|\bnever|\bcannot) (?:\w+ )?recommend"
     r"|\b(?:dont|doesnt|didnt|wont|wouldnt|cant|shouldnt)\s+(?:\w+\s+)?(?:recommend|buy|get|use|pick|choose|bother)\b"
     r"|\bnot worth|\bpass on\b|\bnot include|n['’]t include|\b(?:left|leave|leaving) (?:[\w'’*_-]+ ){0,4}?out\b"
+    r"|\brul(?:e|ed|ing) (?:it|them|this one|that one|both) out\b"
     r"|\bexclud"
     r"|(?:\bnot|n['’]t) (?:a )?(?:good|great|strong|sensible|smart|wise|practical|realistic) (?:choice|pick|option|fit"
     r"|buy|idea)|\b(?:won['’]t|doesn['’]t|don['’]t|will not|does not|do not) cut it\b"

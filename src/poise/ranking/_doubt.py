@@ -71,7 +71,10 @@ POSITION = re.compile(
     r" (?:search )?(?:results?|sources?|links?|pages?|listings?|options?|documents?)\b"
     # "the machine from [2]", "the gas trimmer in [1]"; not "the reviews in [3]" (a citation)
     r"|\bthe (?!(?:reviews?|tests?|testing|articles?|reports?|guides?|sources?|data|study|studies|owners?)\b)"
-    r"(?:[\w-]+ ){1,4}(?:from|in|at) \[\s*\d{1,2}\s*\]",
+    r"(?:[\w-]+ ){1,4}(?:from|in|at) \[\s*\d{1,2}\s*\](?:\s*(?:,|and|or|&)\s*\[\s*\d{1,2}\s*\])*"
+    # a page number under a pick's label: "**Overall pick:** [3]", "Also fine: [5]" (not "Sources: [1]")
+    r"|\b(?:pick|choice|winner|best|top|runner-up|alternative|also fine|also good|budget|value|premium)\b[^:\n]{0,20}:"
+    r"(?:\*\*|__)?[ \t]*\[\s*\d{1,2}\s*\](?!\s*\[)",
     re.I,
 )
 

@@ -373,6 +373,8 @@ def _roles(order: Sequence[int], raw: str, own: str, reader: Reader, n: int) -> 
 
 # a rank label written onto its product, as small models write it: "#3audio technica"
 _GLUED_RANK = re.compile(r"^([ \t]*#\d{1,2})(?=[^\W\d_])", re.M)
+_THINKING = re.compile(r"<(think|thinking|reasoning)>.*?</\1>\s*", re.S | re.I)
+_UNCLOSED_THINKING = re.compile(r"\s*<(?:think|thinking|reasoning)>", re.I)
 
 
 def parse_ranking(response: str, products: Sequence[Any], context: Sequence[int] | None = None) -> Ranking:
@@ -391,6 +393,10 @@ def parse_ranking(response: str, products: Sequence[Any], context: Sequence[int]
     if not response or not response.strip():
         return Ranking((), n, "the response is empty")
     raw = _GLUED_RANK.sub(r"\1 ", response.replace("\r\n", "\n").replace("\r", "\n"))
+    # a reasoning model's thinking is not its answer; thinking cut off by the token limit leaves none
+    raw = _THINKING.sub("", raw)
+    if _UNCLOSED_THINKING.match(raw):
+        return Ranking((), n, "the response holds only the model's reasoning, cut off before its answer")
     reader = Reader(matcher_for(names))
     if (found := find_json(raw)) is not None and (from_json := _from_json(found[0], reader, n)) is not None:
         return from_json

@@ -37,17 +37,17 @@ def check_context(context: Sequence[int] | None, n: int) -> tuple[int, ...] | No
     return order
 
 
-def _place(reference: str) -> int | None:
-    """The 1-based place a reference names, or None when it names two ("the first and second")."""
+def _places(reference: str) -> list[int]:
+    """The 1-based places a reference names ("the first and second results", "the monitors in [1]
+    and [2]": both)."""
     words = [w.lower() for w in _WORDS.findall(reference)]
-    ordinals = [_ORDINAL[w] for w in words if w in _ORDINAL]
-    if ordinals:
-        return ordinals[0] if len(ordinals) == 1 else None
-    if number := _NUMBER.search(reference):
-        return int(number.group())
+    if ordinals := [_ORDINAL[w] for w in words if w in _ORDINAL]:
+        return ordinals
+    if numbers := _NUMBER.findall(reference):
+        return [int(x) for x in numbers]
     if letter := _LETTER.search(reference):
-        return ord(letter.group().strip()) - ord("A") + 1
-    return None
+        return [ord(letter.group().strip()) - ord("A") + 1]
+    return []
 
 
 def name_places(text: str, names: Sequence[tuple[str, str]], context: Sequence[int], reader: Reader) -> str:
@@ -60,10 +60,13 @@ def name_places(text: str, names: Sequence[tuple[str, str]], context: Sequence[i
         if reader.find(sentence.group()):
             continue
         for ref in POSITION.finditer(sentence.group()):
-            place = _place(ref.group())
-            if place is None or not 1 <= place <= len(context):
+            places = _places(ref.group())
+            if not places or not all(1 <= place <= len(context) for place in places):
                 continue
-            brand, model = names[context[place - 1]]
-            out += [text[last:sentence.start() + ref.start()], f"{brand} {model}"]
-            last = sentence.start() + ref.end()
+            named = " and ".join(" ".join(names[context[place - 1]]) for place in places)
+            start, end = sentence.start() + ref.start(), sentence.start() + ref.end()
+            if ":" in ref.group():  # a pick's label: keep it, name the page
+                start += ref.group().rindex("[")
+            out += [text[last:start], named]
+            last = end
     return "".join(out) + text[last:]

@@ -91,6 +91,9 @@ def use_case_picks(units: list[Unit], reader: Reader) -> list[int]:
     return out
 
 
+_NEITHER = re.compile(r"\b(?:neither|nor|none)\b", re.I)
+
+
 def more_options(units: list[Unit], reader: Reader) -> list[int]:
     """Products a paragraph after the picks adds ("Other options include the Fluke 417D")."""
     last = max((i for i, u in enumerate(units) if u.kind != "para" and reader.subjects(u)), default=len(units))
@@ -104,8 +107,8 @@ def more_options(units: list[Unit], reader: Reader) -> list[int]:
         # "If you're on a PCIe 3.0 board, the X remains a strong value choice"; "If you prefer earbuds, the Y"
         for m in _SENTENCE.finditer(u.text):
             sentence = m.group()
-            if NOTE.match(sentence) and not sig.GOOD_PICK.search(sentence):
-                continue
+            if (NOTE.match(sentence) and not sig.GOOD_PICK.search(sentence)) or _NEITHER.search(sentence):
+                continue  # a note; "..., so neither is recommended"
             if sig.GOOD_PICK.search(sentence) or _led_by_use(sentence, reader):
                 out += reader.mentions(sentence, skip_negative=True)
     return out
