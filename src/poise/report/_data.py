@@ -3,7 +3,8 @@
 Every run gets its configuration and cost; then what its kind provides: the calls and
 rankings of ``recommend`` and ``demo`` runs, the analysis of ``natural`` runs, the
 ``attack.json`` of attack runs, the ``transfer.json`` of transfer runs, the
-``compete.json`` of competitions and the ``defend.json`` of defense comparisons. Text in here
+``compete.json`` of competitions, the ``defend.json`` of defense comparisons and the
+``defend-clean.json`` of clean-only ones. Text in here
 (responses, injections, product names) is untrusted: the renderers escape it.
 """
 
@@ -14,6 +15,7 @@ import json
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -28,10 +30,11 @@ from ..store import (
     StoredAttack,
     StoredCompete,
     StoredDefend,
+    StoredDefendClean,
     StoredNatural,
     StoredTransfer,
 )
-from ._defend_data import check_defend, plain
+from ._defend_data import check_defend, check_defend_clean, plain
 
 MAX_CALLS_SHOWN = 100  # calls listed per run; the rest are counted
 MAX_NESTING = 20  # levels of the candidate tree shown nested; deeper candidates follow flat at the last level
@@ -110,6 +113,7 @@ class RunView:
     attack: dict[str, Any] | None = None
     transfer: dict[str, Any] | None = None
     defend: dict[str, Any] | None = None
+    defend_clean: dict[str, Any] | None = None  # defend-clean.json (``poise defend --clean-only``)
     compete: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -177,6 +181,9 @@ def gather_run(store: Store, record: RunRecord) -> RunView:
     elif kind == "defend":
         defend = _load(store, view, StoredDefend)
         view.defend = None if defend is None else _defend_view(defend, view)
+    elif kind == "defend-clean":
+        clean = _load(store, view, StoredDefendClean)
+        view.defend_clean = None if clean is None else _checked(clean, view, check_defend_clean)
     elif kind == "compete":
         compete = _load(store, view, StoredCompete)
         view.compete = None if compete is None else _compete_view(compete, view)
@@ -433,10 +440,16 @@ def candidate_tree(candidates: list[dict[str, Any]], final: str) -> list[dict[st
 
 
 def _defend_view(defend: StoredDefend, view: RunView) -> dict[str, Any] | None:
-    data = defend.model_dump(mode="json")
+    return _checked(defend, view, check_defend)
+
+
+def _checked(result: ResultFile, view: RunView,
+             check: Callable[[dict[str, Any]], str | None]) -> dict[str, Any] | None:
+    """A result file's fields as ``check`` leaves them, or None with a note when it finds a problem."""
+    data = result.model_dump(mode="json")
     data["run_id"] = view.id
-    problem = check_defend(data)
+    problem = check(data)
     if problem:
-        view.notes.append(f"{defend.FILE} cannot be read ({problem}): nothing to show but the run's cost")
+        view.notes.append(f"{result.FILE} cannot be read ({problem}): nothing to show but the run's cost")
         return None
     return data

@@ -79,4 +79,58 @@ def check_defend(data: dict[str, Any]) -> str | None:
     return None
 
 
-__all__ = ["check_defend", "items", "plain"]
+# -- clean-only comparisons (defend-clean.json) ----------------------------------------------------
+CONSENSUS_SHOWN = 3  # the consensus's first products named in its line
+_CLEAN_FIELDS = ("tau", "top1", "position_f", "position_p", "answers", "readable", "calls", "tokens", "calls_x",
+                 "tokens_x")
+_CLEAN_POOLED = ("label", "categories", "tau", "top1", "position_f", "calls_x", "tokens_x")
+
+
+def text(value: Any) -> str | None:
+    """A string a file holds where text goes, else None."""
+    return value if isinstance(value, str) else None
+
+
+def check_defend_clean(data: dict[str, Any]) -> str | None:
+    """``data`` (``defend-clean.json``) reduced to what the report shows, each field of its
+    kind; a problem (a category or configuration without its fields) instead, or None."""
+    for cat in data["categories"]:
+        problem = _missing(cat, ("category", "configs", "consensus"), "a category")
+        if problem or not isinstance(cat["configs"], list):
+            return problem or "configs is not a list"
+        problem = next(filter(None, (_missing(c, ("label",), "a configuration") for c in cat["configs"])), None)
+        if problem:
+            return problem
+        cat["category"] = str(cat["category"])
+        cat["model"], cat["orders"] = text(cat.get("model")), plain(cat.get("orders"))
+        cat["consensus"] = _clean_consensus(cat["consensus"])
+        cat["rows"] = [{"label": str(c["label"]), **{k: plain(c.get(k), k) for k in _CLEAN_FIELDS}}
+                       for c in cat["configs"]]
+        cat["curves"] = clean_curves(cat["configs"])
+    data["pooled"] = [{k: plain(row.get(k), k) for k in _CLEAN_POOLED} for row in items(data.get("pooled"))
+                      if isinstance(row, dict)]
+    return None
+
+
+def _clean_consensus(consensus: Any) -> dict[str, Any]:
+    c = consensus if isinstance(consensus, dict) else {}
+    products = [{"product": str(p.get("product")), "points": plain(p.get("points"))}
+                for p in items(c.get("products")) if isinstance(p, dict)]
+    return {"top": products[:CONSENSUS_SHOWN], "more": max(0, len(products) - CONSENSUS_SHOWN),
+            **{k: plain(c.get(k)) for k in ("answers", "own_orders", "stability")}}
+
+
+def clean_curves(configs: list[Any]) -> list[dict[str, Any]]:
+    """The trade-off curves: the configurations a listed parameter expanded into (``k=1|3|5``),
+    grouped by the spec they came from, in the order first met."""
+    curves: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for c in configs:
+        param, value = text(c.get("curve_param")), text(c.get("curve_value"))
+        if param is not None and value is not None:
+            curves.setdefault((str(c.get("source")), param), []).append(
+                {"value": value, "label": str(c["label"]),
+                 **{k: plain(c.get(k), k) for k in ("tau", "top1", "calls_x", "tokens_x")}})
+    return [{"source": source, "param": param, "points": points} for (source, param), points in curves.items()]
+
+
+__all__ = ["check_defend", "check_defend_clean", "clean_curves", "items", "plain"]

@@ -29,6 +29,7 @@ from ..experiments import FACTORS, POOLED
 from ..experiments._natural_plots import f_statistics_figure, heatmap_figure, position_bias_figure
 from ._attack_plots import attack_queries_figure, attack_rank_figure, transfer_figure
 from ._data import ReportData, RunView
+from ._defend_plots import trade_off_figure
 
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'")
 
@@ -71,11 +72,23 @@ def run_figures(run: RunView) -> list[Figure]:
                             Figure("Position bias: mean score by context position", lambda: position_bias_figure(a)),
                             Figure("Mean score by product and context position", lambda: heatmap_figure(a)))
                 if f.uri or f.error]
+    if run.defend_clean is not None:
+        return defend_clean_figures(run.defend_clean)
     if run.transfer is not None:
         transfer = run.transfer
         return [f for f in (Figure("Source against target", lambda: transfer_figure(transfer)),)
                 if f.uri or f.error]
     return []
+
+
+def defend_clean_figures(d: dict[str, Any]) -> list[Figure]:
+    """A trade-off figure per curve of each category, in order: curve k of the run is figure k
+    (the template places each beside its table)."""
+    def figure(cat: dict[str, Any], cv: dict[str, Any]) -> Figure:
+        return Figure(f"{cat['category']}: top-1 agreement and tokens over {cv['param']} ({cv['source']})",
+                      lambda: trade_off_figure(cat["category"], cv))
+
+    return [figure(cat, cv) for cat in d["categories"] for cv in cat["curves"]]
 
 
 def attack_figures(data: ReportData) -> list[Figure]:

@@ -99,6 +99,8 @@ def _run(run: RunView) -> list[str]:
         out += _transfer(run.transfer)
     if run.defend is not None:
         out += _defend(run.defend)
+    if run.defend_clean is not None:
+        out += _defend_clean(run.defend_clean)
     if run.compete is not None:
         out += _compete(run.compete)
     if run.calls:
@@ -292,6 +294,46 @@ def _defend(d: dict[str, Any]) -> list[str]:
                             _gain(p["rank_gain"]), fmt_num(p["tokens_x"], 1)] for p in cv["points"]],
                           right=range(1, 6)), ""]
     return out
+
+
+def _defend_clean(d: dict[str, Any]) -> list[str]:
+    out = ["### Defenses compared on clean answers (no attack)", "",
+           "τ and top-1: agreement with the plain engine's consensus (Borda count over its answers); position F: "
+           "position bias; calls and tokens per answer against the plain engine.", ""]
+    if len(d["categories"]) > 1 and d["pooled"]:
+        out += [table(["configuration", "categories", "τ", "top-1", "position F", "calls ×", "tokens ×"],
+                      [[md_text(p["label"]), fmt_num(p["categories"], 0), fmt_num(p["tau"]), _pct(p["top1"]),
+                        fmt_num(p["position_f"], 1), fmt_num(p["calls_x"], 1), fmt_num(p["tokens_x"], 1)]
+                       for p in d["pooled"]], right=range(1, 7)), ""]
+    for cat in d["categories"]:
+        rows = [[md_text(r["label"]), fmt_num(r["tau"]), _pct(r["top1"]),
+                 f"{fmt_num(r['readable'], 0)}/{fmt_num(r['answers'], 0)}",
+                 "∞" if r["position_f"] is None and r["position_p"] == 0 else fmt_num(r["position_f"], 1),
+                 fmt_num(r["calls"], 1), fmt_num(r["calls_x"], 1), fmt_num(r["tokens_x"], 1)] for r in cat["rows"]]
+        out += [f"#### {md_text(cat['category'])}", "",
+                f"{fmt_num(cat['orders'], 0)} clean orders; model {md_text(cat['model'] or '-')}.", "",
+                _consensus_line(cat["consensus"]), "",
+                table(["configuration", "τ", "top-1", "read", "position F", "calls per answer", "calls ×",
+                       "tokens ×"], rows, right=range(1, 8)), ""]
+        for cv in cat["curves"]:
+            out += [f"Trade-off over {md_text(cv['param'])} ({md_text(cv['source'])}):", "",
+                    table([md_text(cv["param"]), "τ", "top-1", "calls ×", "tokens ×"],
+                          [[md_text(p["value"]), fmt_num(p["tau"]), _pct(p["top1"]), fmt_num(p["calls_x"], 1),
+                            fmt_num(p["tokens_x"], 1)] for p in cv["points"]], right=range(1, 5)), ""]
+    return out
+
+
+def _consensus_line(c: dict[str, Any]) -> str:
+    """The consensus's first products with their Borda points, what it rests on, how settled its top-1 is."""
+    top = ", ".join(f"**{md_text(p['product'])}** {fmt_num(p['points'], 0)}" for p in c["top"])
+    own = c["own_orders"]
+    rests = (f"on {fmt_num(own, 0)} order{'s' * (own != 1)} of its own" if own
+             else "of the plain engine on the clean orders")
+    more = f" and {c['more']} more" if c["more"] else ""
+    line = (f"Consensus (Borda points): {top or '-'}{more}; over "
+            f"{fmt_num(c['answers'], 0)} answer{'s' * (c['answers'] != 1)} {rests}.")
+    stable = c["stability"]
+    return line + ("" if stable is None else f" Its top-1 is the same in {_pct(stable)} of bootstrap resamples.")
 
 
 def _compete(d: dict[str, Any]) -> list[str]:
