@@ -53,6 +53,9 @@ def sweep(
     _check_flags(executor, address, report, dry_run)
     plan = load_sweep(file)
     urls = [u for item in base_url or [] for u in item.split() if u]  # the env var may list several
+    if base_url and not urls:  # --base-url "" (an unset shell variable): never OpenAI's API silently
+        raise PoiseError(f"--base-url is blank ({base_url[0]!r})",
+                         "pass the server's URL, like http://127.0.0.1:8080/v1, or drop --base-url for the default")
     source = ModelSource(urls, endpoint_limit=endpoint_limit)
     prepared = prepare_all(plan.jobs(), source, where=f"sweep file {file}")
     try:

@@ -55,7 +55,16 @@ class OpenAIModel(ChatModel):
                 "write it as openai:MODEL, e.g. openai:gpt-4o-mini",
             )
         self.model = model
-        self.base_url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        # an empty --base-url (an unset shell variable) is refused, never OpenAI's API silently; an empty
+        # OPENAI_BASE_URL is unset, as the CLI reads it; spaces around a pasted URL are dropped
+        given = base_url if base_url is not None else os.environ.get(BASE_URL_ENV) or None
+        if given is not None and not given.strip():
+            raise ModelSpecError(
+                f"the base URL is blank (--base-url or {BASE_URL_ENV} is {given!r})",
+                f"pass the server's URL, like http://127.0.0.1:8080/v1, or drop --base-url (unset {BASE_URL_ENV}) "
+                f"for {DEFAULT_BASE_URL}",
+            )
+        self.base_url = given.strip() if given is not None else DEFAULT_BASE_URL
         try:  # a bracket left open, a port out of range or not a number: urllib raises ValueError
             parts = urlsplit(self.base_url)
             redact_url(self.base_url)
@@ -66,6 +75,11 @@ class OpenAIModel(ChatModel):
             raise ModelSpecError(
                 f"not an http(s) URL: {redact_url(self.base_url)!r}",
                 "pass --base-url like http://127.0.0.1:8080/v1",
+            )
+        if any(c.isspace() for c in self.base_url):  # the client would send it quoted, or to another host
+            raise ModelSpecError(
+                f"the base URL {redact_url(self.base_url)!r} holds a space",
+                f"pass --base-url (or set {BASE_URL_ENV}) without spaces, like http://127.0.0.1:8080/v1",
             )
         if "?" in self.base_url.partition("#")[0]:  # a query, or a bare "?"
             # the client puts its path after the query (/v1/?x=1chat/completions), so the server's

@@ -1,0 +1,83 @@
+"""A hostile probe of session 28 (second half): a blank `--base-url` (an unset shell variable)
+that sent the prompts to OpenAI's API, and a base URL pasted with a space before it that was
+called an unreachable server. Each test failed before its fix; the model is never loaded
+(wire fakes on loopback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .cliutil import blender_folder, error_line, poise, rank_all
+from .wirefake import WireFake
+
+Capture = pytest.CaptureFixture[str]
+RECOMMEND = ("recommend", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake", "--max-attempts", "1")
+SWEEP = """kind = "natural"
+categories = ["blender"]
+models = ["openai:fake"]
+[options]
+catalog = "cat.jsonl"
+trials = 2
+bootstrap = 0
+"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return blender_folder(tmp_path, monkeypatch)
+
+
+# -- 1. a blank --base-url ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["recommend", "sweep"])
+def test_a_blank_base_url_is_refused_not_read_as_openais_api(folder: Path, capsys: Capture,
+                                                             monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    """`--base-url "$SERVER"` with SERVER unset read as no --base-url: with a key in the
+    environment the prompts went to https://api.openai.com/v1 (here: 'cannot reach the server at
+    https://api.openai.com/v1'), not to the local server meant."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-probe28b-0123456789abcdefghij")
+    (folder / "sweep.toml").write_text(SWEEP)
+    argv = RECOMMEND if command == "recommend" else ("sweep", "sweep.toml")
+    code, out, err = poise(capsys, *argv, "--base-url", "", "--store", "st")
+    line = error_line(err)
+    assert code == 1 and out == "" and "blank" in line and "api.openai.com" not in line.split(":", 2)[2][:40], line
+    assert "http://127.0.0.1:8080/v1" in line and not (folder / "st").exists()
+
+
+def test_a_blank_openai_base_url_is_refused_and_an_empty_one_is_unset(folder: Path, capsys: Capture,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """OPENAI_BASE_URL=' ' was 'not an http(s) URL: ''' (no URL was given); an empty one stays unset."""
+    monkeypatch.setenv("OPENAI_BASE_URL", "  ")
+    code, _, err = poise(capsys, *RECOMMEND)
+    assert code == 1 and "the base URL is blank" in error_line(err) and "OPENAI_BASE_URL" in error_line(err)
+    monkeypatch.setenv("OPENAI_BASE_URL", "")
+    code, _, err = poise(capsys, *RECOMMEND)
+    assert code == 1 and "no API key for https://api.openai.com/v1" in error_line(err)
+
+
+# -- 2. a base URL with spaces --------------------------------------------------------------------------------
+@pytest.mark.parametrize("pad", [" ", "\t", "  \n"])
+def test_a_base_url_pasted_with_spaces_around_it_is_used(folder: Path, capsys: Capture,
+                                                         monkeypatch: pytest.MonkeyPatch, pad: str) -> None:
+    """OPENAI_BASE_URL=' http://127.0.0.1:PORT/v1' (pasted with a space) ended in 'cannot reach the
+    server at http://127.0.0.1:PORT/v1; check that it is running' while the server ran and was
+    never asked; a tab before it was 'Invalid non-printable ASCII character'."""
+    with WireFake([], responder=rank_all) as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{pad}{fake.url}{pad}")
+        code, _, err = poise(capsys, *RECOMMEND, "--store", "st")
+        assert code == 0, err
+        assert len(fake.requests) == 1
+        code, _, err = poise(capsys, *RECOMMEND, "--store", "st", "--base-url", f"{pad}{fake.url}")
+        assert code == 0, err
+        assert "starting a new run" not in err  # the same server: the same identity
+
+
+def test_a_base_url_with_a_space_inside_is_refused_as_such(folder: Path, capsys: Capture) -> None:
+    """'http:// 127.0.0.1:PORT/v1' was 'cannot reach the server ...; check that it is running'."""
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, *RECOMMEND, "--base-url", fake.url.replace("//", "// "), "--store", "st")
+        assert not fake.requests
+    line = error_line(err)
+    assert code == 1 and out == "" and "holds a space" in line and "cannot reach" not in line, line
+
