@@ -1,10 +1,13 @@
 """A hostile probe of session 28 (second half): a blank `--base-url` (an unset shell variable)
 that sent the prompts to OpenAI's API, and a base URL pasted with a space before it that was
-called an unreachable server. Each test failed before its fix; the model is never loaded
+called an unreachable server; `poise natural -c blender -c BLENDER` ('cannot write to the results
+store ... UNIQUE constraint failed') and `poise defend -c blender -c Blender` (one category measured
+and pooled as two). Each test failed before its fix; the model is never loaded
 (wire fakes on loopback)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -81,3 +84,31 @@ def test_a_base_url_with_a_space_inside_is_refused_as_such(folder: Path, capsys:
     line = error_line(err)
     assert code == 1 and out == "" and "holds a space" in line and "cannot reach" not in line, line
 
+
+# -- 3. one category named twice -------------------------------------------------------------------------------
+def test_natural_with_one_category_named_twice_measures_it_once(folder: Path, capsys: Capture) -> None:
+    """`-c blender -c blender` (or `-c BLENDER`) wrote each trial's key twice: the run failed with
+    'cannot write to the results store ...: UNIQUE constraint failed: calls.run_id, calls.task_key'."""
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "natural", "-c", "blender", "-c", "BLENDER", "-c", "blender", "--catalog",
+                               "cat.jsonl", "-n", "2", "--bootstrap", "0", "-m", "openai:fake", "--base-url", fake.url,
+                               "--store", "st", "--json")
+        assert code == 0, err
+        assert len(fake.requests) == 2
+    assert list(json.loads(out)["categories"]) == ["blender"]
+
+
+@pytest.mark.parametrize("clean_only", [True, False])
+def test_defend_with_one_category_named_twice_pools_it_once(folder: Path, capsys: Capture, clean_only: bool) -> None:
+    """`-c blender -c Blender` measured blender twice and pooled it as two categories."""
+    more = ("--clean-only",) if clean_only else ("--attack", "single", "--budget", "2", "--final-orders", "1",
+                                                 "--selection-orders", "1", "--responses", "1", "--confirm", "0")
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "defend", *more, "-c", "blender", "-c", "Blender", "--catalog", "cat.jsonl",
+                               "--orders", "2", "--defense", "sandwich", "-m", "openai:fake", "--base-url", fake.url,
+                               "--store", "st", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert [c["category"] for c in data["categories"]] == ["blender"]
+    if clean_only:
+        assert [(p["label"], p["categories"]) for p in data["pooled"]] == [("plain", 1), ("sandwich", 1)]

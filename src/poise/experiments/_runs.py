@@ -29,6 +29,7 @@ from ._setup import (
     defense_context,
     defense_identity,
     distinct,
+    distinct_categories,
     engine_config,
     inputs_hash,
     open_reader,
@@ -119,7 +120,7 @@ def natural_setup(categories: Sequence[Category], *, model: str, open_model: Mod
     if bootstrap == 1:  # one resample: every interval has no width, a "95% interval" of one value
         raise PoiseError("--bootstrap must be 0 (no intervals) or at least 2, not 1",
                          "one resample gives every interval zero width: draw 1000 (the default), or 0 for none")
-    cats = list(categories)
+    cats = distinct_categories(categories)
     llm = open_model(model, concurrency=concurrency)
     rewrite_llm = _other(llm, model, rewrite_model, open_model)
     read = open_reader(reader, open_model)
@@ -344,7 +345,7 @@ def defend_setup(categories: Sequence[Category], *, model: str, open_model: Mode
     from ._defend import AttackSettings, check_defend_inputs, consensus_orders_of
 
     check_seed(seed)
-    cats = list(categories)
+    cats = distinct_categories(categories)
     params = dict(params or {})
     needs_attacker = _needs_attacker(method, params, attacker, method_flag="--attack")
     if product is not None:

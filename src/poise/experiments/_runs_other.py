@@ -28,6 +28,7 @@ from ._setup import (
     defense_context,
     defense_identity,
     distinct,
+    distinct_categories,
     engine_config,
     inputs_hash,
     open_reader,
@@ -162,7 +163,7 @@ def defend_clean_setup(categories: Sequence[Category], *, model: str, open_model
 
     check_seed(seed)
     check_clean_counts(orders, consensus_orders)
-    cats = list(categories)
+    cats = distinct_categories(categories)
     specs = list(defenses) if defenses else sorted(DEFENSES)
     llm = open_model(model)
     read = open_reader(reader, open_model)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import PoiseError
+from ..catalog import Category
 from ..engine import DEFAULT_GENERATE_CONFIG, PromptTemplate, Recommender, default_template
 from ..models import MAX_TOKENS, ChatModel, GenerateConfig, RequestCache, RetryPolicy, get_model
 from ..store import Store, content_hash
@@ -137,3 +138,9 @@ def run_config(**items: object) -> dict[str, object]:
 def distinct(models: Iterable[Any]) -> list[Any]:
     """The models given, each once, without the ``None`` ones."""
     return list({id(m): m for m in models if m is not None}.values())
+
+
+def distinct_categories(categories: Iterable[Category]) -> list[Category]:
+    """The categories given, each once (``-c blender -c Blender`` names one category): a run
+    that measured one twice would pool it as two, or write its trials' keys twice."""
+    return list({c.name: c for c in categories}.values())
