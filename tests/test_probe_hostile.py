@@ -92,7 +92,8 @@ def test_the_document_limit_in_other_digits_is_one_line(folder: Path, capsys: Ca
     monkeypatch.setenv("POISE_MAX_DOCUMENT_CHARS", value)
     code, out, err = poise(capsys, "catalog", "list", "--catalog", "cat.jsonl")
     assert code == 1 and out == ""
-    assert f"POISE_MAX_DOCUMENT_CHARS must be a whole number of characters, not {value!r}" in error_line(err)
+    line = error_line(err)
+    assert f"POISE_MAX_DOCUMENT_CHARS must be a whole number of characters of at least 1, not {value!r}" in line
 
 
 def test_a_ray_port_in_other_digits_is_refused() -> None:

@@ -2,8 +2,8 @@
 that sent the prompts to OpenAI's API, and a base URL pasted with a space before it that was
 called an unreachable server; `poise natural -c blender -c BLENDER` ('cannot write to the results
 store ... UNIQUE constraint failed') and `poise defend -c blender -c Blender` (one category measured
-and pooled as two). Each test failed before its fix; the model is never loaded
-(wire fakes on loopback)."""
+and pooled as two); POISE_MAX_DOCUMENT_CHARS=0 (not named as the variable). Each test failed
+before its fix; the model is never loaded (wire fakes on loopback)."""
 
 from __future__ import annotations
 
@@ -112,3 +112,18 @@ def test_defend_with_one_category_named_twice_pools_it_once(folder: Path, capsys
     assert [c["category"] for c in data["categories"]] == ["blender"]
     if clean_only:
         assert [(p["label"], p["categories"]) for p in data["pooled"]] == [("plain", 1), ("sandwich", 1)]
+
+
+# -- 4. POISE_MAX_DOCUMENT_CHARS=0 -------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_a_document_limit_of_zero_in_the_environment_is_named_as_the_variable(folder: Path, capsys: Capture,
+                                                                             monkeypatch: pytest.MonkeyPatch,
+                                                                             value: str) -> None:
+    """POISE_MAX_DOCUMENT_CHARS=0 was 'the document limit must be a whole number of characters of
+    at least 1, not 0': no word of where the limit came from, nor how to fix it."""
+    monkeypatch.setenv("POISE_MAX_DOCUMENT_CHARS", value)
+    code, out, err = poise(capsys, "catalog", "validate", "cat.jsonl")
+    line = error_line(err)
+    assert code == 1 and out == ""
+    assert f"POISE_MAX_DOCUMENT_CHARS must be a whole number of characters of at least 1, not '{value}'" in line, line
+    assert "unset it" in line

@@ -35,7 +35,11 @@ def max_document_chars(value: int | None = None) -> int:
         try:
             value = ascii_int(raw)
         except ValueError:
-            raise CatalogError(f"{MAX_DOCUMENT_CHARS_ENV} must be a whole number of characters, not {raw!r}") from None
+            value = None
+        if value is None or value < 1:  # named as the variable it was read from, with how to fix it
+            raise CatalogError(f"{MAX_DOCUMENT_CHARS_ENV} must be a whole number of characters of at least 1, "
+                               f"not {raw!r}", f"set it to a number such as {DEFAULT_MAX_DOCUMENT_CHARS}, or unset "
+                                               f"it for the default ({DEFAULT_MAX_DOCUMENT_CHARS:,})")
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise CatalogError(f"the document limit must be a whole number of characters of at least 1, not {value!r}")
     return value
