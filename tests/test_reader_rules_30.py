@@ -56,3 +56,10 @@ def test_a_reasoning_models_thinking_is_not_its_answer():
     cut_off = "<think>\nThe Lasko 1500W Bathroom Space Heater looks best. Wait, let me check the Vornado"
     ranking = parse_ranking(cut_off, HEATERS)
     assert ranking.status == "unparseable" and "reasoning" in (ranking.reason or "")
+
+
+def test_nothing_in_the_list_does_it_better_is_praise_not_a_decline():
+    answer = ("### Best overall: DeLonghi RadiaS ECO Digital Full Room Radiant Heater\nSafe and even heat.\n\n"
+              "### Quietest: Pelonis Oil Filled Heater NY1507-14A\nIt's heavy, but nothing in this list heats a "
+              "nursery more quietly. Nothing here does it better.")
+    assert read(answer) == ("ranked", [1, 4])

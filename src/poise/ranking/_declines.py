@@ -38,6 +38,8 @@ def declines(text: str, reader: Reader) -> bool:
 
 
 _ASIDE = re.compile(r"^[\s*•-]*\(")
+_PRAISE_AFTER = re.compile(r"\b(?:better|more (?:reliably|quietly|effectively)|as well|beats? (?:it|this|that))\b",
+                           re.I)
 _NUMBERED_LINE = re.compile(r"^[ \t]*(?:\*\*)?\d{1,2}[.)][ \t]+(.+)$", re.M)
 
 
@@ -47,6 +49,8 @@ def _declines_all(sentence: str, reader: Reader) -> bool:
     linked support WiFi 6E" declines; "I can't recommend the X" does not)."""
     d = sig.DECLINE.search(sentence)
     if d is None or reader.find(d.group()) or _ASIDE.match(sentence):  # "- (nothing from your list)" under a tier
+        return False
+    if _PRAISE_AFTER.search(sentence, d.end()):  # "nothing in this list handles smoke odor better": praise
         return False
     # "The A and the B are SATA drives, so none of those work": the ones it named, not the whole list
     before = {m.product for m in reader.find(sentence[:d.start()])}
