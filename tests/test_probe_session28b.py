@@ -2,18 +2,22 @@
 that sent the prompts to OpenAI's API, and a base URL pasted with a space before it that was
 called an unreachable server; `poise natural -c blender -c BLENDER` ('cannot write to the results
 store ... UNIQUE constraint failed') and `poise defend -c blender -c Blender` (one category measured
-and pooled as two); POISE_MAX_DOCUMENT_CHARS=0 (not named as the variable). Each test failed
+and pooled as two); POISE_MAX_DOCUMENT_CHARS=0 (not named as the variable); Ctrl-C in `poise natural -k 4` while
+calls wait to be retried (minutes, no line). Each test failed
 before its fix; the model is never loaded (wire fakes on loopback)."""
 
 from __future__ import annotations
 
 import json
+import signal
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from .cliutil import blender_folder, error_line, poise, rank_all
-from .wirefake import WireFake
+from .wirefake import WireFake, retry_after
 
 Capture = pytest.CaptureFixture[str]
 RECOMMEND = ("recommend", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake", "--max-attempts", "1")
@@ -127,3 +131,37 @@ def test_a_document_limit_of_zero_in_the_environment_is_named_as_the_variable(fo
     assert code == 1 and out == ""
     assert f"POISE_MAX_DOCUMENT_CHARS must be a whole number of characters of at least 1, not '{value}'" in line, line
     assert "unset it" in line
+
+
+# -- 5. Ctrl-C while calls wait to be retried ---------------------------------------------------------------------
+def test_ctrl_c_while_natural_calls_wait_to_be_retried_exits_at_once(folder: Path, capsys: Capture) -> None:
+    """`poise natural -k 4` against a server that asks to retry in 20 s: Ctrl-C printed nothing and
+    the process went on for minutes (the worker threads were waited for through every backoff and
+    Retry-After, up to 3 x --timeout), its run left 'running'."""
+    from .test_probe_defend import spawn
+
+    args = ("natural", "-c", "blender", "--catalog", "cat.jsonl", "-n", "8", "-k", "4", "--bootstrap", "0",
+            "-m", "openai:fake", "--store", "st")
+    with WireFake([retry_after(429, "20")] * 1000) as fake:
+        proc = spawn(*args, "--base-url", fake.url, cwd=folder)
+        deadline = time.monotonic() + 60
+        while len(fake.requests) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=15)
+        finally:
+            proc.kill()
+        assert time.monotonic() - sent < 10
+        port = fake.server.server_address[1]
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == (
+        "poise: error: interrupted; finished calls are saved in the store"), err
+    with sqlite3.connect(folder / "st" / "poise.sqlite") as conn:
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
+    with WireFake([], responder=rank_all, port=port) as again:
+        code, _, err = poise(capsys, *args, "--base-url", again.url, "--json")
+    assert code == 0, err
+    assert "resuming run" in err and len(again.requests) == 8

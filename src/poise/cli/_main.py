@@ -85,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         except BaseException as exc:  # noqa: BLE001 - classified below; nothing is let through unmatched
             _SIGTERM.armed = False
             code = _handle(exc)
-    if code == INTERRUPTED and argv is None:
+    if code in (INTERRUPTED, TERMINATED) and argv is None:
         _default_sigint()
+        _leave_workers(code)
     if code:
         sys.exit(code)  # as the console script would: callers in Python see SystemExit
     return 0
@@ -185,6 +186,19 @@ def _fail(message: str, code: int) -> int:
     with contextlib.suppress(OSError, ValueError):
         print(f"poise: error: {' '.join(inert(message).split())}", file=sys.stderr, flush=True)
     return code
+
+
+def _leave_workers(code: int) -> None:
+    """After the interrupt line, with the runs marked and the store closed: calls still in flight
+    on worker threads (a retry's backoff, a hung server) are abandoned, not waited for at exit,
+    which could take minutes; the process ends here with ``code``."""
+    import threading
+
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
 
 
 def _default_sigint() -> None:

@@ -168,6 +168,7 @@ def run_natural(
     pool = ThreadPoolExecutor(max_workers=workers)
     pending: dict[Future[Recommendation], Trial] = {}
     queue = iter(todo)
+    finished_all = False
     try:
         while True:
             while len(pending) < workers:
@@ -188,6 +189,9 @@ def run_natural(
                 ran += 1
                 if on_done:
                     on_done(trial, rec)
+        finished_all = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        # interrupted (Ctrl-C): the calls in flight are not waited for (a retry's backoff or a hung
+        # server could hold them for minutes), so the run is marked interrupted at once
+        pool.shutdown(wait=finished_all, cancel_futures=True)
     return ran
