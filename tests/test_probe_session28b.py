@@ -2,9 +2,10 @@
 that sent the prompts to OpenAI's API, and a base URL pasted with a space before it that was
 called an unreachable server; `poise natural -c blender -c BLENDER` ('cannot write to the results
 store ... UNIQUE constraint failed') and `poise defend -c blender -c Blender` (one category measured
-and pooled as two); POISE_MAX_DOCUMENT_CHARS=0 (not named as the variable); Ctrl-C in `poise natural -k 4` while
-calls wait to be retried (minutes, no line). Each test failed
-before its fix; the model is never loaded (wire fakes on loopback)."""
+and pooled as two); POISE_MAX_DOCUMENT_CHARS=0 (not named as the variable); Ctrl-C in `poise
+natural -k 4` while calls wait to be retried (minutes, no line); an empty `--stealth-detectors`
+(the local model loaded to score stealth). Each test failed before its fix; the model is never
+loaded (wire fakes on loopback)."""
 
 from __future__ import annotations
 
@@ -165,3 +166,27 @@ def test_ctrl_c_while_natural_calls_wait_to_be_retried_exits_at_once(folder: Pat
         code, _, err = poise(capsys, *args, "--base-url", again.url, "--json")
     assert code == 0, err
     assert "resuming run" in err and len(again.requests) == 8
+
+
+# -- 6. an empty --stealth-detectors ------------------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["", " "])
+def test_an_empty_stealth_detectors_is_refused_before_the_local_model_loads(folder: Path, capsys: Capture,
+                                                                             monkeypatch: pytest.MonkeyPatch,
+                                                                             value: str) -> None:
+    """`--stealth-detectors "$DETECTORS"` with DETECTORS unset read as 'none' and, implying
+    --stealth, loaded the local model to score the injection's perplexity: a whole stealth
+    measurement nobody asked for (the empty --attacker and --reader are refused)."""
+    import poise.models._llamacpp as backend
+
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the local model was loaded")
+
+    monkeypatch.setattr(backend.LlamaCppModel, "_load", no_load)
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                               "--base-url", fake.url, "--method", "single", "--budget", "2", "--final-orders", "1",
+                               "--stealth-detectors", value, "--store", "st")
+        assert not fake.requests
+    line = error_line(err)
+    assert code == 1 and out == "" and "--stealth-detectors is empty" in line and "none" in line, line
+    assert not (folder / "st").exists()

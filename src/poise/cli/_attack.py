@@ -119,6 +119,10 @@ def attack(
         raise PoiseError("--rounds is for competitions: each product searches again against the others' injections",
                          "add --compete K, or drop --rounds")
     cat = load_catalog(catalog, allow_outside_files=allow_outside_files).category(category)
+    if stealth_detectors is not None and not stealth_detectors.strip():  # an unset shell variable: never 'none'
+        raise PoiseError("--stealth-detectors is empty (it implies --stealth, scored by the local model)",
+                         "name detection defenses, comma-separated, or none for no detectors, or drop "
+                         "--stealth-detectors")
     named = DEFAULT_DETECTORS if stealth_detectors is None else stealth_detectors.split(",")
     detectors = check_detectors([d.strip() for d in named if d.strip() not in ("", "none")])
     # naming detectors or a maximum ratio asks for the stealth measurement they are part of
