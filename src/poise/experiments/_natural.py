@@ -168,7 +168,7 @@ def run_natural(
     pool = ThreadPoolExecutor(max_workers=workers)
     pending: dict[Future[Recommendation], Trial] = {}
     queue = iter(todo)
-    finished_all = False
+    interrupted = False
     try:
         while True:
             while len(pending) < workers:
@@ -189,9 +189,12 @@ def run_natural(
                 ran += 1
                 if on_done:
                     on_done(trial, rec)
-        finished_all = True
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM
+        interrupted = True
+        raise
     finally:
-        # interrupted (Ctrl-C): the calls in flight are not waited for (a retry's backoff or a hung
-        # server could hold them for minutes), so the run is marked interrupted at once
-        pool.shutdown(wait=finished_all, cancel_futures=True)
+        # interrupted: the calls in flight are not waited for (a retry's backoff or a hung server could
+        # hold them for minutes), so the run is marked interrupted at once; any other failure waits for
+        # them, so none writes to the run after it is marked
+        pool.shutdown(wait=not interrupted, cancel_futures=True)
     return ran
