@@ -64,7 +64,7 @@ class OpenAIModel(ChatModel):
                 f"pass the server's URL, like http://127.0.0.1:8080/v1, or drop --base-url (unset {BASE_URL_ENV}) "
                 f"for {DEFAULT_BASE_URL}",
             )
-        self.base_url = given.strip() if given is not None else DEFAULT_BASE_URL
+        self.base_url = given.strip(" \t") if given is not None else DEFAULT_BASE_URL  # CR/LF: refused below
         try:  # a bracket left open, a port out of range or not a number: urllib raises ValueError
             parts = urlsplit(self.base_url)
             redact_url(self.base_url)
@@ -76,7 +76,7 @@ class OpenAIModel(ChatModel):
                 f"not an http(s) URL: {redact_url(self.base_url)!r}",
                 "pass --base-url like http://127.0.0.1:8080/v1",
             )
-        if any(c.isspace() for c in self.base_url):  # the client would send it quoted, or to another host
+        if any(c in " \t" for c in self.base_url):  # the client would send it quoted, or to another host
             raise ModelSpecError(
                 f"the base URL {redact_url(self.base_url)!r} holds a space",
                 f"pass --base-url (or set {BASE_URL_ENV}) without spaces, like http://127.0.0.1:8080/v1",
