@@ -48,7 +48,7 @@ class Consensus(BaseModel):
     stability: float | None = None
 
 
-class CleanConfig(BaseModel):
+class CleanConfig(Clean):
     """One configuration's clean figures and cost (see the module's docstring)."""
 
     label: str  # the chain with every parameter spelt out; "plain" for the engine alone
@@ -56,12 +56,6 @@ class CleanConfig(BaseModel):
     source: str  # the spec it was expanded from
     curve_param: str | None = None  # the listed parameter it takes one value of
     curve_value: str | None = None
-    answers: int
-    readable: int
-    tau: float | None  # mean Kendall tau against the consensus scores, readable answers
-    top1: float | None  # share of all answers whose first product is the consensus's first
-    position_f: float | None
-    position_p: float | None
     calls: float  # model calls per answer
     tokens: float  # tokens per answer
     calls_x: float | None  # relative to the plain engine
@@ -157,11 +151,9 @@ def _consensus(category: Category, points: np.ndarray, stability: float | None, 
 
 
 def _row(config: Configuration, clean: Clean, cost: Cost) -> CleanConfig:
-    return CleanConfig(label=config.label, chain=list(config.chain), source=config.source,
-                       curve_param=config.curve_param, curve_value=config.curve_value, answers=clean.answers,
-                       readable=clean.readable, tau=clean.tau, top1=clean.top1, position_f=clean.position_f,
-                       position_p=clean.position_p, calls=cost.calls_per_answer, tokens=cost.tokens_per_answer,
-                       calls_x=cost.calls_x, tokens_x=cost.tokens_x)
+    return CleanConfig(**clean.model_dump(), label=config.label, chain=list(config.chain), source=config.source,
+                       curve_param=config.curve_param, curve_value=config.curve_value, calls=cost.calls_per_answer,
+                       tokens=cost.tokens_per_answer, calls_x=cost.calls_x, tokens_x=cost.tokens_x)
 
 
 # -- over categories ------------------------------------------------------------------------------
