@@ -17,13 +17,13 @@ turned 11 wrong readings and 1 right one into ambiguous ones; on the five sets w
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ._cues import _SENTENCE
 from ._mentions import Reader
 from ._units import cut
 
-__all__ = ["NEGATION", "NOT_AGAINST", "POSITION", "by_position", "negated_only"]
+__all__ = ["NEGATION", "NOT_AGAINST", "POSITION", "by_position", "negated_only", "place_references"]
 
 # any negation, in the languages the reader knows; wider than advice against (``_NEGATIVE``)
 NEGATION = re.compile(
@@ -79,15 +79,23 @@ POSITION = re.compile(
 )
 
 
+def place_references(text: str, reader: Reader) -> Iterator[tuple[int, re.Match[str]]]:
+    """Each reference to a product by its place among the pages in a sentence that names no listed
+    product, with the start of its sentence (a reference beside a name is a citation)."""
+    if not POSITION.search(text):  # one search of the answer before one of each sentence
+        return
+    for m in _SENTENCE.finditer(text):
+        refs = list(POSITION.finditer(m.group()))
+        if refs and not reader.find(m.group()):
+            for ref in refs:
+                yield m.start(), ref
+
+
 def by_position(text: str, reader: Reader) -> str | None:
     """Why the answer cannot be read by names alone, when a sentence that names no listed
     product refers to one by its place among the pages ("**source [3]** is hard to beat")."""
-    if not POSITION.search(text):  # one search of the answer before one of each sentence
+    if next(place_references(text, reader), None) is None:
         return None
-    for m in _SENTENCE.finditer(text):
-        sentence = m.group()
-        if POSITION.search(sentence) and not reader.find(sentence):
-            # the reason names no text of the answer: reasons are grouped and counted in reports
-            return ("it refers to a product by its place among the pages (a source number, an option letter, "
-                    "'the third link'), which the reader cannot map to a name")
-    return None
+    # the reason names no text of the answer: reasons are grouped and counted in reports
+    return ("it refers to a product by its place among the pages (a source number, an option letter, "
+            "'the third link'), which the reader cannot map to a name")

@@ -14,8 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ._cues import _SENTENCE
-from ._doubt import POSITION
+from ._doubt import place_references
 from ._mentions import Reader
 
 __all__ = ["check_context", "name_places"]
@@ -53,20 +52,15 @@ def _places(reference: str) -> list[int]:
 def name_places(text: str, names: Sequence[tuple[str, str]], context: Sequence[int], reader: Reader) -> str:
     """``text`` with each by-place reference in a sentence naming no listed product replaced by
     the name of the product the engine showed at that place."""
-    if not POSITION.search(text):
-        return text
     out, last = [], 0
-    for sentence in _SENTENCE.finditer(text):
-        if reader.find(sentence.group()):
+    for at, ref in place_references(text, reader):
+        places = _places(ref.group())
+        if not places or not all(1 <= place <= len(context) for place in places):
             continue
-        for ref in POSITION.finditer(sentence.group()):
-            places = _places(ref.group())
-            if not places or not all(1 <= place <= len(context) for place in places):
-                continue
-            named = " and ".join(" ".join(names[context[place - 1]]) for place in places)
-            start, end = sentence.start() + ref.start(), sentence.start() + ref.end()
-            if ":" in ref.group():  # a pick's label: keep it, name the page
-                start += ref.group().rindex("[")
-            out += [text[last:start], named]
-            last = end
+        named = " and ".join(" ".join(names[context[place - 1]]) for place in places)
+        start, end = at + ref.start(), at + ref.end()
+        if ":" in ref.group():  # a pick's label: keep it, name the page
+            start += ref.group().rindex("[")
+        out += [text[last:start], named]
+        last = end
     return "".join(out) + text[last:]
