@@ -7,6 +7,7 @@ import re
 
 from . import _signals as sig
 from ._cues import _SENTENCE, _negative_cue
+from ._doubt import NEGATION, NOT_AGAINST
 from ._mentions import Reader
 from ._units import LIST_KINDS, Unit
 
@@ -35,6 +36,22 @@ def _last_sentence(text: str) -> str:
 
 # "so I've left that product out": a line about a product named before, not over what follows
 _POINTS_BACK = re.compile(r"\b(?:that|this) (?:product|model|one|page|listing)\b", re.I)
+# a short title over a second group, after the picks, that holds a negation or a caution: "**One to be
+# careful with**", "Models that may not fit your needs:", "Eher nicht für dich:", "### What to watch out for"
+_CAUTION = re.compile(r"\b(?:careful|caution|watch(?:ing)? out|beware|think twice|wary|drawbacks?|downsides?"
+                      r"|vorsicht|attention à|cuidado|attenzione)\b", re.I)
+# negations that neither advise against nor caution: "in no particular order", "won't break the bank"
+_NOT_CONTRAST = re.compile(r"\bno particular order\b|\bbreak the bank\b|\bwithout\b|\black\w*|\bnot only\b"
+                           r"|\bno matter\b|\bno-frills\b|\bnot sure\b", re.I)
+_CONTRAST_WORDS = 9  # a title, not a sentence that sets up the picks ("For home use you don't need a pro drill")
+
+
+def _contrast_title(own: str) -> bool:
+    """Whether a short line naming no product, after the answer's picks, puts what follows aside."""
+    plain = _NOT_CONTRAST.sub("", NOT_AGAINST.sub("", own))
+    if len(own.split()) > _CONTRAST_WORDS or sig.GOOD_PICK.search(own) or sig.MORE_OPTIONS.search(own):
+        return False
+    return bool(NEGATION.search(plain) or _CAUTION.search(plain))
 
 
 def advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
@@ -43,6 +60,7 @@ def advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
     out: list[Unit] = []
     against = echo = False
     ranked = False  # a ranked list or table came before
+    picked = False  # a unit kept as the answer's own came before
     for unit in units:
         if unit.kind != "para" and sig.AGAINST_TITLE.match(unit.head) and (named := reader.find(unit.head)):
             reader.against.update(m.product for m in named)  # "Avoid: the X"
@@ -69,7 +87,7 @@ def advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
                 and not _POINTS_BACK.search(lead) \
                 and (_negative_cue(lead) or bool(sig.LEFT_OUT.match(own))
                      or (unit.kind == "heading" and bool(sig.AGAINST_TITLE.match(unit.head)))
-                     or bool(sig.SPONSORED.match(own))) \
+                     or bool(sig.SPONSORED.match(own)) or (picked and _contrast_title(own))) \
                 and not reader.find(own)
             if against and unit.kind == "heading" and unit.body:
                 reader.against.update(m.product for m in reader.find(unit.text))
@@ -84,4 +102,5 @@ def advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
             reader.against.update(reader.subjects(unit))
             continue
         out.append(unit)
+        picked = picked or (unit.kind != "para" and bool(reader.subjects(unit)))
     return out

@@ -1,0 +1,38 @@
+"""Rules learned from training sets 31 and 32 (answers in the style of 2026 commercial engines),
+in the session of 2026-11-25: each test fails on the reader before them (5d70808)."""
+
+from __future__ import annotations
+
+from poise.ranking import parse_ranking
+
+PURIFIERS = [("Blueair", "Blue Pure 211"), ("Levoit", "Core 300"), ("Coway", "Airmega AP-1512HH"),
+             ("Honeywell", "HPA300"), ("Dyson", "Purifier Cool TP07")]
+
+
+def read(text: str) -> tuple[str, list[int]]:
+    ranking = parse_ranking(text, PURIFIERS)
+    return ranking.status, list(ranking.order)
+
+
+PICKS = ("**Good choices**\n"
+         "- **Coway Airmega AP-1512HH**: quiet, cheap filters, and it handles a bedroom easily.\n"
+         "- **Levoit Core 300**: the budget pick, small enough for a nightstand.\n\n")
+
+
+def test_a_short_title_with_a_caution_after_the_picks_puts_its_products_aside():
+    for title in ("**One to be careful with**", "**Models that may not fit your needs:**", "### What to watch out for",
+                  "**Eher nicht für dich:**", "**Lo que no te recomendaría:**", "**Use with caution**"):
+        answer = PICKS + title + "\n- **Dyson Purifier Cool TP07**: its fan is loud on the top setting.\n"
+        assert read(answer) == ("ranked", [2, 1]), title
+
+
+def test_a_negated_title_before_any_pick_is_not_a_contrast():
+    answer = ("**Good purifiers that won't break the bank:**\n"
+              "- **Levoit Core 300**: small and cheap.\n- **Blueair Blue Pure 211**: washable pre-filter.\n")
+    assert read(answer) == ("ranked", [1, 0])
+
+
+def test_a_second_group_under_a_plain_or_positive_title_still_counts():
+    for title in ("**Also worth a look**", "**For bigger rooms**", "**If noise is not an issue**"):
+        answer = PICKS + title + "\n- **Honeywell HPA300**: moves a lot of air for a living room.\n"
+        assert read(answer) == ("ranked", [2, 1, 3]), title
