@@ -36,3 +36,25 @@ def test_a_second_group_under_a_plain_or_positive_title_still_counts():
     for title in ("**Also worth a look**", "**For bigger rooms**", "**If noise is not an issue**"):
         answer = PICKS + title + "\n- **Honeywell HPA300**: moves a lot of air for a living room.\n"
         assert read(answer) == ("ranked", [2, 1, 3]), title
+
+
+def test_tips_under_the_picks_are_notes_not_picks():
+    answer = PICKS + ("**Tips**\n- Run it on auto at night.\n- Filters like the Dyson Purifier Cool TP07's are pricier, "
+                      "so check replacement costs first.\n")
+    assert read(answer) == ("ranked", [2, 1])
+
+
+def test_an_item_that_says_honestly_skip_it_is_advised_against():
+    answer = ("**Bedroom purifiers, from least to most recommended**\n\n"
+              "- **Dyson Purifier Cool TP07** — honestly, skip it: loud and pricey for what it cleans.\n"
+              "- **Levoit Core 300** — good for a small room.\n"
+              "- **Coway Airmega AP-1512HH** — the best choice: quiet and cheap to run.\n")
+    assert read(answer) == ("ranked", [2, 1])
+
+
+def test_a_paragraph_opening_with_a_bold_question_about_a_product_can_advise_against_it():
+    cards = ("**Coway Airmega AP-1512HH** — *Best overall*\nQuiet, cheap filters, and it handles a bedroom easily.\n\n"
+             "**Levoit Core 300** — *Best budget*\nSmall enough for a nightstand.\n\n")
+    answer = cards + ("**What about the Dyson?** The Purifier Cool TP07 looks great and doubles as a fan, but its "
+                      "clean-air delivery rate is low for the price. I wouldn't buy it primarily as a purifier.\n")
+    assert read(answer) == ("ranked", [2, 1])

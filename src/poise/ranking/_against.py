@@ -54,6 +54,25 @@ def _contrast_title(own: str) -> bool:
     return bool(NEGATION.search(plain) or _CAUTION.search(plain))
 
 
+# a paragraph that opens with a question in bold: "**What about the Dyson?** ... I wouldn't buy it"
+_BOLD_QUESTION = re.compile(r"^\W*(?:\*\*|__)[^*_\n]{3,80}\?\s*(?:\*\*|__)")
+
+
+def _asks_about(unit: Unit) -> bool:
+    """Whether a heading, or a paragraph's bold opening, asks about what it names."""
+    if unit.kind == "heading":
+        return unit.head.rstrip(" *_").endswith("?")
+    return unit.kind == "para" and bool(_BOLD_QUESTION.match(unit.text))
+
+
+def _asked(unit: Unit, reader: Reader) -> list[int]:
+    """What a question names: a heading's subjects, or the one product a paragraph names."""
+    if unit.kind == "heading":
+        return reader.subjects(unit)
+    named = list(dict.fromkeys(m.product for m in reader.find(unit.text)))
+    return named if len(named) == 1 else []
+
+
 def advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
     """Without units marked against ("❌ Skip" rows) and the items under a line that advises
     against them ("What I'd avoid:", "## Avoid"), up to the next heading or paragraph."""
@@ -92,8 +111,7 @@ def advised_for(units: list[Unit], reader: Reader) -> list[Unit]:
             if against and unit.kind == "heading" and unit.body:
                 reader.against.update(m.product for m in reader.find(unit.text))
                 continue
-            if unit.kind == "heading" and unit.head.rstrip(" *_").endswith("?") and _negative_cue(unit.text) \
-                    and (asked := reader.subjects(unit)):
+            if _asks_about(unit) and _negative_cue(unit.text) and (asked := _asked(unit, reader)):
                 reader.against.update(asked)  # "### What about the X?" over "... so I've left it out"
                 continue
         elif echo and unit.kind in LIST_KINDS:

@@ -229,7 +229,8 @@ OTHER_ORDER = re.compile(
 )
 # a unit's own verdict against itself: "Feels like a gimmick — skip.", "Not worth it."
 VERDICT_AGAINST = re.compile(
-    r"(?:^|[—–:;(-]\s*)(?:skip|avoid|pass)(?: it| this(?: one)?)?\b(?! (?:the|a|an|if|when|unless)\b)"
+    r"(?:^|[—–:;(-]\s*)(?:(?:honestly|frankly|really|just|i['’]d|i would),? )?(?:skip|avoid|pass)(?: it| this(?: one)?)?"
+    r"\b(?! (?:the|a|an|if|when|unless)\b)"
     r"|\b(?:not recommended|not worth (?:it|the money|buying|the price)"
     r"|(?:i|we)(?:['’]d| would) (?:skip|avoid|pass on) (?:it|this|them|these|those|both)"
     r"|(?:wouldn['’]t|would not|won['’]t) (?:buy|bother with|recommend|pick|choose|get) (?:it|this|them)"
@@ -302,7 +303,8 @@ SPONSORED = re.compile(
     r"|(?:ad|ads|anzeige|werbung|publicité|annonce|patrocinado|anuncio|sponsorizzato|gesponsord)\b\W*(?:[:(\]]|$))",
     re.I)
 # a heading over notes or caveats, not picks: "Notes", "Why the others didn't make it"
-NOTES = re.compile(r"^\W*(?:(?:a few|some|quick|final|other|general) )?(?:notes?|caveats?|fine print|footnotes?"
+NOTES = re.compile(r"^\W*(?:(?:a few|some|quick|final|other|general|pro|buying|setup|usage) )?(?:notes?|caveats?"
+                   r"|fine print|footnotes?|tips?"
                    r"|anmerkungen|remarques|notas|(?:key |important )?considerations|things to (?:consider|know|note))"
                    r"\W*:?\W*$", re.I)
 # a sentence that still picks something: a decline that is followed by one is a near miss
