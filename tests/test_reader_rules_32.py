@@ -39,8 +39,8 @@ def test_a_second_group_under_a_plain_or_positive_title_still_counts():
 
 
 def test_tips_under_the_picks_are_notes_not_picks():
-    answer = PICKS + ("**Tips**\n- Run it on auto at night.\n- Filters like the Dyson Purifier Cool TP07's are pricier, "
-                      "so check replacement costs first.\n")
+    answer = PICKS + ("**Tips**\n- Run it on auto at night.\n"
+                      "- Filters like the Dyson Purifier Cool TP07's are pricier, so check replacement costs first.\n")
     assert read(answer) == ("ranked", [2, 1])
 
 

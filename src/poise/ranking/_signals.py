@@ -229,8 +229,8 @@ OTHER_ORDER = re.compile(
 )
 # a unit's own verdict against itself: "Feels like a gimmick — skip.", "Not worth it."
 VERDICT_AGAINST = re.compile(
-    r"(?:^|[—–:;(-]\s*)(?:(?:honestly|frankly|really|just|i['’]d|i would),? )?(?:skip|avoid|pass)(?: it| this(?: one)?)?"
-    r"\b(?! (?:the|a|an|if|when|unless)\b)"
+    r"(?:^|[—–:;(-]\s*)(?:(?:honestly|frankly|really|just|i['’]d|i would),? )?(?:skip|avoid|pass)"
+    r"(?: it| this(?: one)?)?\b(?! (?:the|a|an|if|when|unless)\b)"
     r"|\b(?:not recommended|not worth (?:it|the money|buying|the price)"
     r"|(?:i|we)(?:['’]d| would) (?:skip|avoid|pass on) (?:it|this|them|these|those|both)"
     r"|(?:wouldn['’]t|would not|won['’]t) (?:buy|bother with|recommend|pick|choose|get) (?:it|this|them)"
