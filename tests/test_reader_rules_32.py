@@ -58,3 +58,10 @@ def test_a_paragraph_opening_with_a_bold_question_about_a_product_can_advise_aga
     answer = cards + ("**What about the Dyson?** The Purifier Cool TP07 looks great and doubles as a fan, but its "
                       "clean-air delivery rate is low for the price. I wouldn't buy it primarily as a purifier.\n")
     assert read(answer) == ("ranked", [2, 1])
+
+
+def test_an_also_consider_heading_after_a_tldr_ranking_adds_its_product():
+    answer = ("**TL;DR ranking:** 1) Coway Airmega AP-1512HH · 2) Levoit Core 300\n\n"
+              "### Levoit Core 300\nSmall and cheap.\n\n### Coway Airmega AP-1512HH\nQuiet and cheap to run.\n\n"
+              "### Also consider: Honeywell HPA300\nMoves a lot of air for a living room.\n")
+    assert read(answer) == ("ranked", [2, 1, 3])

@@ -290,7 +290,9 @@ def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
             after = [p for p in more_options(units, reader) if p not in chosen and p not in reader.against]
             return _break_ties(list(dict.fromkeys(chosen + after)), text, reader), None
         # and the budget or other picks a short answer leaves out ("**Budget alternative:** the X") after it
-        extra = [p for u in units if u.kind == "pick" and _OTHER_PICK.match(u.title or u.head)
+        # or under an "### Also consider: the X" heading
+        extra = [p for u in units if (u.kind == "pick" and _OTHER_PICK.match(u.title or u.head))
+                 or (u.kind == "heading" and sig.MORE_OPTIONS.match(u.head))
                  for p in reader.subjects(u) if p not in chosen and p not in reader.against]
         return _break_ties(top_pick_first(units, chosen, reader) + list(dict.fromkeys(extra)), text, reader), None
     if table_only(units, reader) and chosen != [-1] and not any(u.rank is not None for u in units):
