@@ -35,7 +35,10 @@ def _last_sentence(text: str) -> str:
 
 
 # "so I've left that product out": a line about a product named before, not over what follows
-_POINTS_BACK = re.compile(r"\b(?:that|this) (?:product|model|one|page|listing)\b", re.I)
+_POINTS_BACK = re.compile(r"\b(?:that|this) (?:product|model|one|page|listing)\b"
+                          # "... so I've excluded it.", "..., so they are not included.": a statement, not a
+                          # title ("Not worth it") or a line over a list ("I'd skip them all:")
+                          r"|^(?=(?:\W*\w+\b){6}).*\b(?:it|them|they)\b(?=[^:]*$)", re.I)
 # a short title over a second group, after the picks, that holds a negation or a caution: "**One to be
 # careful with**", "Models that may not fit your needs:", "Eher nicht für dich:", "### What to watch out for"
 _CAUTION = re.compile(r"\b(?:careful|caution|watch(?:ing)? out|beware|think twice|wary|drawbacks?|downsides?"
