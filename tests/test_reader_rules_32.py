@@ -73,3 +73,47 @@ def test_a_preamble_that_excludes_a_page_it_names_does_not_advise_against_the_li
         answer = preamble + "\n\n1. **Coway Airmega AP-1512HH** – quiet.\n2. **Levoit Core 300** – cheap.\n"
         ranking = parse_ranking(answer, PURIFIERS, context=[0, 1, 2, 3, 4])
         assert (ranking.status, list(ranking.order)) == ("ranked", [2, 1]), preamble
+
+
+def test_a_summary_of_what_each_source_says_is_not_a_list_of_picks():
+    answer = ("### Source overview\n- **Wirecutter** likes the *Coway Airmega AP-1512HH* for bedrooms.\n"
+              "- **A forum thread** praises the *Honeywell HPA300*, though it is loud.\n\n"
+              "### Recommendation\nThe **Coway Airmega AP-1512HH** is the best fit; the **Levoit Core 300** is the "
+              "budget alternative.\n")
+    assert read(answer) == ("ranked", [2, 1])
+
+
+def test_your_only_match_is_the_only_pick():
+    answer = ("- **Levoit Core 300** — the only one under $100. ✅\n"
+              "- **Coway Airmega AP-1512HH** and **Honeywell HPA300** — great purifiers, but far over budget.\n\n"
+              "So the Levoit Core 300 is really your only match from this list.\n")
+    assert read(answer) == ("ranked", [1])
+
+
+def test_a_less_suitable_group_after_the_picks_is_put_aside():
+    answer = PICKS + "**Less suitable**\n- **Honeywell HPA300** — too loud for a bedroom at night.\n"
+    assert read(answer) == ("ranked", [2, 1])
+
+
+def test_a_crossed_item_that_says_too_loud_is_advised_against():
+    answer = ("- **Coway Airmega AP-1512HH** — 24 dB on sleep mode. ✅ **Best choice.**\n"
+              "- **Honeywell HPA300** — 41 dB on its lowest setting. ❌ Too loud.\n"
+              "- **Levoit Core 300** — 25 dB. ✅ Fine too.\n\n"
+              "**Recommendation:** get the **Coway Airmega AP-1512HH**.\n")
+    assert read(answer) == ("ranked", [2, 1])
+
+
+def test_a_note_names_a_product_in_passing_not_as_a_marked_pick():
+    answer = ("**Coway Airmega AP-1512HH** — Best overall\n$$ · ★ 4.7\nQuiet and cheap to run.\n\n"
+              "**Levoit Core 300** — Best budget\n$ · ★ 4.6\n\n"
+              "Note: the Dyson Purifier Cool TP07 also cools the room, but reviewers find it loud — probably not "
+              "what you want.\n")
+    assert parse_ranking(answer, PURIFIERS).status == "ambiguous"
+
+
+def test_a_brand_followed_by_another_model_name_and_number_is_outside_the_list():
+    answer = ("1. **Coway Airmega AP-1512HH** – quiet.\n2. **Blueair Blue Pure 311i Max** – great value.\n"
+              "3. **Levoit Core 300** – cheap.\n")
+    products = [p for p in PURIFIERS if p[1] != "Blue Pure 211"] + [("Blueair", "HealthProtect 7440i")]
+    ranking = parse_ranking(answer, products)
+    assert [products[i][1] for i in ranking.order] == ["Airmega AP-1512HH", "Core 300"]

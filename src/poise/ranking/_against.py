@@ -42,6 +42,7 @@ _POINTS_BACK = re.compile(r"\b(?:that|this) (?:product|model|one|page|listing)\b
 # a short title over a second group, after the picks, that holds a negation or a caution: "**One to be
 # careful with**", "Models that may not fit your needs:", "Eher nicht für dich:", "### What to watch out for"
 _CAUTION = re.compile(r"\b(?:careful|caution|watch(?:ing)? out|beware|think twice|wary|drawbacks?|downsides?"
+                      r"|less (?:suitable|suited|ideal|recommended)|weaker (?:picks|options|choices)"
                       r"|vorsicht|attention à|cuidado|attenzione)\b", re.I)
 # negations that neither advise against nor caution: "in no particular order", "won't break the bank"
 _NOT_CONTRAST = re.compile(r"\bno particular order\b|\bbreak the bank\b|\bwithout\b|\black\w*|\bnot only\b"

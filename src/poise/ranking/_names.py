@@ -16,6 +16,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from itertools import pairwise
 
 from rapidfuzz import fuzz, process
 
@@ -355,10 +356,17 @@ class NameMatcher:
                 return False
             return word.text not in COMMON and word.text not in GENERIC \
                 and not any(_has_digit(t) and t[:2] == word.text[:2] for t in self._own[product])
-        # nor a model name of its own with its number: "JBL Charge 5" when the list holds the JBL Flip 6
-        nxt = tokens[j + 1] if j + 1 < len(tokens) else None
-        return word.capital and nxt is not None and text[word.end : nxt.start] == " " and _has_digit(nxt.text) \
-            and nxt.text not in self.vocab and not _UNIT.match(nxt.text)  # not another listed model ("Blueair Air A3")
+        # nor a model name of its own with its number: "JBL Charge 5" when the list holds the JBL Flip 6, "Blueair
+        # Blue Pure 311i" when it holds the Blueair HealthProtect 7440i
+        for k in (1, 2):
+            words = tokens[j:j + k + 1]
+            if j + k >= len(tokens) or not all(t.capital and t.text not in self._own[product] for t in words[:-1]) \
+                    or any(text[a.end : b.start] != " " for a, b in pairwise(words)):
+                return False
+            nxt = tokens[j + k]
+            if _has_digit(nxt.text):  # not another listed model ("Blueair Air A3")
+                return nxt.text not in self.vocab and not _UNIT.match(nxt.text)
+        return False
 
 
 # a number with a unit, not a model number: "20v", "4k", "1080p", "2nd", "32gb", "500ml"

@@ -31,7 +31,9 @@ _JSONISH = re.compile(r'[\[{,]\s*"[^"\n]{1,40}"\s*[:,\]]')
 # what opens a marked line: a bullet, a number, a heading, a table cell, an emoji or other symbol
 _LEAD = re.compile(r"(?:[-*•+]|\d+[.)]|#{1,6}|\||[^\w\s\"'“(\[])\s*(?:\*\*)?")
 _LEAD_REACH = 40  # characters after a line's marker that still belong to its lead
-_LABEL = re.compile(r"[^:\n.!?]{1,40}:\s*")
+# a label that marks what it names ("Budget: the X"), not a note's ("Note: the X lasts longer, but ...")
+_LABEL = re.compile(r"(?!\W*(?:a |one |quick |small )?(?:notes?|tips?|p\.?s|caveats?|warnings?|heads[- ]up|fyi"
+                    r"|disclaimer)\W*:)[^:\n.!?]{1,40}:\s*", re.I)
 # a sentence that picks: any of these words and none of the negations below
 _PICKS = re.compile(
     r"\b(?:also (?:worth|consider|good|great|a (?:good|great|solid|fine))|alternatives?|honou?rable|runner|second"
@@ -60,7 +62,7 @@ def _marked_spans(text: str) -> list[tuple[int, int]]:
         start = pos + len(line) - len(body)
         lead = _LEAD.match(body)
         if lead and body.strip():
-            spans.append((start, start + lead.end() + _LEAD_REACH))
+            spans.append((start, min(start + lead.end() + _LEAD_REACH, pos + len(line))))  # not into the next line
         if label := _LABEL.match(body, lead.end() if lead else 0):
             spans.append((start + label.end(), pos + len(line)))
         pos += len(line)

@@ -229,13 +229,15 @@ OTHER_ORDER = re.compile(
 )
 # a unit's own verdict against itself: "Feels like a gimmick — skip.", "Not worth it."
 VERDICT_AGAINST = re.compile(
-    r"(?:^|[—–:;(-]\s*)(?:(?:honestly|frankly|really|just|i['’]d|i would),? )?(?:skip|avoid|pass)"
+    r"[❌⛔🚫✗✘] ?(?:too|not|doesn['’]t|won['’]t|can['’]t|no)\b"  # "— 64 dB. ❌ Too loud."
+    r"|(?:^|[—–:;(-]\s*)(?:(?:honestly|frankly|really|just|i['’]d|i would),? )?(?:skip|avoid|pass)"
     r"(?: it| this(?: one)?)?\b(?! (?:the|a|an|if|when|unless)\b)"
     r"|\b(?:not recommended|not worth (?:it|the money|buying|the price)"
     r"|(?:i|we)(?:['’]d| would) (?:skip|avoid|pass on) (?:it|this|them|these|those|both)"
     r"|(?:wouldn['’]t|would not|won['’]t) (?:buy|bother with|recommend|pick|choose|get) (?:it|this|them)"
     r"|don['’]t buy (?:it|this)"
     r"|steer clear|not included|not in (?:the|my) (?:ranking|list|picks)|left out of|excluded"
+    r"|rule (?:it|this one|them) out|(?:wouldn['’]t|would not) risk it"
     r"|stay away|not (?:a|the) (?:good|right) (?:fit|choice|pick)|skip for (?:your|this|you)|not ranked"
     r"|(?:haven['’]t|have not|didn['’]t|did not) ranked? (?:it|this)|left (?:it|this one) out|nicht empfehlenswert"
     r"|à éviter|no recomendado|nicht zu empfehlen|non consigliat[oa]|sconsigliat[oa])\b",
@@ -277,7 +279,9 @@ ECHO_INTRO = re.compile(
     r"|pages|sources|documents)|\bsamenvatting van de (?:bronnen|pagina['’]?s)|\bwat de (?:bronnen|pagina['’]?s) zeggen"
     r"|\bwas die (?:quellen|seiten) sagen|\bzusammenfassung der (?:quellen|seiten)|\blo que dicen las (?:fuentes"
     r"|páginas)|\bresumen de las (?:fuentes|páginas)|\bcosa dicono le (?:fonti|pagine)|\briepilogo delle (?:fonti"
-    r"|pagine)",
+    r"|pagine)"
+    # a research summary's section over what each source or product is: "### Source overview", "Findings by product"
+    r"|^\W*(?:source|sources|research) (?:overview|summary|findings)\W*$|^\W*findings(?: by (?:product|source))?\W*$",
     re.I,
 )
 # the heading of a list of sources: citations name products without recommending them
@@ -349,4 +353,6 @@ LEFT_OUT = re.compile(r"^\W*(?:not (?!only\b|just\b|sure\b)\w+|why not|why the o
 # a choice that excludes the rest: "I'd only recommend the X", "the only one I'd buy is the X"
 ONLY_PICK = re.compile(r"\b(?:i['’]d|i would|i can|i['’]ll)\s+only\s+(?:really\s+)?(?:recommend|suggest|buy|pick)\b"
                         r"|\bthe only one (?:i['’]d|i would|worth|that (?:fits|ticks|meets|works))\b"
-                        r"|\bonly (?:one|option) (?:that )?(?:ticks every box|fits (?:all|every))\b", re.I)
+                        r"|\bonly (?:one|option) (?:that )?(?:ticks every box|fits (?:all|every))\b"
+                        r"|\b(?:is|are) (?:really |realistically )?(?:your|the) only (?:match|option|choice|fit)\b",
+                        re.I)
