@@ -43,7 +43,7 @@ def _product_lists(store: Store, run_id: str, calls: list[dict[str, Any]]) -> di
     for call in calls:
         meta = json.loads(call.get("meta_json") or "{}")
         if meta.get("products"):
-            lists.setdefault(call["category"], [(b, m) for b, m in meta["products"]])
+            lists.setdefault(call["category"], _pairs(run_id, call, meta["products"]))
     rows: dict[tuple[str, int], tuple[str, str]] = {}
     for row in store.scores(run_id):
         rows[(row["category"], row["product_index"])] = (row["brand"], row["model"])
@@ -64,6 +64,7 @@ def reread_run(store: Store, run_id: str, reader: RankingReader) -> RereadResult
     calls = store.calls(run_id)
     _check_calls(run_id, calls)  # before the new run opens: a damaged row leaves nothing half-copied
     products = _product_lists(store, run_id, calls)
+    _check_orders(run_id, calls, products)
     # the reader's models by their identity (endpoint and model, or file hash): a re-reading
     # resumed against another server or model file is another input, so another run
     models = [m.identity() for m in reader_models(reader)]
@@ -109,9 +110,33 @@ def _check_calls(run_id: str, calls: list[dict[str, Any]]) -> None:
             except (TypeError, ValueError, RecursionError):  # not text, not JSON, nested without end
                 value = None
             if not isinstance(value, kind):
-                raise StoreError(f"call {call['id']} of run {run_id} has a {column} that cannot be read "
-                                 f"(not a JSON {'list' if kind is list else 'object'})",
-                                 "another tool changed the store: start a new one (--store DIR) or restore a copy")
+                raise _damaged(run_id, call, column, f"not a JSON {'list' if kind is list else 'object'}")
+
+
+def _pairs(run_id: str, call: dict[str, Any], products: Any) -> list[tuple[str, str]]:
+    """A call's recorded product list as (brand, model) pairs; StoreError when it holds anything else."""
+    if isinstance(products, list) and all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+                                          for p in products):
+        return [(b, m) for b, m in products]
+    raise _damaged(run_id, call, "product list", "not a list of [brand, model] pairs")
+
+
+def _check_orders(run_id: str, calls: list[dict[str, Any]], products: dict[str, list[tuple[str, str]]]) -> None:
+    """StoreError naming the first call to be read whose context order is not an order of its
+    category's products (the reader takes it to find "source [3]")."""
+    for call in calls:
+        names = products.get(call["category"])
+        if call["error"] is not None or call["response_text"] is None or not names:
+            continue  # skipped, never read
+        order = json.loads(call["context_order"])
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in order) \
+                or sorted(order) != list(range(len(names))):
+            raise _damaged(run_id, call, "context_order", f"not an order of its {len(names)} products")
+
+
+def _damaged(run_id: str, call: dict[str, Any], column: str, why: str) -> StoreError:
+    return StoreError(f"call {call['id']} of run {run_id} has a {column} that cannot be read ({why})",
+                      "another tool changed the store: start a new one (--store DIR) or restore a copy")
 
 
 def _reading(of: dict[str, Any] | Ranking | None) -> tuple[str, list[int] | None, str | None]:

@@ -1,0 +1,59 @@
+"""A hostile probe of session 29: `poise reread` of a call row whose recorded product list or
+context order another tool damaged (an internal error). Each test failed before its fix; the
+model is never loaded (wire fakes on loopback)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from .cliutil import blender_folder, error_line, poise, rank_all
+from .wirefake import WireFake
+
+Capture = pytest.CaptureFixture[str]
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return blender_folder(tmp_path, monkeypatch)
+
+
+def natural_run(capsys: Capture, store: Path, trials: int = 3) -> str:
+    """A finished natural run of ``trials`` trials in ``store``: its id."""
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "natural", "-c", "blender", "--catalog", "cat.jsonl", "-n", str(trials),
+                               "--bootstrap", "0", "-m", "openai:fake", "--base-url", fake.url,
+                               "--store", str(store), "--json")
+    assert code == 0, err
+    return str(json.loads(out)["run_id"])
+
+
+# -- 1. reread of a call whose product list or context order is damaged ---------------------------------------
+@pytest.mark.parametrize(("column", "value", "why"), [
+    ("meta_json", '{"products": [["Oster"]]}', "product list that cannot be read"),
+    ("meta_json", '{"products": "Oster"}', "product list that cannot be read"),
+    ("context_order", '[0, "x", 2]', "context_order that cannot be read (not an order of its 3 products)"),
+    ("context_order", "[0, 99, 1]", "context_order that cannot be read (not an order of its 3 products)"),
+    ("context_order", "[0, 1]", "context_order that cannot be read (not an order of its 3 products)"),
+])
+def test_a_damaged_product_list_or_context_order_is_one_line_and_leaves_no_reread_run(
+        folder: Path, capsys: Capture, column: str, value: str, why: str) -> None:
+    """Session 28 made a call row whose JSON columns are not JSON one line, but a product list
+    that is JSON and not [brand, model] pairs ended `poise reread` in 'internal error: ValueError:
+    not enough values to unpack', and a context order that is a JSON list but not an order of the
+    products in 'internal error: TypeError' or 'ValueError: the context order ... is not an order'
+    (exit 70)."""
+    store = folder / "store"
+    source = natural_run(capsys, store)
+    with sqlite3.connect(store / "poise.sqlite") as conn:
+        last = conn.execute("SELECT MAX(id) FROM calls").fetchone()[0]
+        conn.execute(f"UPDATE calls SET {column} = ? WHERE id = ?", (value, last))
+    code, out, err = poise(capsys, "reread", source, "--store", str(store))
+    line = error_line(err)
+    assert code == 1 and out == "", err
+    assert f"call {last} of run {source} has a {why}" in line and "restore a copy" in line
+    with sqlite3.connect(store / "poise.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
