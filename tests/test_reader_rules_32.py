@@ -117,3 +117,10 @@ def test_a_brand_followed_by_another_model_name_and_number_is_outside_the_list()
     products = [p for p in PURIFIERS if p[1] != "Blue Pure 211"] + [("Blueair", "HealthProtect 7440i")]
     ranking = parse_ranking(answer, products)
     assert [products[i][1] for i in ranking.order] == ["Airmega AP-1512HH", "Core 300"]
+
+
+def test_a_source_review_section_is_not_a_list_of_picks():
+    answer = ("## Source review\n- **Which?** — The *Honeywell HPA300* is a Best Buy for big rooms.\n"
+              "- **Forum users** — like the *Dyson Purifier Cool TP07* for its looks.\n\n"
+              "## Our recommendation\n1. **Coway Airmega AP-1512HH** — quietest.\n2. **Levoit Core 300** — cheapest.\n")
+    assert read(answer) == ("ranked", [2, 1])

@@ -281,7 +281,9 @@ ECHO_INTRO = re.compile(
     r"|páginas)|\bresumen de las (?:fuentes|páginas)|\bcosa dicono le (?:fonti|pagine)|\briepilogo delle (?:fonti"
     r"|pagine)"
     # a research summary's section over what each source or product is: "### Source overview", "Findings by product"
-    r"|^\W*(?:source|sources|research) (?:overview|summary|findings)\W*$|^\W*findings(?: by (?:product|source))?\W*$",
+    r"|^\W*(?:\d\.\s*)?(?:source|sources|research) (?:overview|summary|findings|review)\W*$"
+    r"|^\W*(?:\d\.\s*)?(?:findings(?: by (?:product|source))?|candidates (?:evaluated|considered|compared)"
+    r"|options (?:evaluated|considered|compared))\W*$",
     re.I,
 )
 # the heading of a list of sources: citations name products without recommending them
