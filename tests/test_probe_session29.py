@@ -57,3 +57,22 @@ def test_a_damaged_product_list_or_context_order_is_one_line_and_leaves_no_rerea
     assert f"call {last} of run {source} has a {why}" in line and "restore a copy" in line
     with sqlite3.connect(store / "poise.sqlite") as conn:
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+
+
+# -- 2. a CSV document_file that is not UTF-8 -------------------------------------------------------------------
+def test_a_document_file_that_is_not_utf8_is_named_by_the_catalog_line_and_field(tmp_path: Path) -> None:
+    """Every other fault of a CSV row's document_file (missing, a folder, a device, too large) names
+    the catalog's file, line and field, as the README promises; one that is not UTF-8 named the
+    document file alone ('/.../bin.txt: not UTF-8 text (byte 0)'), not the row that names it."""
+    from poise import PoiseError
+    from poise.catalog import load_catalog
+
+    (tmp_path / "ok.txt").write_text("The Oster Pro blends.")
+    (tmp_path / "latin.txt").write_bytes("Caf\u00e9 blender.".encode("latin-1"))
+    path = tmp_path / "cat.csv"
+    path.write_text("category,brand,model,document_file\nblender,Oster,Pro,ok.txt\nblender,Ninja,Foodi,latin.txt\n")
+    with pytest.raises(PoiseError) as caught:
+        load_catalog(path)
+    line = caught.value.one_line()
+    assert line.startswith(f"{path}:3: field 'document_file': ") and "latin.txt: not UTF-8 text (byte 3)" in line
+    assert "save the file as UTF-8" in line

@@ -93,7 +93,12 @@ def read_bounded(path: Path, max_bytes: int, where: str, field: str | None, limi
     if size > max_bytes:
         raise CatalogError(f"{prefix}{path} is {size:,} bytes, too large for a document "
                            f"(limit {limit_chars:,} characters)", size_hint())
-    return read_text(path, max_bytes)
+    try:
+        return read_text(path, max_bytes)
+    except CatalogError as exc:  # not UTF-8, unreadable: named where the catalog names the file, as above
+        if field is None:  # a page of an HTML folder: its own path names it
+            raise
+        raise CatalogError(f"{prefix}{exc.message}", exc.hint) from None
 
 
 def size_hint() -> str:
