@@ -124,3 +124,11 @@ def test_a_source_review_section_is_not_a_list_of_picks():
               "- **Forum users** — like the *Dyson Purifier Cool TP07* for its looks.\n\n"
               "## Our recommendation\n1. **Coway Airmega AP-1512HH** — quietest.\n2. **Levoit Core 300** — cheapest.\n")
     assert read(answer) == ("ranked", [2, 1])
+
+
+def test_a_verdict_under_a_comparison_table_picks_from_it():
+    answer = ("| Purifier | CADR | Noise |\n|---|---|---|\n| Levoit Core 300 | 141 | 24 dB |\n"
+              "| Coway Airmega AP-1512HH | 233 | 24 dB |\n| Honeywell HPA300 | 300 | 41 dB |\n\n"
+              "**Verdict:** The **Coway Airmega AP-1512HH** is the best pick here. If you see the **Levoit Core 300** on "
+              "sale, it's an equally good choice. The Honeywell HPA300 is fine but loud.\n")
+    assert read(answer) == ("ranked", [2, 1])

@@ -262,13 +262,15 @@ def _read(text: str, reader: Reader) -> tuple[list[int], str | None]:
         ranked = any(u.rank is not None for u in units)
         if not ranked and len(base) >= 2 and sig.OTHER_ORDER.search(text):
             # "Sorted by price: | ... |  If I had to pick one: the X. Then the Y": the prose's choice ranks
-            stated = stated_picks([u for u in units if u.kind == "para"], reader) if sig.DECISION.search(text) else None
+            stated = stated_picks([u for u in units if u.kind == "para"], reader, sig.TABLE_VERDICT) \
+                if sig.TABLE_VERDICT.search(text) else None
             if stated:
                 return stated, None
             return [], "it orders the products by something other than preference and states no ranking"
         if not ranked and table_only(units, reader):
             # a table compares; the prose around it, when it chooses, says what is recommended
-            stated = stated_picks([u for u in units if u.kind == "para"], reader) if sig.DECISION.search(text) else None
+            stated = stated_picks([u for u in units if u.kind == "para"], reader, sig.TABLE_VERDICT) \
+                if sig.TABLE_VERDICT.search(text) else None
             if stated:
                 return stated, None
             if _DEPENDS.search(text) and not sig.GOOD_PICK.search(text):

@@ -55,9 +55,9 @@ def _led_by_use(sentence: str, reader: Reader) -> bool:
     return lead is not None and not reader.find(lead.group()) and not NOTE.match(sentence)
 
 
-def stated_picks(units: list[Unit], reader: Reader) -> list[int] | None:
+def stated_picks(units: list[Unit], reader: Reader, decides: sig._Either = sig.DECISION) -> list[int] | None:
     """The products of the sentences that recommend and of pick lines, in written order; None
-    when no sentence states a choice and no line labels a pick."""
+    when no sentence states a choice (``decides``) and no line labels a pick."""
     chosen: list[int] = []
     decided = False
     for u in units:
@@ -67,7 +67,7 @@ def stated_picks(units: list[Unit], reader: Reader) -> list[int] | None:
             continue
         for m in _SENTENCE.finditer(u.text):
             s = m.group()
-            decision = bool(sig.DECISION.search(s))
+            decision = bool(decides.search(s))
             decided = decided or decision
             picks = decision or any(r.search(s) for r in (sig.ORDINAL, sig.ALSO, sig.TIE, sig.GOOD_PICK, _ONLY_IF))
             if picks and not _set_aside(s, reader):

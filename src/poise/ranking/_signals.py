@@ -159,7 +159,7 @@ class _Either:
     """Patterns searched one after the other: the first match. Python's ``re`` searches one
     alternation of them all several times slower than the parts in turn."""
 
-    def __init__(self, *patterns: re.Pattern[str]) -> None:
+    def __init__(self, *patterns: re.Pattern[str] | _Either) -> None:
         self._patterns = patterns
 
     def search(self, text: str) -> re.Match[str] | None:
@@ -218,6 +218,10 @@ ALSO = re.compile(
     r"|\bsolid (?:choice|pick|option)\b",
     re.I,
 )
+# under a table that only compares, a sentence that chooses: "**Verdict:** the X is the best pick here" (not
+# in DECISION: under a ranked list, "the X is the best overall choice" only sums the list up)
+TABLE_VERDICT = _Either(DECISION, re.compile(r"\b(?:is|are) (?:the|my|our) (?:best|top|safest|clear) "
+                                             r"(?:overall )?(?:pick|choice|bet|buy)\b", re.I))
 # an answer that says its written order is not a preference ("grouped by price", "alphabetically")
 OTHER_ORDER = re.compile(
     r"\b(?:grouped|sorted|ordered|listed|arranged|organi[sz]ed|broken down|going)\s+(?:\w+\s+){0,3}?by\s+(?:\w+\s+)?"
