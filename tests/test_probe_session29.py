@@ -76,3 +76,20 @@ def test_a_document_file_that_is_not_utf8_is_named_by_the_catalog_line_and_field
     line = caught.value.one_line()
     assert line.startswith(f"{path}:3: field 'document_file': ") and "latin.txt: not UTF-8 text (byte 3)" in line
     assert "save the file as UTF-8" in line
+
+
+# -- 3. a report over a file of a run's folder ------------------------------------------------------------------
+def test_a_report_is_never_written_over_a_file_of_a_runs_folder(folder: Path, capsys: Capture) -> None:
+    """`--out STORE/poise.sqlite` was refused ('a file of the results store'), but `--out
+    STORE/runs/RUN/natural.json` replaced the run's result with the report's HTML: `poise report`
+    of that run then said 'natural.json cannot be read'. A new file beside them is still written."""
+    store = folder / "store"
+    source = natural_run(capsys, store)
+    result = store / "runs" / source / "natural.json"
+    before = result.read_bytes()
+    code, out, err = poise(capsys, "report", source, "--store", str(store), "--out", str(result))
+    assert code == 1 and out == "" and "is a file of the results store" in error_line(err)
+    assert result.read_bytes() == before
+    beside = store / "runs" / source / "report.md"
+    code, out, err = poise(capsys, "report", source, "--store", str(store), "--out", str(beside))
+    assert code == 0 and beside.read_text().startswith("# poise report"), err

@@ -57,10 +57,13 @@ def report_format(fmt: str | None, out_path: str | None) -> str:
 
 def check_target(path: Path, flag: str = "--out") -> None:
     """Refuse a report path that is one of a results store's own files (its database, its
-    cache, their journals): writing there would destroy every run."""
+    cache, their journals: writing there would destroy every run; a file of a run's folder,
+    such as its defend.json: that run's result)."""
     from ..store import CACHE_NAME, DB_NAME
 
-    if path.name.startswith((DB_NAME, CACHE_NAME)) and (path.parent / DB_NAME).is_file():
+    folder = path.parent.resolve()
+    in_run = folder.parent.name == "runs" and (folder.parent.parent / DB_NAME).is_file() and path.is_file()
+    if in_run or (path.name.startswith((DB_NAME, CACHE_NAME)) and (path.parent / DB_NAME).is_file()):
         raise PoiseError(f"cannot write the report to {path}: it is a file of the results store",
                          f"pass another path to {flag}")
 
