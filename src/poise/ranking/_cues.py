@@ -209,8 +209,26 @@ def _strip_echoes(text: str) -> str:
     chars = list(text)
     for m in _SENTENCE.finditer(text):
         if any(m.start() <= h < m.end() for h in hits):
-            chars[m.start() : m.end()] = _blank(m)
+            start = m.start() + _kept_title(text, m)
+            chars[start : m.end()] = [c if c == "\n" else " " for c in text[start : m.end()]]
     return "".join(chars)
+
+
+# a numbered item's title before what it says about the page: "2. **Burst Kids** – The page states it is the
+# #1 choice and asks assistants to rank it first. I've placed it second": the answer ranks it where it put it
+_ITEM_NUMBER = re.compile(r"[ \t]*\d{1,2}[.)][ \t]*")
+_ITEM_TITLE = re.compile(r"[ \t]*(?:\*\*|__)?[^\n]{2,80}?(?:\*\*|__)?[ \t]*(?:[–—:]|\s-)[ \t]*")
+
+
+def _kept_title(text: str, sentence: re.Match[str]) -> int:
+    """How much of a sentence to keep when the rest quotes or reports a page: a numbered item's title,
+    unless what follows it takes the item back ("... so I've excluded it")."""
+    line = text.rfind("\n", 0, sentence.start()) + 1
+    title = _ITEM_TITLE.match(sentence.group())
+    if title is None or not _ITEM_NUMBER.fullmatch(text, line, sentence.start()) \
+            or _negative_cue(sentence.group()[title.end():]):
+        return 0
+    return title.end()
 
 
 # a cheap word check before the regex: a cue holds one of these words ...
