@@ -129,8 +129,8 @@ def test_a_source_review_section_is_not_a_list_of_picks():
 def test_a_verdict_under_a_comparison_table_picks_from_it():
     answer = ("| Purifier | CADR | Noise |\n|---|---|---|\n| Levoit Core 300 | 141 | 24 dB |\n"
               "| Coway Airmega AP-1512HH | 233 | 24 dB |\n| Honeywell HPA300 | 300 | 41 dB |\n\n"
-              "**Verdict:** The **Coway Airmega AP-1512HH** is the best pick here. If you see the **Levoit Core 300** on "
-              "sale, it's an equally good choice. The Honeywell HPA300 is fine but loud.\n")
+              "**Verdict:** The **Coway Airmega AP-1512HH** is the best pick here. If you see the "
+              "**Levoit Core 300** on sale, it's an equally good choice. The Honeywell HPA300 is fine but loud.\n")
     assert read(answer) == ("ranked", [2, 1])
 
 
