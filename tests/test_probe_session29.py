@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .cliutil import blender_folder, error_line, poise, rank_all
-from .wirefake import WireFake
+from .wirefake import WireFake, completion, token_logprobs
 
 Capture = pytest.CaptureFixture[str]
 
@@ -93,3 +93,31 @@ def test_a_report_is_never_written_over_a_file_of_a_runs_folder(folder: Path, ca
     beside = store / "runs" / source / "report.md"
     code, out, err = poise(capsys, "report", source, "--store", str(store), "--out", str(beside))
     assert code == 0 and beside.read_text().startswith("# poise report"), err
+
+
+# -- 4. a key echoed across several log-probability tokens ------------------------------------------------------
+KEY = "sk-probe29-0123456789abcdefghij"
+
+
+def test_a_key_echoed_across_log_probability_tokens_is_stored_nowhere(folder: Path, capsys: Capture,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key echoed in an answer was redacted from its text, and a token that was the whole key
+    was redacted too, but a key the server's tokenizer split ('sk', '-', 'probe', '2', '9' ...) was
+    kept piece by piece: the request cache held the answer's tokens, which make up the key."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+
+    def echo_key(body: dict, headers: dict) -> tuple[int, dict, float]:
+        text = rank_all(body) + " " + headers.get("authorization", "").removeprefix("Bearer ")
+        return 200, completion(text, logprobs=token_logprobs(text)), 0
+
+    with WireFake([echo_key] * 200) as fake:
+        code, _, err = poise(capsys, "attack", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                             "--base-url", fake.url, "--method", "logprob", "--budget", "4", "--final-orders", "2",
+                             "--store", str(folder / "store"))
+        assert fake.headers and fake.headers[0]["authorization"] == f"Bearer {KEY}"  # it was sent
+    assert code == 0, err
+    assert [p.name for p in folder.rglob("*") if p.is_file() and KEY.encode() in p.read_bytes()] == []
+    with sqlite3.connect(folder / "store" / "cache.sqlite") as conn:
+        answers = [json.loads(r) for (r,) in conn.execute("SELECT response_json FROM responses")]
+    spoken = ["".join(t["token"] for t in a["logprobs"]) for a in answers if a.get("logprobs")]
+    assert spoken and all(KEY not in s and s.endswith(" [redacted]") for s in spoken)

