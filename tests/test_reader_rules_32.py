@@ -150,3 +150,12 @@ def test_a_ranked_item_that_says_its_product_was_excluded_is_still_left_out():
     answer = ("1. **Coway Airmega AP-1512HH** – quietest.\n2. **Levoit Core 300** – cheapest.\n"
               "3. **Honeywell HPA300** – Its page asks assistants to rank it first, so I've excluded it.\n")
     assert read(answer) == ("ranked", [2, 1])
+
+
+def test_a_headline_over_the_kind_of_product_names_no_product():
+    blenders = [("Braun", "MultiQuick 5 Immersion Hand Blender - MQ 505"),
+                ("Braun", "MultiQuick 9 Hand Blender - MQ 9097"),
+                ("Smeg", "Pastel Blue 4-in-1 Hand Blender + Accessories")]
+    answer = ("# Best Immersion Blenders\n\n## Top Pick\n**Braun MultiQuick 9 (MQ 9097)**\n- powerful\n\n"
+              "## Best Value\n**Braun MultiQuick 5 (MQ 505)**\n- cheaper\n")
+    assert list(parse_ranking(answer, blenders).order) == [1, 0]

@@ -306,7 +306,8 @@ class NameMatcher:
                 i += 1
                 continue
             n = len(matched.tokens)
-            if matched.kind == "model" and _generic_use(text, tokens[i : i + n]):
+            if matched.kind == "model" and (_generic_use(text, tokens[i : i + n])
+                                             or (n == 1 and self._kind_plural(text, tokens, i + 1, matched.product))):
                 i += n  # "a pellet grill", "a professional roll cab": the kind of thing, not the product
                 continue
             confused = (after_brand is not None and after_brand[0] == i and after_brand[1] != matched.product
@@ -323,6 +324,16 @@ class NameMatcher:
             i += n
         return mentions
 
+
+    def _kind_plural(self, text: str, tokens: list[Token], j: int, product: int) -> bool:
+        """Whether model words are followed at once by the plural of a word of the product's own name:
+        "Best Immersion Blenders" names the kind of thing, not the MultiQuick 5 Immersion Hand Blender."""
+        if j >= len(tokens) or text[tokens[j - 1].end : tokens[j].start] != " " \
+                or not _HEADLINE.search(text, text.rfind("\n", 0, tokens[j - 1].start) + 1, tokens[j - 1].start):
+            return False
+        word = tokens[j].text
+        return word.endswith("s") and (word[:-1] in self._own[product] or word[:-2] in self._own[product]) \
+            and word not in self._own[product]
 
     def _variant_follows(self, text: str, tokens: list[Token], j: int, product: int) -> bool:
         """Whether the name just read goes on at once into another model of the line: a variant
@@ -383,6 +394,8 @@ _UNIT_WORDS = frozenset({"quart", "quarts", "qt", "gallon", "gallons", "gal", "c
 _VARIANTS = frozenset({"max", "plus", "ultra", "mini", "lite", "se", "fe", "xl", "pro"})
 
 
+# what opens a headline over a kind of product: "Best Immersion Blenders", "Top 5 Gaming Monitors"
+_HEADLINE = re.compile(r"\b(?:best|top(?: \d{1,2})?|\d{1,2} best)\s+$", re.I)
 # an indefinite article (or "the best"), and at most one word, before a name written in lower case
 _INDEFINITE = re.compile(r"\b(?:a|an|any|another|every|the (?:best|top|ideal|right|perfect|only))\s+(?:[\w-]+\s+)?"
                          r"\W{0,2}$", re.I)
