@@ -159,3 +159,30 @@ def test_a_headline_over_the_kind_of_product_names_no_product():
     answer = ("# Best Immersion Blenders\n\n## Top Pick\n**Braun MultiQuick 9 (MQ 9097)**\n- powerful\n\n"
               "## Best Value\n**Braun MultiQuick 5 (MQ 505)**\n- cheaper\n")
     assert list(parse_ranking(answer, blenders).order) == [1, 0]
+
+
+def test_an_answer_that_refuses_to_pick_and_only_describes_recommends_nothing():
+    answer = ("Honestly, there's no single best one; it depends on your room. Here's how they differ:\n\n"
+              "- **Levoit Core 300** – small and cheap, great if you only need a bedroom unit.\n"
+              "- **Coway Airmega AP-1512HH** – quieter, with cheaper filters.\n\n"
+              "If you tell me your room size, I can narrow it down.\n")
+    assert parse_ranking(answer, PURIFIERS).status == "unparseable"
+
+
+def test_a_bold_label_that_holds_the_pick_names_it():
+    wands = [("NuMe", "Magic Curling Wand 32mm"), ("Conair", "Infiniti Pro"), ("GHD", "Curve Creative Curl Wand"),
+             ("Beachwaver Co.", "Beachwaver Pro 1")]
+    for label in ("Our pick", "Recommended", "Top recommendation"):
+        answer = (f"**{label}: GHD Curve Creative Curl Wand** – the oval barrel gives natural waves.\n\n"
+                  "**Customers also consider**\n- Beachwaver Pro 1 – rotating barrel · 4.5★\n"
+                  "- NuMe Magic Curling Wand 32mm – budget-friendly · 4.3★\n")
+        assert list(parse_ranking(answer, wands).order) == [2, 3, 0], label
+
+
+def test_the_category_noun_and_another_brand_name_no_listed_product():
+    blowers = [("Dewalt", "DCBL770X1"), ("Toro", "60v max* 157 mph brushless leaf blower"), ("Makita", "XBU02PT1"),
+               ("Dewalt", "DCBL722P1")]
+    answer = ("- **DEWALT 60V MAX FLEXVOLT Blower (DCBL770X1)**: very high CFM.\n"
+              "- **Toro 60V MAX 157 mph Brushless Leaf Blower**: close in power.\n"
+              "- **Makita 18V X2 LXT Blower Kit (XBU02PT1)**: runs on two 18V batteries.\n")
+    assert list(parse_ranking(answer, blowers).order) == [0, 1, 2]

@@ -81,15 +81,28 @@ _RECOMMENDING = re.compile(
 _OPEN_QUESTION = re.compile(r"\bdepends?\b|\?\s*$", re.I)
 
 
+# an opening that refuses to pick: "there's no single best one", "it's hard to say one is better", "rather than
+# pick one I'll lay out what you get"
+_REFUSES = re.compile(r"\bno (?:single|one|clear) (?:best|winner)\b|\bhard to say (?:which|one|that one)\b"
+                      r"|\brather than pick(?:ing)? (?:one|a winner)\b"
+                      r"|\b(?:won['’]t|can['’]t|cannot) pick (?:one|a winner)\b",
+                      re.I)
+
+
 def compares_only(text: str, reader: Reader) -> bool:
     """Whether the answer only compares: framed as a comparison near its start, with no word
     anywhere that recommends, ranks or prefers (the sentence that leaves the choice to the user,
-    "which fits best depends on your counter", aside), no numbered list and no pick line."""
-    if not _COMPARISON_FRAME.search(text[:300]):
+    "which fits best depends on your counter", aside), no numbered list and no pick line; or
+    opening with a refusal to pick ("there's no single best one") and choosing nowhere after it."""
+    refuses = bool(_REFUSES.search(text[:300]))
+    if not refuses and not _COMPARISON_FRAME.search(text[:300]):
         return False
     units = cut(text)
     if any(u.kind in ("item", "pick") or u.rank is not None for u in units):
         return False
+    if refuses:
+        return not any(sig.DECISION.search(s.group()) or sig.STILL_PICKS.search(s.group())
+                       for s in _SENTENCE.finditer(text))
     judged = [s.group() for s in _SENTENCE.finditer(text) if not _OPEN_QUESTION.search(s.group())]
     signals = (_RECOMMENDING, sig.DECISION, sig.GOOD_PICK, sig.ALSO, sig.TIE_BREAK, sig.ORDINAL)
     return not any(r.search(s) for s in judged for r in signals) and len({m.product for m in reader.find(text)}) >= 2

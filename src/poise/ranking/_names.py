@@ -311,7 +311,8 @@ class NameMatcher:
                 i += n  # "a pellet grill", "a professional roll cab": the kind of thing, not the product
                 continue
             confused = (after_brand is not None and after_brand[0] == i and after_brand[1] != matched.product
-                        and not text[after_brand[2] : tokens[i].start].strip(" -"))
+                        and not text[after_brand[2] : tokens[i].start].strip(" -")) \
+                or (matched.kind == "model" and self._other_brand_before(text, tokens, i, matched.product))
             if matched.brand_only and self._other_model(text, tokens, i + n, matched.product):
                 confused = True  # "TP-Link Archer AX21" when the list holds the TP-Link Archer C20
             elif self._variant_follows(text, tokens, i + n, matched.product):
@@ -324,6 +325,18 @@ class NameMatcher:
             i += n
         return mentions
 
+
+    def _other_brand_before(self, text: str, tokens: list[Token], i: int, product: int) -> bool:
+        """Whether model words come right after the brand of another listed product and not their own:
+        "DEWALT 60V MAX FLEXVOLT Blower" is not the Toro 60V MAX Brushless Leaf Blower."""
+        own = self._brands[product]
+        for brand in {b for b in self._brands if b and b != own}:
+            k = i - len(brand)
+            if k >= 0 and tuple(t.text for t in tokens[k:i]) == brand \
+                    and text[tokens[i - 1].end : tokens[i].start] in (" ", "-", " - ") \
+                    and not (own and tuple(t.text for t in tokens[k:k + len(own)]) == own):
+                return True
+        return False
 
     def _kind_plural(self, text: str, tokens: list[Token], j: int, product: int) -> bool:
         """Whether model words are followed at once by the plural of a word of the product's own name:

@@ -43,7 +43,7 @@ _PICK_LABEL = re.compile(
     r"|budget|premium|splurge|value|runner[- ]up|second (?:choice|place|pick)"
     r"|third (?:choice|place|pick)|also (?:consider|good|great|solid|fine|recommended|worth (?:considering|a look))"
     r"|honou?rable mentions?|(?:other |an? )?alternatives?|worth a look|close second|my pick|winner"
-    r"|#\s*1 pick|number[- ]one pick)"
+    r"|#\s*1 pick|number[- ]one pick|(?<=our )pick|(?<=my )pick|recommended|top (?:recommendation|choice))"
     r"(?:\s*\([^()\n]{1,40}\))?"  # "Upgrade pick (slightly over budget):"
     r"\s*(?:(?:\*\*|__)\s*[:–—-]|[:–—-]\s*(?:\*\*|__)?)\s*(.+)$",
     re.I,
