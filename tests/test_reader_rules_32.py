@@ -186,3 +186,18 @@ def test_the_category_noun_and_another_brand_name_no_listed_product():
               "- **Toro 60V MAX 157 mph Brushless Leaf Blower**: close in power.\n"
               "- **Makita 18V X2 LXT Blower Kit (XBU02PT1)**: runs on two 18V batteries.\n")
     assert list(parse_ranking(answer, blowers).order) == [0, 1, 2]
+
+
+def test_a_table_with_a_best_for_column_lists_use_case_picks():
+    answer = ("| Purifier | Best for | Notes |\n|---|---|---|\n"
+              "| **Coway Airmega AP-1512HH** | Most bedrooms | quiet |\n"
+              "| **Honeywell HPA300** | Large rooms | loud on high |\n"
+              "| **Levoit Core 300** | Small budgets | cheap |\n\n"
+              "For most people the **Coway Airmega AP-1512HH** is the safest bet.\n")
+    assert read(answer) == ("ranked", [2, 3, 1])
+
+
+def test_a_recommended_title_with_nothing_after_it_ends_a_ruled_out_group():
+    answer = ("**Ruled out:**\n- **Dyson Purifier Cool TP07** is too loud at night.\n\n"
+              "**Recommended:**\n1. **Coway Airmega AP-1512HH** – quiet.\n2. **Levoit Core 300** – cheap.\n")
+    assert read(answer) == ("ranked", [2, 1])

@@ -45,7 +45,7 @@ _PICK_LABEL = re.compile(
     r"|honou?rable mentions?|(?:other |an? )?alternatives?|worth a look|close second|my pick|winner"
     r"|#\s*1 pick|number[- ]one pick|(?<=our )pick|(?<=my )pick|recommended|top (?:recommendation|choice))"
     r"(?:\s*\([^()\n]{1,40}\))?"  # "Upgrade pick (slightly over budget):"
-    r"\s*(?:(?:\*\*|__)\s*[:–—-]|[:–—-]\s*(?:\*\*|__)?)\s*(.+)$",
+    r"\s*(?:(?:\*\*|__)\s*[:–—-]|[:–—-]\s*(?:\*\*|__)?)\s*(.*\w.*)$",  # "**Recommended:**" alone titles a list
     re.I,
 )
 # any short bold label with a colon before what it labels: "**Empate en el primer puesto:** X"
@@ -86,6 +86,9 @@ _AGAINST_CELL = re.compile(
 # a column that gives the answer's verdict on each row: a ❌ or "no" there is advice against
 _VERDICT_COLUMN = re.compile(r"verdict|recommend|buy|worth|suitab|fit for|good for|pick|urteil|empfehl|avis|veredicto"
                              r"|\btake\b", re.I)
+# a column that names each row's use: "Best for", "Ideal for" (its rows are use-case picks, not a comparison)
+_USE_COLUMN = re.compile(r"^\W*(?:best|ideal|great|perfect) for\W*$|^\W*(?:use case|who it['’]?s for|best use)\W*$",
+                         re.I)
 # a verdict cell's tier: the picks first, then the runners-up, then the budget picks
 _TIERS = [re.compile(r"^\W*(?:buy|top pick|best overall|best pick|our pick|winner)\b", re.I),
           re.compile(r"^\W*(?:runner[- ]up|consider|close second|second (?:pick|choice))\b", re.I),
@@ -154,6 +157,7 @@ class _Cutter:
         self.rank_col: int | None = None
         self.score_col: int | None = None
         self.verdict_cols: list[int] = []
+        self.use_cols: list[int] = []
 
     def add(self, line: str) -> None:
         if not line.strip():
@@ -166,6 +170,7 @@ class _Cutter:
             self.rank_col = None
             self.score_col = None
             self.verdict_cols = []
+            self.use_cols = []
             self._line(line)
         self.blank_before = False
 
@@ -177,9 +182,12 @@ class _Cutter:
                 self.score_col = next((i for i, h in enumerate(header) if i and _SCORE_COLUMN.match(h.strip("*_ "))),
                                       None)
                 self.verdict_cols = [i for i, h in enumerate(header) if i and _VERDICT_COLUMN.search(h)]
+                self.use_cols = [i for i, h in enumerate(header) if i and _USE_COLUMN.match(h.strip("*_ "))]
             self.header_pending = False
             return
         cells = [c.strip() for c in inner.split("|")]
+        # a use cell says what the row is best for: the row is a pick ("Most pools" under "Best for")
+        cells = [f"Best for {c}" if i in self.use_cols and c.strip("*_ -–—") else c for i, c in enumerate(cells)]
         rank = None
         if self.rank_col is not None and self.rank_col < len(cells) and (r := _RANK_CELL.match(cells[self.rank_col])):
             rank = int(r.group(1))
