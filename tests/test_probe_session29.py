@@ -121,3 +121,18 @@ def test_a_key_echoed_across_log_probability_tokens_is_stored_nowhere(folder: Pa
         answers = [json.loads(r) for (r,) in conn.execute("SELECT response_json FROM responses")]
     spoken = ["".join(t["token"] for t in a["logprobs"]) for a in answers if a.get("logprobs")]
     assert spoken and all(KEY not in s and s.endswith(" [redacted]") for s in spoken)
+
+
+# -- 5. a private report replaced -------------------------------------------------------------------------------
+def test_a_report_written_over_a_private_one_stays_private(folder: Path, capsys: Capture) -> None:
+    """A report holds the pages and answers of a run. Written over an existing report that its owner
+    had made private (chmod 600), it came back readable by everyone (0644): the file was replaced
+    by a new one with the default permissions."""
+    store = folder / "store"
+    source = natural_run(capsys, store)
+    out_file = folder / "private.html"
+    out_file.write_text("old")
+    out_file.chmod(0o600)
+    code, _, err = poise(capsys, "report", source, "--store", str(store), "--out", str(out_file))
+    assert code == 0, err
+    assert out_file.read_text().startswith("<!doctype html>") and out_file.stat().st_mode & 0o777 == 0o600

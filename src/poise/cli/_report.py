@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -84,11 +85,13 @@ def write_text(path: Path, text: str, flag: str = "--out") -> None:
                 raise OutputClosed() from None
             return
         folder = path.parent
+        # a report replaced keeps its file's permissions (one kept private stays private)
+        mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o644 & ~_umask()
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
-            os.chmod(tmp, 0o644 & ~_umask())
+            os.chmod(tmp, mode)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
