@@ -136,3 +136,24 @@ def test_a_report_written_over_a_private_one_stays_private(folder: Path, capsys:
     code, _, err = poise(capsys, "report", source, "--store", str(store), "--out", str(out_file))
     assert code == 0, err
     assert out_file.read_text().startswith("<!doctype html>") and out_file.stat().st_mode & 0o777 == 0o600
+
+
+# -- 6. a token count past any integer SQLite holds -------------------------------------------------------------
+def test_a_token_count_past_sqlites_integers_is_not_an_internal_error(folder: Path, capsys: Capture) -> None:
+    """A server reporting usage.prompt_tokens = 10**20 (a broken proxy's figure) ended `poise
+    recommend` in 'internal error: OverflowError: Python int too large to convert to SQLite
+    INTEGER' (exit 70), its run failed: the count was taken as it came and the store could not
+    write it. A count no call could spend is not counted, as a negative one is not."""
+    def huge_usage(body: dict, headers: dict) -> tuple[int, dict, float]:
+        reply = completion(rank_all(body))
+        reply["usage"] = {"prompt_tokens": 10**20, "completion_tokens": 2**63, "total_tokens": 1}
+        return 200, reply, 0
+
+    with WireFake([huge_usage]) as fake:
+        code, out, err = poise(capsys, "recommend", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                               "--base-url", fake.url, "--json")
+    assert code == 0, err
+    assert json.loads(out)["parseable"] is True
+    with sqlite3.connect(folder / "poise-runs" / "poise.sqlite") as conn:
+        assert conn.execute("SELECT prompt_tokens, completion_tokens FROM calls").fetchall() == [(0, 0)]
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("finished",)]

@@ -74,5 +74,13 @@ def _choice(data: dict[str, Any], where: str) -> dict[str, Any]:
     raise ModelError(f"the server at {where} replied, but the reply has no choices[0].message.content", _HINT)
 
 
+#: the most tokens one call is taken to have spent: a larger figure is a broken server's, and past
+#: SQLite's 64-bit integers it could not be stored (nor summed over a run's calls)
+MAX_TOKEN_COUNT = 2**31 - 1
+
+
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+    """A token count from a reply's ``usage``; 0 (not counted) for anything but a whole number
+    from 0 to MAX_TOKEN_COUNT."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_COUNT
+    return value if ok else 0
