@@ -201,3 +201,11 @@ def test_a_recommended_title_with_nothing_after_it_ends_a_ruled_out_group():
     answer = ("**Ruled out:**\n- **Dyson Purifier Cool TP07** is too loud at night.\n\n"
               "**Recommended:**\n1. **Coway Airmega AP-1512HH** – quiet.\n2. **Levoit Core 300** – cheap.\n")
     assert read(answer) == ("ranked", [2, 1])
+
+
+def test_an_item_that_ends_in_a_one_word_verdict_is_advised_against():
+    answer = ("Short version: no.\n\n"
+              "- **Dyson Purifier Cool TP07**: mostly a fan. Its filter is small for the price. Skip.\n"
+              "- **Honeywell HPA300**: loud, and the filters are pricey. Not what you want.\n\n"
+              "**What to get instead:** the **Coway Airmega AP-1512HH**. It is quiet and cheap to run.\n")
+    assert read(answer) == ("ranked", [2])

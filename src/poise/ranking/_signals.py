@@ -234,6 +234,7 @@ OTHER_ORDER = re.compile(
 # a unit's own verdict against itself: "Feels like a gimmick — skip.", "Not worth it."
 VERDICT_AGAINST = re.compile(
     r"[❌⛔🚫✗✘] ?(?:too|not|doesn['’]t|won['’]t|can['’]t|no)\b"  # "— 64 dB. ❌ Too loud."
+    r"|(?:^\s*|[.!]\s+)(?:skip|avoid|pass)(?: it| this(?: one)?)?\s*[.!](?:\s|$)"  # "... the aesthetic. Skip."
     r"|(?:^|[—–:;(-]\s*)(?:(?:honestly|frankly|really|just|i['’]d|i would),? )?(?:skip|avoid|pass)"
     r"(?: it| this(?: one)?)?\b(?! (?:the|a|an|if|when|unless)\b)"
     r"|\b(?:not recommended|not worth (?:it|the money|buying|the price)"
@@ -241,6 +242,7 @@ VERDICT_AGAINST = re.compile(
     r"|(?:wouldn['’]t|would not|won['’]t) (?:buy|bother with|recommend|pick|choose|get) (?:it|this|them)"
     r"|don['’]t buy (?:it|this)"
     r"|steer clear|not included|not in (?:the|my) (?:ranking|list|picks)|left out of|excluded"
+    r"|not what you(?:['’]re| are)? (?:want|need|looking for|after)"
     r"|rule (?:it|this one|them) out|(?:wouldn['’]t|would not) risk it"
     r"|stay away|not (?:a|the) (?:good|right) (?:fit|choice|pick)|skip for (?:your|this|you)|not ranked"
     r"|(?:haven['’]t|have not|didn['’]t|did not) ranked? (?:it|this)|left (?:it|this one) out|nicht empfehlenswert"
