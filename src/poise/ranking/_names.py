@@ -325,7 +325,6 @@ class NameMatcher:
             i += n
         return mentions
 
-
     def _other_brand_before(self, text: str, tokens: list[Token], i: int, product: int) -> bool:
         """Whether model words come right after the brand of another listed product and not their own:
         "DEWALT 60V MAX FLEXVOLT Blower" is not the Toro 60V MAX Brushless Leaf Blower."""
