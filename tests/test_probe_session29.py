@@ -5,12 +5,19 @@ model is never loaded (wire fakes on loopback)."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .cliutil import blender_folder, error_line, poise, rank_all
+from .cliutil import ENV_DROP, blender_folder, error_line, poise, rank_all
 from .wirefake import WireFake, completion, token_logprobs
 
 Capture = pytest.CaptureFixture[str]
@@ -157,3 +164,68 @@ def test_a_token_count_past_sqlites_integers_is_not_an_internal_error(folder: Pa
     with sqlite3.connect(folder / "poise-runs" / "poise.sqlite") as conn:
         assert conn.execute("SELECT prompt_tokens, completion_tokens FROM calls").fetchall() == [(0, 0)]
         assert conn.execute("SELECT status FROM runs").fetchall() == [("finished",)]
+
+
+# -- 7. a reply body that trickles, or never ends -------------------------------------------------------------
+def body_server(send: str) -> Iterator[str]:
+    """A loopback server that answers every request with a 200 whose body never ends: ``trickle``
+    sends one byte every 0.2 s (each within any read timeout), ``flood`` sends 1 MiB chunks as
+    fast as it can. Yields its base URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                if send == "trickle":
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: 1000000000\r\n\r\n{")
+                    while not stop.wait(0.2):
+                        conn.sendall(b" ")
+                else:
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Transfer-Encoding: chunked\r\n\r\n")
+                    chunk = b" " * 2**20
+                    while not stop.is_set():
+                        conn.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+            except OSError:  # the client gave up
+                pass
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    finally:
+        stop.set()
+        listener.close()
+
+
+@pytest.mark.parametrize(("send", "fragment"), [("trickle", "did not answer within 1 s per attempt"),
+                                                ("flood", "sent a reply of more than 64 MiB")])
+def test_a_reply_that_trickles_or_never_ends_gives_up(folder: Path, send: str, fragment: str) -> None:
+    """`--timeout 1` promises 'a call gives up after 3 x this', but the timeout bounded each read of
+    the reply, not the reply: a server that sent one byte of its body every 0.2 s held `poise
+    recommend` for ever (the body of 1 GB it announced would have taken 6 years), and one that sent
+    without end filled the memory. The body is now read within the attempt's time and 64 MiB."""
+    server = body_server(send)
+    url = next(server)
+    env = {k: v for k, v in os.environ.items() if k not in ENV_DROP}
+    started = time.monotonic()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "poise", "recommend", "-c", "blender", "--catalog", "cat.jsonl",
+                               "-m", "openai:fake", "--base-url", url, "--timeout", "1", "--max-attempts", "1"],
+                              capture_output=True, text=True, cwd=folder, env=env, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("poise recommend hung on a reply that never ends (more than 60 s)")
+    finally:
+        server.close()
+    assert proc.returncode == 1 and fragment in error_line(proc.stderr), proc.stderr
+    assert time.monotonic() - started < 30

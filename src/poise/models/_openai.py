@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -18,6 +20,8 @@ from ._retry import parse_retry_after
 from ._types import ChatMessage, ChatResponse, GenerateConfig
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+#: The largest reply body read: a chat completion, its log-probabilities included, is far smaller.
+MAX_REPLY_BYTES = 64 * 2**20
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 
@@ -154,8 +158,37 @@ class OpenAIModel(ChatModel):
             kwargs["logprobs"] = True
             if config.top_logprobs:
                 kwargs["top_logprobs"] = config.top_logprobs
-        raw = self._client.chat.completions.with_raw_response.create(**kwargs, timeout=self._attempt_timeout())
-        return read_completion(raw.text, redact_url(self.base_url), self.model, config.logprobs)
+        timeout = self._attempt_timeout()
+        with self._client.chat.completions.with_streaming_response.create(**kwargs, timeout=timeout) as raw:
+            body = self._read_body(raw, time.monotonic() + timeout)
+        return read_completion(body, redact_url(self.base_url), self.model, config.logprobs)
+
+    def _read_body(self, raw: Any, deadline: float) -> str:
+        """A reply's body, read whole within the attempt's time and size: a server that trickles
+        it (each byte within the read timeout, which alone would wait for ever) times out as a silent
+        one does, and one that sends without end is cut off before it fills the memory."""
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in self._chunks(raw):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_REPLY_BYTES:
+                raise ModelError(f"the server at {redact_url(self.base_url)} sent a reply of more than "
+                                 f"{MAX_REPLY_BYTES // 2**20} MiB, which no chat completion needs",
+                                 "check that --base-url points at an OpenAI-compatible API")
+            if time.monotonic() > deadline:
+                raise self._openai.APITimeoutError(request=raw.http_request)
+        return b"".join(chunks).decode(raw.http_response.encoding or "utf-8", errors="replace")
+
+    def _chunks(self, raw: Any) -> Iterator[bytes]:
+        """A reply body's chunks; a failure to read them is named as the SDK names it when it reads
+        a body itself (a timeout, else a connection error)."""
+        try:
+            yield from raw.iter_bytes()
+        except Exception as exc:  # the HTTP library's own errors (its module differs by openai version)
+            timeout = "TimeoutException" in {c.__name__ for c in type(exc).__mro__}
+            error = self._openai.APITimeoutError if timeout else self._openai.APIConnectionError
+            raise error(request=raw.http_request) from exc
 
     def _is_retryable(self, exc: BaseException) -> bool:
         o = self._openai
