@@ -7,21 +7,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from .._errors import ModelError, ModelSpecError, ModelUnreachableError, RequestRejectedError
 from ._base import ChatModel
+from ._bounded import bound_body
 from ._redact import inert_excerpt, register_secret
 from ._reply import read_completion
 from ._retry import parse_retry_after
 from ._types import ChatMessage, ChatResponse, GenerateConfig
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-#: The largest reply body read: a chat completion, its log-probabilities included, is far smaller.
-MAX_REPLY_BYTES = 64 * 2**20
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 
@@ -121,7 +118,8 @@ class OpenAIModel(ChatModel):
         try:
             self._client = openai.OpenAI(
                 api_key=key, base_url=self.base_url, max_retries=0, timeout=self.retry.timeout_s,
-                http_client=openai.DefaultHttpxClient(follow_redirects=False),
+                http_client=openai.DefaultHttpxClient(follow_redirects=False, event_hooks={"response": [
+                    lambda r: bound_body(r, redact_url(self.base_url), openai.APITimeoutError)]}),
             )
         except Exception as exc:  # httpx's InvalidURL (a control character, a bad IDNA host, too long); its module
             if not isinstance(exc, ValueError) and type(exc).__name__ != "InvalidURL":  # differs by openai version
@@ -160,35 +158,21 @@ class OpenAIModel(ChatModel):
                 kwargs["top_logprobs"] = config.top_logprobs
         timeout = self._attempt_timeout()
         with self._client.chat.completions.with_streaming_response.create(**kwargs, timeout=timeout) as raw:
-            body = self._read_body(raw, time.monotonic() + timeout)
+            body = self._read_body(raw)
         return read_completion(body, redact_url(self.base_url), self.model, config.logprobs)
 
-    def _read_body(self, raw: Any, deadline: float) -> str:
-        """A reply's body, read whole within the attempt's time and size: a server that trickles
-        it (each byte within the read timeout, which alone would wait for ever) times out as a silent
-        one does, and one that sends without end is cut off before it fills the memory."""
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in self._chunks(raw):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_REPLY_BYTES:
-                raise ModelError(f"the server at {redact_url(self.base_url)} sent a reply of more than "
-                                 f"{MAX_REPLY_BYTES // 2**20} MiB, which no chat completion needs",
-                                 "check that --base-url points at an OpenAI-compatible API")
-            if time.monotonic() > deadline:
-                raise self._openai.APITimeoutError(request=raw.http_request)
-        return b"".join(chunks).decode(raw.http_response.encoding or "utf-8", errors="replace")
-
-    def _chunks(self, raw: Any) -> Iterator[bytes]:
-        """A reply body's chunks; a failure to read them is named as the SDK names it when it reads
-        a body itself (a timeout, else a connection error)."""
+    def _read_body(self, raw: Any) -> str:
+        """A 200 reply's body, bounded in time and size (see ``bound_body``); a failure to read it
+        is named as the SDK names it when it reads a body itself (a timeout, else a connection error)."""
         try:
-            yield from raw.iter_bytes()
+            data = b"".join(raw.iter_bytes())
+        except (ModelError, self._openai.APIError):  # the bounds' own
+            raise
         except Exception as exc:  # the HTTP library's own errors (its module differs by openai version)
             timeout = "TimeoutException" in {c.__name__ for c in type(exc).__mro__}
             error = self._openai.APITimeoutError if timeout else self._openai.APIConnectionError
             raise error(request=raw.http_request) from exc
+        return data.decode(raw.http_response.encoding or "utf-8", errors="replace")
 
     def _is_retryable(self, exc: BaseException) -> bool:
         o = self._openai
