@@ -231,3 +231,21 @@ def test_a_reply_that_trickles_or_never_ends_gives_up(folder: Path, send: str, f
         server.close()
     assert proc.returncode == 1 and fragment in error_line(proc.stderr), proc.stderr
     assert time.monotonic() - started < 30
+
+
+# -- 8. a blank or hidden-character --query ------------------------------------------------------------------
+@pytest.mark.parametrize(("query", "fragment"), [("", "--query is blank"), ("   ", "--query is blank"),
+                                                 ("Which\x1b[2J one?", "--query contains an escape character"),
+                                                 ("Which\u202e one?", "--query contains a bidi control")])
+def test_a_blank_or_hidden_character_query_is_one_line(folder: Path, capsys: Capture, query: str,
+                                                       fragment: str) -> None:
+    """`--query ""` (an unset shell variable) silently asked the category's own query, and `--query
+    "   "` asked the engine a blank question; a query with an escape sequence or a bidi override,
+    which a catalog's query field refuses, was sent and stored. Each is one line now, before any
+    store exists, as an empty --store, --base-url or --attacker is."""
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "recommend", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                               "--base-url", fake.url, "--query", query)
+        assert not fake.requests
+    assert code == 1 and out == "" and fragment in error_line(err)
+    assert not (folder / "poise-runs").exists()

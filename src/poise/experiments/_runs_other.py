@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._errors import PoiseError
 from .._numbers import check_seed
-from ..catalog import Category
+from ..catalog import Category, text_problem
 from ..engine import DEFAULT_GENERATE_CONFIG, PromptTemplate, SearchEngine
 from ._recommend import Recommendation, recommend
 from ._runs import OnQuery, RunSetup
@@ -64,6 +65,7 @@ def recommend_setup(category: Category, *, model: str, open_model: ModelOpener, 
                     defenses: Sequence[str] | None = None) -> RecommendSetup:
     """``poise recommend``'s run, built and checked."""
     check_seed(seed)
+    _check_query(query)
     llm = open_model(model)
     read = open_reader(reader, open_model)
     config = engine_config(max_tokens, temperature=temperature)
@@ -77,6 +79,17 @@ def recommend_setup(category: Category, *, model: str, open_model: ModelOpener, 
     return RecommendSetup("recommend", run_cfg, engine, read, llm,
                           distinct([llm, *reader_models(read), *defense_models]), [llm, read, *defense_models], 1,
                           category=category, query=query, seed=seed)
+
+
+def _check_query(query: str | None) -> None:
+    """A query given in place of the category's: some text (an unset shell variable is refused,
+    never the category's query or a blank question silently), plain as a catalog's must be."""
+    if query is None:
+        return
+    if not query.strip():
+        raise PoiseError(f"--query is blank ({query!r})", "ask a question, or drop --query for the category's own")
+    if problem := text_problem(query):
+        raise PoiseError(f"--query {problem}", "a query must be plain text; remove the character")
 
 
 @dataclass
