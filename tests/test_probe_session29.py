@@ -249,3 +249,21 @@ def test_a_blank_or_hidden_character_query_is_one_line(folder: Path, capsys: Cap
         assert not fake.requests
     assert code == 1 and out == "" and fragment in error_line(err)
     assert not (folder / "poise-runs").exists()
+
+
+# -- 9. an empty --template ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", [("recommend",), ("natural", "-n", "2"), ("attack",), ("defend",),
+                                     ("transfer", "RUN")])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_template_path_is_called_empty(folder: Path, capsys: Capture, command: tuple[str, ...],
+                                                value: str) -> None:
+    """`--template ""` (an unset shell variable) was read as the working folder: '.: is a folder,
+    not a template file', which sends the user looking at a folder they never named; an empty
+    --catalog and --store are called empty."""
+    argv = [*command, "--template", value, "--store", "store"]
+    if command[0] != "transfer":
+        argv += ["-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake", "--base-url", "http://127.0.0.1:9/v1"]
+    code, out, err = poise(capsys, *argv)
+    line = error_line(err)
+    assert code == 2 and out == "" and "'--template': is empty" in line and "is a folder" not in line
+    assert not (folder / "store").exists()

@@ -33,7 +33,19 @@ StoreOpt = Annotated[Path | None, typer.Option(
     "--store", envvar=STORE_ENV, show_envvar=True, parser=_store_folder, metavar="<path>",
     help="Results folder (default ./poise-runs).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
-TemplateOpt = Annotated[Path | None, typer.Option("--template", help="A prompt template TOML file.")]
+
+
+def _template_file(value: str) -> Path:
+    """--template's file. An empty one (an unset shell variable) is refused: as a path it reads
+    as '.', which was then called 'a folder, not a template file'."""
+    if not value.strip():
+        raise typer.BadParameter("is empty; pass a prompt template .toml file, or leave --template out for the "
+                                 "default")
+    return Path(value)
+
+
+TemplateOpt = Annotated[Path | None, typer.Option(
+    "--template", parser=_template_file, metavar="<path>", help="A prompt template TOML file.")]
 MaxTokensOpt = Annotated[int, typer.Option("--max-tokens", min=1, max=MAX_TOKENS, help="Most tokens per answer.")]
 SeedOpt = Annotated[int, typer.Option(
     "--seed", min=0, max=MAX_SEED, help="Seeds the context orders and the model's sampling.")]
