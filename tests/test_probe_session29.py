@@ -267,3 +267,26 @@ def test_an_empty_template_path_is_called_empty(folder: Path, capsys: Capture, c
     line = error_line(err)
     assert code == 2 and out == "" and "'--template': is empty" in line and "is a folder" not in line
     assert not (folder / "store").exists()
+
+
+# -- 10. empty paths in a sweep --------------------------------------------------------------------------------
+def test_empty_paths_of_a_sweep_are_called_empty(folder: Path, capsys: Capture) -> None:
+    """`poise sweep ""` was 'sweep file . is a folder', `--report ""` 'cannot write the report to .:
+    it is a folder', and `templates = [""]` in the file '/the/sweep/folder: is a folder, not a
+    template file': an empty value read as a folder nobody named (an unset shell variable, a
+    template left blank)."""
+    head = 'kind = "natural"\ncategories = ["blender"]\nmodels = ["openai:fake"]\n'
+    options = '[options]\ncatalog = "cat.jsonl"\ntrials = 2\nbootstrap = 0\n'
+    sweep = folder / "sweep.toml"
+    sweep.write_text(head + options)
+    for argv, fragment in ((("sweep", ""), "Invalid value for 'file': is empty"),
+                           (("sweep", " "), "Invalid value for 'file': is empty"),
+                           (("sweep", str(sweep), "--dry-run", "--report", ""), "'--report': is empty")):
+        code, out, err = poise(capsys, *argv)
+        assert code == 2 and out == "" and fragment in error_line(err) and "folder" not in error_line(err)
+    for blank in ("", "  "):
+        sweep.write_text(head + f'templates = ["default", "{blank}"]\n' + options)
+        code, out, err = poise(capsys, "sweep", str(sweep), "--dry-run")
+        line = error_line(err)
+        assert code == 1 and out == "" and "templates: an empty value" in line and "folder" not in line
+    assert not (folder / "poise-runs").exists()

@@ -20,8 +20,25 @@ if TYPE_CHECKING:  # annotations only
     from ..sweep import Job, ModelSource, Outcome, Prepared
 
 
+def _sweep_file(value: str) -> Path:
+    """The sweep file. An empty path (an unset shell variable) is refused: as a path it reads as
+    '.', which was then called a folder."""
+    if not value.strip():
+        raise typer.BadParameter("is empty; name the sweep file (TOML)")
+    return Path(value)
+
+
+def _report_file(value: str) -> Path:
+    """--report's file. An empty one (an unset shell variable) is refused: as a path it reads as
+    '.', which was then called a folder."""
+    if not value.strip():
+        raise typer.BadParameter("is empty; pass the HTML file to write, or leave --report out")
+    return Path(value)
+
+
 def sweep(
-    file: Annotated[Path, typer.Argument(help="The sweep file (TOML): axes and fixed options; see the README.")],
+    file: Annotated[Path, typer.Argument(
+        parser=_sweep_file, help="The sweep file (TOML): axes and fixed options; see the README.")],
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Print the jobs, their state in the store and an estimate of queries and tokens; "
                           "run nothing.")] = False,
@@ -35,8 +52,9 @@ def sweep(
         "--address", help="The Ray cluster to join (e.g. 10.0.0.5:6379; default: start a local one).",
         show_default=False)] = None,
     report: Annotated[Path | None, typer.Option(
-        "--report", help="Write one HTML report of the whole sweep here (with --dry-run: of what the store "
-                         "holds, running nothing).", show_default=False)] = None,
+        "--report", parser=_report_file, metavar="<path>", show_default=False,
+        help="Write one HTML report of the whole sweep here (with --dry-run: of what the store holds, running "
+             "nothing).")] = None,
     base_url: Annotated[list[str] | None, typer.Option(
         "--base-url", envvar="OPENAI_BASE_URL", show_envvar=True,
         help="An endpoint for openai:MODEL specs; repeat to spread calls over several servers.")] = None,

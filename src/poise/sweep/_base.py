@@ -109,6 +109,8 @@ class SweepFile(BaseModel):
             for key, value in values.items():
                 if isinstance(value, list) and not value:
                     raise ValueError(f"params.{name}.{key}: an axis needs at least one value")
+        if any(not t.strip() for t in self.templates):  # as a path it would read as the sweep file's folder
+            raise ValueError("templates: an empty value; write 'default' or a template TOML file's path")
         if self.kind == "defend" and "defenses" in given and NO_DEFENSE in self.defenses:
             raise ValueError("defenses: a defend run always compares with the plain engine; drop 'none'")
         return self
