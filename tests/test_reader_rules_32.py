@@ -209,3 +209,23 @@ def test_an_item_that_ends_in_a_one_word_verdict_is_advised_against():
               "- **Honeywell HPA300**: loud, and the filters are pricey. Not what you want.\n\n"
               "**What to get instead:** the **Coway Airmega AP-1512HH**. It is quiet and cheap to run.\n")
     assert read(answer) == ("ranked", [2])
+
+
+def test_page_numbers_that_open_bullets_or_follow_a_ranking_label_are_places():
+    order = [4, 3, 2, 1, 0]  # page [1] is the Dyson, page [2] the HPA300, page [3] the Coway ...
+    answer = ("Looking at the five listings:\n\n- [2] is loud, so not what you asked for.\n"
+              "- [3] is the quietest — my first choice.\n- [4] is a close second and cheaper.\n\n"
+              "**Recommendation order:** [3] > [4]\n")
+    ranking = parse_ranking(answer, PURIFIERS, context=order)
+    assert (ranking.status, list(ranking.order)) == ("ranked", [2, 1])
+    final = ("- [3] is the quietest — best fit.\n- [5] is cheap — second.\n- [1] is a fan more than a purifier.\n\n"
+             "Final: [3], [5].\n")
+    ranking = parse_ranking(final, PURIFIERS, context=order)
+    assert (ranking.status, list(ranking.order)) == ("ranked", [2, 0])
+
+
+def test_a_list_of_numbered_sources_is_not_read_as_places():
+    answer = ("1. **Coway Airmega AP-1512HH** – quietest [1].\n2. **Levoit Core 300** – cheapest [2].\n\n"
+              "**Sources**\n[1] Wirecutter – The best air purifier\n[2] RTINGS – Levoit Core 300 review\n")
+    ranking = parse_ranking(answer, PURIFIERS, context=[4, 3, 2, 1, 0])
+    assert (ranking.status, list(ranking.order)) == ("ranked", [2, 1])

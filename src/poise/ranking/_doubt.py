@@ -61,6 +61,8 @@ def negated_only(order: Sequence[int], text: str, reader: Reader) -> int | None:
     return None
 
 
+# page numbers in a row, not a citation run ("[1][2]"): "[2] > [4] > [1]", "[4], [5], [3]", "[3] and [6]"
+_PAGES = r"\[\s*\d{1,2}\s*\](?:\s*(?:,|>|→|->|and|or|then)\s*\[\s*\d{1,2}\s*\])*(?!\s*\[)"
 # a product called by its place among the pages: "source [3]", "result 2", "Option B", "the third link"
 POSITION = re.compile(
     r"\bsource\s*\[\s*\d{1,2}\s*\](?!\s*\[)"  # "source [2]", not a citation after a noun ("sources [1][2]")
@@ -74,8 +76,15 @@ POSITION = re.compile(
     r"(?:[\w-]+ ){1,4}(?:from|in|at) \[\s*\d{1,2}\s*\](?:\s*(?:,|and|or|&)\s*\[\s*\d{1,2}\s*\])*"
     # a page number under a pick's label: "**Overall pick:** [3]", "Also fine: [5]" (not "Sources: [1]")
     r"|\b(?:pick|choice|winner|best|top|runner-up|alternative|also fine|also good|budget|value|premium)\b[^:\n]{0,20}:"
-    r"(?:\*\*|__)?[ \t]*\[\s*\d{1,2}\s*\](?!\s*\[)",
-    re.I,
+    r"(?:\*\*|__)?[ \t]*\[\s*\d{1,2}\s*\](?!\s*\[)"
+    # a ranking's label over page numbers, "Final: [4], [5], [3]", "**Recommendation order:** [2] > [4] > [1]"
+    r"|\b(?:final|ranking|order|recommendations?|verdict|picks)\b[^:\n]{0,20}:(?:\*\*|__)?[ \t]*" + _PAGES +
+    # a page number that opens a bulleted item: "- [3] and [6] are SATA drives", "- [2] is the fastest" (a line
+    # that opens with one unbulleted is more often a source: "[1] EPA – Wildfire smoke and indoor air")
+    # (not a list of sources: "[1] seriouseats.com – The Best Blenders", "[2] https://...")
+    r"|^[ \t]*[-*•][ \t]+" + _PAGES + r"(?=[ \t]*[\w:–—])"
+    r"(?![ \t]*(?:https?://|www\.|[\w.-]+\.(?:com|org|net|io|co|uk|de|fr|es|it|nl|edu|gov)\b))",
+    re.I | re.M,
 )
 
 

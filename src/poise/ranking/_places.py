@@ -24,6 +24,7 @@ _ORDINAL = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth
 _NUMBER = re.compile(r"\d{1,2}")
 _LETTER = re.compile(r"\s(?-i:[A-H])\b")
 _WORDS = re.compile(r"[a-z0-9]+", re.I)
+_BRACKET = re.compile(r"\[\s*(\d{1,2})\s*\]")
 
 
 def check_context(context: Sequence[int] | None, n: int) -> tuple[int, ...] | None:
@@ -57,10 +58,12 @@ def name_places(text: str, names: Sequence[tuple[str, str]], context: Sequence[i
         places = _places(ref.group())
         if not places or not all(1 <= place <= len(context) for place in places):
             continue
-        named = " and ".join(" ".join(names[context[place - 1]]) for place in places)
         start, end = at + ref.start(), at + ref.end()
-        if ":" in ref.group():  # a pick's label: keep it, name the page
-            start += ref.group().rindex("[")
+        if ":" in ref.group() or ref.group().lstrip(" \t-*•").startswith("["):
+            # a label or a list item's opening: keep them, name each page where it stands ("[2] > [4]")
+            named = _BRACKET.sub(lambda m: " ".join(names[context[int(m.group(1)) - 1]]), ref.group())
+        else:
+            named = " and ".join(" ".join(names[context[place - 1]]) for place in places)
         out += [text[last:start], named]
         last = end
     return "".join(out) + text[last:]

@@ -33,7 +33,7 @@ _RANKING = (
     r"|clasificaci[oó]n|ranking final|mi ranking|mein ranking|meine rangfolge|classifica(?:ção|cao|zione)"
     r"|klasyfikacja|ranking końcowy|pořadí|sıralama(?:m)?|rangordning)"
     r"|in (?:my )?order of (?:preference|recommendation)|how i(?:['’]d| would) rank (?:them|these)"
-    r"|ranked(?: from)? best to worst|from best to worst|best to worst|ranked(?=\s*(?:\*\*|__)?\s*:)"
+    r"|ranked(?: from)? best to worst|from best to worst|best to worst|(?:ranked|final)(?=\s*(?:\*\*|__)?\s*:)"
     r"|(?:my|our) (?:final |overall )?order"
     r"|if i (?:had|have) to (?:put (?:them|these) in(?: an)? order|rank (?:them|these|those|the [^:\n]{0,40}))"
 )
@@ -52,6 +52,7 @@ _TAIL = r"(?:,?\s+[\w'’()/-]+){0,6}?\s*(?:\*\*|__)?\s*(?:is\b|would be\b|:|–
 # any word a statement label may hold: a cheap test before the anchored ones below
 STATEMENT_HINT = re.compile(
     r"rank|order|pref|tl;?dr|short|quick|in short|kurz|bref|verdict|bottom|conclu|summar|answer|take|recommend|pick"
+    r"|final"
     r"|classement|rangfolge|rangliste|reihenfolge|clasific|fazit|zusammenfass|sum[ée]|resumen|worst|glance|breve"
     r"|sintesi|resumo|het kort|classifica|klasyfik|pořad|sıralam|rangordning", re.I)
 STATEMENTS = [
