@@ -229,3 +229,16 @@ def test_a_list_of_numbered_sources_is_not_read_as_places():
               "**Sources**\n[1] Wirecutter – The best air purifier\n[2] RTINGS – Levoit Core 300 review\n")
     ranking = parse_ranking(answer, PURIFIERS, context=[4, 3, 2, 1, 0])
     assert (ranking.status, list(ranking.order)) == ("ranked", [2, 1])
+
+
+def test_a_note_after_the_ranked_list_is_a_caveat_not_a_decline():
+    answer = ("1. **Coway Airmega AP-1512HH** – quietest.\n2. **Levoit Core 300** – cheapest.\n\n"
+              "**Note:** None of these purifiers are truly silent on their top setting. Run them on auto.\n")
+    assert read(answer) == ("ranked", [2, 1])
+
+
+def test_an_offer_of_more_help_after_a_stated_ranking_does_not_defer_it():
+    answer = ("**TL;DR:** Coway Airmega AP-1512HH first, Levoit Core 300 second.\n\n"
+              "The **Levoit Core 300** is small and cheap. The **Coway Airmega AP-1512HH** is the quietest here.\n\n"
+              "If you tell me your room size I can suggest a fan setting.\n")
+    assert read(answer) == ("ranked", [2, 1])

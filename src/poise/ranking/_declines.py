@@ -26,7 +26,8 @@ def declines(text: str, reader: Reader) -> bool:
     sentences = [s.group() for s in found]
     # "What about the rest? I wouldn't pick any of them": a decline about the others, after picks
     declining = [found[i] for i, s in enumerate(sentences) if _declines_all(s, reader)
-                 and not _THE_REST.search(" ".join(sentences[max(0, i - 1): i + 1]))]
+                 and not _THE_REST.search(" ".join(sentences[max(0, i - 1): i + 1]))
+                 and not _in_note(text, found[i])]
     if not declining:
         return False
     # "... so I'd rule them out.  Final ranking: 1. X 2. Y": a numbered list of products after it
@@ -35,6 +36,16 @@ def declines(text: str, reader: Reader) -> bool:
     # "None of these is perfect. The X comes closest." still recommends the X
     return not any((sig.STILL_PICKS.search(s) or sig.DECISION.search(s)) and reader.mentions(s, skip_negative=True)
                    for s in sentences)
+
+
+# a note's label: what follows is a caveat ("**Note:** None of these phones are truly rugged")
+_NOTE = re.compile(r"[ \t]*[*_]*[ \t]*(?:a |one )?(?:note|caveat|heads[- ]up|tip|p\.?s\.?)[ \t]*[*_]*[ \t]*:", re.I)
+
+
+def _in_note(text: str, sentence: re.Match[str]) -> bool:
+    """Whether a sentence is on a line labelled as a note, after a numbered list of picks."""
+    line = text.rfind("\n", 0, sentence.start()) + 1
+    return bool(_NOTE.match(text, line, sentence.end())) and len(_NUMBERED_LINE.findall(text, 0, line)) >= 2
 
 
 _ASIDE = re.compile(r"^[\s*•-]*\(")
@@ -66,7 +77,10 @@ def defers(text: str, reader: Reader) -> bool:
         return False
     if all("narrow" in o.lower() for o in offers) and any(u.kind != "para" and reader.subjects(u) for u in cut(text)):
         return False
-    return not any(sig.DECISION.search(s.group()) and reader.find(s.group()) for s in _SENTENCE.finditer(text))
+    # "**TL;DR:** the A first, the B second. ... If you tell me your camera I can suggest settings": it ranked
+    return not any((sig.DECISION.search(s.group()) and reader.find(s.group()))
+                   or (sig.ORDINAL.search(s.group()) and len({m.product for m in reader.find(s.group())}) >= 2)
+                   for s in _SENTENCE.finditer(text))
 
 
 # an answer framed as a comparison: "Here's a side-by-side comparison", "they differ in", a spec table
