@@ -242,3 +242,10 @@ def test_an_offer_of_more_help_after_a_stated_ranking_does_not_defer_it():
               "The **Levoit Core 300** is small and cheap. The **Coway Airmega AP-1512HH** is the quietest here.\n\n"
               "If you tell me your room size I can suggest a fan setting.\n")
     assert read(answer) == ("ranked", [2, 1])
+
+
+def test_a_line_that_says_why_a_product_is_not_here_puts_it_aside():
+    answer = ("| Purifier | Why it's good | Rank |\n|---|---|---|\n| Levoit Core 300 | cheap | 2 |\n"
+              "| Coway Airmega AP-1512HH | quiet | 1 |\n\n"
+              "**Why the Honeywell HPA300 isn't here:** it is too loud for a bedroom.\n")
+    assert read(answer) == ("ranked", [2, 1])

@@ -136,7 +136,10 @@ _NEGATIVE = re.compile(
     r"|\blike-for-like\b|\bexagerad[oa]\b"
     # "it won't fit yours", "consumer ultrabooks won't survive that", "anything hose-based is out"
     r"|\b(?:won['’]t|will not|wouldn['’]t|would not) (?:fit|survive|last|hold up)\b"
-    r"|\b(?:is|are) (?:all )?out\b(?!\s+(?:now|there|today|of|on|in|for|and|with|soon|yet|next))"
+    r"|\b(?:is|are|it['’]s|they['’]re) (?:all )?out\b(?!\s+(?:now|there|today|of|on|in|for|and|with|soon|yet|next))"
+    # "not sold in the US", "why the Galaxy Tab A9+ isn't here"
+    r"|\bnot (?:sold|available|offered) in (?:the )?(?:us|usa|uk|eu|europe|your (?:country|region|market))\b"
+    r"|\bwhy\b[^.:!?\n]{0,60}\b(?:isn['’]t|is not|aren['’]t|are not) (?:here|listed|included|on (?:the|this|my) list)\b"
     r"|\bover (?:your |the |my )?budget\b|\b(?:more |be |been )?(?:cautious|wary) (?:about|of)\b"
     r"|\b(?:i['’]d|i would|i['’]ll|i will|so i) drop\b|\bnon (?:è |e )?(?:consigliat|raccomandat)\w*|\bsconsigli\w*"
     r"|\bnon (?:lo |la |li |le )?(?:consiglio|consiglierei|raccomando)\b|\bniet aan te raden\b|\bn[ãa]o recomend\w*"
@@ -242,7 +245,9 @@ _NEGATIVE_WORDS = ("avoid", "skip", "less suited", "steer", "stay away", "pass o
                    "outclassed", "discontinued", "no longer", "end of", "older", "underpowered", "outside",
                    "hard to", "a different", "zu ", "veraltet", "dépass", "hoppa", "skulle jag inte", "överkurs",
                    "escolheria", "compraria", "desejar", "evitaria", "tavsiye", "önerm", "nedoporu", "odradzam",
-                   "considerer", "desaconsej", "is out", "are out", "overpriced", "überteuert",
+                   "considerer", "desaconsej", "is out", "are out", "s out", "re out", "sold in", "available in",
+                   "offered in", "t here", "not here", "t listed", "not listed", "t included", "not included",
+                   "on the list", "on this list", "on my list", "overpriced", "überteuert",
                    "than you", "than most", "passar inte", "replacement",
                    "substitute", "like-for-like", "exagerad")
 # ... or one of these after a negation ("don't get", "won't work", "isn't needed", "never recommend")
