@@ -4,6 +4,7 @@ model is never loaded (wire fakes on loopback)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import socket
@@ -290,3 +291,31 @@ def test_empty_paths_of_a_sweep_are_called_empty(folder: Path, capsys: Capture) 
         line = error_line(err)
         assert code == 1 and out == "" and "templates: an empty value" in line and "folder" not in line
     assert not (folder / "poise-runs").exists()
+
+
+# -- 11. a compressed reply that inflates past the bound ----------------------------------------------------------
+BOMB = gzip.compress(b'{"x": "' + b" " * (80 * 2**20) + b'"}', compresslevel=9)  # 80 MiB in about 80 KB
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_a_compressed_reply_is_read_within_the_bound_inflated(folder: Path, capsys: Capture, status: int) -> None:
+    """The 64 MiB bound counted the bytes on the wire: a gzip body of 80 KB that inflates to 80 MiB
+    (or one of 64 MiB that inflates to 64 GiB) was inflated whole by the client, a 200's and an
+    error's alike. A gzip reply of ordinary size is still read, its error message too."""
+    gzipped = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+
+    def good(body: dict, headers: dict) -> tuple[int, bytes, float, dict]:
+        return 200, gzip.compress(json.dumps(completion(rank_all(body))).encode()), 0, gzipped
+
+    def bad(body: dict, headers: dict) -> tuple[int, bytes, float, dict]:
+        return 400, gzip.compress(json.dumps({"error": {"message": "no such model fake"}}).encode()), 0, gzipped
+
+    with WireFake([good, bad, (status, BOMB, 0, gzipped)]) as fake:
+        argv = ("recommend", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake", "--base-url", fake.url,
+                "--max-attempts", "1", "--json")
+        code, out, err = poise(capsys, *argv)
+        assert code == 0 and json.loads(out)["parseable"] is True, err
+        code, out, err = poise(capsys, *argv, "--seed", "1")
+        assert code == 1 and "no such model fake" in error_line(err)
+        code, out, err = poise(capsys, *argv, "--seed", "2")
+    assert code == 1 and out == "" and "sent a reply of more than 64 MiB" in error_line(err)
