@@ -249,3 +249,11 @@ def test_a_line_that_says_why_a_product_is_not_here_puts_it_aside():
               "| Coway Airmega AP-1512HH | quiet | 1 |\n\n"
               "**Why the Honeywell HPA300 isn't here:** it is too loud for a bedroom.\n")
     assert read(answer) == ("ranked", [2, 1])
+
+
+def test_an_item_that_rules_its_product_out_for_the_user_is_advised_against():
+    answer = ("A few strong candidates:\n\n"
+              "- **Dyson Purifier Cool TP07** is really a fan, so it's out if you want a quiet purifier.\n"
+              "- **Honeywell HPA300** is a US model that's not sold in the UK.\n"
+              "- **Coway Airmega AP-1512HH** — quiet, cheap filters.\n\n**Final pick:** Coway Airmega AP-1512HH.\n")
+    assert read(answer) == ("ranked", [2])

@@ -244,6 +244,8 @@ VERDICT_AGAINST = re.compile(
     r"|don['’]t buy (?:it|this)"
     r"|steer clear|not included|not in (?:the|my) (?:ranking|list|picks)|left out of|excluded"
     r"|not what you(?:['’]re| are)? (?:want|need|looking for|after)"
+    r"|\b(?:it['’]s|it is|they['’]re|they are) out\b(?! (?:of|there|now|today|on|in)\b)"
+    r"|not (?:sold|available|offered) in (?:the )?(?:us|usa|uk|eu|europe|your (?:country|region|market))\b"
     r"|rule (?:it|this one|them) out|(?:wouldn['’]t|would not) risk it"
     r"|stay away|not (?:a|the) (?:good|right) (?:fit|choice|pick)|skip for (?:your|this|you)|not ranked"
     r"|(?:haven['’]t|have not|didn['’]t|did not) ranked? (?:it|this)|left (?:it|this one) out|nicht empfehlenswert"
