@@ -257,3 +257,10 @@ def test_an_item_that_rules_its_product_out_for_the_user_is_advised_against():
               "- **Honeywell HPA300** is a US model that's not sold in the UK.\n"
               "- **Coway Airmega AP-1512HH** — quiet, cheap filters.\n\n**Final pick:** Coway Airmega AP-1512HH.\n")
     assert read(answer) == ("ranked", [2])
+
+
+def test_a_best_overall_pick_line_goes_first_whatever_its_place():
+    answer = ("**Budget pick:** Levoit Core 300 – small and cheap.\n\n"
+              "**Best overall:** Coway Airmega AP-1512HH – quiet, with cheap filters.\n\n"
+              "**Best for big rooms:** Honeywell HPA300 – moves a lot of air.\n")
+    assert read(answer) == ("ranked", [2, 1, 3])

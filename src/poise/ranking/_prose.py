@@ -153,11 +153,19 @@ _TOP_PICK = re.compile(r"\b(?:my|our) (?:top|overall|number[- ]one|#1|clear|firs
                        r"|\boverall,? (?:i['’]d|i would) (?:lean towards?|go with|pick)\b", re.I)
 
 
+# a pick line's label that makes it the first pick
+_TOP_TITLE = re.compile(r"\b(?:best overall|top pick|overall (?:winner|pick)|editor['’]?s (?:pick|choice)|(?:our|my) "
+                        r"(?:top )?pick|#\s*1 pick|number[- ]one pick)\b", re.I)
+
+
 def top_pick_first(units: list[Unit], base: list[int], reader: Reader) -> list[int]:
     """Picks laid out without ranks and a sentence that names one of them the top pick ("my top
     pick is the Theragun Elite"): that one goes first."""
     if len(base) < 2 or any(u.rank is not None for u in units):
         return base
+    for u in units:  # "💸 **Best budget pick:** the A ... 🏆 **Best overall:** the B": the B first
+        if u.kind == "pick" and _TOP_TITLE.search(u.title) and (ps := reader.subjects(u)) and ps[0] in base:
+            return [ps[0]] + [q for q in base if q != ps[0]]
     for u in units:
         for m in _SENTENCE.finditer(u.text):
             if not _TOP_PICK.search(m.group()):
