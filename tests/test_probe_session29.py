@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -319,3 +320,18 @@ def test_a_compressed_reply_is_read_within_the_bound_inflated(folder: Path, caps
         assert code == 1 and "no such model fake" in error_line(err)
         code, out, err = poise(capsys, *argv, "--seed", "2")
     assert code == 1 and out == "" and "sent a reply of more than 64 MiB" in error_line(err)
+
+
+@pytest.mark.parametrize("wbits", [15, -15])
+def test_a_deflate_reply_with_or_without_its_zlib_header_is_read(folder: Path, capsys: Capture, wbits: int) -> None:
+    """Inflated by poise now (above), a deflate body is read as the HTTP client read it: with its
+    zlib header, or raw, as some servers send it."""
+    def deflated(body: dict, headers: dict) -> tuple[int, bytes, float, dict]:
+        packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+        data = json.dumps(completion(rank_all(body))).encode()
+        return 200, packer.compress(data) + packer.flush(), 0, {"Content-Encoding": "deflate"}
+
+    with WireFake([deflated]) as fake:
+        code, out, err = poise(capsys, "recommend", "-c", "blender", "--catalog", "cat.jsonl", "-m", "openai:fake",
+                               "--base-url", fake.url, "--json")
+    assert code == 0 and json.loads(out)["parseable"] is True, err

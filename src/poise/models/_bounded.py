@@ -29,8 +29,8 @@ def bound_body(response: Any, where: str, timeout_error: Callable[..., Exception
     deadline = time.monotonic() + seconds if seconds else None
     inner = response.stream
     encoding = response.headers.get("content-encoding", "").strip().lower()
-    inflate = zlib.decompressobj(zlib.MAX_WBITS | 32) if encoding in _INFLATED else None  # gzip or zlib header
-    if inflate is not None:
+    inflating = encoding in _INFLATED
+    if inflating:
         del response.headers["content-encoding"]  # inflated here: the client must not inflate it again
 
     def too_large() -> ModelError:
@@ -39,10 +39,12 @@ def bound_body(response: Any, where: str, timeout_error: Callable[..., Exception
 
     class Bounded(http.SyncByteStream):  # type: ignore[misc,name-defined]
         def __iter__(self) -> Iterator[bytes]:
-            size = 0
+            size, inflate = 0, None
             for raw in inner:
                 if deadline is not None and time.monotonic() > deadline:
                     raise timeout_error(request=response.request)
+                if inflating and inflate is None:
+                    inflate = zlib.decompressobj(_window(encoding, raw))
                 chunk = raw if inflate is None else _inflate(inflate, raw, MAX_REPLY_BYTES + 1 - size, where)
                 size += len(chunk)
                 if size > MAX_REPLY_BYTES or (inflate is not None and inflate.unconsumed_tail):
@@ -53,6 +55,14 @@ def bound_body(response: Any, where: str, timeout_error: Callable[..., Exception
             inner.close()
 
     response.stream = Bounded()
+
+
+def _window(encoding: str, first: bytes) -> int:
+    """zlib's wbits for a body: gzip; deflate with its zlib header (0x78 ...) or, as some servers
+    send it, raw (the HTTP client reads both)."""
+    if encoding != "deflate":
+        return zlib.MAX_WBITS | 16
+    return zlib.MAX_WBITS if first[:1] == b"\x78" else -zlib.MAX_WBITS
 
 
 def _inflate(inflate: Any, data: bytes, most: int, where: str) -> bytes:
