@@ -264,3 +264,10 @@ def test_a_best_overall_pick_line_goes_first_whatever_its_place():
               "**Best overall:** Coway Airmega AP-1512HH – quiet, with cheap filters.\n\n"
               "**Best for big rooms:** Honeywell HPA300 – moves a lot of air.\n")
     assert read(answer) == ("ranked", [2, 1, 3])
+
+
+def test_i_would_swap_the_top_two_revises_the_list():
+    answer = ("1. **Levoit Core 300** – cheap.\n2. **Coway Airmega AP-1512HH** – quiet.\n"
+              "3. **Honeywell HPA300** – big.\n\n"
+              "Actually, for a bedroom I'd swap the top two: the Coway is much quieter at night. The rest stays.\n")
+    assert read(answer) == ("ranked", [2, 1, 3])

@@ -17,10 +17,14 @@ REVISION = re.compile(
     r"|\b(?:revised|updated|corrected) (?:ranking|list|order|top \w+)|\bafter (?:re-?considering|reconsidering)"
     r"|\bon reflection\b|\bi (?:ordered|ranked|listed) (?:that|those|these|them) (?:badly|wrong)"
     r"|\bi(?:['’]d| would) (?:now )?(?:re-?order|re-?rank|reshuffle)(?: (?:them|these|the list|my picks))?\s*:"
-    r"|\bmoment,? (?:bitte|mal)|\ben fait,? (?:je|non)|\bpensándolo (?:bien|mejor)",
+    r"|\bmoment,? (?:bitte|mal)|\ben fait,? (?:je|non)|\bpensándolo (?:bien|mejor)"
+    # "Actually, for a beach I'd swap the top two": the swap itself is read from what follows
+    r"|(?=\b(?:i['’]d|i would|let['’]s) swap (?:the (?:top|first) two|#?\d (?:and|with) #?\d)\b)",
     re.I,
 )
 SWAP = re.compile(r"\bswap(?:ping)?\s+(?:#|numbers?\s+|positions?\s+|spots?\s+)?(\d)\s*(?:and|&|with)\s*#?(\d)\b", re.I)
+# the swap that is a revision of its own: "Actually, I'd swap the top two"
+SWAP_TOP = re.compile(r"^(?:i['’]d|i would|let['’]s) swap (?:the (?:top|first) two)\b", re.I)
 
 # labels that introduce the answer's own ranking (level 3), a short answer (level 2) or a
 # summary (level 1: a ranking only when it orders products with ordinal words)
@@ -144,10 +148,12 @@ MANIPULATION = re.compile(
 
 def swap(order: list[int], text: str) -> list[int] | None:
     """The order after a "swap 2 and 3" revision, or None when ``text`` asks for none."""
-    m = SWAP.search(text)
-    if not m:
+    if SWAP_TOP.match(text):
+        a, b = 0, 1
+    elif m := SWAP.search(text):
+        a, b = int(m.group(1)) - 1, int(m.group(2)) - 1
+    else:
         return None
-    a, b = int(m.group(1)) - 1, int(m.group(2)) - 1
     if not (0 <= a < len(order) and 0 <= b < len(order)):
         return None
     out = list(order)
