@@ -627,6 +627,23 @@ def test_the_model_reader_asks_for_json_under_a_schema_and_validates_it():
         assert ranking.reader == "model:openai:reader"
 
 
+def test_a_reader_model_that_cannot_be_reached_fails_the_call_and_a_refused_answer_is_ambiguous():
+    """A dead reader server used to turn every answer into an 'ambiguous' reading of a run that then looked
+    finished; it raises now, so the run fails and resumes. A request refused for what it asks (HTTP 400) is
+    about this answer alone: that answer is ambiguous, counted apart."""
+    from poise import ModelError
+    from poise.models import OpenAIModel, RetryPolicy
+
+    dead = OpenAIModel("openai:reader", "reader", base_url="http://127.0.0.1:1/v1", api_key="k",
+                       retry=RetryPolicy(max_attempts=1, timeout_s=5))
+    with pytest.raises(ModelError):
+        ModelReader(dead).read("1. Oster Pro 1200", P)
+    refused = (400, {"error": {"message": "flagged by moderation", "type": "invalid_request_error"}}, 0)
+    with WireFake([refused]) as fake:
+        ranking = ModelReader(get_model("openai:reader", base_url=fake.url, api_key="k")).read("1. Oster Pro 1200", P)
+    assert ranking.status == "ambiguous" and "reader model failed" in ranking.reason
+
+
 def test_the_agreement_reader_keeps_only_readings_both_give():
     answer = "1. Oster Pro 1200\n2. Blendtec Designer 650 S"
     with WireFake([reply([3, 1]), reply([1, 3])]) as fake:

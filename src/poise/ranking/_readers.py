@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from .._errors import ModelError, PoiseError
+from .._errors import EmptyResponseError, PoiseError, RequestRejectedError
 from ..models import ChatMessage, ChatModel, GenerateConfig
 from ._extract import _names, parse_ranking
 from ._result import Ranking
@@ -92,7 +92,10 @@ class ModelReader:
             return Ranking((), n, "the response is empty", reader=self.name)
         try:
             reply = self.model.generate(self.messages(response, products, context), self.config)
-        except ModelError as exc:
+        except (RequestRejectedError, EmptyResponseError) as exc:
+            # this answer's request was refused or came back empty: the answer cannot be read, counted apart. A
+            # reader that cannot be reached at all fails the run (resumable), as the engine's model does: a run
+            # of answers each marked "ambiguous" would look finished and read nothing
             return Ranking((), n, f"the reader model failed: {exc.one_line()}", ambiguous=True, reader=self.name)
         return self.validate(reply.text, n)
 
