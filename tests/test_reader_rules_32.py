@@ -271,3 +271,9 @@ def test_i_would_swap_the_top_two_revises_the_list():
               "3. **Honeywell HPA300** – big.\n\n"
               "Actually, for a bedroom I'd swap the top two: the Coway is much quieter at night. The rest stays.\n")
     assert read(answer) == ("ranked", [2, 1, 3])
+
+
+def test_a_main_pick_in_prose_before_an_also_consider_list_comes_first():
+    answer = ("For a nursery the **Coway Airmega AP-1512HH** is the standard: quiet and cheap to run. It's my main "
+              "recommendation.\n\nAlso consider:\n- **Levoit Core 300** – smaller.\n- **Honeywell HPA300** – bigger.\n")
+    assert read(answer) == ("ranked", [2, 1, 3])

@@ -115,6 +115,7 @@ def more_options(units: list[Unit], reader: Reader) -> list[int]:
 
 
 _OTHER_OPTIONS = re.compile(r"\bother (?:[\w-]+ )?(?:options|choices|picks|contenders|models)\b"
+                            r"|^\W*also (?:consider|worth (?:a look|considering))\W*$"
                             r"|\balternatives? (?:include|are)\b|\bweitere (?:optionen|alternativen)\b"
                             r"|\bautres (?:options|choix)\b|\botras opciones\b", re.I)
 
