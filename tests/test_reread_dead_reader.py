@@ -35,3 +35,34 @@ def test_a_reread_whose_reader_server_is_down_fails_in_one_line_and_resumes(fold
         code, out, err = poise(capsys, *args, "--base-url", live.url, "--json")
     assert code == 0, err
     assert len(live.requests) == 3 and json.loads(out)["run_id"]
+
+
+def test_a_model_readers_server_is_one_of_a_runs_inputs(folder: Path) -> None:
+    """natural, attack, defend, defend-clean, recommend and transfer recorded their reader by its spec alone:
+    a run resumed with `--reader openai:x` at another reader server would have mixed two servers' readings.
+    The reader models' identities are inputs now (checked here for recommend, attack, natural and defend); the
+    heuristic reader adds none, so stored runs still resume."""
+    from poise.catalog import load_catalog
+    from poise.engine import default_template
+    from poise.experiments import attack_setup, defend_setup, natural_setup, recommend_setup
+    from poise.models import get_model
+
+    cat = load_catalog("cat.jsonl").category("blender")
+
+    def opener(reader_url: str):  # the engine at one server, an openai: reader at another
+        def open_model(spec: str, *, concurrency: int | None = None):
+            url = reader_url if spec == "openai:reader" else "http://127.0.0.1:9/v1"
+            return get_model(spec, base_url=url, api_key="k")
+        return open_model
+
+    builds = (lambda **kw: recommend_setup(cat, **kw), lambda **kw: attack_setup(cat, **kw),
+              lambda **kw: natural_setup([cat], **kw), lambda **kw: defend_setup([cat], defenses=["sandwich"], **kw))
+    def inputs(build, reader: str, url: str) -> str:
+        setup = build(model="openai:fake", open_model=opener(url), template=default_template(), reader=reader)
+        return str(setup.config["inputs"])
+
+    for build in builds:
+        a = inputs(build, "openai:reader", "http://127.0.0.1:7/v1")
+        assert a != inputs(build, "openai:reader", "http://127.0.0.1:8/v1")
+        assert a == inputs(build, "openai:reader", "http://127.0.0.1:7/v1")
+        assert inputs(build, "heuristic", "http://127.0.0.1:7/v1") == inputs(build, "heuristic", "http://127.0.0.1:8/v1")

@@ -33,6 +33,7 @@ from ._setup import (
     engine_config,
     inputs_hash,
     open_reader,
+    reader_identity,
     reader_models,
     run_config,
 )
@@ -133,7 +134,8 @@ def natural_setup(categories: Sequence[Category], *, model: str, open_model: Mod
         catalog=catalog_ref(catalog), template=template.name, generate=config.model_dump(mode="json"),
         base_url=llm.identity().get("base_url"),
         inputs=inputs_hash(cats, template, llm.identity(), config,
-                           rewrite_llm.identity() if rewrite_llm is not None else None, *defense_identity(engine)))
+                           rewrite_llm.identity() if rewrite_llm is not None else None, *defense_identity(engine),
+                           *reader_identity(read)))
     return NaturalSetup(
         "natural", run_cfg, engine, read, llm, distinct([llm, rewrite_llm, *reader_models(read), *defense_models]),
         [llm, rewrite_llm, read, *defense_models], trials * len(cats) * (2 if rewrite_llm else 1),
@@ -229,7 +231,8 @@ def attack_setup(category: Category, *, model: str, open_model: ModelOpener, tem
         template=template.name, reader=read.name, defenses=engine.identity().get("defenses", []),
         generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
         inputs=inputs_hash(category, template, llm.identity(), config,
-                           attacker_llm.identity() if attacker_llm is not None else None, *defense_identity(engine)),
+                           attacker_llm.identity() if attacker_llm is not None else None, *defense_identity(engine),
+                           *reader_identity(read)),
         **({"shared_orders": True} if shared_orders else {}), **({"early_stop": True} if early_stop else {}),
         **({"verify_stop": verify_stop} if verify_stop else {}))
     most = (0 if product else selection_orders) + budget + 2 * final_orders
@@ -371,7 +374,7 @@ def defend_setup(categories: Sequence[Category], *, model: str, open_model: Mode
         product=product, seed=seed, model=model, catalog=catalog_ref(catalog), template=template.name,
         reader=read.name, generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
         inputs=inputs_hash(cats, template, llm.identity(), config, [c.label for c in configs],
-                           attacker_llm.identity() if attacker_llm is not None else None),
+                           attacker_llm.identity() if attacker_llm is not None else None, *reader_identity(read)),
         **({"consensus_orders": consensus_orders} if consensus_orders else {}))
     per_config = orders + budget + 2 * final_orders
     most = len(cats) * ((0 if product else selection_orders) + consensus_orders + per_config * (len(configs) + 1))

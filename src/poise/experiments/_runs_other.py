@@ -33,6 +33,7 @@ from ._setup import (
     engine_config,
     inputs_hash,
     open_reader,
+    reader_identity,
     reader_models,
     run_config,
 )
@@ -75,7 +76,8 @@ def recommend_setup(category: Category, *, model: str, open_model: ModelOpener, 
         category=category.name, query=asked, model=model, seed=seed, reader=read.name,
         defenses=engine.identity().get("defenses", []), catalog=catalog_ref(catalog), template=template.name,
         generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
-        inputs=inputs_hash(category, asked, template, llm.identity(), config, seed, *defense_identity(engine)))
+        inputs=inputs_hash(category, asked, template, llm.identity(), config, seed, *defense_identity(engine),
+                           *reader_identity(read)))
     return RecommendSetup("recommend", run_cfg, engine, read, llm,
                           distinct([llm, *reader_models(read), *defense_models]), [llm, read, *defense_models], 1,
                           category=category, query=query, seed=seed)
@@ -127,7 +129,8 @@ def transfer_setup(sources: Sequence[TransferSource], *, run_ids: Sequence[str],
         source_runs=list(run_ids), model=model, template=template.name, final_orders=final_orders,
         generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"), reader=read.name,
         defenses=engine.identity().get("defenses", []),
-        inputs=inputs_hash(attacks, template, llm.identity(), config, *defense_identity(engine)))
+        inputs=inputs_hash(attacks, template, llm.identity(), config, *defense_identity(engine),
+                           *reader_identity(read)))
     return TransferSetup("transfer", run_cfg, engine, read, llm, distinct([llm, *reader_models(read), *defense_models]),
                          [llm, read, *defense_models], 2 * final_orders * len(sources), sources=list(sources),
                          final_orders=final_orders, model=model, template=template.name)
@@ -191,7 +194,7 @@ def defend_clean_setup(categories: Sequence[Category], *, model: str, open_model
         categories=[c.name for c in cats], defenses=labels, orders=orders, seed=seed, model=model,
         catalog=catalog_ref(catalog), template=template.name, reader=read.name,
         generate=config.model_dump(mode="json"), base_url=llm.identity().get("base_url"),
-        inputs=inputs_hash(cats, template, llm.identity(), config, labels),
+        inputs=inputs_hash(cats, template, llm.identity(), config, labels, *reader_identity(read)),
         **({"consensus_orders": consensus_orders} if consensus_orders else {}))
     return DefendCleanSetup(
         "defend-clean", run_cfg, engine, read, llm, distinct([llm, *reader_models(read), *opened]),

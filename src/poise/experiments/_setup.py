@@ -86,6 +86,12 @@ def reader_models(reader: Any) -> list[Any]:
     return [p.model for p in parts if hasattr(p, "model")]
 
 
+def reader_identity(reader: Any) -> list[dict[str, Any]]:
+    """The identities (endpoint and model, or file hash) of the models a reader asks: a run's inputs, so a
+    run resumed with the same reader spec at another server starts anew (none for the heuristic reader)."""
+    return [m.identity() for m in reader_models(reader)]
+
+
 def attach_cache(store: Store, *models: Any, use_cache: bool = True) -> None:
     """Give models built before the store the store's request cache."""
     if use_cache:
