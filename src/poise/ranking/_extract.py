@@ -315,13 +315,17 @@ def _summarises(units: list[Unit], at: int, chosen: list[int], base: list[int]) 
 def _revised(text: str, reader: Reader) -> tuple[list[int], str | None] | None:
     """The reading of an answer that revises itself ("wait, let me reconsider"): what
     follows the last revision replaces (or, for one product or a swap, edits) what came before."""
-    found = list(sig.REVISION.finditer(text))
-    if not found:
-        return None
-    last = found[-1]
-    if last.start() == last.end() and len(found) > 1:
-        last = found[-2]  # "Correction: drop the B. And I'd swap the top two: ...": one revision, read as a whole
-    before, after = text[: last.start()], text[last.end():]
+    last = None
+    for m in sig.REVISION.finditer(text):
+        last = m
+    if last is None:  # "Actually, I'd swap the top two" revises on its own; after another revision ("Correction:
+        # drop the B. And I'd swap the top two: ...") that one is read as a whole
+        last = sig.SWAP_REVISION.search(text) if "swap" in text else None
+        if last is None:
+            return None
+        before, after = text[: last.start()], text[last.start():]
+    else:
+        before, after = text[: last.start()], text[last.end():]
     old, _ = _read(before, reader)
     if (swapped := sig.swap(old, after)) is not None:
         return swapped, None

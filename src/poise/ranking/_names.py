@@ -242,6 +242,8 @@ class NameMatcher:
         # every word of each product's name: what may follow its brand in a mention of it
         self._own = [frozenset(_names_tokens(f"{b} {m}")) for b, m in names]
         self._brands = [_names_tokens(b) for b, _ in names]
+        # the brands of the other products, for each product: model words right after one are not this product's
+        self._other_brands = [tuple({b for b in self._brands if b and b != own}) for own in self._brands]
 
     def brand_named(self, text: str, among: list[int]) -> int | None:
         """The one product of ``among`` whose brand ``text`` names ("the Bose" when the list has two
@@ -329,7 +331,7 @@ class NameMatcher:
         """Whether model words come right after the brand of another listed product and not their own:
         "DEWALT 60V MAX FLEXVOLT Blower" is not the Toro 60V MAX Brushless Leaf Blower."""
         own = self._brands[product]
-        for brand in {b for b in self._brands if b and b != own}:
+        for brand in self._other_brands[product]:
             k = i - len(brand)
             if k >= 0 and tuple(t.text for t in tokens[k:i]) == brand \
                     and text[tokens[i - 1].end : tokens[i].start] in (" ", "-", " - ") \

@@ -17,11 +17,12 @@ REVISION = re.compile(
     r"|\b(?:revised|updated|corrected) (?:ranking|list|order|top \w+)|\bafter (?:re-?considering|reconsidering)"
     r"|\bon reflection\b|\bi (?:ordered|ranked|listed) (?:that|those|these|them) (?:badly|wrong)"
     r"|\bi(?:['’]d| would) (?:now )?(?:re-?order|re-?rank|reshuffle)(?: (?:them|these|the list|my picks))?\s*:"
-    r"|\bmoment,? (?:bitte|mal)|\ben fait,? (?:je|non)|\bpensándolo (?:bien|mejor)"
-    # "Actually, for a beach I'd swap the top two": the swap itself is read from what follows
-    r"|(?=\b(?:i['’]d|i would|let['’]s) swap (?:the (?:top|first) two|#?\d (?:and|with) #?\d)\b)",
+    r"|\bmoment,? (?:bitte|mal)|\ben fait,? (?:je|non)|\bpensándolo (?:bien|mejor)",
     re.I,
 )
+# a swap that revises a list on its own: "Actually, for a beach I'd swap the top two"
+SWAP_REVISION = re.compile(r"\b(?:i['’]d|i would|let['’]s) swap (?:the (?:top|first) two|#?\d (?:and|with) #?\d)\b",
+                           re.I)
 SWAP = re.compile(r"\bswap(?:ping)?\s+(?:#|numbers?\s+|positions?\s+|spots?\s+)?(\d)\s*(?:and|&|with)\s*#?(\d)\b", re.I)
 # the swap that is a revision of its own: "Actually, I'd swap the top two"
 SWAP_TOP = re.compile(r"^(?:i['’]d|i would|let['’]s) swap (?:the (?:top|first) two)\b", re.I)
