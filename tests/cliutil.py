@@ -13,7 +13,7 @@ import pytest
 
 from poise.cli import main
 
-from .wirefake import context_titles
+from .wirefake import WireFake, context_titles
 
 #: settings a test's own environment could leak into a run
 ENV_DROP = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "POISE_HOME", "POISE_DEBUG", "RAY_ADDRESS")
@@ -54,6 +54,17 @@ def blender_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     lines += [json.dumps({"category": "blender", "brand": b, "model": m, "document": d}) for b, m, d in BLENDERS]
     (tmp_path / "cat.jsonl").write_text("\n".join(lines) + "\n")
     return tmp_path
+
+
+def natural_run(capsys: pytest.CaptureFixture[str], store: Path, trials: int = 3) -> str:
+    """A finished natural run of ``trials`` trials of the blender folder's catalog in ``store``, asked of a
+    wire fake that ranks every product: its id."""
+    with WireFake([], responder=rank_all) as fake:
+        code, out, err = poise(capsys, "natural", "-c", "blender", "--catalog", "cat.jsonl", "-n", str(trials),
+                               "--bootstrap", "0", "-m", "openai:fake", "--base-url", fake.url,
+                               "--store", str(store), "--json")
+    assert code == 0, err
+    return str(json.loads(out)["run_id"])
 
 
 def answered(store: Path) -> int:

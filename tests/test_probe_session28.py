@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .cliutil import blender_folder, error_line, poise, rank_all
+from .cliutil import blender_folder, error_line, natural_run, poise, rank_all
 from .wirefake import WireFake, completion, context_titles
 
 Capture = pytest.CaptureFixture[str]
@@ -25,16 +25,6 @@ Capture = pytest.CaptureFixture[str]
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return blender_folder(tmp_path, monkeypatch)
-
-
-def natural_run(capsys: Capture, store: Path, trials: int = 3) -> str:
-    """A finished natural run of ``trials`` trials in ``store``: its id."""
-    with WireFake([], responder=rank_all) as fake:
-        code, out, err = poise(capsys, "natural", "-c", "blender", "--catalog", "cat.jsonl", "-n", str(trials),
-                               "--bootstrap", "0", "-m", "openai:fake", "--base-url", fake.url,
-                               "--store", str(store), "--json")
-    assert code == 0, err
-    return str(json.loads(out)["run_id"])
 
 
 def reader_reply(ranking: list[int]) -> object:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .cliutil import blender_folder, poise
-from .test_probe_session28 import natural_run, reader_reply
+from .cliutil import blender_folder, natural_run, poise
+from .test_probe_session28 import reader_reply
 from .wirefake import WireFake
 
 Capture = pytest.CaptureFixture[str]
