@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from ._signals import NOT_SOLD_HERE
+
 # -- what is blanked out before reading -----------------------------------------------------
 _FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
@@ -138,7 +140,7 @@ _NEGATIVE = re.compile(
     r"|\b(?:won['’]t|will not|wouldn['’]t|would not) (?:fit|survive|last|hold up)\b"
     r"|\b(?:is|are|it['’]s|they['’]re) (?:all )?out\b(?!\s+(?:now|there|today|of|on|in|for|and|with|soon|yet|next))"
     # "not sold in the US", "why the Galaxy Tab A9+ isn't here"
-    r"|\bnot (?:sold|available|offered) in (?:the )?(?:us|usa|uk|eu|europe|your (?:country|region|market))\b"
+    r"|\b" + NOT_SOLD_HERE +
     r"|\bwhy\b[^.:!?\n]{0,60}\b(?:isn['’]t|is not|aren['’]t|are not) (?:here|listed|included|on (?:the|this|my) list)\b"
     r"|\bover (?:your |the |my )?budget\b|\b(?:more |be |been )?(?:cautious|wary) (?:about|of)\b"
     r"|\b(?:i['’]d|i would|i['’]ll|i will|so i) drop\b|\bnon (?:è |e )?(?:consigliat|raccomandat)\w*|\bsconsigli\w*"

@@ -239,6 +239,8 @@ OTHER_ORDER = re.compile(
     r"|\bpor precio\b|\bnot in (?:any )?(?:particular )?order\b",
     re.I,
 )
+# a product the user cannot buy where they are: "not sold in the US" (advice against, in prose and in items)
+NOT_SOLD_HERE = r"not (?:sold|available|offered) in (?:the )?(?:us|usa|uk|eu|europe|your (?:country|region|market))\b"
 # a unit's own verdict against itself: "Feels like a gimmick — skip.", "Not worth it."
 VERDICT_AGAINST = re.compile(
     r"[❌⛔🚫✗✘] ?(?:too|not|doesn['’]t|won['’]t|can['’]t|no)\b"  # "— 64 dB. ❌ Too loud."
@@ -252,7 +254,7 @@ VERDICT_AGAINST = re.compile(
     r"|steer clear|not included|not in (?:the|my) (?:ranking|list|picks)|left out of|excluded"
     r"|not what you(?:['’]re| are)? (?:want|need|looking for|after)"
     r"|\b(?:it['’]s|it is|they['’]re|they are) out\b(?! (?:of|there|now|today|on|in)\b)"
-    r"|not (?:sold|available|offered) in (?:the )?(?:us|usa|uk|eu|europe|your (?:country|region|market))\b"
+    r"|" + NOT_SOLD_HERE +
     r"|rule (?:it|this one|them) out|(?:wouldn['’]t|would not) risk it"
     r"|stay away|not (?:a|the) (?:good|right) (?:fit|choice|pick)|skip for (?:your|this|you)|not ranked"
     r"|(?:haven['’]t|have not|didn['’]t|did not) ranked? (?:it|this)|left (?:it|this one) out|nicht empfehlenswert"
